@@ -1,0 +1,47 @@
+/* fixp — exact fixed-point numbers for prices and quantities.
+ *
+ * A value is a non-negative int64 count of 1e-8 units: 187.25 is stored as
+ * 18'725'000'000. Eight decimals fit equity prices and fractional crypto
+ * quantities; the int64 range still holds 92 billion whole units.
+ *
+ * Every parser either yields the exact value or fails with one of the
+ * FIXP_E* codes below; nothing is silently truncated. Floats are rounded to
+ * the nearest 1e-8 (half away from zero); decimal strings are parsed exactly
+ * and rejected if they carry a non-zero ninth decimal.
+ */
+#ifndef SLOTD_FIXP_H
+#define SLOTD_FIXP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FIXP_DECIMALS 8
+#define FIXP_SCALE 100000000LL
+#define FIXP_STRLEN 32 /* enough for any formatted value plus NUL */
+
+enum {
+    FIXP_OK = 0,
+    FIXP_EINVAL = -1,     /* not a decimal number ("", "1e5", "12a", " 1") */
+    FIXP_EPRECISION = -2, /* more than 8 significant decimals */
+    FIXP_ERANGE = -3,     /* does not fit in int64 at scale 1e-8 */
+    FIXP_ENEG = -4,       /* negative */
+    FIXP_ENAN = -5,       /* NaN or infinity */
+};
+
+/* Parse a decimal string "187.25", "0.00000001", "42", "42.", ".5". */
+int fixp_from_str(const char *s, size_t len, int64_t *out);
+/* Whole units (a msgpack integer) to fixed point. */
+int fixp_from_i64(int64_t units, int64_t *out);
+int fixp_from_u64(uint64_t units, int64_t *out);
+/* A float rounded to the nearest 1e-8. */
+int fixp_from_double(double d, int64_t *out);
+
+/* Shortest exact decimal text: "187.25", "0.00000001", "42". Returns length;
+ * buf must hold FIXP_STRLEN bytes. Negative values (differences) are allowed. */
+size_t fixp_format(int64_t v, char *buf);
+double fixp_to_double(int64_t v);
+
+/* Human text for a FIXP_E* code. */
+const char *fixp_strerror(int rc);
+
+#endif

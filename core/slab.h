@@ -1,0 +1,73 @@
+/* slab — pages of fixed-size slots, carved from one large mmap'ed region.
+ *
+ * The store asks for pages; a page holds the slots of one partition and a
+ * small header (chain link, slot count, min/max timestamp so range queries
+ * can skip it). There is no per-record header and no malloc per record.
+ *
+ * Memory comes from a single virtual reservation of `cap` bytes
+ * (mmap PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) made
+ * at init: the kernel backs it lazily, and once init has succeeded a page
+ * allocation is a pointer bump or a free-list pop — it never calls the OS,
+ * and it fails only when the cap is reached. The region is cut into 1 MiB
+ * chunks; each chunk serves one size class (memcached-style). Classes grow
+ * geometrically from a small first page so that 10,000 small partitions do
+ * not strand a large page each; a freed page returns to its class's free
+ * list and may also serve a smaller request.
+ *
+ *   page (one size class, 8-aligned)
+ *   +------+--------+--------+-------+-----+---------------------------+
+ *   | next | min_ts | max_ts | count | cap | slot 0 | slot 1 | ... slack |
+ *   +------+--------+--------+-------+-----+---------------------------+
+ *    32-byte header                          cap = (size - 32) / slot size
+ */
+#ifndef SLOTD_SLAB_H
+#define SLOTD_SLAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct slab_page {
+    struct slab_page *next; /* next page of the same partition */
+    int64_t min_ts, max_ts; /* over the page's used slots */
+    uint32_t count;         /* used slots */
+    uint32_t size;          /* page bytes, header included (the class size) */
+    unsigned char slots[];  /* 8-aligned */
+} slab_page;
+
+#define SLAB_PAGE_HEADER ((size_t)sizeof(slab_page))
+#define SLAB_CHUNK ((size_t)1 << 20)
+
+typedef struct slab_stats {
+    uint64_t pages;          /* pages handed out and not freed */
+    uint64_t bytes_cap;      /* the reservation: the memory cap for slots */
+    uint64_t bytes_reserved; /* chunks carved from the region (touched or about to be) */
+    uint64_t bytes_pages;    /* sum of live page sizes */
+    uint64_t bytes_free;     /* bytes in free-listed pages */
+} slab_stats;
+
+typedef struct slab slab; /* opaque */
+
+/* Reserve `cap` bytes of address space (rounded up to SLAB_CHUNK). 0 or -errno. */
+int slab_open(slab **out, size_t cap);
+void slab_close(slab *s);
+
+/* A page of at least `bytes` bytes (header included), or NULL at the cap.
+ * The header is zeroed and ->size set to the class size actually given. */
+slab_page *slab_alloc(slab *s, size_t bytes);
+void slab_free(slab *s, slab_page *p);
+
+/* The page size a request for `bytes` would get (its class), or 0 if larger
+ * than the largest class. */
+size_t slab_class_size(size_t bytes);
+size_t slab_max_page(void);
+/* Could `bytes` be allocated without exceeding the cap? */
+int slab_can_alloc(const slab *s, size_t bytes);
+
+void slab_get_stats(const slab *s, slab_stats *st);
+
+static inline uint32_t slab_page_cap(const slab_page *p, size_t slot_size)
+{
+    return (uint32_t)((p->size - SLAB_PAGE_HEADER) / slot_size);
+}
+
+#endif

@@ -1,0 +1,167 @@
+/* store — per-symbol partitions of fixed-slot records, running aggregates,
+ * and bounded queries. Plain C11: no I/O, no threads, no wire formats.
+ *
+ *   symbol table (open addressing, symbol -> dense id)
+ *        |
+ *        v
+ *   partition[id]: name, kind, aggregates, page chain
+ *        |
+ *        v
+ *   slab page -> slab page -> ... (this symbol's slots only, arrival order)
+ *
+ * Ingest is two-phase, so a batch is all-or-nothing and becomes visible only
+ * once the caller has made it durable:
+ *
+ *   store_batch_reset(b)
+ *   store_batch_add(s, b, sym, kind, vals)   per trade: symbol + kind checks,
+ *                                            the packed slot is staged in b
+ *   store_batch_reserve(s, b)                memory-cap check (STORE_EFULL);
+ *                                            after success commit cannot fail
+ *   ... journal the batch ...
+ *   store_batch_commit(s, b)                 slots appended, aggregates updated
+ *   or store_batch_release(s, b)             on any failure: nothing changes
+ *
+ * store_batch_add may create a symbol (its kind is then fixed); a symbol with
+ * no committed trade is invisible to every query and to the symbol count.
+ *
+ * Numbers: prices and quantities are fixed point 1e-8 (fixp.h). Volume is
+ * summed in 128 bits at 1e-8, notional (px*qty) in 128 bits at 1e-16, so
+ * VWAP over any realistic history is exact. Open/close are the prices of the
+ * earliest/latest timestamp (ties: first/last to arrive), so aggregates and
+ * bars are right when trades arrive out of time order.
+ *
+ * Every query is bounded: results by their limit (capped at the STORE_MAX_*
+ * values), scanning by STORE_SCAN_BUDGET records per call.
+ */
+#ifndef SLOTD_STORE_H
+#define SLOTD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kind.h"
+
+#define STORE_SYM_MAX 31               /* bytes of UTF-8 */
+#define STORE_MAX_TRADES 10000         /* per store_scan call */
+#define STORE_MAX_BARS 10000           /* per store_bars call */
+#define STORE_MAX_TOP 1000             /* per store_top call */
+#define STORE_SCAN_BUDGET (1u << 22)   /* records examined per query call */
+#define STORE_CURSOR_END UINT64_MAX
+
+enum store_rc {
+    STORE_OK = 0,
+    STORE_EFULL = -1,     /* the memory cap would be exceeded */
+    STORE_ESYMBOL = -2,   /* symbol not 1..31 bytes of valid UTF-8 (or has control chars) */
+    STORE_EKIND = -3,     /* symbol already holds another kind */
+    STORE_ESYMLIMIT = -4, /* more distinct symbols than max_symbols */
+    STORE_ENOMEM = -5,    /* the OS refused memory for the symbol table */
+    STORE_ENOTFOUND = -6, /* no such symbol (or it has no trades yet) */
+    STORE_EINVAL = -7,    /* bad query parameter */
+    STORE_ELIMIT = -8,    /* the query would exceed a work bound: narrow it */
+};
+const char *store_strerror(int rc);
+
+typedef struct store_config {
+    size_t max_memory;    /* cap on slab + index bytes; 0 = 1 GiB */
+    uint32_t max_symbols; /* 0 = 1,000,000 */
+} store_config;
+
+typedef struct store store; /* opaque */
+
+int store_open(store **out, const store_config *cfg);
+void store_close(store *s);
+
+/* ---- ingest ------------------------------------------------------------ */
+
+/* A staged batch. Reused across batches: reset keeps the buffer. */
+typedef struct store_batch {
+    unsigned char *buf; /* entries: uint32 partition id, pad, packed slot */
+    size_t len, cap;
+    uint32_t n;         /* staged trades */
+    uint64_t need;      /* bytes reserved against the cap (after reserve) */
+    int reserved;
+} store_batch;
+
+void store_batch_init(store_batch *b);
+void store_batch_free(store_batch *b);
+/* Forget staged trades; must not be called while reserved (release first). */
+void store_batch_reset(store_batch *b);
+/* Stage one trade. `v` must have passed kind_check for `k`. Fails with
+ * STORE_ESYMBOL, STORE_EKIND, STORE_ESYMLIMIT or STORE_ENOMEM. */
+int store_batch_add(store *s, store_batch *b, const char *sym, size_t symlen,
+                    const kind *k, const int64_t *v);
+int store_batch_reserve(store *s, store_batch *b);
+void store_batch_commit(store *s, store_batch *b);
+void store_batch_release(store *s, store_batch *b);
+
+/* The kind a symbol holds, or NULL if unknown. Decoders use it to decode a
+ * trade of an existing symbol that names no kind. */
+const kind *store_symbol_kind(const store *s, const char *sym, size_t symlen);
+
+/* ---- queries ----------------------------------------------------------- */
+
+typedef struct store_agg {
+    uint64_t count;
+    unsigned __int128 volume;   /* sum of qty, 1e-8 */
+    unsigned __int128 notional; /* sum of px*qty, 1e-16 */
+    int64_t open, high, low, close;
+    int64_t first_ts, last_ts;  /* min and max ts */
+} store_agg;
+
+/* VWAP at 1e-8, rounded half up; 0 when the volume is 0. */
+int64_t store_agg_vwap(const store_agg *a);
+/* Fold one trade into an aggregate (the one rule used by ingest and bars). */
+void store_agg_add(store_agg *a, int64_t ts, int64_t px, int64_t qty);
+
+typedef struct store_symbol_info {
+    uint32_t id;
+    char name[STORE_SYM_MAX + 1]; /* NUL-terminated */
+    const kind *kind;
+    store_agg agg;
+    uint64_t pages;   /* pages in its chain */
+} store_symbol_info;
+
+int store_symbol(const store *s, const char *sym, size_t symlen, store_symbol_info *out);
+int store_symbol_by_id(const store *s, uint32_t id, store_symbol_info *out);
+
+/* Visit the records of `sym` with from <= ts < to, in arrival order, from
+ * record index `cursor` (0 = start). Stops after `limit` matches (capped at
+ * STORE_MAX_TRADES) or STORE_SCAN_BUDGET examined records; *next is the
+ * cursor to resume at, STORE_CURSOR_END when the range is exhausted. Pages
+ * whose [min_ts, max_ts] misses the range are skipped unread. The visitor
+ * gets the packed slot (use k->unpack, or kind_trade_of for base slots). */
+typedef void (*store_visit_fn)(void *ctx, const kind *k, const void *slot);
+int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
+               uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx, uint64_t *next);
+
+/* OHLCV bars of `interval` ns aligned to multiples of interval (UTC epoch),
+ * covering [from, to). Only bars holding trades are returned, in time order.
+ * STORE_ELIMIT when the range spans more than max_bars (<= STORE_MAX_BARS)
+ * intervals or holds more than STORE_SCAN_BUDGET records. */
+typedef struct store_bar {
+    int64_t start;
+    store_agg agg;
+} store_bar;
+int store_bars(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
+               int64_t interval, store_bar *out, uint32_t max_bars, uint32_t *nbars);
+
+typedef enum store_by { STORE_BY_COUNT, STORE_BY_VOLUME, STORE_BY_NOTIONAL } store_by;
+/* Up to n (<= STORE_MAX_TOP) symbol ids, largest first, ties by lower id. */
+int store_top(const store *s, store_by by, uint32_t n, uint32_t *ids, uint32_t *nout);
+
+typedef struct store_stats {
+    uint64_t trades;       /* committed */
+    uint64_t symbols;      /* with at least one trade */
+    uint64_t batches;      /* committed */
+    uint64_t pages;
+    uint64_t bytes_cap;       /* max_memory */
+    uint64_t bytes_reserved;  /* slab chunks carved + index */
+    uint64_t bytes_used;      /* page headers + used slots + index */
+    uint64_t bytes_slots;     /* used slots only */
+    uint64_t bytes_index;     /* symbol table + partitions */
+    uint64_t bytes_pending;   /* reserved by batches not yet committed */
+    double fill;              /* used slots / page bytes */
+} store_stats;
+void store_get_stats(const store *s, store_stats *st);
+
+#endif

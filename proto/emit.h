@@ -1,0 +1,51 @@
+/* emit — one tree-shaped output, two encodings.
+ *
+ * Query results are written once, against this interface; the msgpack
+ * emitter (TCP `R` replies) and the JSON emitter (HTTP bodies) turn the same
+ * calls into bytes. Containers announce their element count up front because
+ * msgpack needs it; JSON ignores it. A map's elements are key/value pairs
+ * (call key() then one value). Fixed-point values are emitted as numbers
+ * (JSON: exact decimal text; msgpack: float64) — callers that must give the
+ * exact decimal too emit a second `<key>_s` string (see query.c).
+ */
+#ifndef SLOTD_EMIT_H
+#define SLOTD_EMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+typedef struct emit emit;
+struct emit {
+    void (*map)(emit *e, uint32_t n);
+    void (*array)(emit *e, uint32_t n);
+    void (*end)(emit *e);                     /* closes the innermost map/array */
+    void (*key)(emit *e, const char *k);      /* NUL-terminated ASCII */
+    void (*str)(emit *e, const char *s, size_t len);
+    void (*i64)(emit *e, int64_t v);
+    void (*u64)(emit *e, uint64_t v);
+    void (*dbl)(emit *e, double v);
+    void (*fix)(emit *e, int64_t v);          /* fixed point 1e-8 */
+    void (*boolean)(emit *e, int v);
+    void (*nil)(emit *e);
+    proto_buf *out;                           /* where bytes go */
+    int err;                                  /* set on allocation failure */
+    /* private to the encoders */
+    uint32_t depth;
+    uint8_t first[64];                        /* JSON: next element is first */
+    uint8_t is_map[64];
+    uint8_t after_key;
+    void *impl;
+};
+
+/* Both append to `out` (not cleared). */
+void emit_msgpack_init(emit *e, proto_buf *out);
+void emit_json_init(emit *e, proto_buf *out);
+void emit_cstr(emit *e, const char *s); /* e->str(e, s, strlen(s)) */
+
+/* JSON helpers shared by the HTTP layer. */
+int proto_buf_append(proto_buf *b, const void *p, size_t n);
+int proto_buf_printf(proto_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,58 @@
+/* query — the one query implementation behind HTTP and the TCP Q message.
+ *
+ * A request is parsed from either transport into a query_req, run against
+ * the store, and written through an emitter (emit.h); only the encoding and
+ * the parameter syntax differ between HTTP and TCP. Parameters are checked
+ * here, once: limits are clamped to the store's bounds, times accept ns
+ * integers or RFC 3339 text.
+ */
+#ifndef SLOTD_QUERY_H
+#define SLOTD_QUERY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emit.h"
+#include "proto.h"
+#include "store.h"
+
+typedef enum query_op {
+    QUERY_STATS = 1, /* global store stats (the server adds its own in /stats) */
+    QUERY_SYMBOL,    /* one symbol's aggregates */
+    QUERY_TRADES,    /* trades in [from, to), limit, cursor */
+    QUERY_BARS,      /* OHLCV bars at interval over [from, to) */
+    QUERY_TOP,       /* top N symbols by count | volume | notional */
+    QUERY_SCHEMA,    /* record kinds and their slots */
+} query_op;
+
+typedef struct query_req {
+    query_op op;
+    char sym[STORE_SYM_MAX + 1];
+    size_t symlen;
+    int64_t from, to;   /* default: everything */
+    int64_t interval;   /* ns, bars only */
+    uint64_t cursor;
+    uint32_t limit;     /* trades; default 1000, max STORE_MAX_TRADES */
+    uint32_t top;       /* default 10, max STORE_MAX_TOP */
+    store_by by;
+} query_req;
+
+void query_req_init(query_req *q, query_op op);
+/* Parse one parameter given as text (HTTP query string values, after
+ * percent-decoding): name in from|to|limit|cursor|interval|top|by. Returns 0
+ * or -1 with err (BAD_QUERY) naming the parameter. */
+int query_set_param(query_req *q, const char *name, size_t nlen, const char *val, size_t vlen,
+                    proto_error *err);
+/* Parse a time: ns integer or RFC 3339 ("2026-01-01T00:00:00.5Z", offsets). */
+int query_parse_time(const char *s, size_t len, int64_t *ns);
+/* Parse an interval: ns integer or a duration "1s", "500ms", "5m", "1h", "1d". */
+int query_parse_interval(const char *s, size_t len, int64_t *ns);
+
+/* Decode the TCP form ["Q", qid, {"op": "symbol", "sym": ..., ...}]. */
+int query_decode(const uint8_t *msg, size_t len, uint64_t *qid, query_req *q, proto_error *err);
+
+/* Run q and emit its result. Returns 0, or -1 with err (NOT_FOUND, BAD_QUERY)
+ * and nothing emitted. */
+int query_run(const store *s, const query_req *q, emit *e, proto_error *err);
+
+#endif

@@ -1,0 +1,83 @@
+/* journal — durable, append-only log of accepted batches.
+ *
+ * Every batch slotd acknowledges is first appended here. Records are
+ * length-prefixed and CRC32C-checksummed and carry the client name and batch
+ * sequence, so replay rebuilds both the store and each client's last_seq:
+ *
+ *   record (little endian)
+ *   +-----------+-----------+----------------------------------------------+
+ *   | len   u32 | crc32c u32| body: type u8 | clen u8 | client | seq u64 |  |
+ *   |           | (of body) |       msg (the raw msgpack T message)        |
+ *   +-----------+-----------+----------------------------------------------+
+ *
+ * Files: <dir>/journal-<16 hex digit segment number>.log, rotated by size.
+ *
+ * Group commit: appends made during one loop iteration are written by one
+ * write() (and one fsync when the policy asks) on a writer thread, so the
+ * event loop never blocks on disk; each append's callback runs on the loop
+ * thread, in append order, once its bytes are written (and synced per
+ * policy). A failed write fails every append of that group with -errno; the
+ * journal then truncates back to the last good record and accepts appends
+ * again, so it recovers when space returns.
+ *
+ * Replay reads the segments in order. A torn or corrupt *tail* (a bad record
+ * followed by nothing valid) is truncated to the last good record and
+ * reported; corruption in the middle fails replay unless `salvage` is set.
+ */
+#ifndef SLOTD_JOURNAL_H
+#define SLOTD_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef enum journal_fsync {
+    JOURNAL_FSYNC_ALWAYS,   /* fsync before every ack: survives power loss */
+    JOURNAL_FSYNC_INTERVAL, /* write before ack, fsync every interval_ms */
+    JOURNAL_FSYNC_NEVER,    /* write before ack; the OS syncs when it likes */
+} journal_fsync;
+
+typedef struct journal_config {
+    const char *dir;
+    journal_fsync fsync;
+    uint32_t interval_ms;   /* default 10 */
+    uint64_t segment_bytes; /* rotate after this many bytes; default 256 MiB */
+    int salvage;            /* replay: skip mid-journal corruption instead of failing */
+} journal_config;
+
+typedef struct journal journal; /* opaque */
+
+typedef struct journal_replay_stats {
+    uint64_t records, bytes, segments;
+    uint64_t truncated_bytes;  /* torn tail dropped */
+    uint64_t skipped_records;  /* salvage only */
+    char detail[256];          /* human text of what was truncated/skipped, if any */
+} journal_replay_stats;
+
+/* Called for each record in order during replay; return non-zero to abort. */
+typedef int (*journal_replay_fn)(void *ctx, const char *client, size_t clen, uint64_t seq,
+                                 const uint8_t *msg, size_t len);
+/* Called on the loop thread when an append is durable per policy (status 0)
+ * or failed (-errno). */
+typedef void (*journal_done_fn)(void *ctx, int status);
+
+/* Open (creating dir if needed) and replay the existing segments through fn
+ * before returning; new appends go to a fresh segment. 0 or -errno /
+ * -EBADMSG for mid-journal corruption (message in st->detail). */
+int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg,
+                 journal_replay_fn fn, void *ctx, journal_replay_stats *st);
+int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, const void *msg,
+                   size_t len, journal_done_fn done, void *ctx);
+/* Bytes appended but not yet written: the server stops reading clients
+ * while this is above its high-water mark. */
+size_t journal_pending(const journal *j);
+/* Write and sync everything pending, run the callbacks, stop the thread. */
+void journal_close(journal *j);
+
+typedef struct journal_stats {
+    uint64_t records, bytes, groups, fsyncs, errors, segments;
+    int64_t last_error; /* -errno of the last failure, 0 if none */
+} journal_stats;
+void journal_get_stats(const journal *j, journal_stats *st);
+
+#endif
