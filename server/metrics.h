@@ -1,0 +1,43 @@
+/* metrics — the server's counters, gauges and ack-latency histogram.
+ * Updated by the ingest path, rendered by http.c as /stats JSON and
+ * /metrics Prometheus text. Single-threaded: only the loop thread touches it. */
+#ifndef SLOTD_METRICS_H
+#define SLOTD_METRICS_H
+
+#include <stdint.h>
+
+#include "proto.h"
+
+/* Ack latency bucket upper bounds in seconds (Prometheus `le`), + +Inf. */
+#define METRICS_LATENCY_BOUNDS \
+    {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0}
+#define METRICS_NBUCKETS 14 /* 13 bounds + +Inf */
+#define METRICS_RATE_SLOTS 64
+
+typedef struct metrics {
+    uint64_t start_ns;
+    uint64_t trades_total;      /* stored (acknowledged) */
+    uint64_t batches_total;     /* acknowledged, duplicates included */
+    uint64_t duplicate_batches_total;
+    uint64_t bytes_in_total;    /* TCP bytes read */
+    uint64_t messages_total;
+    uint64_t queries_total;
+    uint64_t connections_total; /* accepted */
+    uint32_t connections;       /* open now */
+    uint64_t errors_total[PROTO_NCODES];
+    uint64_t ack_buckets[METRICS_NBUCKETS]; /* non-cumulative counts */
+    uint64_t ack_count;
+    double ack_sum;             /* seconds */
+    uint64_t http_requests_total;
+    /* per-second trade counts for the 1 s / 10 s / 60 s ingest rates */
+    uint64_t rate_slot[METRICS_RATE_SLOTS];
+    uint64_t rate_sec;          /* the second rate_slot[rate_sec % SLOTS] counts */
+} metrics;
+
+void metrics_init(metrics *m, uint64_t now_ns);
+void metrics_ack(metrics *m, uint64_t now_ns, uint64_t latency_ns, uint64_t trades);
+void metrics_error(metrics *m, proto_code c);
+/* Trades per second over the last `window` complete seconds (1..60). */
+double metrics_rate(metrics *m, uint64_t now_ns, unsigned window);
+
+#endif

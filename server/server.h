@@ -1,0 +1,51 @@
+/* server — the shared state of one slotd process and its configuration.
+ * One libuv loop thread owns all of it; the journal's writer thread only
+ * sees the bytes handed to journal_append. */
+#ifndef SLOTD_SERVER_H
+#define SLOTD_SERVER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "journal.h"
+#include "metrics.h"
+#include "proto.h"
+#include "store.h"
+
+#define SLOTD_VERSION "0.1.0"
+
+typedef struct server_config {
+    char listen_host[64];
+    int listen_port;          /* 7400; 0 = ephemeral (tests) */
+    char http_host[64];
+    int http_port;            /* 7401; 0 = ephemeral, -1 = off */
+    const char *data_dir;     /* ./data */
+    const char *token;        /* NULL = no auth */
+    const char *port_file;    /* if set: write "tcp_port http_port\n" once listening */
+    proto_limits limits;
+    uint32_t max_connections; /* 1024 */
+    uint32_t idle_timeout_ms; /* 300000; 0 = none */
+    size_t max_memory;        /* store cap */
+    uint32_t max_symbols;
+    journal_config journal;
+    int journal_off;          /* --no-journal (benchmarks only) */
+    int log_level;
+} server_config;
+
+typedef struct server {
+    uv_loop_t *loop;
+    server_config cfg;
+    store *store;
+    journal *journal;         /* NULL with --no-journal */
+    metrics metrics;
+    int ready;                /* replay finished, not shutting down */
+    int stopping;
+    uint64_t replay_records;
+    uint64_t replay_ns;
+    struct server_clients *clients; /* client name -> last_seq (ingest.c) */
+} server;
+
+/* Current resident memory of this process in bytes (from /proc/self/statm). */
+uint64_t server_rss_bytes(void);
+
+#endif
