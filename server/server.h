@@ -42,7 +42,10 @@ typedef struct server {
     int stopping;
     uint64_t replay_records;
     uint64_t replay_ns;
-    struct server_clients *clients; /* client name -> last_seq (ingest.c) */
+    uint64_t rss_baseline;    /* RSS at start-up, before replay: memory/million base */
+    int tcp_port, http_port;  /* bound ports (after listen) */
+    struct ingest *ingest;    /* TCP side (ingest.c) */
+    struct http *http;        /* HTTP side (http.c) */
 } server;
 
 /* Current resident memory of this process in bytes (from /proc/self/statm). */

@@ -1,0 +1,22 @@
+/* http — the operator endpoints on the server's loop, parsed by http-parser.
+ *
+ *   GET /healthz /readyz /stats /metrics /schema /symbols?top=N&by=...
+ *       /symbols/{sym} /symbols/{sym}/trades?from=&to=&limit=&cursor=
+ *       /symbols/{sym}/bars?interval=&from=&to=
+ *
+ * Queries go through query.h (the same code as the TCP Q message); only the
+ * parameter syntax and the JSON encoding live here. Keep-alive; requests
+ * beyond the header/URL limits are refused, never buffered.
+ */
+#ifndef SLOTD_HTTP_H
+#define SLOTD_HTTP_H
+
+#include "server.h"
+
+/* Bind srv->cfg.http_host:http_port on srv->loop and serve; sets
+ * srv->http_port to the bound port. 0 or -errno (a libuv error). */
+int http_start(server *srv);
+/* Stop accepting, close every HTTP connection (handles close on the loop). */
+void http_stop(server *srv);
+
+#endif
