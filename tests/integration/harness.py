@@ -1,0 +1,239 @@
+"""Integration-test harness: a real slotd on loopback ports, real sockets.
+
+    with Slotd() as s:
+        c = s.connect("feed-1")               # HELLO/WELCOME done
+        c.send_batch(1, [{"sym": "AAPL", "ts": 1, "px": "187.25", "qty": 10}])
+        assert c.recv() == ["ACK", 1, 1]
+        status, headers, body = s.http_get("/stats")
+
+Runs under Debian's /usr/bin/python3 (python3-msgpack). Nothing is mocked.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import msgpack
+
+SLOTD_BIN = os.environ.get("SLOTD_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "server", "slotd")
+
+
+class Client:
+    def __init__(self, port, name=None, token=None, hello=True, timeout=30.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False,
+                                         max_buffer_size=64 << 20)
+        self.welcome = None
+        if hello:
+            args = {"client": name or "test"}
+            if token is not None:
+                args["token"] = token
+            self.send(["HELLO", args])
+            self.welcome = self.recv()
+            assert self.welcome[0] == "WELCOME", self.welcome
+
+    def send(self, msg):
+        self.sock.sendall(msgpack.packb(msg, use_bin_type=True))
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send_batch(self, seq, trades, kind=None):
+        msg = ["T", seq, trades] if kind is None else ["T", seq, trades, kind]
+        self.send(msg)
+
+    def recv(self):
+        """The next reply; raises EOFError if the server closed the connection."""
+        while True:
+            for obj in self.unpacker:
+                return obj
+            data = self.sock.recv(1 << 16)
+            if not data:
+                raise EOFError("connection closed by slotd")
+            self.unpacker.feed(data)
+
+    def closed(self, timeout=10.0):
+        """True once the server has closed the connection (reading what remains)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(1 << 16)
+                if not data:
+                    return True
+                self.unpacker.feed(data)
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def query(self, qid, req):
+        self.send(["Q", qid, req])
+        return self.recv()
+
+    def close(self):
+        self.sock.close()
+
+
+class Slotd:
+    def __init__(self, extra_args=(), data_dir=None, keep_data=False):
+        self.extra_args = list(extra_args)
+        self.own_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="slotd-test-")
+        self.keep_data = keep_data
+        self.proc = None
+        self.log_path = None
+
+    # -- process --------------------------------------------------------
+    def start(self, extra_args=None, wait_ready=True):
+        args = self.extra_args if extra_args is None else list(extra_args)
+        port_file = os.path.join(self.data_dir, "ports")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        self.log_path = tempfile.mktemp(prefix="slotd-log-", suffix=".txt")
+        self.log = open(self.log_path, "w")
+        cmd = [SLOTD_BIN, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+               "--data-dir", self.data_dir, "--port-file", port_file] + args
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("slotd exited with %s:\n%s" % (self.proc.returncode, self.logs()))
+            if os.path.exists(port_file):
+                text = open(port_file).read()
+                if text.endswith("\n"):
+                    self.tcp_port, self.http_port = (int(x) for x in text.split())
+                    break
+            time.sleep(0.02)
+        else:
+            raise RuntimeError("slotd did not start:\n" + self.logs())
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                status, _, _ = self.http_get("/readyz")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("slotd not ready:\n" + self.logs())
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        """Signal slotd and return its exit code."""
+        if self.proc is None:
+            return None
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+            raise RuntimeError("slotd did not stop within %ss:\n%s" % (timeout, self.logs()))
+        finally:
+            self.log.close()
+        self.proc = None
+        return rc
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def restart(self, extra_args=None):
+        self.stop()
+        return self.start(extra_args)
+
+    def logs(self):
+        try:
+            with open(self.log_path) as f:
+                return f.read()
+        except (OSError, TypeError):
+            return ""
+
+    def rss_bytes(self):
+        with open("/proc/%d/statm" % self.proc.pid) as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.stop()
+            else:
+                self.log.close()
+        if self.own_dir and not self.keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+        if exc[0] is not None:
+            sys.stderr.write("---- slotd log ----\n" + self.logs()[-20000:] + "\n")
+        return False
+
+    # -- clients --------------------------------------------------------
+    def connect(self, name=None, token=None, hello=True):
+        return Client(self.tcp_port, name, token, hello)
+
+    def http_raw(self, data, timeout=10.0):
+        s = socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout)
+        out = b""
+        try:
+            s.sendall(data)
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                out += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+        finally:
+            s.close()
+        return out
+
+    def http_get(self, path, headers=None):
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=30)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            conn.close()
+
+    def http_json(self, path):
+        status, _, body = self.http_get(path)
+        return status, json.loads(body)
+
+
+class Results:
+    """Minimal runner: each check is a function; prints 'N passed, N failed'."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def run(self, fn, *args):
+        name = fn.__name__
+        t0 = time.time()
+        try:
+            fn(*args)
+        except Exception:
+            import traceback
+            self.failed += 1
+            print("FAIL %s (%.1fs)" % (name, time.time() - t0))
+            traceback.print_exc()
+        else:
+            self.passed += 1
+            print("ok   %s (%.1fs)" % (name, time.time() - t0))
+        sys.stdout.flush()
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        sys.exit(1 if self.failed else 0)
