@@ -1,1 +1,243 @@
-/* placeholder: being written */
+/* fixp — exact fixed-point numbers: parsing, rounding, formatting.
+ *
+ * Everything here is integer arithmetic except fixp_from_double, which needs
+ * to know the exact binary value of a double; it uses frexp/fma/floor, which
+ * are exact operations, so the result never depends on FPU rounding luck.
+ */
+#include "fixp.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Largest whole-unit count whose fixed-point value fits in int64. */
+#define FIXP_MAX_UNITS (INT64_MAX / FIXP_SCALE) /* 92,233,720,368 */
+
+static const int64_t pow10_tab[FIXP_DECIMALS + 1] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+};
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* ---- decimal strings ---------------------------------------------------- */
+
+/* Syntax only: digits, at most one '.', at least one digit, nothing else.
+ * Checked before any value so "99999999999999999999x" is EINVAL, not ERANGE. */
+static int check_syntax(const char *s, size_t len, size_t *dot)
+{
+    size_t ndigits = 0;
+    *dot = len; /* no '.' */
+    for (size_t i = 0; i < len; i++) {
+        if (is_digit(s[i]))
+            ndigits++;
+        else if (s[i] == '.' && *dot == len)
+            *dot = i;
+        else
+            return FIXP_EINVAL;
+    }
+    return ndigits ? FIXP_OK : FIXP_EINVAL;
+}
+
+/* An unsigned decimal, syntax already valid: integer digits s[0..dot),
+ * fraction digits s(dot..len). */
+static int parse_magnitude(const char *s, size_t len, size_t dot, int64_t *out)
+{
+    int64_t units = 0, frac = 0;
+    for (size_t i = 0; i < dot; i++) {
+        units = units * 10 + (s[i] - '0');
+        if (units > FIXP_MAX_UNITS) /* checked per digit: no int64 overflow */
+            return FIXP_ERANGE;
+    }
+    for (size_t i = dot + 1, n = 0; i < len; i++, n++) {
+        if (n < FIXP_DECIMALS)
+            frac += (s[i] - '0') * pow10_tab[FIXP_DECIMALS - 1 - n];
+        else if (s[i] != '0') /* "1.000000000" is exact; "1.000000001" is not */
+            return FIXP_EPRECISION;
+    }
+    if (units == FIXP_MAX_UNITS && frac > INT64_MAX % FIXP_SCALE)
+        return FIXP_ERANGE;
+    *out = units * FIXP_SCALE + frac;
+    return FIXP_OK;
+}
+
+int fixp_from_str(const char *s, size_t len, int64_t *out)
+{
+    /* A leading '-' gets its own error when the rest is a number, so the
+     * client hears "negative" rather than "not a number". "-0" is zero, as
+     * the float -0.0 is. */
+    int neg = len > 0 && s[0] == '-';
+    if (neg) {
+        s++;
+        len--;
+    }
+    size_t dot;
+    int rc = check_syntax(s, len, &dot);
+    if (rc != FIXP_OK)
+        return rc;
+    int64_t v = 0;
+    rc = parse_magnitude(s, len, dot, &v);
+    if (neg && (rc != FIXP_OK || v != 0))
+        return FIXP_ENEG; /* too large or too precise, but negative first */
+    if (rc != FIXP_OK)
+        return rc;
+    *out = v;
+    return FIXP_OK;
+}
+
+/* ---- whole units -------------------------------------------------------- */
+
+int fixp_from_i64(int64_t units, int64_t *out)
+{
+    if (units < 0)
+        return FIXP_ENEG;
+    return fixp_from_u64((uint64_t)units, out);
+}
+
+int fixp_from_u64(uint64_t units, int64_t *out)
+{
+    if (units > (uint64_t)FIXP_MAX_UNITS)
+        return FIXP_ERANGE;
+    *out = (int64_t)units * FIXP_SCALE;
+    return FIXP_OK;
+}
+
+/* ---- doubles ------------------------------------------------------------ */
+
+/* Below 2^26 a double's spacing is under 1e-8, so every 1e-8 step has its own
+ * double and rounding the exact binary value is what the sender meant
+ * (0.29 is 0.28999999999999998 in binary and comes back as 0.29). */
+#define FIXP_EXACT_LIMIT 67108864.0 /* 2^26 */
+
+/* Nearest 1e-8 to d (0 <= d < 2^26), half away from zero, from the exact
+ * binary value. d = ip + frac exactly (Sterbenz); frac * 1e8 < 2^27 so the
+ * product p is off by at most half its ulp, and fma gives that error
+ * exactly: it only matters when p lands on a half, where it decides. */
+static int64_t round_small(double d)
+{
+    double ip = floor(d);
+    double frac = d - ip;
+    double p = frac * 1e8;
+    double err = fma(frac, 1e8, -p);
+    double fl = floor(p);
+    double rem = p - fl; /* exact: fl and p are within a factor of 2 */
+    int64_t r = (int64_t)fl;
+    if (rem > 0.5 || (rem == 0.5 && err >= 0))
+        r++;
+    return (int64_t)ip * FIXP_SCALE + r;
+}
+
+/* From 2^26 up a double cannot tell neighbouring 1e-8 steps apart: 1e9+0.12
+ * is stored as 1000000000.1199999809. Rounding that binary value would store
+ * a price nobody sent, and a float would disagree with the same number sent
+ * as a string. Instead take, among the 1e-8 steps that round to this very
+ * double, the one with the fewest decimals (nearest d on a tie) — the
+ * shortest text that reproduces the double, i.e. what the sender wrote. Any
+ * decimal of <= 15 significant digits comes back unchanged.
+ *
+ * Exact integer arithmetic: d = M * 2^E, and the reals that round to d are
+ * [d - ulp/2, d + ulp/2] (ulp/4 below a power of two; ends included when M is
+ * even, as round-to-even gives them to d). In quarter-ulps of 2^(E-2):
+ * lo4 < 4M < hi4; a step g (1e-8 units) is inside iff lo4*1e8 <= g << sh <=
+ * hi4*1e8 with sh = 2 - E. */
+static int round_large(double d, int64_t *out)
+{
+    int ex;
+    double m = frexp(d, &ex); /* d = m * 2^ex, 0.5 <= m < 1 */
+    uint64_t M = (uint64_t)ldexp(m, 53);
+    int sh = 2 - (ex - 53); /* 18..28 for 2^26 <= d < 2^37 */
+    typedef unsigned __int128 u128;
+    u128 scale = (u128)FIXP_SCALE;
+    u128 lo = (u128)(4 * M - (M == (1ull << 52) ? 1 : 2)) * scale;
+    u128 hi = (u128)(4 * M + 2) * scale;
+    u128 c = (u128)(4 * M) * scale; /* d itself, in the same units */
+    int incl = (M & 1) == 0;
+    for (int k = 0; k <= FIXP_DECIMALS; k++) {
+        u128 step = (u128)pow10_tab[FIXP_DECIMALS - k] << sh;
+        /* Nearest multiple of step to c, ties upward (away from zero). */
+        u128 q = (c + step / 2) / step * step;
+        u128 cand[2] = {q, q > c ? q - step : q + step};
+        for (int j = 0; j < 2; j++) {
+            u128 g = cand[j];
+            if (incl ? (g >= lo && g <= hi) : (g > lo && g < hi)) {
+                u128 v = g >> sh;
+                if (v > (u128)INT64_MAX)
+                    return FIXP_ERANGE;
+                *out = (int64_t)v;
+                return FIXP_OK;
+            }
+        }
+    }
+    /* Unreachable: above 2^26 the interval is wider than 1e-8. */
+    return FIXP_ERANGE;
+}
+
+int fixp_from_double(double d, int64_t *out)
+{
+    if (isnan(d) || isinf(d))
+        return FIXP_ENAN;
+    if (d < 0)
+        return FIXP_ENEG; /* -0.0 compares equal to 0 and passes */
+    if (d < FIXP_EXACT_LIMIT) {
+        *out = round_small(d);
+        return FIXP_OK;
+    }
+    /* Well above the largest value; the exact boundary is decided below. */
+    if (d >= (double)(FIXP_MAX_UNITS + 1))
+        return FIXP_ERANGE;
+    return round_large(d, out);
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+size_t fixp_format(int64_t v, char *buf)
+{
+    /* Magnitude in unsigned arithmetic so INT64_MIN needs no special case. */
+    uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    uint64_t units = mag / FIXP_SCALE, frac = mag % FIXP_SCALE;
+    char tmp[24];
+    size_t n = 0, len = 0;
+    if (v < 0)
+        buf[len++] = '-';
+    do {
+        tmp[n++] = (char)('0' + units % 10);
+        units /= 10;
+    } while (units);
+    while (n)
+        buf[len++] = tmp[--n];
+    if (frac) {
+        int digits = FIXP_DECIMALS;
+        while (frac % 10 == 0) { /* shortest: drop trailing zeros */
+            frac /= 10;
+            digits--;
+        }
+        buf[len++] = '.';
+        for (int i = digits - 1; i >= 0; i--) {
+            buf[len + (size_t)i] = (char)('0' + frac % 10);
+            frac /= 10;
+        }
+        len += (size_t)digits;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+double fixp_to_double(int64_t v)
+{
+    /* Below 2^53 the integer is exact and one division rounds correctly;
+     * above, split so the whole part keeps its digits. */
+    if (v > -(1LL << 53) && v < (1LL << 53))
+        return (double)v / (double)FIXP_SCALE;
+    return (double)(v / FIXP_SCALE) + (double)(v % FIXP_SCALE) / (double)FIXP_SCALE;
+}
+
+const char *fixp_strerror(int rc)
+{
+    switch (rc) {
+    case FIXP_OK: return "ok";
+    case FIXP_EINVAL: return "not a decimal number";
+    case FIXP_EPRECISION: return "more than 8 decimal places";
+    case FIXP_ERANGE: return "number too large (max 92233720368.54775807)";
+    case FIXP_ENEG: return "negative number";
+    case FIXP_ENAN: return "NaN or infinity";
+    }
+    return "unknown fixed-point error";
+}

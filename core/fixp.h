@@ -33,7 +33,10 @@ int fixp_from_str(const char *s, size_t len, int64_t *out);
 /* Whole units (a msgpack integer) to fixed point. */
 int fixp_from_i64(int64_t units, int64_t *out);
 int fixp_from_u64(uint64_t units, int64_t *out);
-/* A float rounded to the nearest 1e-8. */
+/* A float rounded to the nearest 1e-8. From 2^26 (67,108,864) up, where a
+ * double cannot tell neighbouring 1e-8 steps apart, the shortest decimal that
+ * reproduces the double is taken instead, so 1234567890.12 stays exactly that
+ * (a float and the same number as a string agree up to 15 digits). */
 int fixp_from_double(double d, int64_t *out);
 
 /* Shortest exact decimal text: "187.25", "0.00000001", "42". Returns length;
