@@ -1,1 +1,163 @@
-/* placeholder: being written */
+/* proto — error-code tables, limits, message typing and the reply packers.
+ *
+ * Replies are small and rare next to the batches they answer, so they are
+ * packed with msgpack-c into a growable proto_buf. Every packer appends to
+ * `out` (the server may gather several replies into one write) and, if it
+ * fails half-way (out of memory), rolls `out` back to where it was, so a
+ * reply is either wholly in the buffer or not at all.
+ */
+#include "proto.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROTO__NAME(name, doc) #name,
+#define PROTO__DOC(name, doc) doc,
+static const char *const code_names[] = {"OK", PROTO_CODES(PROTO__NAME)};
+static const char *const code_docs[] = {"no error", PROTO_CODES(PROTO__DOC)};
+_Static_assert(sizeof(code_names) / sizeof(code_names[0]) == PROTO_NCODES, "code table");
+
+const char *proto_code_name(proto_code c)
+{
+    return (unsigned)c < PROTO_NCODES ? code_names[c] : "UNKNOWN";
+}
+
+const char *proto_code_doc(proto_code c)
+{
+    return (unsigned)c < PROTO_NCODES ? code_docs[c] : "unknown error code";
+}
+
+void proto_limits_default(proto_limits *l)
+{
+    l->max_msg = 16u << 20;
+    l->max_batch = 100000;
+    l->max_depth = 16;
+    l->ignore_unknown = 0;
+}
+
+void proto_buf_free(proto_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* msgpack-c write callback: append, growing geometrically. Returns -1 when
+ * memory runs out; msgpack-c passes that through as the packer's result. */
+static int buf_write(void *data, const char *src, size_t n)
+{
+    proto_buf *b = data;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len < n) {
+            if (cap > SIZE_MAX / 2)
+                return -1;
+            cap *= 2;
+        }
+        char *p = realloc(b->data, cap);
+        if (!p)
+            return -1;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
+static int pack_cstr(msgpack_packer *pk, const char *s)
+{
+    return msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+int proto_pack_welcome(proto_buf *out, const char *version, uint64_t last_seq)
+{
+    msgpack_packer pk;
+    size_t mark = out->len;
+    msgpack_packer_init(&pk, out, buf_write);
+    if (msgpack_pack_array(&pk, 2) || pack_cstr(&pk, "WELCOME") || msgpack_pack_map(&pk, 3) ||
+        pack_cstr(&pk, "server") || pack_cstr(&pk, "slotd") || pack_cstr(&pk, "version") ||
+        pack_cstr(&pk, version ? version : "") || pack_cstr(&pk, "last_seq") ||
+        msgpack_pack_uint64(&pk, last_seq))
+        goto fail;
+    return 0;
+fail:
+    out->len = mark;
+    return -1;
+}
+
+int proto_pack_ack(proto_buf *out, uint64_t seq, uint64_t n_stored)
+{
+    msgpack_packer pk;
+    size_t mark = out->len;
+    msgpack_packer_init(&pk, out, buf_write);
+    if (msgpack_pack_array(&pk, 3) || pack_cstr(&pk, "ACK") || msgpack_pack_uint64(&pk, seq) ||
+        msgpack_pack_uint64(&pk, n_stored))
+        goto fail;
+    return 0;
+fail:
+    out->len = mark;
+    return -1;
+}
+
+int proto_pack_err(proto_buf *out, uint64_t id, const proto_error *err)
+{
+    msgpack_packer pk;
+    size_t mark = out->len;
+    /* err->msg is a fixed array: never read past it even if unterminated. */
+    size_t mlen = strnlen(err->msg, sizeof(err->msg));
+    msgpack_packer_init(&pk, out, buf_write);
+    if (msgpack_pack_array(&pk, 5) || pack_cstr(&pk, "ERR") || msgpack_pack_uint64(&pk, id) ||
+        pack_cstr(&pk, proto_code_name(err->code)) ||
+        msgpack_pack_str_with_body(&pk, err->msg, mlen))
+        goto fail;
+    if (err->index < 0 ? msgpack_pack_nil(&pk) : msgpack_pack_int64(&pk, err->index))
+        goto fail;
+    return 0;
+fail:
+    out->len = mark;
+    return -1;
+}
+
+/* Message typing reads only the array header and the type string; the
+ * decoders check the rest. */
+proto_msg proto_msg_type(const uint8_t *msg, size_t len)
+{
+    size_t off, n, slen;
+    if (len < 2)
+        return PROTO_MSG_UNKNOWN;
+    if ((msg[0] & 0xf0) == 0x90) {
+        n = msg[0] & 0x0f;
+        off = 1;
+    } else if (msg[0] == 0xdc && len >= 3) {
+        n = (size_t)msg[1] << 8 | msg[2];
+        off = 3;
+    } else if (msg[0] == 0xdd && len >= 5) {
+        n = (size_t)msg[1] << 24 | (size_t)msg[2] << 16 | (size_t)msg[3] << 8 | msg[4];
+        off = 5;
+    } else {
+        return PROTO_MSG_UNKNOWN;
+    }
+    if (n < 1 || off >= len)
+        return PROTO_MSG_UNKNOWN;
+    if ((msg[off] & 0xe0) == 0xa0) {
+        slen = msg[off] & 0x1f;
+        off += 1;
+    } else if (msg[off] == 0xd9 && off + 1 < len) {
+        slen = msg[off + 1];
+        off += 2;
+    } else {
+        return PROTO_MSG_UNKNOWN;
+    }
+    if (slen > len - off)
+        return PROTO_MSG_UNKNOWN;
+    const char *s = (const char *)msg + off;
+    if (slen == 1 && s[0] == 'T')
+        return PROTO_MSG_T;
+    if (slen == 1 && s[0] == 'Q')
+        return PROTO_MSG_Q;
+    if (slen == 5 && memcmp(s, "HELLO", 5) == 0)
+        return PROTO_MSG_HELLO;
+    return PROTO_MSG_UNKNOWN;
+}
