@@ -39,6 +39,8 @@ typedef struct server {
     journal *journal;         /* NULL with --no-journal */
     metrics metrics;
     int ready;                /* replay finished, not shutting down */
+    int replaying;            /* journal replay running on a worker thread: the
+                               * store must not be touched by the loop thread */
     int stopping;
     uint64_t replay_records;
     uint64_t replay_ns;

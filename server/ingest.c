@@ -1,0 +1,883 @@
+/* ingest — TCP connections, HELLO, batches through the journal, queries.
+ *
+ * Per connection, every request becomes an `op` in a FIFO; an op is done
+ * when its reply is encoded. Replies are written strictly from the head of
+ * the FIFO, so acks and errors come back in request order even though a
+ * batch waits for the journal while a query or a bad batch after it is
+ * answered at once.
+ *
+ *   read -> frame -> dispatch ---------------------------+
+ *                      | T: decode+stage, reserve         |
+ *                      v                                  v
+ *                 journal_append ... (writer thread) ... done: commit, ACK
+ *                                                         |
+ *   conn: op -> op -> op -> ...  (pump: head done? -> out buffer -> uv_write)
+ *
+ * Output is double-buffered: one uv_write in flight, replies for the next
+ * accumulate in the other buffer. Nothing here is unbounded: ops per
+ * connection, reply bytes per connection and journal backlog each stop
+ * reading when high and resume when drained.
+ */
+#include "ingest.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "emit.h"
+#include "log.h"
+#include "query.h"
+
+#define READ_CHUNK (64 * 1024)
+#define OPS_HIGH 4096               /* in-flight requests per connection */
+#define OPS_LOW 1024
+#define OUT_HIGH (4u << 20)         /* unsent reply bytes per connection */
+#define OUT_LOW (1u << 20)
+#define JOURNAL_HIGH (256u << 20)   /* journal backlog that pauses all reading */
+#define JOURNAL_LOW (64u << 20)
+#define OP_POOL_MAX 1024
+#define BATCH_KEEP (1u << 20)       /* staged-batch capacity a pooled op may keep */
+#define CLIENTS_MAX 65536
+
+/* ---- per-client sequence numbers ---------------------------------------- */
+
+typedef struct client_rec {
+    char name[PROTO_NAME_MAX + 1];
+    uint8_t len;
+    uint64_t durable_seq;  /* highest seq journaled and stored */
+    uint64_t accepted_seq; /* highest seq accepted into the pipeline */
+} client_rec;
+
+typedef struct op op;
+typedef struct conn conn;
+
+struct ingest {
+    server *srv;
+    uv_tcp_t listener;
+    int listening;
+    uv_timer_t sweep;          /* idle timeouts */
+    conn *conns;               /* doubly linked */
+    op *pool;                  /* recycled ops */
+    uint32_t npool;
+    int paused_all;            /* journal backlog high */
+    client_rec **clients;      /* open addressing, power of two */
+    uint32_t nclients, client_cap;
+    store_batch replay_batch;
+    void (*stopped)(server *srv);
+};
+
+struct op {
+    op *next;
+    struct ingest *ing;
+    conn *c;         /* NULL once its connection is gone */
+    client_rec *cl;
+    int done;
+    uint64_t seq;
+    uint64_t t0;     /* ns, when the request was read */
+    store_batch batch;
+    proto_buf reply;
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    struct ingest *ing;
+    conn *prev, *next;
+    char peer[64];
+    char client[PROTO_NAME_MAX + 1];
+    size_t clen;
+    int hello;
+    int reading, closing, close_after_flush;
+    uint8_t *rbuf;
+    size_t rlen, rcap;
+    proto_framer framer;
+    op *head, *tail;
+    uint32_t nops;
+    proto_buf out[2];   /* out[cur] accumulates; the other may be in a write */
+    int cur, writing;
+    uv_write_t wreq;
+    uint64_t last_active;
+};
+
+static void conn_pump(conn *c);
+static void conn_close(conn *c);
+static void conn_update_reading(conn *c);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static uint64_t now_ns(void) { return uv_hrtime(); }
+
+/* ---- client table ---------------------------------------------------------- */
+
+static uint32_t name_hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+static client_rec *client_find(struct ingest *ing, const char *name, size_t n)
+{
+    if (!ing->client_cap)
+        return NULL;
+    uint32_t mask = ing->client_cap - 1;
+    for (uint32_t i = name_hash(name, n) & mask;; i = (i + 1) & mask) {
+        client_rec *r = ing->clients[i];
+        if (!r)
+            return NULL;
+        if (r->len == n && memcmp(r->name, name, n) == 0)
+            return r;
+    }
+}
+
+static client_rec *client_get(struct ingest *ing, const char *name, size_t n)
+{
+    client_rec *r = client_find(ing, name, n);
+    if (r || ing->nclients >= CLIENTS_MAX)
+        return r;
+    if ((ing->nclients + 1) * 2 > ing->client_cap) {
+        uint32_t cap = ing->client_cap ? ing->client_cap * 2 : 64;
+        client_rec **t = calloc(cap, sizeof *t);
+        if (!t)
+            return NULL;
+        for (uint32_t j = 0; j < ing->client_cap; j++) {
+            client_rec *e = ing->clients[j];
+            if (!e)
+                continue;
+            uint32_t i = name_hash(e->name, e->len) & (cap - 1);
+            while (t[i])
+                i = (i + 1) & (cap - 1);
+            t[i] = e;
+        }
+        free(ing->clients);
+        ing->clients = t;
+        ing->client_cap = cap;
+    }
+    if (!(r = calloc(1, sizeof *r)))
+        return NULL;
+    memcpy(r->name, name, n);
+    r->len = (uint8_t)n;
+    uint32_t i = name_hash(name, n) & (ing->client_cap - 1);
+    while (ing->clients[i])
+        i = (i + 1) & (ing->client_cap - 1);
+    ing->clients[i] = r;
+    ing->nclients++;
+    return r;
+}
+
+uint64_t ingest_last_seq(server *srv, const char *client, size_t clen)
+{
+    client_rec *r = client_find(srv->ingest, client, clen);
+    return r ? r->durable_seq : 0;
+}
+
+/* ---- ops ----------------------------------------------------------------- */
+
+static op *op_new(conn *c)
+{
+    struct ingest *ing = c->ing;
+    op *o = ing->pool;
+    if (o) {
+        ing->pool = o->next;
+        ing->npool--;
+    } else {
+        if (!(o = calloc(1, sizeof *o)))
+            return NULL;
+        store_batch_init(&o->batch);
+    }
+    o->next = NULL;
+    o->ing = ing;
+    o->c = c;
+    o->cl = NULL;
+    o->done = 0;
+    o->seq = 0;
+    o->t0 = now_ns();
+    o->reply.len = 0;
+    if (c->tail)
+        c->tail->next = o;
+    else
+        c->head = o;
+    c->tail = o;
+    c->nops++;
+    return o;
+}
+
+static void op_recycle(struct ingest *ing, op *o)
+{
+    store_batch_reset(&o->batch);
+    if (ing->npool >= OP_POOL_MAX || o->batch.cap > BATCH_KEEP || o->reply.cap > BATCH_KEEP) {
+        store_batch_free(&o->batch);
+        proto_buf_free(&o->reply);
+        free(o);
+        return;
+    }
+    o->next = ing->pool;
+    ing->pool = o;
+    ing->npool++;
+}
+
+/* Mark an op answered (its reply is in o->reply) and let the connection
+ * write whatever is now at the head of its FIFO. */
+static void op_finish(op *o)
+{
+    o->done = 1;
+    conn_pump(o->c);
+}
+
+static void op_error(server *srv, op *o, uint64_t id, const proto_error *err)
+{
+    metrics_error(&srv->metrics, err->code);
+    o->reply.len = 0;
+    if (proto_pack_err(&o->reply, id, err) != 0)
+        o->reply.len = 0;
+    log_debug("request_error peer=%s code=%s id=%llu msg=\"%s\"", o->c ? o->c->peer : "-",
+              proto_code_name(err->code), (unsigned long long)id, err->msg);
+    op_finish(o);
+}
+
+static void set_err(proto_error *e, proto_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(proto_error *e, proto_code code, const char *fmt, ...)
+{
+    va_list ap;
+    e->code = code;
+    e->index = -1;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- batches ----------------------------------------------------------------- */
+
+static void batch_journaled(void *ctx, int status);
+
+static void batch_ack(server *srv, op *o, uint64_t n)
+{
+    uint64_t t = now_ns();
+    metrics_ack(&srv->metrics, t, t - o->t0, n);
+    o->reply.len = 0;
+    if (o->c && proto_pack_ack(&o->reply, o->seq, n) != 0)
+        o->reply.len = 0;
+}
+
+static void dispatch_batch(conn *c, const uint8_t *msg, size_t len)
+{
+    struct ingest *ing = c->ing;
+    server *srv = ing->srv;
+    op *o = op_new(c);
+    proto_error err = {0};
+    if (!o) {
+        log_error("out_of_memory where=op_new peer=%s", c->peer);
+        conn_close(c);
+        return;
+    }
+    if (proto_decode_batch(msg, len, &srv->cfg.limits, srv->store, &o->batch, &o->seq, &err) != 0) {
+        op_error(srv, o, o->seq, &err);
+        return;
+    }
+    if (o->seq == 0) {
+        set_err(&err, PROTO_E_BAD_MESSAGE, "batch seq must be > 0");
+        store_batch_reset(&o->batch);
+        op_error(srv, o, 0, &err);
+        return;
+    }
+    client_rec *cl = client_get(ing, c->client, c->clen);
+    if (!cl) {
+        set_err(&err, PROTO_E_TOO_LARGE, "too many distinct client names");
+        store_batch_reset(&o->batch);
+        op_error(srv, o, o->seq, &err);
+        return;
+    }
+    o->cl = cl;
+    if (o->seq <= cl->durable_seq) { /* a resend of something we hold */
+        store_batch_reset(&o->batch);
+        srv->metrics.duplicate_batches_total++;
+        batch_ack(srv, o, 0);
+        op_finish(o);
+        return;
+    }
+    if (o->seq <= cl->accepted_seq) {
+        store_batch_reset(&o->batch);
+        set_err(&err, PROTO_E_NOT_READY,
+                "batch %llu of client '%s' is still being journaled; resend after its ACK",
+                (unsigned long long)o->seq, c->client);
+        op_error(srv, o, o->seq, &err);
+        return;
+    }
+    int rc = store_batch_reserve(srv->store, &o->batch);
+    if (rc != STORE_OK) {
+        store_batch_reset(&o->batch);
+        set_err(&err, PROTO_E_STORE_FULL, "storing the batch would exceed the memory cap (%s)",
+                store_strerror(rc));
+        op_error(srv, o, o->seq, &err);
+        return;
+    }
+    cl->accepted_seq = o->seq;
+    if (!srv->journal) { /* --no-journal: benchmarks of the store path alone */
+        batch_journaled(o, 0);
+        return;
+    }
+    rc = journal_append(srv->journal, c->client, c->clen, o->seq, msg, len, batch_journaled, o);
+    if (rc != 0)
+        batch_journaled(o, rc);
+    else if (journal_pending(srv->journal) > JOURNAL_HIGH && !ing->paused_all) {
+        ing->paused_all = 1;
+        for (conn *x = ing->conns; x; x = x->next)
+            conn_update_reading(x);
+    }
+}
+
+/* The journal has the batch (status 0) or failed to write it (-errno). The
+ * journal fails every record appended before the loop saw a failure, so a
+ * failed seq is never followed by a journaled higher seq of the same client
+ * that was already in flight: resetting accepted_seq to durable_seq is exact. */
+static void batch_journaled(void *ctx, int status)
+{
+    op *o = ctx;
+    struct ingest *ing = o->ing;
+    server *srv = ing->srv;
+    client_rec *cl = o->cl;
+    if (status == 0) {
+        uint64_t n = o->batch.n;
+        store_batch_commit(srv->store, &o->batch);
+        if (o->seq > cl->durable_seq)
+            cl->durable_seq = o->seq;
+        batch_ack(srv, o, n);
+    } else {
+        proto_error err;
+        store_batch_release(srv->store, &o->batch);
+        store_batch_reset(&o->batch);
+        cl->accepted_seq = cl->durable_seq;
+        set_err(&err, PROTO_E_JOURNAL, "journal write failed: %s; batch not stored",
+                uv_strerror(status));
+        log_warn("journal_error seq=%llu client=%s err=%s", (unsigned long long)o->seq, cl->name,
+                 uv_strerror(status));
+        metrics_error(&srv->metrics, err.code);
+        o->reply.len = 0;
+        if (proto_pack_err(&o->reply, o->seq, &err) != 0)
+            o->reply.len = 0;
+    }
+    /* A connection that went away still gets its batch committed (the journal
+     * has it, so replay would restore it); only the reply is dropped. */
+    if (o->c)
+        op_finish(o);
+    else
+        op_recycle(ing, o);
+    if (ing->paused_all && srv->journal && journal_pending(srv->journal) < JOURNAL_LOW) {
+        ing->paused_all = 0;
+        for (conn *x = ing->conns; x; x = x->next)
+            conn_update_reading(x);
+    }
+}
+
+int ingest_replay(server *srv, const char *client, size_t clen, uint64_t seq, const uint8_t *msg,
+                  size_t len)
+{
+    struct ingest *ing = srv->ingest;
+    proto_error err = {0};
+    uint64_t mseq = 0;
+    if (proto_decode_batch(msg, len, &srv->cfg.limits, srv->store, &ing->replay_batch, &mseq, &err)) {
+        log_error("replay_error client=%.*s seq=%llu code=%s msg=\"%s\"", (int)clen, client,
+                  (unsigned long long)seq, proto_code_name(err.code), err.msg);
+        return -1;
+    }
+    if (store_batch_reserve(srv->store, &ing->replay_batch) != STORE_OK) {
+        log_error("replay_error client=%.*s seq=%llu: the journal holds more than --max-memory",
+                  (int)clen, client, (unsigned long long)seq);
+        store_batch_reset(&ing->replay_batch);
+        return -1;
+    }
+    store_batch_commit(srv->store, &ing->replay_batch);
+    client_rec *cl = client_get(ing, client, clen);
+    if (cl && seq > cl->durable_seq)
+        cl->durable_seq = cl->accepted_seq = seq;
+    return 0;
+}
+
+/* ---- HELLO and queries --------------------------------------------------- */
+
+static int token_equal(const char *a, const char *b)
+{
+    /* Constant time in the length of the expected token. */
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char d = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++)
+        d |= (unsigned char)(a[i] ^ (i < lb ? b[i] : 0));
+    return d == 0;
+}
+
+static void dispatch_hello(conn *c, const uint8_t *msg, size_t len)
+{
+    server *srv = c->ing->srv;
+    op *o = op_new(c);
+    proto_hello h;
+    proto_error err = {0};
+    if (!o) {
+        conn_close(c);
+        return;
+    }
+    if (c->hello) {
+        set_err(&err, PROTO_E_BAD_MESSAGE, "HELLO was already sent on this connection");
+        op_error(srv, o, 0, &err);
+        return;
+    }
+    if (proto_decode_hello(msg, len, &h, &err) != 0) {
+        c->close_after_flush = 1;
+        op_error(srv, o, 0, &err);
+        return;
+    }
+    if (srv->cfg.token && (!h.has_token || !token_equal(srv->cfg.token, h.token))) {
+        set_err(&err, PROTO_E_UNAUTHORIZED, "missing or wrong token");
+        c->close_after_flush = 1;
+        log_warn("auth_failed peer=%s client=%s", c->peer, h.client);
+        op_error(srv, o, 0, &err);
+        return;
+    }
+    if (!srv->ready) {
+        set_err(&err, PROTO_E_NOT_READY, "slotd is replaying its journal or stopping; retry");
+        c->close_after_flush = 1;
+        op_error(srv, o, 0, &err);
+        return;
+    }
+    c->clen = strlen(h.client);
+    memcpy(c->client, h.client, c->clen + 1);
+    c->hello = 1;
+    uint64_t last = ingest_last_seq(srv, c->client, c->clen);
+    if (proto_pack_welcome(&o->reply, SLOTD_VERSION, last) != 0)
+        o->reply.len = 0;
+    log_info("hello peer=%s client=%s last_seq=%llu", c->peer, c->client, (unsigned long long)last);
+    op_finish(o);
+}
+
+static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
+{
+    server *srv = c->ing->srv;
+    op *o = op_new(c);
+    uint64_t qid = 0;
+    query_req q;
+    proto_error err = {0};
+    if (!o) {
+        conn_close(c);
+        return;
+    }
+    srv->metrics.queries_total++;
+    if (query_decode(msg, len, &qid, &q, &err) != 0) {
+        op_error(srv, o, qid, &err);
+        return;
+    }
+    /* ["R", qid, result]: the header is packed here, the result by query_run. */
+    emit e;
+    emit_msgpack_init(&e, &o->reply);
+    e.array(&e, 3);
+    emit_cstr(&e, "R");
+    e.u64(&e, qid);
+    if (query_run(srv->store, &q, &e, &err) != 0) {
+        op_error(srv, o, qid, &err);
+        return;
+    }
+    if (e.err) {
+        set_err(&err, PROTO_E_TOO_LARGE, "out of memory encoding the result");
+        op_error(srv, o, qid, &err);
+        return;
+    }
+    op_finish(o);
+}
+
+static void dispatch(conn *c, const uint8_t *msg, size_t len)
+{
+    server *srv = c->ing->srv;
+    proto_msg t = proto_msg_type(msg, len);
+    srv->metrics.messages_total++;
+    c->last_active = now_ns();
+    if (t == PROTO_MSG_HELLO) {
+        dispatch_hello(c, msg, len);
+        return;
+    }
+    if (!c->hello) {
+        op *o = op_new(c);
+        proto_error err;
+        if (!o) {
+            conn_close(c);
+            return;
+        }
+        set_err(&err, PROTO_E_NOT_HELLO, "the first message must be HELLO");
+        c->close_after_flush = 1;
+        op_error(srv, o, 0, &err);
+        return;
+    }
+    if (t == PROTO_MSG_T) {
+        dispatch_batch(c, msg, len);
+    } else if (t == PROTO_MSG_Q) {
+        dispatch_query(c, msg, len);
+    } else {
+        op *o = op_new(c);
+        proto_error err;
+        if (!o) {
+            conn_close(c);
+            return;
+        }
+        set_err(&err, PROTO_E_BAD_MESSAGE, "expected an array starting with \"HELLO\", \"T\" or \"Q\"");
+        op_error(srv, o, 0, &err);
+    }
+}
+
+/* ---- connection I/O ----------------------------------------------------- */
+
+static size_t conn_out_bytes(const conn *c) { return c->out[0].len + c->out[1].len; }
+
+static void conn_update_reading(conn *c)
+{
+    server *srv = c->ing->srv;
+    int want = !c->closing && !c->close_after_flush && !srv->stopping && !c->ing->paused_all &&
+               c->nops < (c->reading ? OPS_HIGH : OPS_LOW) &&
+               conn_out_bytes(c) < (c->reading ? OUT_HIGH : OUT_LOW);
+    if (want == c->reading)
+        return;
+    c->reading = want;
+    if (want)
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static void write_done(uv_write_t *req, int status);
+
+static void conn_flush(conn *c)
+{
+    if (c->writing || c->closing || c->out[c->cur].len == 0)
+        return;
+    uv_buf_t buf = uv_buf_init(c->out[c->cur].data, (unsigned)c->out[c->cur].len);
+    c->writing = 1;
+    c->cur ^= 1;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, write_done);
+    if (rc != 0) {
+        c->writing = 0;
+        c->out[c->cur ^ 1].len = 0;
+        conn_close(c);
+    }
+}
+
+static void write_done(uv_write_t *req, int status)
+{
+    conn *c = req->data;
+    c->writing = 0;
+    c->out[c->cur ^ 1].len = 0;
+    if (status != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_pump(c);
+}
+
+/* Move finished replies from the head of the FIFO to the output buffer,
+ * write, and decide whether the connection should read or close. */
+static void conn_pump(conn *c)
+{
+    struct ingest *ing = c->ing;
+    while (c->head && c->head->done) {
+        op *o = c->head;
+        c->head = o->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->nops--;
+        if (!c->closing && o->reply.len &&
+            proto_buf_append(&c->out[c->cur], o->reply.data, o->reply.len) != 0)
+            c->close_after_flush = 1; /* cannot even queue a reply: give up on the peer */
+        op_recycle(ing, o);
+    }
+    if (c->closing)
+        return;
+    conn_flush(c);
+    int drained = !c->head && !c->writing && conn_out_bytes(c) == 0;
+    if (drained && (c->close_after_flush || ing->srv->stopping)) {
+        conn_close(c);
+        return;
+    }
+    conn_update_reading(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    conn *c = h->data;
+    size_t limit = c->ing->srv->cfg.limits.max_msg + READ_CHUNK;
+    if (c->rcap - c->rlen < READ_CHUNK && c->rcap < limit) {
+        size_t cap = c->rcap ? c->rcap * 2 : 2 * READ_CHUNK;
+        while (cap - c->rlen < READ_CHUNK)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        uint8_t *p = realloc(c->rbuf, cap);
+        if (p) {
+            c->rbuf = p;
+            c->rcap = cap;
+        }
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void fatal_stream_error(conn *c, const proto_error *err)
+{
+    op *o = op_new(c);
+    c->close_after_flush = 1;
+    if (!o) {
+        conn_close(c);
+        return;
+    }
+    log_warn("stream_error peer=%s client=%s code=%s msg=\"%s\"", c->peer, c->client,
+             proto_code_name(err->code), err->msg);
+    op_error(c->ing->srv, o, 0, err);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *c = s->data;
+    server *srv = c->ing->srv;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            log_info("conn_error peer=%s err=%s", c->peer, uv_strerror((int)nread));
+        /* The peer is gone or half-closed: finish nothing more for it. */
+        conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->rlen += (size_t)nread;
+    srv->metrics.bytes_in_total += (uint64_t)nread;
+    c->last_active = now_ns();
+    size_t pos = 0;
+    while (!c->closing && !c->close_after_flush && pos < c->rlen) {
+        size_t mlen = 0;
+        proto_error err = {0};
+        int rc = proto_frame(&c->framer, c->rbuf + pos, c->rlen - pos, &srv->cfg.limits, &mlen, &err);
+        if (rc == PROTO_FRAME_MORE)
+            break;
+        if (rc < 0) {
+            fatal_stream_error(c, &err);
+            break;
+        }
+        dispatch(c, c->rbuf + pos, mlen);
+        pos += mlen;
+        proto_framer_reset(&c->framer);
+    }
+    if (c->closing)
+        return;
+    if (pos) {
+        memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+        c->rlen -= pos;
+    }
+    /* A large buffer kept for one huge message is given back once it is done. */
+    if (c->rlen == 0 && c->rcap > 4 * READ_CHUNK) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+    conn_pump(c);
+}
+
+static void conn_read_start(conn *c)
+{
+    c->reading = 1;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    struct ingest *ing = c->ing;
+    free(c->rbuf);
+    proto_buf_free(&c->out[0]);
+    proto_buf_free(&c->out[1]);
+    free(c);
+    if (ing->srv->stopping && !ing->conns && ing->stopped) {
+        void (*done)(server *) = ing->stopped;
+        ing->stopped = NULL;
+        done(ing->srv);
+    }
+}
+
+static void conn_close(conn *c)
+{
+    struct ingest *ing = c->ing;
+    if (c->closing)
+        return;
+    c->closing = 1;
+    ing->srv->metrics.connections--;
+    /* Ops still waiting for the journal outlive the connection; the rest go. */
+    op *o = c->head;
+    while (o) {
+        op *next = o->next;
+        if (o->done) {
+            op_recycle(ing, o);
+        } else {
+            o->c = NULL; /* batch_journaled recycles it */
+        }
+        o = next;
+    }
+    c->head = c->tail = NULL;
+    c->nops = 0;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ing->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    log_info("conn_close peer=%s client=%s conns=%u", c->peer, c->client,
+             ing->srv->metrics.connections);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    struct ingest *ing = l->data;
+    server *srv = ing->srv;
+    if (status < 0) {
+        log_warn("accept_error err=%s", uv_strerror(status));
+        return;
+    }
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->ing = ing;
+    c->tcp.data = c;
+    c->wreq.data = c;
+    uv_tcp_init(srv->loop, &c->tcp);
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int sl = sizeof ss;
+    char host[48] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(c->peer, sizeof c->peer, "%s:%d", host, port);
+    c->last_active = now_ns();
+    c->next = ing->conns;
+    if (ing->conns)
+        ing->conns->prev = c;
+    ing->conns = c;
+    srv->metrics.connections++;
+    srv->metrics.connections_total++;
+    if (srv->metrics.connections > srv->cfg.max_connections) {
+        proto_error err;
+        set_err(&err, PROTO_E_TOO_MANY_CONNECTIONS, "slotd is at --max-connections");
+        log_warn("conn_refused peer=%s reason=max_connections conns=%u", c->peer,
+                 srv->metrics.connections);
+        fatal_stream_error(c, &err);
+        return;
+    }
+    log_info("conn_open peer=%s conns=%u", c->peer, srv->metrics.connections);
+    conn_read_start(c);
+}
+
+/* Idle connections: nothing read for idle_timeout and nothing in flight. */
+static void on_sweep(uv_timer_t *t)
+{
+    struct ingest *ing = t->data;
+    server *srv = ing->srv;
+    uint64_t limit = (uint64_t)srv->cfg.idle_timeout_ms * 1000000u, now = now_ns();
+    for (conn *c = ing->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing || c->close_after_flush || c->head || now - c->last_active < limit)
+            continue;
+        proto_error err;
+        set_err(&err, PROTO_E_IDLE_TIMEOUT, "no message within the idle timeout");
+        fatal_stream_error(c, &err);
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+int ingest_init(server *srv)
+{
+    struct ingest *ing = calloc(1, sizeof *ing);
+    if (!ing)
+        return UV_ENOMEM;
+    ing->srv = srv;
+    store_batch_init(&ing->replay_batch);
+    srv->ingest = ing;
+    return 0;
+}
+
+int ingest_start(server *srv)
+{
+    struct ingest *ing = srv->ingest;
+    struct sockaddr_storage addr;
+    int rc;
+    if ((rc = uv_ip4_addr(srv->cfg.listen_host, srv->cfg.listen_port, (struct sockaddr_in *)&addr)) &&
+        (rc = uv_ip6_addr(srv->cfg.listen_host, srv->cfg.listen_port, (struct sockaddr_in6 *)&addr)))
+        return rc;
+    uv_tcp_init(srv->loop, &ing->listener);
+    ing->listener.data = ing;
+    ing->listening = 1;
+    if ((rc = uv_tcp_bind(&ing->listener, (struct sockaddr *)&addr, 0)) != 0 ||
+        (rc = uv_listen((uv_stream_t *)&ing->listener, 1024, on_connection)) != 0)
+        return rc;
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(&ing->listener, (struct sockaddr *)&bound, &blen);
+    srv->tcp_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    if (srv->cfg.idle_timeout_ms) {
+        uint64_t every = srv->cfg.idle_timeout_ms / 4 ? srv->cfg.idle_timeout_ms / 4 : 1;
+        if (every > 1000)
+            every = 1000;
+        uv_timer_init(srv->loop, &ing->sweep);
+        ing->sweep.data = ing;
+        uv_timer_start(&ing->sweep, on_sweep, every, every);
+    }
+    return 0;
+}
+
+void ingest_stop(server *srv, void (*done)(server *srv))
+{
+    struct ingest *ing = srv->ingest;
+    ing->stopped = done;
+    if (ing->listening) {
+        uv_close((uv_handle_t *)&ing->listener, NULL);
+        ing->listening = 0;
+    }
+    if (srv->cfg.idle_timeout_ms && uv_is_active((uv_handle_t *)&ing->sweep))
+        uv_close((uv_handle_t *)&ing->sweep, NULL);
+    if (!ing->conns) {
+        ing->stopped = NULL;
+        done(srv);
+        return;
+    }
+    /* Stop reading everywhere; each connection closes once its replies are out. */
+    for (conn *c = ing->conns, *next; c; c = next) {
+        next = c->next;
+        conn_pump(c);
+    }
+}
+
+void ingest_free(server *srv)
+{
+    struct ingest *ing = srv->ingest;
+    if (!ing)
+        return;
+    while (ing->pool) {
+        op *o = ing->pool;
+        ing->pool = o->next;
+        store_batch_free(&o->batch);
+        proto_buf_free(&o->reply);
+        free(o);
+    }
+    for (uint32_t i = 0; i < ing->client_cap; i++)
+        free(ing->clients[i]);
+    free(ing->clients);
+    store_batch_free(&ing->replay_batch);
+    free(ing);
+    srv->ingest = NULL;
+}
