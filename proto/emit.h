@@ -47,5 +47,8 @@ void emit_cstr(emit *e, const char *s); /* e->str(e, s, strlen(s)) */
 /* JSON helpers shared by the HTTP layer. */
 int proto_buf_append(proto_buf *b, const void *p, size_t n);
 int proto_buf_printf(proto_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Shortest text that reads back as the same double ("0.1", "1e+20"); used
+ * for JSON and Prometheus numbers. Returns the length; size >= 32. */
+size_t emit_format_double(double v, char *buf, size_t size);
 
 #endif

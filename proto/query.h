@@ -43,6 +43,9 @@ void query_req_init(query_req *q, query_op op);
  * or -1 with err (BAD_QUERY) naming the parameter. */
 int query_set_param(query_req *q, const char *name, size_t nlen, const char *val, size_t vlen,
                     proto_error *err);
+/* Set the symbol (HTTP path segment after percent-decoding, TCP "sym"):
+ * 1..STORE_SYM_MAX bytes, else -1 with err (BAD_QUERY). */
+int query_set_symbol(query_req *q, const char *sym, size_t len, proto_error *err);
 /* Parse a time: ns integer or RFC 3339 ("2026-01-01T00:00:00.5Z", offsets). */
 int query_parse_time(const char *s, size_t len, int64_t *ns);
 /* Parse an interval: ns integer or a duration "1s", "500ms", "5m", "1h", "1d". */

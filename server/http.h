@@ -19,4 +19,10 @@ int http_start(server *srv);
 /* Stop accepting, close every HTTP connection (handles close on the loop). */
 void http_stop(server *srv);
 
+/* Bodies of /stats (JSON) and /metrics (Prometheus text 0.0.4), appended
+ * to out; in http_stats.c, exposed for tests. 0, or -1 when out of memory.
+ * Neither touches the store while srv->replaying. */
+int http_render_stats(server *srv, proto_buf *out);
+int http_render_metrics(server *srv, proto_buf *out);
+
 #endif

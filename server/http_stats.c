@@ -1,0 +1,276 @@
+/* http_stats — the /stats JSON and /metrics Prometheus bodies.
+ *
+ * Both read the same sources: srv->metrics (ingest counters), the store's
+ * stats (through query_run(QUERY_STATS) for /stats, so the "store" section
+ * is byte-for-byte what TCP {"op": "stats"} returns), the journal, and RSS.
+ * While the journal replays on its worker thread the store belongs to that
+ * thread, so neither body reads it then.
+ */
+#include "http.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "emit.h"
+#include "query.h"
+
+static double now_s(const server *srv)
+{
+    return (double)(uv_hrtime() - srv->metrics.start_ns) / 1e9;
+}
+
+static double replay_seconds(const server *srv)
+{
+    /* During replay replay_ns holds its start time, afterwards its length. */
+    if (srv->replaying)
+        return (double)(uv_hrtime() - srv->replay_ns) / 1e9;
+    return (double)srv->replay_ns / 1e9;
+}
+
+static uint64_t replay_records(const server *srv)
+{
+    /* Written by the replay thread; a relaxed read gives a recent value. */
+    return __atomic_load_n(&srv->replay_records, __ATOMIC_RELAXED);
+}
+
+static void kv_u64(emit *e, const char *k, uint64_t v)
+{
+    e->key(e, k);
+    e->u64(e, v);
+}
+
+static void kv_dbl(emit *e, const char *k, double v)
+{
+    e->key(e, k);
+    e->dbl(e, v);
+}
+
+/* ---- /stats ------------------------------------------------------------------ */
+
+int http_render_stats(server *srv, proto_buf *out)
+{
+    metrics *m = &srv->metrics;
+    uint64_t now = uv_hrtime();
+    int have_store = !srv->replaying;
+    store_stats st = {0};
+    if (have_store)
+        store_get_stats(srv->store, &st);
+    uint64_t rss = server_rss_bytes();
+
+    emit e;
+    emit_json_init(&e, out);
+    e.map(&e, 25);
+    e.key(&e, "version");
+    emit_cstr(&e, SLOTD_VERSION);
+    kv_dbl(&e, "uptime_seconds", now_s(srv));
+    e.key(&e, "ready");
+    e.boolean(&e, srv->ready);
+    /* What the store holds (replayed + acknowledged since start). */
+    e.key(&e, "trades");
+    have_store ? e.u64(&e, st.trades) : e.nil(&e);
+    e.key(&e, "symbols");
+    have_store ? e.u64(&e, st.symbols) : e.nil(&e);
+    e.key(&e, "batches");
+    have_store ? e.u64(&e, st.batches) : e.nil(&e);
+    /* Acknowledged by this process since it started. */
+    kv_u64(&e, "trades_acked", m->trades_total);
+    kv_u64(&e, "batches_acked", m->batches_total);
+    kv_u64(&e, "duplicate_batches", m->duplicate_batches_total);
+    kv_u64(&e, "bytes_in", m->bytes_in_total);
+    kv_u64(&e, "messages", m->messages_total);
+    kv_u64(&e, "queries", m->queries_total);
+    kv_u64(&e, "http_requests", m->http_requests_total);
+    e.key(&e, "ingest_rate");
+    e.map(&e, 3);
+    kv_dbl(&e, "1s", metrics_rate(m, now, 1));
+    kv_dbl(&e, "10s", metrics_rate(m, now, 10));
+    kv_dbl(&e, "60s", metrics_rate(m, now, 60));
+    e.end(&e);
+    kv_u64(&e, "connections", m->connections);
+    kv_u64(&e, "connections_accepted", m->connections_total);
+    e.key(&e, "errors");
+    e.map(&e, PROTO_NCODES - 1);
+    for (int c = 1; c < PROTO_NCODES; c++)
+        kv_u64(&e, proto_code_name((proto_code)c), m->errors_total[c]);
+    e.end(&e);
+    e.key(&e, "ack_latency");
+    e.map(&e, 3);
+    kv_u64(&e, "count", m->ack_count);
+    kv_dbl(&e, "sum_seconds", m->ack_sum);
+    e.key(&e, "mean_seconds");
+    m->ack_count ? e.dbl(&e, m->ack_sum / (double)m->ack_count) : e.nil(&e);
+    e.end(&e);
+    e.key(&e, "store");
+    if (have_store) {
+        query_req q;
+        proto_error err;
+        query_req_init(&q, QUERY_STATS);
+        if (query_run(srv->store, &q, &e, &err) < 0)
+            e.nil(&e); /* stats cannot fail; keep the document well formed */
+    } else {
+        e.nil(&e);
+    }
+    kv_u64(&e, "resident_memory_bytes", rss);
+    kv_u64(&e, "baseline_memory_bytes", srv->rss_baseline);
+    /* Growth over the start-up RSS per million stored trades: the figure
+     * the design targets (journal buffers and loop state included). */
+    e.key(&e, "memory_per_million_trades");
+    if (have_store && st.trades)
+        e.dbl(&e, (double)(rss > srv->rss_baseline ? rss - srv->rss_baseline : 0) * 1e6 /
+                      (double)st.trades);
+    else
+        e.nil(&e);
+    e.key(&e, "journal");
+    if (srv->journal) {
+        journal_stats js;
+        journal_get_stats(srv->journal, &js);
+        e.map(&e, 8);
+        kv_u64(&e, "records", js.records);
+        kv_u64(&e, "bytes", js.bytes);
+        kv_u64(&e, "groups", js.groups);
+        kv_u64(&e, "fsyncs", js.fsyncs);
+        kv_u64(&e, "errors", js.errors);
+        kv_u64(&e, "segments", js.segments);
+        kv_u64(&e, "pending_bytes", journal_pending(srv->journal));
+        e.key(&e, "last_error");
+        js.last_error ? e.str(&e, uv_err_name((int)js.last_error), strlen(uv_err_name((int)js.last_error)))
+                      : e.nil(&e);
+        e.end(&e);
+    } else {
+        e.nil(&e);
+    }
+    e.key(&e, "replay");
+    e.map(&e, 3);
+    e.key(&e, "in_progress");
+    e.boolean(&e, srv->replaying);
+    kv_u64(&e, "records", replay_records(srv));
+    kv_dbl(&e, "seconds", replay_seconds(srv));
+    e.end(&e);
+    e.key(&e, "stopping");
+    e.boolean(&e, srv->stopping);
+    e.end(&e);
+    return e.err || e.depth ? -1 : 0;
+}
+
+/* ---- /metrics ------------------------------------------------------------------- */
+
+typedef struct prom {
+    proto_buf *out;
+    int err;
+} prom;
+
+static void prom_head(prom *p, const char *name, const char *type, const char *help)
+{
+    if (proto_buf_printf(p->out, "# HELP slotd_%s %s\n# TYPE slotd_%s %s\n", name, help, name,
+                         type) < 0)
+        p->err = 1;
+}
+
+static void prom_num(char *b, size_t size, double v)
+{
+    if (isnan(v))
+        snprintf(b, size, "NaN");
+    else if (isinf(v))
+        snprintf(b, size, v > 0 ? "+Inf" : "-Inf");
+    else
+        emit_format_double(v, b, size);
+}
+
+static void prom_u64(prom *p, const char *name, const char *type, const char *help, uint64_t v)
+{
+    prom_head(p, name, type, help);
+    if (proto_buf_printf(p->out, "slotd_%s %llu\n", name, (unsigned long long)v) < 0)
+        p->err = 1;
+}
+
+static void prom_dbl(prom *p, const char *name, const char *type, const char *help, double v)
+{
+    char b[48];
+    prom_num(b, sizeof b, v);
+    prom_head(p, name, type, help);
+    if (proto_buf_printf(p->out, "slotd_%s %s\n", name, b) < 0)
+        p->err = 1;
+}
+
+#define COUNTER(name, help, v) prom_u64(&p, name, "counter", help, v)
+#define GAUGE(name, help, v) prom_u64(&p, name, "gauge", help, v)
+#define GAUGE_D(name, help, v) prom_dbl(&p, name, "gauge", help, v)
+
+int http_render_metrics(server *srv, proto_buf *out)
+{
+    static const double bounds[METRICS_NBUCKETS - 1] = METRICS_LATENCY_BOUNDS;
+    metrics *m = &srv->metrics;
+    prom p = {out, 0};
+    char b[48];
+
+    COUNTER("trades_total", "Trades stored and acknowledged since start.", m->trades_total);
+    COUNTER("batches_total", "Batches acknowledged since start, duplicates included.",
+            m->batches_total);
+    COUNTER("duplicate_batches_total", "Batches acknowledged again without storing (resent seq).",
+            m->duplicate_batches_total);
+    COUNTER("bytes_received_total", "Bytes read from TCP ingest connections.", m->bytes_in_total);
+    COUNTER("messages_total", "Messages received on TCP ingest connections.", m->messages_total);
+    COUNTER("queries_total", "Queries received as TCP Q messages.", m->queries_total);
+    COUNTER("connections_accepted_total", "TCP ingest connections accepted.", m->connections_total);
+    COUNTER("http_requests_total", "HTTP requests answered, refused ones included.",
+            m->http_requests_total);
+
+    prom_head(&p, "errors_total", "counter", "Errors sent to clients, by wire error code.");
+    for (int c = 1; c < PROTO_NCODES; c++)
+        if (proto_buf_printf(out, "slotd_errors_total{code=\"%s\"} %llu\n",
+                             proto_code_name((proto_code)c),
+                             (unsigned long long)m->errors_total[c]) < 0)
+            p.err = 1;
+
+    journal_stats js = {0};
+    if (srv->journal)
+        journal_get_stats(srv->journal, &js);
+    COUNTER("journal_records_total", "Records appended to the journal.", js.records);
+    COUNTER("journal_bytes_total", "Bytes written to the journal.", js.bytes);
+    COUNTER("journal_fsyncs_total", "fsync calls made by the journal.", js.fsyncs);
+    COUNTER("journal_errors_total", "Journal write or sync failures.", js.errors);
+
+    GAUGE("connections", "Open TCP ingest connections.", m->connections);
+    if (!srv->replaying) {
+        store_stats st;
+        store_get_stats(srv->store, &st);
+        GAUGE("symbols", "Symbols holding at least one trade.", st.symbols);
+        GAUGE("store_trades", "Trades held by the store.", st.trades);
+        GAUGE("store_pages", "Slab pages in use.", st.pages);
+        GAUGE("store_bytes_reserved", "Bytes reserved by the store (slab chunks and index).",
+              st.bytes_reserved);
+        GAUGE("store_bytes_used", "Bytes used by the store (page headers, slots, index).",
+              st.bytes_used);
+        GAUGE("store_bytes_cap", "The store's memory cap (--max-memory).", st.bytes_cap);
+        GAUGE_D("store_fill_ratio", "Used slot bytes over page bytes.", st.fill);
+    }
+    GAUGE("resident_memory_bytes", "Resident memory of the slotd process.", server_rss_bytes());
+    GAUGE("ready", "1 when ready to ingest (replay done, not stopping).", srv->ready ? 1 : 0);
+    GAUGE("replay_in_progress", "1 while the journal is being replayed.", srv->replaying ? 1 : 0);
+    GAUGE_D("replay_seconds", "Duration of the journal replay (so far, while it runs).",
+            replay_seconds(srv));
+    GAUGE_D("uptime_seconds", "Seconds since slotd started.", now_s(srv));
+    prom_head(&p, "build_info", "gauge", "Build information; the value is always 1.");
+    if (proto_buf_printf(out, "slotd_build_info{version=\"%s\"} 1\n", SLOTD_VERSION) < 0)
+        p.err = 1;
+
+    prom_head(&p, "ack_latency_seconds", "histogram",
+              "Time from a batch's arrival to its ACK being queued.");
+    uint64_t cum = 0;
+    for (int i = 0; i < METRICS_NBUCKETS; i++) {
+        cum += m->ack_buckets[i];
+        if (i < METRICS_NBUCKETS - 1)
+            prom_num(b, sizeof b, bounds[i]);
+        else
+            snprintf(b, sizeof b, "+Inf");
+        if (proto_buf_printf(out, "slotd_ack_latency_seconds_bucket{le=\"%s\"} %llu\n", b,
+                             (unsigned long long)cum) < 0)
+            p.err = 1;
+    }
+    prom_num(b, sizeof b, m->ack_sum);
+    if (proto_buf_printf(out, "slotd_ack_latency_seconds_sum %s\nslotd_ack_latency_seconds_count %llu\n",
+                         b, (unsigned long long)m->ack_count) < 0)
+        p.err = 1;
+    return p.err ? -1 : 0;
+}
