@@ -66,12 +66,23 @@ typedef void (*journal_done_fn)(void *ctx, int status);
  * -EBADMSG for mid-journal corruption (message in st->detail). */
 int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg,
                  journal_replay_fn fn, void *ctx, journal_replay_stats *st);
+/* Loop thread only. 0: done (may be NULL) will run exactly once, on the loop
+ * thread; -errno (-EINVAL clen > 255, -EMSGSIZE len > 64 MiB, -ESHUTDOWN
+ * after journal_close, -ENOMEM): it never runs. The bytes are copied. */
 int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, const void *msg,
                    size_t len, journal_done_fn done, void *ctx);
 /* Bytes appended but not yet written: the server stops reading clients
  * while this is above its high-water mark. */
 size_t journal_pending(const journal *j);
-/* Write and sync everything pending, run the callbacks, stop the thread. */
+/* Write and sync everything pending, run the callbacks, stop the thread.
+ * Loop thread only; may be called from inside a journal_done_fn (appends
+ * made by callbacks it runs get -ESHUTDOWN). Synchronous for the data:
+ * on return every callback has run, the files are closed and the directory
+ * can be reopened. j must not be used again. Its libuv handles close
+ * asynchronously and its memory is freed by their close callbacks, so the
+ * caller must run the loop afterwards (e.g. uv_run(loop, UV_RUN_DEFAULT))
+ * before uv_loop_close(). The journal holds a loop reference only while
+ * callbacks are owed, so an idle journal never keeps uv_run from returning. */
 void journal_close(journal *j);
 
 typedef struct journal_stats {

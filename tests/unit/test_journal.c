@@ -1,0 +1,757 @@
+/* test_journal — the journal against real files (a mkdtemp dir under /tmp)
+ * and a real libuv loop: ordering and replay, group commit, rotation, torn
+ * tails at every byte, mid-journal corruption (fail / salvage), a full disk
+ * via RLIMIT_FSIZE in a forked child, and the three fsync policies. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "journal.h"
+
+/* ---- fixtures -------------------------------------------------------- */
+
+typedef struct rec {
+    char client[32];
+    size_t clen;
+    uint64_t seq;
+    uint8_t *msg;
+    size_t len;
+} rec;
+
+typedef struct recs {
+    rec *v;
+    size_t n, cap;
+} recs;
+
+static void recs_push(recs *r, const char *client, size_t clen, uint64_t seq, const uint8_t *msg,
+                      size_t len)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 64;
+        r->v = realloc(r->v, r->cap * sizeof(*r->v));
+        assert_non_null(r->v);
+    }
+    rec *e = &r->v[r->n++];
+    assert_true(clen < sizeof(e->client));
+    memcpy(e->client, client, clen);
+    e->client[clen] = 0;
+    e->clen = clen;
+    e->seq = seq;
+    e->msg = malloc(len ? len : 1);
+    assert_non_null(e->msg);
+    if (len)
+        memcpy(e->msg, msg, len);
+    e->len = len;
+}
+
+static void recs_free(recs *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->v[i].msg);
+    free(r->v);
+    memset(r, 0, sizeof(*r));
+}
+
+static int replay_collect(void *ctx, const char *client, size_t clen, uint64_t seq,
+                          const uint8_t *msg, size_t len)
+{
+    recs_push(ctx, client, clen, seq, msg, len);
+    return 0;
+}
+
+/* Record i of the canonical test stream: varied sizes, client and content. */
+static size_t gen_len(size_t i) { return (i * 37) % 300 + (i % 5 == 0 ? 2000 : 0); }
+static void gen(size_t i, char *client, size_t *clen, uint8_t *msg, size_t *len)
+{
+    *clen = (size_t)snprintf(client, 32, "client-%zu", i % 3);
+    *len = gen_len(i);
+    for (size_t k = 0; k < *len; k++)
+        msg[k] = (uint8_t)(i * 131 + k * 7);
+}
+
+static void check_replay(const recs *r, size_t first, size_t n)
+{
+    char client[32];
+    uint8_t msg[4096];
+    size_t clen, len;
+
+    assert_int_equal(r->n, n);
+    for (size_t i = 0; i < n; i++) {
+        gen(first + i, client, &clen, msg, &len);
+        assert_int_equal(r->v[i].clen, clen);
+        assert_memory_equal(r->v[i].client, client, clen);
+        assert_int_equal(r->v[i].seq, first + i + 1);
+        assert_int_equal(r->v[i].len, len);
+        if (len)
+            assert_memory_equal(r->v[i].msg, msg, len);
+    }
+}
+
+typedef struct env {
+    char dir[64];
+    uv_loop_t loop;
+} env;
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    env *e = calloc(1, sizeof(*e));
+    strcpy(e->dir, "/tmp/slotd-journal-XXXXXX");
+    if (!mkdtemp(e->dir) || uv_loop_init(&e->loop))
+        return -1;
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    env *e = *state;
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&e->loop), 0);
+    nftw(e->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(e);
+    return 0;
+}
+
+static journal_config cfg_for(const char *dir, journal_fsync policy)
+{
+    journal_config c = {.dir = dir, .fsync = policy, .interval_ms = 10, .segment_bytes = 0};
+    return c;
+}
+
+/* Completion log: every callback writes its position in completion order. */
+typedef struct done_log {
+    size_t n;
+    size_t order[4096];
+    int status[4096];
+} done_log;
+
+typedef struct done_slot {
+    done_log *log;
+    size_t idx;
+} done_slot;
+
+static void on_done(void *ctx, int status)
+{
+    done_slot *s = ctx;
+    s->log->order[s->log->n] = s->idx;
+    s->log->status[s->log->n] = status;
+    s->log->n++;
+}
+
+/* Appends the canonical records [from, to) a few per loop iteration. */
+typedef struct feeder {
+    journal *j;
+    size_t next, to, per_iter;
+    done_log *log;
+    done_slot *slots;
+    uv_idle_t idle;
+} feeder;
+
+static void append_one(journal *j, size_t i, done_log *log, done_slot *slots)
+{
+    char client[32];
+    uint8_t msg[4096];
+    size_t clen, len;
+
+    gen(i, client, &clen, msg, &len);
+    slots[i].log = log;
+    slots[i].idx = i;
+    assert_int_equal(journal_append(j, client, clen, i + 1, msg, len, on_done, &slots[i]), 0);
+}
+
+static void feeder_tick(uv_idle_t *h)
+{
+    feeder *f = h->data;
+    size_t k = f->per_iter ? f->per_iter : 1 + f->next % 7;
+    for (; k && f->next < f->to; k--, f->next++)
+        append_one(f->j, f->next, f->log, f->slots);
+    if (f->next == f->to)
+        uv_idle_stop(h);
+}
+
+static void feed(uv_loop_t *loop, journal *j, size_t from, size_t to, size_t per_iter,
+                 done_log *log, done_slot *slots)
+{
+    feeder f = {.j = j, .next = from, .to = to, .per_iter = per_iter, .log = log, .slots = slots};
+    uv_idle_init(loop, &f.idle);
+    f.idle.data = &f;
+    uv_idle_start(&f.idle, feeder_tick);
+    /* Returns once the feeder is done and the journal owes no callbacks. */
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&f.idle, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static void close_journal(uv_loop_t *loop, journal *j)
+{
+    journal_close(j);
+    uv_run(loop, UV_RUN_DEFAULT);
+}
+
+static int reopen_collect(env *e, const char *dir, int salvage, recs *r, journal_replay_stats *st)
+{
+    journal *j;
+    journal_config c = cfg_for(dir, JOURNAL_FSYNC_NEVER);
+    c.salvage = salvage;
+    int rc = journal_open(&j, &e->loop, &c, replay_collect, r, st);
+    if (rc == 0)
+        close_journal(&e->loop, j);
+    return rc;
+}
+
+static size_t count_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+    assert_non_null(d);
+    while ((de = readdir(d)))
+        n += strncmp(de->d_name, "journal-", 8) == 0;
+    closedir(d);
+    return n;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return sb.st_size;
+}
+
+static void seg_path(char *buf, size_t n, const char *dir, unsigned no)
+{
+    int w = snprintf(buf, n, "%s/journal-%016x.log", dir, no);
+    assert_true(w > 0 && (size_t)w < n);
+}
+
+static size_t rec_size(size_t i)
+{
+    char client[32];
+    uint8_t msg[4096];
+    size_t clen, len;
+    gen(i, client, &clen, msg, &len);
+    return 8 + 2 + clen + 8 + len;
+}
+
+/* Writes records [0, n) to a fresh journal in dir and closes it. */
+static void write_records(env *e, const char *dir, size_t n, uint64_t segment_bytes)
+{
+    static done_log log;
+    static done_slot slots[4096];
+    journal *j;
+    journal_config c = cfg_for(dir, JOURNAL_FSYNC_NEVER);
+    c.segment_bytes = segment_bytes;
+    memset(&log, 0, sizeof(log));
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+    /* One group per record: segment boundaries are then deterministic. */
+    for (size_t i = 0; i < n; i++) {
+        append_one(j, i, &log, slots);
+        uv_run(&e->loop, UV_RUN_DEFAULT);
+        assert_int_equal(log.n, i + 1);
+    }
+    close_journal(&e->loop, j);
+}
+
+static void copy_prefix(const char *from, const char *to, off_t len)
+{
+    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    char buf[65536];
+    assert_true(in >= 0 && out >= 0);
+    while (len > 0) {
+        ssize_t r = read(in, buf, len < (off_t)sizeof(buf) ? (size_t)len : sizeof(buf));
+        assert_true(r > 0);
+        assert_int_equal(write(out, buf, (size_t)r), r);
+        len -= r;
+    }
+    close(in);
+    close(out);
+}
+
+/* ---- tests ----------------------------------------------------------- */
+
+static void test_append_replay(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    const size_t n = 600;
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
+    journal_replay_stats st;
+    journal_stats js;
+    recs r = {0};
+
+    assert_int_equal(journal_open(&j, &e->loop, &c, replay_collect, &r, &st), 0);
+    assert_int_equal(st.records, 0);
+    assert_int_equal(journal_pending(j), 0);
+    append_one(j, 0, &log, slots);
+    assert_int_equal(journal_pending(j), rec_size(0));
+    feed(&e->loop, j, 1, n, 0, &log, slots);
+    assert_int_equal(journal_pending(j), 0);
+    assert_int_equal(log.n, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(log.order[i], i);
+        assert_int_equal(log.status[i], 0);
+    }
+    journal_get_stats(j, &js);
+    assert_int_equal(js.records, n);
+    assert_int_equal(js.errors, 0);
+    assert_true(js.groups > 1 && js.groups <= n);
+    close_journal(&e->loop, j);
+
+    assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), 0);
+    check_replay(&r, 0, n);
+    assert_int_equal(st.records, n);
+    assert_int_equal(st.truncated_bytes, 0);
+    assert_int_equal(st.detail[0], 0);
+    recs_free(&r);
+
+    /* A second session appends after the first; replay sees both, in order,
+     * and an empty trailing segment is reused rather than multiplied. */
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, &st), 0);
+    memset(&log, 0, sizeof(log));
+    feed(&e->loop, j, n, n + 50, 0, &log, slots);
+    close_journal(&e->loop, j);
+    assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), 0);
+    check_replay(&r, 0, n + 50);
+    recs_free(&r);
+    size_t segs = count_segments(e->dir);
+    assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), 0);
+    assert_int_equal(count_segments(e->dir), segs);
+    recs_free(&r);
+}
+
+static void test_group_commit(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_ALWAYS);
+    journal_stats js;
+
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+    /* 300 appends in one loop iteration: one write and one fsync. */
+    feed(&e->loop, j, 0, 300, 300, &log, slots);
+    journal_get_stats(j, &js);
+    assert_int_equal(js.records, 300);
+    assert_int_equal(js.groups, 1);
+    assert_int_equal(js.fsyncs, 1);
+    /* One per iteration while the writer is busy syncing: still grouped. */
+    memset(&log, 0, sizeof(log));
+    feed(&e->loop, j, 300, 700, 1, &log, slots);
+    journal_get_stats(j, &js);
+    assert_int_equal(js.records, 700);
+    assert_true(js.groups < 700);
+    for (size_t i = 0; i < 400; i++)
+        assert_int_equal(log.order[i], 300 + i);
+    print_message("group commit: 400 one-per-iteration appends in %llu groups\n",
+                  (unsigned long long)js.groups - 1);
+    close_journal(&e->loop, j);
+}
+
+static void test_rotation(void **state)
+{
+    env *e = *state;
+    recs r = {0};
+    journal_replay_stats st;
+
+    write_records(e, e->dir, 400, 8192);
+    size_t segs = count_segments(e->dir);
+    assert_true(segs > 10);
+    assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), 0);
+    check_replay(&r, 0, 400);
+    assert_int_equal(st.segments, segs);
+    recs_free(&r);
+}
+
+static void test_torn_tail_every_offset(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    /* Records 0..20, then a short last one (21: 177 payload bytes) so the
+     * every-offset loop stays quick. */
+    const size_t last = 21;
+    char src[256], dir[256], dst[256];
+
+    write_records(e, e->dir, last + 1, 0);
+    seg_path(src, sizeof(src), e->dir, 1);
+    size_t lastlen = rec_size(last);
+    off_t good = file_size(src) - (off_t)lastlen;
+    assert_true(lastlen < 400);
+
+    for (size_t k = 1; k < lastlen; k++) {
+        recs r = {0};
+        journal_replay_stats st;
+        journal *j;
+        char want[64];
+        snprintf(dir, sizeof(dir), "%s/t%zu", e->dir, k);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        seg_path(dst, sizeof(dst), dir, 1);
+        copy_prefix(src, dst, good + (off_t)k);
+
+        journal_config c = cfg_for(dir, JOURNAL_FSYNC_NEVER);
+        assert_int_equal(journal_open(&j, &e->loop, &c, replay_collect, &r, &st), 0);
+        check_replay(&r, 0, last);
+        assert_int_equal(st.truncated_bytes, k);
+        snprintf(want, sizeof(want), "offset %lld", (long long)good);
+        assert_non_null(strstr(st.detail, want));
+        assert_int_equal(file_size(dst), good);
+        recs_free(&r);
+        /* The recovered journal takes appends that replay after it. */
+        memset(&log, 0, sizeof(log));
+        feed(&e->loop, j, last, last + 3, 0, &log, slots);
+        assert_int_equal(log.n, 3);
+        close_journal(&e->loop, j);
+        assert_int_equal(reopen_collect(e, dir, 0, &r, &st), 0);
+        check_replay(&r, 0, last + 3);
+        assert_int_equal(st.truncated_bytes, 0);
+        recs_free(&r);
+    }
+}
+
+static void flip_byte(const char *path, off_t at)
+{
+    int fd = open(path, O_RDWR);
+    uint8_t b;
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, &b, 1, at), 1);
+    b ^= 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, at), 1);
+    close(fd);
+}
+
+static void test_corrupt_middle(void **state)
+{
+    env *e = *state;
+    const size_t n = 60, bad = 30;
+    char seg[256], want[128];
+    recs r = {0};
+    journal_replay_stats st;
+
+    write_records(e, e->dir, n, 0);
+    seg_path(seg, sizeof(seg), e->dir, 1);
+    off_t off = 0;
+    for (size_t i = 0; i < bad; i++)
+        off += (off_t)rec_size(i);
+    off_t size = file_size(seg);
+
+    /* A flipped payload byte, then a flipped length byte. */
+    const off_t where[2] = {off + (off_t)rec_size(bad) / 2, off + 1};
+    for (int w = 0; w < 2; w++) {
+        flip_byte(seg, where[w]);
+        assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), -EBADMSG);
+        snprintf(want, sizeof(want), "journal-%016x.log: corrupt record at offset %lld", 1,
+                 (long long)off);
+        assert_non_null(strstr(st.detail, want));
+        assert_int_equal(file_size(seg), size); /* refusing means touching nothing */
+        recs_free(&r);
+
+        assert_int_equal(reopen_collect(e, e->dir, 1, &r, &st), 0);
+        assert_int_equal(st.skipped_records, 1);
+        assert_int_equal(st.records, n - 1);
+        assert_non_null(strstr(st.detail, "skipped"));
+        check_replay(&(recs){.v = r.v, .n = bad}, 0, bad);
+        check_replay(&(recs){.v = r.v + bad, .n = n - 1 - bad}, bad + 1, n - 1 - bad);
+        recs_free(&r);
+        flip_byte(seg, where[w]); /* restore */
+        assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), 0);
+        check_replay(&r, 0, n);
+        recs_free(&r);
+    }
+}
+
+static void test_corrupt_segment_tail_with_later_segments(void **state)
+{
+    env *e = *state;
+    char seg[256];
+    recs r = {0};
+    journal_replay_stats st;
+
+    write_records(e, e->dir, 200, 8192);
+    assert_true(count_segments(e->dir) > 3);
+    /* The last byte of segment 2 is inside its last record; segment 3 and
+     * later still hold valid records, so this is not a torn tail. */
+    seg_path(seg, sizeof(seg), e->dir, 2);
+    flip_byte(seg, file_size(seg) - 1);
+    assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), -EBADMSG);
+    assert_non_null(strstr(st.detail, "journal-0000000000000002.log"));
+    recs_free(&r);
+    assert_int_equal(reopen_collect(e, e->dir, 1, &r, &st), 0);
+    assert_int_equal(st.records, 199);
+    assert_int_equal(st.skipped_records, 1);
+    recs_free(&r);
+}
+
+static int stop_at_three(void *ctx, const char *cl, size_t clen, uint64_t seq, const uint8_t *m,
+                  size_t len)
+{
+    (void)ctx, (void)cl, (void)clen, (void)m, (void)len;
+    return seq == 3;
+}
+
+static void test_replay_abort_and_lock(void **state)
+{
+    env *e = *state;
+    journal *j, *j2;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
+    journal_replay_stats st;
+
+    write_records(e, e->dir, 5, 0);
+    assert_int_equal(journal_open(&j, &e->loop, &c, stop_at_three, NULL, &st), -ECANCELED);
+    assert_int_equal(st.records, 2);
+
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+    assert_int_equal(journal_open(&j2, &e->loop, &c, NULL, NULL, &st), -EBUSY);
+    assert_int_equal(journal_append(j, "c", 1, 1, "x", 1, NULL, NULL), 0);
+    assert_int_equal(journal_append(j, "c", 256, 1, "x", 1, NULL, NULL), -EINVAL);
+    assert_int_equal(journal_append(j, "c", 1, 1, "x", (64u << 20) + 1, NULL, NULL), -EMSGSIZE);
+    /* Close with an append still queued: it is written and acked by close. */
+    close_journal(&e->loop, j);
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, &st), 0);
+    assert_int_equal(st.records, 6);
+    close_journal(&e->loop, j);
+}
+
+/* Closing from inside a callback, with appends from callbacks refused. */
+typedef struct closer {
+    journal *j;
+    int calls, append_rc;
+} closer;
+
+static void close_in_cb(void *ctx, int status)
+{
+    closer *c = ctx;
+    assert_int_equal(status, 0);
+    if (c->calls++ == 0)
+        journal_close(c->j);
+    else
+        c->append_rc = journal_append(c->j, "c", 1, 9, "y", 1, NULL, NULL);
+}
+
+static void test_close_from_callback(void **state)
+{
+    env *e = *state;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_INTERVAL);
+    closer cl = {0};
+    journal_replay_stats st;
+
+    assert_int_equal(journal_open(&cl.j, &e->loop, &c, NULL, NULL, NULL), 0);
+    /* One group of two: the first callback closes the journal, which runs
+     * the second from inside the first; its append is refused. */
+    assert_int_equal(journal_append(cl.j, "c", 1, 1, "a", 1, close_in_cb, &cl), 0);
+    assert_int_equal(journal_append(cl.j, "c", 1, 2, "b", 1, close_in_cb, &cl), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(cl.calls, 2);
+    assert_int_equal(cl.append_rc, -ESHUTDOWN);
+    journal *j;
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, &st), 0);
+    assert_int_equal(st.records, 2);
+    close_journal(&e->loop, j);
+}
+
+/* ---- disk full ------------------------------------------------------- */
+
+#define CHILD_CHECK(cond)                                                                   \
+    do {                                                                                    \
+        if (!(cond)) {                                                                      \
+            fprintf(stderr, "child check failed at line %d: %s\n", __LINE__, #cond);        \
+            _exit(1);                                                                       \
+        }                                                                                   \
+    } while (0)
+
+typedef struct status_box {
+    int n, last;
+} status_box;
+
+static void box_done(void *ctx, int status)
+{
+    status_box *b = ctx;
+    b->n++;
+    b->last = status;
+}
+
+/* Appends records [from, to) in one loop iteration; returns their status. */
+static int child_append(uv_loop_t *loop, journal *j, size_t from, size_t to)
+{
+    char client[32];
+    uint8_t msg[4096];
+    size_t clen, len;
+    status_box b = {0};
+    for (size_t i = from; i < to; i++) {
+        gen(i, client, &clen, msg, &len);
+        CHILD_CHECK(journal_append(j, client, clen, i + 1, msg, len, box_done, &b) == 0);
+    }
+    uv_run(loop, UV_RUN_DEFAULT);
+    CHILD_CHECK(b.n == (int)(to - from));
+    return b.last;
+}
+
+static void disk_full_child(const char *dir)
+{
+    uv_loop_t loop;
+    journal *j;
+    journal_config c = cfg_for(dir, JOURNAL_FSYNC_ALWAYS);
+    journal_stats js;
+    struct rlimit rl, saved;
+    char seg[256];
+    off_t ok_bytes = 0;
+
+    signal(SIGXFSZ, SIG_IGN);
+    CHILD_CHECK(uv_loop_init(&loop) == 0);
+    CHILD_CHECK(journal_open(&j, &loop, &c, NULL, NULL, NULL) == 0);
+    for (size_t i = 0; i < 10; i++)
+        ok_bytes += (off_t)rec_size(i);
+    CHILD_CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
+    /* Limit in the middle of record 10: its write is short, then EFBIG. */
+    rl = saved;
+    rl.rlim_cur = (rlim_t)ok_bytes + rec_size(10) / 2;
+    CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+    for (size_t i = 0; i < 10; i++)
+        CHILD_CHECK(child_append(&loop, j, i, i + 1) == 0);
+    CHILD_CHECK(child_append(&loop, j, 10, 11) == -EFBIG);
+    CHILD_CHECK(child_append(&loop, j, 10, 14) == -EFBIG); /* a whole group fails */
+    seg_path(seg, sizeof(seg), dir, 1);
+    struct stat sb;
+    CHILD_CHECK(stat(seg, &sb) == 0 && sb.st_size == ok_bytes); /* whole records only */
+    journal_get_stats(j, &js);
+    CHILD_CHECK(js.errors == 2 && js.last_error == -EFBIG && js.records == 10);
+    /* Space returns: the very next group succeeds. */
+    CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
+    CHILD_CHECK(child_append(&loop, j, 10, 14) == 0);
+    journal_close(j);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    recs r = {0};
+    journal_replay_stats st;
+    CHILD_CHECK(journal_open(&j, &loop, &c, replay_collect, &r, &st) == 0);
+    CHILD_CHECK(st.records == 14 && st.truncated_bytes == 0 && st.skipped_records == 0);
+    for (size_t i = 0; i < 14; i++)
+        CHILD_CHECK(r.v[i].seq == i + 1 && r.v[i].len == gen_len(i));
+    journal_close(j);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHILD_CHECK(uv_loop_close(&loop) == 0);
+    _exit(0);
+}
+
+static void test_disk_full(void **state)
+{
+    env *e = *state;
+    int status;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        disk_full_child(e->dir);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* ---- fsync policies -------------------------------------------------- */
+
+typedef struct paced {
+    journal *j;
+    size_t next, to;
+    done_log *log;
+    done_slot *slots;
+    uv_timer_t t;
+} paced;
+
+static void paced_tick(uv_timer_t *t)
+{
+    paced *p = t->data;
+    append_one(p->j, p->next, p->log, p->slots);
+    if (++p->next == p->to)
+        uv_timer_stop(t);
+}
+
+static void test_fsync_policies(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    const journal_fsync pol[3] = {JOURNAL_FSYNC_ALWAYS, JOURNAL_FSYNC_INTERVAL, JOURNAL_FSYNC_NEVER};
+
+    for (int k = 0; k < 3; k++) {
+        char dir[256];
+        journal *j;
+        journal_config c = cfg_for(dir, pol[k]);
+        journal_stats js;
+        recs r = {0};
+        journal_replay_stats st;
+
+        snprintf(dir, sizeof(dir), "%s/p%d", e->dir, k);
+        c.interval_ms = 20;
+        assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+        memset(&log, 0, sizeof(log));
+        /* One append every 2 ms for ~120 ms: 60 separate groups. */
+        paced p = {.j = j, .next = 0, .to = 60, .log = &log, .slots = slots};
+        uv_timer_init(&e->loop, &p.t);
+        p.t.data = &p;
+        uv_timer_start(&p.t, paced_tick, 2, 2);
+        uv_run(&e->loop, UV_RUN_DEFAULT);
+        uv_close((uv_handle_t *)&p.t, NULL);
+        uv_run(&e->loop, UV_RUN_DEFAULT);
+        assert_int_equal(log.n, 60);
+        for (size_t i = 0; i < 60; i++)
+            assert_int_equal(log.status[i], 0);
+        journal_get_stats(j, &js);
+        print_message("policy %d: %llu groups, %llu fsyncs\n", k, (unsigned long long)js.groups,
+                      (unsigned long long)js.fsyncs);
+        if (pol[k] == JOURNAL_FSYNC_ALWAYS)
+            assert_int_equal(js.fsyncs, js.groups);
+        if (pol[k] == JOURNAL_FSYNC_INTERVAL)
+            assert_true(js.fsyncs >= 2 && js.fsyncs < js.groups);
+        if (pol[k] == JOURNAL_FSYNC_NEVER)
+            assert_int_equal(js.fsyncs, 0);
+        close_journal(&e->loop, j);
+        assert_int_equal(reopen_collect(e, dir, 0, &r, &st), 0);
+        check_replay(&r, 0, 60);
+        recs_free(&r);
+    }
+}
+
+int main(void)
+{
+    /* The server ignores SIGXFSZ; so do its tests. */
+    signal(SIGXFSZ, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_append_replay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_segment_tail_with_later_segments, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_replay_abort_and_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_from_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
