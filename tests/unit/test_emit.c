@@ -231,7 +231,7 @@ static json_t *random_value(emit *e, int depth)
         json_t *m = json_object();
         e->map(e, n);
         for (uint32_t i = 0; i < n; i++) {
-            char key[8];
+            char key[16];
             snprintf(key, sizeof key, "k%u", i);
             e->key(e, key);
             json_object_set_new(m, key, random_value(e, depth + 1));
