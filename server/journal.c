@@ -90,7 +90,8 @@ struct journal {
 
 static inline void journal__put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
 }
 static inline uint32_t journal__get32(const uint8_t *p)
 {
@@ -135,9 +136,7 @@ __attribute__((format(printf, 2, 3))) static void journal__note(journal_replay_s
     va_end(ap);
 }
 
-/* ======================================================================
- * Replay
- * ====================================================================== */
+/* ---- Replay ---- */
 
 typedef enum { JOURNAL__REC_OK, JOURNAL__REC_BAD, JOURNAL__REC_ALIEN } journal__rec;
 
@@ -150,29 +149,19 @@ static journal__rec journal__parse(const uint8_t *base, size_t size, size_t off,
     size_t avail = size - off;
     uint32_t len;
 
-    if (avail < JOURNAL__HDR) {
-        *why = "incomplete header";
-        return JOURNAL__REC_BAD;
-    }
+    if (avail < JOURNAL__HDR)
+        return *why = "incomplete header", JOURNAL__REC_BAD;
     len = journal__get32(base + off);
-    if (len < JOURNAL__MIN_BODY || len > JOURNAL__MAX_BODY) {
-        *why = "bad length";
-        return JOURNAL__REC_BAD;
-    }
-    if (len > avail - JOURNAL__HDR) {
-        *why = "record extends past end of file";
-        return JOURNAL__REC_BAD;
-    }
-    if (crc32c(0, base + off + JOURNAL__HDR, len) != journal__get32(base + off + 4)) {
-        *why = "checksum mismatch";
-        return JOURNAL__REC_BAD;
-    }
+    if (len < JOURNAL__MIN_BODY || len > JOURNAL__MAX_BODY)
+        return *why = "bad length", JOURNAL__REC_BAD;
+    if (len > avail - JOURNAL__HDR)
+        return *why = "record extends past end of file", JOURNAL__REC_BAD;
+    if (crc32c(0, base + off + JOURNAL__HDR, len) != journal__get32(base + off + 4))
+        return *why = "checksum mismatch", JOURNAL__REC_BAD;
     *reclen = JOURNAL__HDR + len;
     if (base[off + JOURNAL__HDR] != JOURNAL__TYPE_BATCH ||
-        2u + base[off + JOURNAL__HDR + 1] + 8u > len) {
-        *why = "unknown record type or malformed body";
-        return JOURNAL__REC_ALIEN;
-    }
+        2u + base[off + JOURNAL__HDR + 1] + 8u > len)
+        return *why = "unknown record type or malformed body", JOURNAL__REC_ALIEN;
     return JOURNAL__REC_OK;
 }
 
@@ -270,55 +259,40 @@ static int journal__cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* journal-<16 lowercase hex>.log exactly; anything else is not ours. */
+static int journal__is_seg(const struct dirent *e)
+{
+    const char *s = e->d_name;
+    if (strlen(s) != 28 || strncmp(s, "journal-", 8) || strcmp(s + 24, ".log"))
+        return 0;
+    for (int i = 8; i < 24; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
 /* Segment numbers present in the directory, sorted. */
 static int journal__list(journal *j, uint64_t **out, size_t *nout)
 {
-    int fd = dup(j->dirfd), rc = 0;
-    DIR *d = NULL;
-    struct dirent *e;
-    uint64_t *v = NULL;
-    size_t n = 0, cap = 0;
+    struct dirent **names;
+    int n = scandir(j->dir, &names, journal__is_seg, NULL);
+    uint64_t *v;
 
-    if (fd < 0 || !(d = fdopendir(fd))) {
-        rc = -errno;
-        if (fd >= 0)
-            close(fd);
-        goto cleanup;
+    *out = NULL, *nout = 0;
+    if (n < 0)
+        return -errno;
+    v = malloc(((size_t)n + 1) * sizeof(*v));
+    for (int i = 0; i < n; i++) {
+        if (v)
+            v[i] = strtoull(names[i]->d_name + 8, NULL, 16);
+        free(names[i]);
     }
-    while ((e = readdir(d))) {
-        const char *s = e->d_name;
-        uint64_t no = 0;
-        int ok = strlen(s) == 28 && !strncmp(s, "journal-", 8) && !strcmp(s + 24, ".log");
-        for (int i = 8; ok && i < 24; i++) {
-            int c = s[i];
-            int dgt = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-            ok = dgt >= 0;
-            no = no << 4 | (uint64_t)(dgt & 15);
-        }
-        if (!ok)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            uint64_t *nv = realloc(v, cap * sizeof(*v));
-            if (!nv) {
-                rc = -ENOMEM;
-                goto cleanup;
-            }
-            v = nv;
-        }
-        v[n++] = no;
-    }
-    if (n)
-        qsort(v, n, sizeof(*v), journal__cmp_u64);
-cleanup:
-    if (d)
-        closedir(d);
-    if (rc) {
-        free(v);
-        v = NULL, n = 0;
-    }
-    *out = v, *nout = n;
-    return rc;
+    free(names);
+    if (!v)
+        return -ENOMEM;
+    qsort(v, (size_t)n, sizeof(*v), journal__cmp_u64);
+    *out = v, *nout = (size_t)n;
+    return 0;
 }
 
 /* Replay every segment through fn. On return *last is the highest segment
@@ -385,8 +359,6 @@ static int journal__replay(journal *j, int salvage, journal_replay_fn fn, void *
             if (next == m.size && !journal__later_valid(j, segs, nsegs, i)) {
                 /* Torn tail: nothing valid follows, so it was never whole. */
                 uint64_t cut = m.size - off;
-                journal__note(st, "%s: torn tail at offset %zu (%s), truncated %" PRIu64 " bytes",
-                              name, off, why, cut);
                 journal__map_close(&m);
                 rc = journal__truncate_seg(j, segs[i], off);
                 /* Later segments hold nothing valid either: empty them so the
@@ -400,8 +372,9 @@ static int journal__replay(journal *j, int salvage, journal_replay_fn fn, void *
                         rc = journal__truncate_seg(j, segs[k], 0);
                     }
                 }
-                if (rc)
-                    journal__note(st, "truncation failed: %s", strerror(-rc));
+                journal__note(st, "%s: torn tail at offset %zu (%s), truncated %" PRIu64
+                              " bytes%s%s", name, off, why, cut,
+                              rc ? ": truncation failed: " : "", rc ? strerror(-rc) : "");
                 st->truncated_bytes += cut;
                 *last_size = i + 1 == nsegs ? off : 0;
                 goto cleanup;
@@ -428,23 +401,36 @@ cleanup:
     return rc;
 }
 
-/* ======================================================================
- * Writer thread
- * ====================================================================== */
+/* ---- Writer thread ---- */
 
-static void journal__stat_add(journal *j, uint64_t *field, uint64_t n)
+/* Writer-side counters, published under mu for journal_get_stats. */
+static void journal__count(journal *j, uint64_t *field, int err)
 {
     pthread_mutex_lock(&j->mu);
-    *field += n;
+    if (field)
+        (*field)++;
+    if (err)
+        j->stats.errors++, j->stats.last_error = err;
     pthread_mutex_unlock(&j->mu);
 }
 
-static void journal__stat_error(journal *j, int err)
+/* Append g to a singly linked FIFO. */
+static void journal__fifo_push(journal__group **head, journal__group **tail, journal__group *g)
 {
-    pthread_mutex_lock(&j->mu);
-    j->stats.errors++;
-    j->stats.last_error = err;
-    pthread_mutex_unlock(&j->mu);
+    g->next = NULL;
+    if (*tail)
+        (*tail)->next = g;
+    else
+        *head = g;
+    *tail = g;
+}
+
+static journal__group *journal__fifo_pop(journal__group **head, journal__group **tail)
+{
+    journal__group *g = *head;
+    if (g && !(*head = g->next))
+        *tail = NULL;
+    return g;
 }
 
 /* Create segment `no` and make its directory entry durable. */
@@ -470,14 +456,11 @@ static int journal__create_seg(journal *j, uint64_t no)
 
 static int journal__sync(journal *j)
 {
-    if (fdatasync(j->fd) < 0) {
-        int err = -errno;
-        journal__stat_error(j, err);
-        return err;
-    }
-    j->dirty = 0;
-    journal__stat_add(j, &j->stats.fsyncs, 1);
-    return 0;
+    int err = fdatasync(j->fd) < 0 ? -errno : 0;
+
+    journal__count(j, err ? NULL : &j->stats.fsyncs, err);
+    j->dirty = 0; /* even on failure: the kernel has dropped those pages' error state */
+    return err;
 }
 
 static int journal__rotate(journal *j)
@@ -491,7 +474,7 @@ static int journal__rotate(journal *j)
         if (fdatasync(j->fd) < 0)
             return -errno; /* counted by the caller as this group's error */
         j->dirty = 0;
-        journal__stat_add(j, &j->stats.fsyncs, 1);
+        journal__count(j, &j->stats.fsyncs, 0);
     }
     fd = journal__create_seg(j, j->seg_no + 1);
     if (fd < 0)
@@ -501,7 +484,7 @@ static int journal__rotate(journal *j)
     j->seg_no++;
     j->seg_size = 0;
     j->need_truncate = 0;
-    journal__stat_add(j, &j->stats.segments, 1);
+    journal__count(j, &j->stats.segments, 0);
     return 0;
 }
 
@@ -545,7 +528,7 @@ static int journal__write_group(journal *j, journal__group *g)
     if (!err && j->policy == JOURNAL_FSYNC_ALWAYS && fdatasync(j->fd) < 0)
         err = -errno;
     else if (!err && j->policy == JOURNAL_FSYNC_ALWAYS)
-        journal__stat_add(j, &j->stats.fsyncs, 1);
+        journal__count(j, &j->stats.fsyncs, 0);
     if (err) {
         /* Also after a failed fsync: the client is told the batch failed and
          * will resend it, so the journal must not keep it. */
@@ -575,15 +558,11 @@ static void *journal__writer_main(void *arg)
             journal__now_ns() >= j->sync_deadline) {
             pthread_mutex_unlock(&j->mu);
             journal__sync(j); /* failure counted; acked data can't be un-acked */
-            j->dirty = 0;
             pthread_mutex_lock(&j->mu);
             continue;
         }
-        if ((g = j->q)) {
+        if ((g = journal__fifo_pop(&j->q, &j->q_tail))) {
             int err;
-            j->q = g->next;
-            if (!j->q)
-                j->q_tail = NULL;
             pthread_mutex_unlock(&j->mu);
             err = journal__write_group(j, g);
             pthread_mutex_lock(&j->mu);
@@ -596,12 +575,7 @@ static void *journal__writer_main(void *arg)
                 j->stats.bytes += g->len;
             }
             g->status = err;
-            g->next = NULL;
-            if (j->done_tail)
-                j->done_tail->next = g;
-            else
-                j->done = g;
-            j->done_tail = g;
+            journal__fifo_push(&j->done, &j->done_tail, g);
             pthread_mutex_unlock(&j->mu);
             uv_async_send(&j->async);
             pthread_mutex_lock(&j->mu);
@@ -624,9 +598,7 @@ static void *journal__writer_main(void *arg)
     return NULL;
 }
 
-/* ======================================================================
- * Loop side
- * ====================================================================== */
+/* ---- Loop side ---- */
 
 static void journal__free_group(journal__group *g)
 {
@@ -653,12 +625,7 @@ static void journal__push(journal *j, journal__group *g)
 {
     j->inflight++;
     pthread_mutex_lock(&j->mu);
-    g->next = NULL;
-    if (j->q_tail)
-        j->q_tail->next = g;
-    else
-        j->q = g;
-    j->q_tail = g;
+    journal__fifo_push(&j->q, &j->q_tail, g);
     pthread_cond_signal(&j->cv);
     pthread_mutex_unlock(&j->mu);
 }
@@ -669,21 +636,12 @@ static void journal__collect(journal *j)
     journal__group *g;
 
     pthread_mutex_lock(&j->mu);
-    g = j->done;
-    j->done = j->done_tail = NULL;
-    pthread_mutex_unlock(&j->mu);
-    while (g) {
-        journal__group *next = g->next;
+    while ((g = journal__fifo_pop(&j->done, &j->done_tail))) {
         j->inflight--;
         j->pending -= g->len;
-        g->next = NULL;
-        if (j->ready_tail)
-            j->ready_tail->next = g;
-        else
-            j->ready = g;
-        j->ready_tail = g;
-        g = next;
+        journal__fifo_push(&j->ready, &j->ready_tail, g);
     }
+    pthread_mutex_unlock(&j->mu);
 }
 
 /* Run callbacks in append order. All state lives in j, so a callback may
@@ -699,13 +657,10 @@ static void journal__run_callbacks(journal *j)
                 cb.fn(cb.ctx, g->status);
             continue;
         }
-        j->ready = g->next;
-        if (!j->ready)
-            j->ready_tail = NULL;
+        journal__fifo_pop(&j->ready, &j->ready_tail);
         if (!j->spare && !j->closing && g->cap <= JOURNAL__SPARE_MAX) {
             g->len = g->ncb = g->ndone = 0;
             g->status = 0;
-            g->next = NULL;
             j->spare = g;
         } else {
             journal__free_group(g);
@@ -802,9 +757,7 @@ void journal_get_stats(const journal *j, journal_stats *st)
     pthread_mutex_unlock(&mj->mu);
 }
 
-/* ======================================================================
- * Lifecycle
- * ====================================================================== */
+/* ---- Lifecycle ---- */
 
 static void journal__destroy(journal *j)
 {
@@ -818,6 +771,16 @@ static void journal__destroy(journal *j)
     pthread_mutex_destroy(&j->mu);
     free(j->dir);
     free(j);
+}
+
+/* Let the writer drain its queue, sync and exit; wait for it. */
+static void journal__stop_writer(journal *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->stop = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->thread, NULL);
 }
 
 static void journal__on_close(uv_handle_t *h)
@@ -946,13 +909,8 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg, jour
     return 0;
 
 cleanup:
-    if (thread_started) {
-        pthread_mutex_lock(&j->mu);
-        j->stop = 1;
-        pthread_cond_signal(&j->cv);
-        pthread_mutex_unlock(&j->mu);
-        pthread_join(j->thread, NULL);
-    }
+    if (thread_started)
+        journal__stop_writer(j);
     journal__destroy(j);
     return rc;
 }
@@ -970,11 +928,7 @@ void journal_close(journal *j)
         journal__push(j, g);
     else
         journal__free_group(g);
-    pthread_mutex_lock(&j->mu);
-    j->stop = 1;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-    pthread_join(j->thread, NULL);
+    journal__stop_writer(j);
     /* Release the files (and the directory lock) now, so the journal can be
      * reopened before the loop has run the close callbacks. */
     close(j->fd);

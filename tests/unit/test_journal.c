@@ -434,6 +434,31 @@ static void test_torn_tail_every_offset(void **state)
     }
 }
 
+/* A torn tail followed only by an empty segment (a restart that crashed
+ * before writing) is still a tail. */
+static void test_torn_tail_before_empty_segment(void **state)
+{
+    env *e = *state;
+    char seg1[256], seg2[256];
+    recs r = {0};
+    journal_replay_stats st;
+
+    write_records(e, e->dir, 10, 0);
+    seg_path(seg1, sizeof(seg1), e->dir, 1);
+    seg_path(seg2, sizeof(seg2), e->dir, 2);
+    off_t full = file_size(seg1);
+    assert_int_equal(truncate(seg1, full - 5), 0);
+    int fd = open(seg2, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), 0);
+    check_replay(&r, 0, 9);
+    assert_int_equal(st.truncated_bytes, rec_size(9) - 5);
+    assert_int_equal(file_size(seg1), full - (off_t)rec_size(9));
+    assert_int_equal(count_segments(e->dir), 2); /* the empty one was reused */
+    recs_free(&r);
+}
+
 static void flip_byte(const char *path, off_t at)
 {
     int fd = open(path, O_RDWR);
@@ -695,7 +720,8 @@ static void test_fsync_policies(void **state)
     env *e = *state;
     static done_log log;
     static done_slot slots[4096];
-    const journal_fsync pol[3] = {JOURNAL_FSYNC_ALWAYS, JOURNAL_FSYNC_INTERVAL, JOURNAL_FSYNC_NEVER};
+    const journal_fsync pol[3] = {JOURNAL_FSYNC_ALWAYS, JOURNAL_FSYNC_INTERVAL,
+                                  JOURNAL_FSYNC_NEVER};
 
     for (int k = 0; k < 3; k++) {
         char dir[256];
@@ -745,6 +771,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_before_empty_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_segment_tail_with_later_segments, setup,
                                         teardown),
