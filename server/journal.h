@@ -54,7 +54,9 @@ typedef struct journal_replay_stats {
     char detail[256];          /* human text of what was truncated/skipped, if any */
 } journal_replay_stats;
 
-/* Called for each record in order during replay; return non-zero to abort. */
+/* Called for each record in order during replay; return non-zero to abort
+ * (journal_open then fails with that value if negative, else -ECANCELED).
+ * client and msg point into the mapped segment: valid only during the call. */
 typedef int (*journal_replay_fn)(void *ctx, const char *client, size_t clen, uint64_t seq,
                                  const uint8_t *msg, size_t len);
 /* Called on the loop thread when an append is durable per policy (status 0)
@@ -69,10 +71,16 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg,
 /* Loop thread only. 0: done (may be NULL) will run exactly once, on the loop
  * thread; -errno (-EINVAL clen > 255, -EMSGSIZE len > 64 MiB, -ESHUTDOWN
  * after journal_close, -ENOMEM): it never runs. The bytes are copied. */
+/* Replay without opening for appends: safe on any thread (touches no loop),
+ * so the server can replay on a worker while its loop answers /readyz.
+ * Same checks, truncation and errors as journal_open's replay. */
+int journal_replay(const journal_config *cfg, journal_replay_fn fn, void *ctx,
+                   journal_replay_stats *st);
 int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, const void *msg,
                    size_t len, journal_done_fn done, void *ctx);
-/* Bytes appended but not yet written: the server stops reading clients
- * while this is above its high-water mark. */
+/* Bytes appended whose callbacks have not run yet (queued, being written or
+ * synced): the server stops reading clients while this is above its
+ * high-water mark. */
 size_t journal_pending(const journal *j);
 /* Write and sync everything pending, run the callbacks, stop the thread.
  * Loop thread only; may be called from inside a journal_done_fn (appends
