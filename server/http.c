@@ -682,10 +682,10 @@ static void on_refused_closed(uv_handle_t *hd) { free(hd); }
  * and close. No per-connection state beyond the handle. */
 static void refuse_connection(http *h)
 {
-    static const char msg[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        "Content-Length: 77\r\nConnection: close\r\n\r\n"
-        "{\"error\":\"TOO_MANY_CONNECTIONS\",\"message\":\"too many HTTP connections\"}\n";
+#define BUSY_BODY "{\"error\":\"TOO_MANY_CONNECTIONS\",\"message\":\"too many HTTP connections\"}\n"
+    _Static_assert(sizeof BUSY_BODY - 1 == 71, "fix the Content-Length below");
+    static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                              "Content-Length: 71\r\nConnection: close\r\n\r\n" BUSY_BODY;
     uv_tcp_t *t = malloc(sizeof *t);
     if (!t)
         return;
