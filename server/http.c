@@ -614,6 +614,7 @@ static void conn_feed(http_conn *c)
             if (!c->in_request)
                 arm_timer(c, HTTP_IDLE_TIMEOUT_MS);
             if (c->unsent >= HTTP_WRITE_HWM) {
+                log_debug("http_paused unsent=%zu", c->unsent);
                 read_stop(c); /* on_write resumes us */
                 return;
             }

@@ -1,6 +1,7 @@
 /* metrics — the server's counters, gauges and ack-latency histogram.
  * Updated by the ingest path, rendered by http.c as /stats JSON and
- * /metrics Prometheus text. Single-threaded: only the loop thread touches it. */
+ * /metrics Prometheus text. Single-threaded: only the loop thread touches it.
+ * Every now_ns is from one monotonic clock: uv_hrtime(). */
 #ifndef SLOTD_METRICS_H
 #define SLOTD_METRICS_H
 

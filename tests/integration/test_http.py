@@ -578,6 +578,31 @@ def check_keepalive_pipelining(s, world):
     assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b'{"status":"ok"}'), out
 
 
+def check_pipeline_backpressure(s, world):
+    """A client pipelining far more answers than it reads: the server stops
+    parsing at its high-water mark instead of queueing ~25 MB, then resumes
+    when the client reads, and every answer arrives in order."""
+    import threading
+    n = 3000
+    paths = [b"/symbols/AAPL/trades" if i % 3 else b"/symbols/MSFT/trades?limit=5" for i in range(n)]
+    sock = socket.create_connection(("127.0.0.1", s.http_port), timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    data = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p for p in paths)
+    sender = threading.Thread(target=sock.sendall, args=(data,))
+    rss0 = s.rss_bytes()
+    sender.start()
+    time.sleep(1.5)                      # the client reads nothing meanwhile
+    grew = s.rss_bytes() - rss0
+    assert grew < 16 << 20, "RSS grew by %d bytes with answers unread" % grew
+    rs, _ = read_responses(sock, n, timeout=30)
+    sender.join()
+    sock.close()
+    assert len(rs) == n and all(r[0] == 200 for r in rs), len(rs)
+    counts = [json.loads(r[2])["count"] for r in rs]
+    want = [len(world.of("AAPL")) if i % 3 else 5 for i in range(n)]
+    assert counts == want
+
+
 def check_slow_client(s, world):
     """A client trickling a request byte by byte is cut off; ingest carries on."""
     c = s.connect(name="during-slowloris")
@@ -666,6 +691,7 @@ def main():
         for fn in (check_health, check_schema, check_symbols, check_same_over_tcp, check_top,
                    check_trades, check_bars, check_stats, check_metrics, check_bad_params,
                    check_not_found, check_method_and_limits, check_keepalive_pipelining,
+                   check_pipeline_backpressure,
                    check_slow_client, check_connection_limit):
             res.run(fn, s, world)
         # Figures still agree after all the abuse (the slow-loris run added SLOWTEST).
