@@ -620,6 +620,13 @@ int main(int argc, char **argv)
         return 2;
     hist_reset(res.lat);
 
+    if (cfg.export_format) {
+        if (sl_export(&cfg, cfg.export_format, cfg.export_path) != 0) {
+            fprintf(stderr, "slotload: cannot export to %s: %s\n", cfg.export_path, strerror(errno));
+            return 2;
+        }
+        return 0;
+    }
     uint64_t t0 = sl_now();
     uint64_t pool = sl_pool_trades(&cfg);
     if (sl_encode(&cfg, pool, &run.bt) != 0) {

@@ -27,6 +27,8 @@ typedef struct sl_config {
     const char *csv;
     uint64_t pool;             /* most trades pre-encoded in --duration mode */
     double stall_timeout;      /* seconds without any reply before giving up */
+    const char *export_format; /* --export FORMAT FILE: "msgpack" or "resp" */
+    const char *export_path;
 } sl_config;
 
 /* What /stats said; ok = 0 when it could not be fetched or parsed. */
@@ -83,6 +85,9 @@ typedef struct sl_batches {
 } sl_batches;
 int sl_encode(const sl_config *cfg, uint64_t trades, sl_batches *bt);
 void sl_batches_free(sl_batches *bt);
+/* --export: write the workload instead of sending it, for the peer
+ * benchmarks ("msgpack": the batch bodies; "resp": Redis XADD commands). */
+int sl_export(const sl_config *cfg, const char *format, const char *path);
 
 /* slotload_report.c */
 int sl_fetch_stats(const char *host, int port, sl_stats *out);

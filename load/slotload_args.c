@@ -36,6 +36,9 @@ static void sl_usage(FILE *f)
         "  --json                   final report as JSON on stdout\n"
         "  --csv FILE               per-second series: second,trades_per_s,acked,errors,p50_us,p99_us\n"
         "  --no-progress            no per-second progress\n"
+        "  --export FORMAT:FILE     write the workload to FILE and exit (for the peer\n"
+        "                           benchmarks): msgpack = the batch bodies slotload sends,\n"
+        "                           resp = Redis XADD commands for redis-cli --pipe\n"
         "  --help\n"
         "Exit status: 0 all batches acknowledged, 1 any batch failed, 2 usage or set-up error.\n");
 }
@@ -70,7 +73,7 @@ static int sl_parse_double(const char *s, double *out)
 enum {
     O_HOST = 1000, O_PORT, O_HTTP_PORT, O_WORKLOAD, O_SYMBOLS, O_ZIPF, O_SEED, O_TRADES,
     O_DURATION, O_CONNS, O_INFLIGHT, O_BATCH, O_RATE, O_FORM, O_PREFIX, O_POOL, O_STALL,
-    O_JSON, O_CSV, O_NO_PROGRESS, O_HELP,
+    O_JSON, O_CSV, O_NO_PROGRESS, O_EXPORT, O_HELP,
 };
 
 static const struct option sl_options[] = {
@@ -94,6 +97,7 @@ static const struct option sl_options[] = {
     {"json", no_argument, 0, O_JSON},
     {"csv", required_argument, 0, O_CSV},
     {"no-progress", no_argument, 0, O_NO_PROGRESS},
+    {"export", required_argument, 0, O_EXPORT},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -135,6 +139,14 @@ static int sl_apply(sl_config *c, int opt, const char *a, uint64_t *symbols, dou
     case O_JSON: c->json = 1; return 0;
     case O_CSV: c->csv = a; return 0;
     case O_NO_PROGRESS: c->progress = 0; return 0;
+    case O_EXPORT: /* FORMAT:FILE */
+        if (strncmp(a, "msgpack:", 8) == 0)
+            c->export_format = "msgpack", c->export_path = a + 8;
+        else if (strncmp(a, "resp:", 5) == 0)
+            c->export_format = "resp", c->export_path = a + 5;
+        else
+            return -1;
+        return *c->export_path ? 0 : -1;
     }
     return -1;
 }

@@ -121,3 +121,73 @@ void sl_batches_free(sl_batches *bt)
     free(bt->ntrades);
 }
 
+
+/* ---- export for the peer benchmarks --------------------------------------- */
+
+/* RESP bulk string: $len\r\nbytes\r\n */
+static void sl_resp_bulk(FILE *f, const char *s, size_t n)
+{
+    fprintf(f, "$%zu\r\n", n);
+    fwrite(s, 1, n, f);
+    fputs("\r\n", f);
+}
+
+/* The same trades as XADD commands for `redis-cli --pipe`: one stream per
+ * symbol, fields ts px qty side id, entry ids chosen by Redis ("*"). */
+static int sl_export_resp(const sl_config *cfg, uint64_t trades, FILE *f)
+{
+    workload w;
+    if (workload_init(&w, cfg->symbols, cfg->zipf, cfg->seed) != 0)
+        return -1;
+    for (uint64_t i = 0; i < trades; i++) {
+        workload_trade t;
+        char sym[16], px[FIXP_STRLEN], num[3][24];
+        workload_next(&w, &t);
+        int sl = workload_symbol(t.sym, sym);
+        size_t pl = fixp_format(t.px, px);
+        int tl = snprintf(num[0], sizeof num[0], "%lld", (long long)t.ts);
+        int ql = snprintf(num[1], sizeof num[1], "%lld", (long long)(t.qty / FIXP_SCALE));
+        int il = snprintf(num[2], sizeof num[2], "%llu", (unsigned long long)t.id);
+        fputs("*13\r\n$4\r\nXADD\r\n", f);
+        sl_resp_bulk(f, sym, (size_t)sl);
+        fputs("$1\r\n*\r\n$2\r\nts\r\n", f);
+        sl_resp_bulk(f, num[0], (size_t)tl);
+        fputs("$2\r\npx\r\n", f);
+        sl_resp_bulk(f, px, pl);
+        fputs("$3\r\nqty\r\n", f);
+        sl_resp_bulk(f, num[1], (size_t)ql);
+        fputs("$4\r\nside\r\n", f);
+        sl_resp_bulk(f, t.side == KIND_SIDE_SELL ? "S" : "B", 1);
+        fputs("$2\r\nid\r\n", f);
+        sl_resp_bulk(f, num[2], (size_t)il);
+    }
+    workload_free(&w);
+    return 0;
+}
+
+int sl_export(const sl_config *cfg, const char *format, const char *path)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "wb");
+    if (!f)
+        return -1;
+    static char vbuf[1 << 20];
+    setvbuf(f, vbuf, _IOFBF, sizeof vbuf);
+    int rc = -1;
+    uint64_t trades = sl_pool_trades(cfg);
+    if (strcmp(format, "resp") == 0) {
+        rc = sl_export_resp(cfg, trades, f);
+    } else if (strcmp(format, "msgpack") == 0) {
+        /* The very batch bodies slotload sends: back-to-back msgpack arrays
+         * of trades in --form, one per --batch trades. */
+        sl_batches bt = {0};
+        rc = sl_encode(cfg, trades, &bt);
+        if (rc == 0 && fwrite(bt.buf.data, 1, bt.buf.len, f) != bt.buf.len)
+            rc = -1;
+        sl_batches_free(&bt);
+    }
+    if (fflush(f) != 0)
+        rc = -1;
+    if (f != stdout && fclose(f) != 0)
+        rc = -1;
+    return rc;
+}
