@@ -547,6 +547,7 @@ static int journal__write_group(journal *j, journal__group *g)
 static void *journal__writer_main(void *arg)
 {
     journal *j = arg;
+    int chain_err = 0;
 
     pthread_mutex_lock(&j->mu);
     for (;;) {
@@ -564,8 +565,11 @@ static void *journal__writer_main(void *arg)
         if ((g = journal__fifo_pop(&j->q, &j->q_tail))) {
             int err;
             pthread_mutex_unlock(&j->mu);
-            err = journal__write_group(j, g);
+            /* A group queued behind a failed one (only journal_close queues
+             * a second) fails with it, as in journal__fail_current. */
+            err = chain_err ? chain_err : journal__write_group(j, g);
             pthread_mutex_lock(&j->mu);
+            chain_err = err && j->q ? err : 0;
             j->stats.groups++;
             if (err) {
                 j->stats.errors++;
@@ -668,11 +672,33 @@ static void journal__run_callbacks(journal *j)
     }
 }
 
+/* A failed group also fails the group still being filled: its records were
+ * appended before the loop learned of the failure, and a client must never
+ * see seq N fail while a later seq N+k it sent meanwhile is kept — its
+ * resend of N would then look like a duplicate. Appends made after this
+ * point start a fresh group and are tried again. */
+static void journal__fail_current(journal *j)
+{
+    int status = 0;
+    journal__group *g;
+
+    for (g = j->ready; g; g = g->next)
+        if (g->status)
+            status = g->status;
+    if (!status || !(g = j->cur) || !g->ncb)
+        return;
+    j->cur = NULL;
+    g->status = status;
+    j->pending -= g->len;
+    journal__fifo_push(&j->ready, &j->ready_tail, g);
+}
+
 static void journal__on_async(uv_async_t *h)
 {
     journal *j = h->data;
 
     journal__collect(j);
+    journal__fail_current(j);
     journal__run_callbacks(j);
     if (!j->closing)
         journal__update_ref(j);
@@ -814,6 +840,45 @@ static int journal__mkdirs(const char *dir)
     return rc;
 }
 
+/* Create (if needed), open and lock j->dir. */
+static int journal__open_dir(journal *j, journal_replay_stats *st)
+{
+    int rc;
+
+    if ((rc = journal__mkdirs(j->dir)) < 0)
+        return rc;
+    if ((j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return -errno;
+    /* Two processes appending to one journal would interleave garbage. */
+    if (flock(j->dirfd, LOCK_EX | LOCK_NB) < 0) {
+        int rc2 = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        journal__note(st, "%s: journal is in use by another process", j->dir);
+        return rc2;
+    }
+    return 0;
+}
+
+int journal_replay(const journal_config *cfg, journal_replay_fn fn, void *ctx,
+                   journal_replay_stats *st)
+{
+    journal_replay_stats local;
+    journal j = {.fd = -1, .dirfd = -1};
+    uint64_t last = 0, last_size = 0;
+    int rc;
+
+    if (!st)
+        st = &local;
+    memset(st, 0, sizeof(*st));
+    if (!cfg || !cfg->dir || !*cfg->dir)
+        return -EINVAL;
+    j.dir = (char *)cfg->dir; /* borrowed: never freed here */
+    if ((rc = journal__open_dir(&j, st)) == 0)
+        rc = journal__replay(&j, cfg->salvage, fn, ctx, st, &last, &last_size);
+    if (j.dirfd >= 0)
+        close(j.dirfd); /* drops the lock; journal_open takes it again */
+    return rc;
+}
+
 int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg, journal_replay_fn fn,
                  void *ctx, journal_replay_stats *st)
 {
@@ -846,18 +911,8 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg, jour
         rc = -ENOMEM;
         goto cleanup;
     }
-    if ((rc = journal__mkdirs(j->dir)) < 0)
+    if ((rc = journal__open_dir(j, st)) < 0)
         goto cleanup;
-    if ((j->dirfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        rc = -errno;
-        goto cleanup;
-    }
-    /* Two processes appending to one journal would interleave garbage. */
-    if (flock(j->dirfd, LOCK_EX | LOCK_NB) < 0) {
-        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        journal__note(st, "%s: journal is in use by another process", j->dir);
-        goto cleanup;
-    }
     if ((rc = journal__replay(j, cfg->salvage, fn, ctx, st, &last, &last_size)) < 0)
         goto cleanup;
     j->stats.segments = st->segments;

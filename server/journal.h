@@ -68,14 +68,19 @@ typedef void (*journal_done_fn)(void *ctx, int status);
  * -EBADMSG for mid-journal corruption (message in st->detail). */
 int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg,
                  journal_replay_fn fn, void *ctx, journal_replay_stats *st);
-/* Loop thread only. 0: done (may be NULL) will run exactly once, on the loop
- * thread; -errno (-EINVAL clen > 255, -EMSGSIZE len > 64 MiB, -ESHUTDOWN
- * after journal_close, -ENOMEM): it never runs. The bytes are copied. */
 /* Replay without opening for appends: safe on any thread (touches no loop),
  * so the server can replay on a worker while its loop answers /readyz.
- * Same checks, truncation and errors as journal_open's replay. */
+ * Same checks, truncation and errors as journal_open's replay.
+ * Takes the directory lock for its duration (-EBUSY while a journal is
+ * open on it). journal_open(fn = NULL) afterwards verifies the segments
+ * again (one more read, from the page cache) before appending. */
 int journal_replay(const journal_config *cfg, journal_replay_fn fn, void *ctx,
                    journal_replay_stats *st);
+/* Loop thread only. 0: done (may be NULL) will run exactly once, on the loop
+ * thread; -errno (-EINVAL clen > 255, -EMSGSIZE len > 64 MiB, -ESHUTDOWN
+ * after journal_close, -ENOMEM): it never runs. The bytes are copied.
+ * If a group fails, the group being filled behind it fails with the same
+ * status (a client must never see batch N fail and a later N+k kept). */
 int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, const void *msg,
                    size_t len, journal_done_fn done, void *ctx);
 /* Bytes appended whose callbacks have not run yet (queued, being written or

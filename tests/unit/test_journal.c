@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -599,6 +600,54 @@ static void test_close_from_callback(void **state)
     close_journal(&e->loop, j);
 }
 
+typedef struct replay_thread_arg {
+    const journal_config *cfg;
+    recs *r;
+    journal_replay_stats *st;
+    int rc;
+} replay_thread_arg;
+
+static void *replay_thread(void *p)
+{
+    replay_thread_arg *a = p;
+    a->rc = journal_replay(a->cfg, replay_collect, a->r, a->st);
+    return NULL;
+}
+
+/* journal_replay on another thread (the server's worker), then
+ * journal_open(fn = NULL) to append. */
+static void test_replay_on_thread(void **state)
+{
+    env *e = *state;
+    char seg1[256];
+    recs r = {0};
+    journal_replay_stats st;
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
+    pthread_t t;
+
+    write_records(e, e->dir, 30, 0);
+    seg_path(seg1, sizeof(seg1), e->dir, 1);
+    off_t full = file_size(seg1);
+    assert_int_equal(truncate(seg1, full - 3), 0);
+    replay_thread_arg a = {.cfg = &c, .r = &r, .st = &st};
+    assert_int_equal(pthread_create(&t, NULL, replay_thread, &a), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(a.rc, 0);
+    check_replay(&r, 0, 29);
+    assert_int_equal(st.truncated_bytes, rec_size(29) - 3);
+    recs_free(&r);
+
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, &st), 0);
+    assert_int_equal(st.truncated_bytes, 0);
+    assert_int_equal(st.records, 29);
+    assert_int_equal(journal_replay(&c, NULL, NULL, &st), -EBUSY);
+    close_journal(&e->loop, j);
+    assert_int_equal(journal_replay(&c, replay_collect, &r, &st), 0);
+    check_replay(&r, 0, 29);
+    recs_free(&r);
+}
+
 /* ---- disk full ------------------------------------------------------- */
 
 #define CHILD_CHECK(cond)                                                                   \
@@ -618,6 +667,30 @@ static void box_done(void *ctx, int status)
     status_box *b = ctx;
     b->n++;
     b->last = status;
+}
+
+/* Two check handles, started before and after the journal's own: in one
+ * iteration the first appends A, the journal's check hands A to the writer,
+ * the second appends B — which is then queued behind A, deterministically,
+ * because the loop learns of A's result only in the next iteration. */
+typedef struct append_pair {
+    journal *j;
+    int armed;
+    status_box a, b;
+} append_pair;
+
+static void pair_check(uv_check_t *h)
+{
+    append_pair *p = h->data;
+    char client[32];
+    uint8_t msg[4096];
+    size_t clen, len;
+    if (!p->armed)
+        return;
+    gen(p->armed == 1 ? 10 : 11, client, &clen, msg, &len);
+    CHILD_CHECK(journal_append(p->j, client, clen, p->armed == 1 ? 11 : 12, msg, len, box_done,
+                               p->armed == 1 ? &p->a : &p->b) == 0);
+    p->armed = p->armed == 1 ? 2 : 0;
 }
 
 /* Appends records [from, to) in one loop iteration; returns their status. */
@@ -650,7 +723,16 @@ static void disk_full_child(const char *dir, int ignore_sigxfsz)
      * fire either: the writer thread runs with signals blocked. */
     signal(SIGXFSZ, ignore_sigxfsz ? SIG_IGN : SIG_DFL);
     CHILD_CHECK(uv_loop_init(&loop) == 0);
+    append_pair pair = {0};
+    uv_check_t before, after;
+    uv_check_init(&loop, &before);
+    uv_check_init(&loop, &after);
+    before.data = after.data = &pair;
+    uv_check_start(&before, pair_check);
+    uv_unref((uv_handle_t *)&before);
     CHILD_CHECK(journal_open(&j, &loop, &c, NULL, NULL, NULL) == 0);
+    uv_check_start(&after, pair_check);
+    uv_unref((uv_handle_t *)&after);
     for (size_t i = 0; i < 10; i++)
         ok_bytes += (off_t)rec_size(i);
     CHILD_CHECK(getrlimit(RLIMIT_FSIZE, &saved) == 0);
@@ -667,10 +749,27 @@ static void disk_full_child(const char *dir, int ignore_sigxfsz)
     CHILD_CHECK(stat(seg, &sb) == 0 && sb.st_size == ok_bytes); /* whole records only */
     journal_get_stats(j, &js);
     CHILD_CHECK(js.errors == 2 && js.last_error == -EFBIG && js.records == 10);
+    /* While a failing group (record 10, too big) is in flight, record 11 is
+     * appended behind it; it would fit, but it must fail with it. */
+    uint64_t groups_before = js.groups;
+    CHILD_CHECK(rec_size(11) < rec_size(10) / 2);
+    pair.j = j;
+    pair.armed = 1;
+    uv_ref((uv_handle_t *)&before); /* so the loop runs that one iteration */
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_unref((uv_handle_t *)&before);
+    CHILD_CHECK(pair.armed == 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHILD_CHECK(pair.a.n == 1 && pair.a.last == -EFBIG);
+    CHILD_CHECK(pair.b.n == 1 && pair.b.last == -EFBIG);
+    journal_get_stats(j, &js);
+    CHILD_CHECK(js.groups == groups_before + 1); /* record 11 never reached the disk */
     /* Space returns: the very next group succeeds. */
     CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &saved) == 0);
     CHILD_CHECK(child_append(&loop, j, 10, 14) == 0);
     journal_close(j);
+    uv_close((uv_handle_t *)&before, NULL);
+    uv_close((uv_handle_t *)&after, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
 
     recs r = {0};
@@ -784,6 +883,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_replay_abort_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_from_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_on_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
     };
