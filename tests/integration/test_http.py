@@ -578,23 +578,38 @@ def check_keepalive_pipelining(s, world):
     assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b'{"status":"ok"}'), out
 
 
+def sanitized():
+    """True when slotd is an ASan build: its allocator quarantine makes RSS
+    say nothing about what the server holds."""
+    try:
+        out = subprocess.run(["ldd", os.environ.get("SLOTD_BIN", "")], capture_output=True).stdout
+        return b"libasan" in out
+    except OSError:
+        return False
+
+
 def check_pipeline_backpressure(s, world):
     """A client pipelining far more answers than it reads: the server stops
-    parsing at its high-water mark instead of queueing ~25 MB, then resumes
+    parsing at its high-water mark instead of queueing them all, resumes
     when the client reads, and every answer arrives in order."""
     import threading
-    n = 3000
+    one = len(s.http_get("/symbols/AAPL/trades")[2])
+    n = min(20000, (60 << 20) // one)          # ~60 MB of answers
     paths = [b"/symbols/AAPL/trades" if i % 3 else b"/symbols/MSFT/trades?limit=5" for i in range(n)]
+    total = sum(one if i % 3 else 1000 for i in range(n))
     sock = socket.create_connection(("127.0.0.1", s.http_port), timeout=30)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     data = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p for p in paths)
     sender = threading.Thread(target=sock.sendall, args=(data,))
     rss0 = s.rss_bytes()
     sender.start()
-    time.sleep(1.5)                      # the client reads nothing meanwhile
+    time.sleep(2)                        # the client reads nothing meanwhile
     grew = s.rss_bytes() - rss0
-    assert grew < 16 << 20, "RSS grew by %d bytes with answers unread" % grew
-    rs, _ = read_responses(sock, n, timeout=30)
+    print("  rss grew %d KiB with %d KiB of answers pending" % (grew >> 10, total >> 10))
+    if not sanitized():
+        assert grew < min(total // 3, 32 << 20), "RSS grew by %d with %d bytes of answers unread" % (
+            grew, total)
+    rs, _ = read_responses(sock, n, timeout=60)
     sender.join()
     sock.close()
     assert len(rs) == n and all(r[0] == 200 for r in rs), len(rs)
