@@ -57,6 +57,27 @@ typedef struct hdr {
 #define KEY_LONG UINT64_MAX
 #define KEY_NONE (UINT64_MAX - 1)
 
+/* Per kind, built once at load time from the kind tables. */
+typedef struct kinfo {
+    uint64_t code[KIND_MAX_FIELDS]; /* key code of each slot */
+    /* The slot's key as it is on the wire, fixstr header included, for a
+     * single masked 8-byte compare: (load & wmask) == wire. wlen = bytes. */
+    uint64_t wire[KIND_MAX_FIELDS], wmask[KIND_MAX_FIELDS];
+    uint8_t wlen[KIND_MAX_FIELDS];
+    uint64_t max[KIND_MAX_FIELDS];  /* largest valid value, as unsigned */
+    uint32_t req;                   /* KIND_REQ slots */
+    uint32_t narrow;                /* slots whose max is below INT64_MAX */
+} kinfo;
+
+static kinfo kinfos[KIND_MAX];
+static uint64_t sym_code;
+/* Every kind is `trade` or derives from it, so its slots start with trade's,
+ * in trade's order, with trade's types: a trade can be decoded as `trade`
+ * before its symbol's kind is known (see dec_map_trade). */
+static int base_first;
+/* fixstr "sym" as it is on the wire, little-endian: a3 73 79 6d */
+#define SYM_WIRE 0x6d7973a3u
+
 typedef struct dec {
     const uint8_t *p, *end;
     const proto_limits *lim;
@@ -65,16 +86,34 @@ typedef struct dec {
     proto_error *err;
     const kind *declared; /* the batch's kind, or NULL */
     int64_t idx;          /* trade being decoded */
-    uint64_t sym_code;
-    uint64_t keys[KIND_MAX][KIND_MAX_FIELDS];
 } dec;
+
+/* One trade being decoded. */
+typedef struct tstate {
+    const kind *k;
+    const kinfo *ki;
+    int tentative;        /* k is `trade` by assumption, the symbol not yet asked */
+    const uint8_t *sym, *symkey;
+    uint32_t symlen;
+    uint32_t present, seen;
+    int64_t v[KIND_MAX_FIELDS];
+} tstate;
 
 static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
-static uint64_t be64(const uint8_t *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
+static inline uint64_t be64(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return __builtin_bswap64(w);
+#else
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+#endif
+}
 
 static int vfail(proto_error *err, proto_code code, int64_t index, const char *fmt, va_list ap)
 {
@@ -228,9 +267,10 @@ static inline uint64_t key_code(const uint8_t *s, uint32_t len, const uint8_t *e
         return KEY_LONG;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if (end - s >= 8) { /* one load, then drop the bytes past the key */
+        static const uint64_t mask[8] = {0, 0xff, 0xffff, 0xffffff, 0xffffffff,
+                                         0xffffffffff, 0xffffffffffff, 0xffffffffffffff};
         memcpy(&w, s, 8);
-        w &= len ? UINT64_MAX >> (64 - 8 * len) : 0;
-        return w | (uint64_t)len << 56;
+        return (w & mask[len]) | (uint64_t)len << 56;
     }
 #endif
     for (uint32_t i = 0; i < len; i++)
@@ -238,18 +278,62 @@ static inline uint64_t key_code(const uint8_t *s, uint32_t len, const uint8_t *e
     return w | (uint64_t)len << 56;
 }
 
-static void dec_init(dec *d, const uint8_t *msg, size_t len)
+/* 8 bytes as a little-endian word, whatever the host. */
+static inline uint64_t le64(const uint8_t *p)
 {
-    d->p = msg;
-    d->end = msg + len;
-    d->sym_code = key_code((const uint8_t *)"sym", 3, (const uint8_t *)"sym");
-    for (unsigned k = 0; k < kind_count(); k++) {
-        const kind *kd = kind_by_id(k);
-        for (int i = 0; i < kd->nfields; i++) {
-            const kind_field *f = &kd->fields[i];
-            d->keys[k][i] = f->keylen > 7 ? KEY_NONE
-                                          : key_code((const uint8_t *)f->key, f->keylen,
-                                                     (const uint8_t *)f->key + f->keylen);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+#else
+    uint64_t w = 0;
+    for (int i = 0; i < 8; i++)
+        w |= (uint64_t)p[i] << (8 * i);
+    return w;
+#endif
+}
+
+static uint64_t wire_mask(unsigned n) { return n >= 8 ? UINT64_MAX : (1ull << (8 * n)) - 1; }
+
+static uint64_t cstr_code(const char *s, size_t len)
+{
+    return len > 7 ? KEY_NONE : key_code((const uint8_t *)s, (uint32_t)len, (const uint8_t *)s);
+}
+
+/* Tables from the kind declarations; a constructor, so they exist before
+ * any thread (the server replays on several) can decode. */
+__attribute__((constructor)) static void decode_tables(void)
+{
+    sym_code = cstr_code("sym", 3);
+    base_first = 1;
+    for (unsigned id = 0; id < kind_count(); id++) {
+        const kind *k = kind_by_id(id);
+        kinfo *ki = &kinfos[k->id];
+        base_first &= kind_is_a(k, &kind_trade);
+        ki->req = ki->narrow = 0;
+        for (int i = 0; i < k->nfields; i++) {
+            const kind_field *f = &k->fields[i];
+            uint64_t max = f->bits < 64 ? (1ull << f->bits) - 1 : INT64_MAX;
+            if (f->type == KIND_U64 && f->bits == 64)
+                max = UINT64_MAX;
+            if (f->type == KIND_SIDE && max > KIND_SIDE_SELL)
+                max = KIND_SIDE_SELL;
+            if (f->type == KIND_RIGHT && max > KIND_RIGHT_PUT)
+                max = KIND_RIGHT_PUT;
+            ki->code[i] = cstr_code(f->key, f->keylen);
+            ki->max[i] = max;
+            if (max < INT64_MAX)
+                ki->narrow |= 1u << i;
+            if (f->flags & KIND_REQ)
+                ki->req |= 1u << i;
+            ki->wire[i] = 1, ki->wmask[i] = 0, ki->wlen[i] = 0; /* never matches */
+            if (f->keylen <= 7) {
+                uint8_t b[8] = {(uint8_t)(0xa0 | f->keylen)};
+                memcpy(b + 1, f->key, f->keylen);
+                ki->wlen[i] = (uint8_t)(1 + f->keylen);
+                ki->wire[i] = le64(b) & wire_mask(ki->wlen[i]);
+                ki->wmask[i] = wire_mask(ki->wlen[i]);
+            }
         }
     }
 }
@@ -292,18 +376,43 @@ static int ts_from_ext(dec *d, const kind_field *f, const hdr *h, int64_t *out)
     return 1;
 }
 
-/* Decode one slot value. Returns 1 (present), 0 (nil: absent) or -1. */
-static inline int dec_value(dec *d, const kind_field *f, int64_t *out)
+/* A short plain decimal ("187.25", "42", "0.5") straight to fixed point:
+ * at most 10 integer digits (so no overflow) and 8 decimals. Returns 0 for
+ * anything else, which fixp_from_str then parses or rejects with a reason;
+ * for what this accepts the two agree (the differential test checks). */
+static inline int quick_decimal(const uint8_t *s, uint32_t len, int64_t *out)
+{
+    static const int64_t scale[9] = {100000000, 10000000, 1000000, 100000, 10000,
+                                     1000,      100,      10,      1};
+    /* All digits into one accumulator, then scale by the decimals: with at
+     * most 10 + 8 digits it cannot overflow. */
+    int64_t acc = 0;
+    uint32_t dot = len;
+    if (len == 0 || len > 19)
+        return 0;
+    for (uint32_t i = 0; i < len; i++) {
+        uint32_t dig = (uint32_t)s[i] - '0';
+        if (dig <= 9) {
+            acc = acc * 10 + dig;
+        } else if (s[i] == '.' && dot == len) {
+            dot = i;
+        } else {
+            return 0;
+        }
+    }
+    uint32_t nd = dot == len ? 0 : len - dot - 1;
+    if (dot == 0 || dot > 10 || nd > 8)
+        return 0;
+    *out = acc * scale[nd];
+    return 1;
+}
+
+/* The general case of dec_value: any encoding, and every error. Kept out
+ * of line so the fast paths stay small. */
+__attribute__((noinline)) static int dec_value_slow(dec *d, const kind_field *f, int64_t *out)
 {
     hdr h;
     int rc;
-    /* The common encodings first, without the general header reader. */
-    const uint8_t c = d->p < d->end ? *d->p : 0xc1;
-    if (c <= 0x7f && f->type != KIND_SIDE && f->type != KIND_RIGHT) {
-        d->p++;
-        *out = f->type == KIND_FIX ? (int64_t)c * FIXP_SCALE : (int64_t)c;
-        return 1;
-    }
     if (rd_hdr(&d->p, d->end, &h, d->err))
         return -1;
     if (h.t == T_NIL)
@@ -356,146 +465,330 @@ static inline int dec_value(dec *d, const kind_field *f, int64_t *out)
     return tfail(d, PROTO_E_BAD_VALUE, f->key, "slot of unknown type");
 }
 
+/* The encodings clients actually send, decoded inline: returns the bytes
+ * consumed with *out set, or 0 when dec_value_slow must look (any other
+ * encoding, and every error). */
+static inline __attribute__((always_inline)) size_t fast_value(const uint8_t *p, size_t avail,
+                                                               uint8_t type, int64_t *out)
+{
+    _Static_assert(KIND_TS < KIND_U64 && KIND_FIX < KIND_U64 && KIND_SIDE > KIND_U64 &&
+                       KIND_RIGHT > KIND_U64,
+                   "integer slot types first");
+    if (avail < 2)
+        return 0;
+    const uint8_t c = *p;
+    if (type <= KIND_U64) { /* TS, FIX, U64: integers */
+        uint64_t u;
+        size_t n;
+        if (c <= 0x7f) {
+            u = c, n = 1;
+        } else if ((c & 0xfc) == 0xcc && avail >= 9) {
+            /* uint8/16/32/64: one big-endian load, shifted to the width */
+            unsigned nb = 1u << (c & 3);
+            u = be64(p + 1) >> (64 - 8 * nb);
+            n = 1 + nb;
+        } else {
+            goto other;
+        }
+        if (type == KIND_FIX) {
+            if (u > (uint64_t)(INT64_MAX / FIXP_SCALE))
+                return 0;
+            *out = (int64_t)u * FIXP_SCALE;
+        } else {
+            if (type == KIND_TS && u > INT64_MAX)
+                return 0;
+            *out = (int64_t)u;
+        }
+        return n;
+    }
+other:
+    if (type == KIND_FIX) {
+        uint32_t len = c & 0x1f;
+        if ((c & 0xe0) == 0xa0 && len < avail && quick_decimal(p + 1, len, out))
+            return 1 + len;
+        if (c == 0xcb && avail >= 9) {
+            uint64_t w = be64(p + 1);
+            double x;
+            memcpy(&x, &w, 8);
+            if (fixp_from_double(x, out) == FIXP_OK)
+                return 9;
+        }
+    } else if (type == KIND_SIDE && c == 0xa1) {
+        const uint8_t ch = p[1] | 0x20; /* lower case */
+        if (ch == 'b' || ch == 's') {
+            *out = ch == 'b' ? KIND_SIDE_BUY : KIND_SIDE_SELL;
+            return 2;
+        }
+    }
+    return 0;
+}
+
 /* ---- trades ------------------------------------------------------------- */
 
-static const kind *trade_kind(dec *d, const uint8_t *sym, uint32_t symlen)
+static void set_kind(tstate *t, const kind *k, int tentative)
 {
-    if (d->declared)
-        return d->declared;
-    const kind *k = store_symbol_kind(d->s, (const char *)sym, symlen);
-    return k ? k : &kind_trade;
+    t->k = k;
+    t->ki = &kinfos[k->id];
+    t->tentative = tentative;
+}
+
+/* The kind the symbol holds (or `trade` for a new one); the symbol is known. */
+static void resolve(dec *d, tstate *t)
+{
+    const kind *k = store_symbol_kind(d->s, (const char *)t->sym, t->symlen);
+    set_kind(t, k ? k : &kind_trade, 0);
+}
+
+/* Find the first "sym" key of the map whose pairs start at `first`, without
+ * moving d->p. Used only when the symbol is needed before the main pass has
+ * reached it; its errors are the trade's first (PROTOCOL.md 3.5). */
+static int find_sym(dec *d, const uint8_t *first, uint32_t npairs, tstate *t)
+{
+    const uint8_t *p = first;
+    hdr h;
+    for (uint32_t j = 0; j < npairs; j++) {
+        const uint8_t *kp = p;
+        if (rd_hdr(&p, d->end, &h, d->err))
+            return -1;
+        if (h.t == T_STR && h.n == 3 && memcmp(h.data, "sym", 3) == 0) {
+            if (rd_hdr(&p, d->end, &h, d->err))
+                return -1;
+            if (h.t != T_STR)
+                return tfail(d, PROTO_E_WRONG_TYPE, "sym", "expected a string, got %s",
+                             type_names[h.t]);
+            t->sym = h.data;
+            t->symlen = h.n;
+            t->symkey = kp;
+            return 0;
+        }
+        uint64_t rest = 1 + (h.t == T_ARR ? h.n : h.t == T_MAP ? 2 * (uint64_t)h.n : 0);
+        if (skip(&p, d->end, rest, d->err))
+            return -1;
+    }
+    return tfail(d, PROTO_E_MISSING_FIELD, NULL, "missing sym");
+}
+
+/* d->err holds an error found before the symbol was seen; a missing or
+ * mistyped symbol outranks it. */
+static int fail_sym_first(dec *d, const uint8_t *first, uint32_t npairs, tstate *t)
+{
+    if (!t->sym)
+        find_sym(d, first, npairs, t);
+    return -1;
 }
 
 /* Finish a trade: required slots and ranges, then stage it. */
-static int stage(dec *d, const kind *k, int64_t *v, uint32_t present, const uint8_t *sym,
-                 uint32_t symlen)
+static int stage(dec *d, tstate *t)
 {
-    int bad = 0;
-    int rc = kind_check(k, v, present, &bad);
-    if (rc == KIND_EMISSING)
-        return tfail(d, PROTO_E_MISSING_FIELD, NULL, "missing %s", k->fields[bad].key);
-    if (rc != KIND_OK)
-        return tfail(d, PROTO_E_BAD_VALUE, k->fields[bad].key, "out of range for its %u-bit slot",
-                     k->fields[bad].bits);
-    rc = store_batch_add(d->s, d->b, (const char *)sym, symlen, k, v);
+    const kind *k = t->k;
+    const kinfo *ki = t->ki;
+    int64_t *v = t->v;
+    /* kind_check's verdict, cheaply: the decoders above only produce values
+     * that are non-negative and valid for their type, so what is left is
+     * presence and width. Anything off goes to kind_check for the error. */
+    const uint32_t all = (uint32_t)((1ull << k->nfields) - 1);
+    int ok = (t->present & ki->req) == ki->req;
+    for (uint32_t m = all & ~t->present; m; m &= m - 1) /* absent: 0 */
+        v[__builtin_ctz(m)] = 0;
+    for (uint32_t m = ki->narrow & t->present; ok && m; m &= m - 1) {
+        int i = __builtin_ctz(m);
+        ok = (uint64_t)v[i] <= ki->max[i];
+    }
+    if (!ok) {
+        int bad = 0;
+        int rc = kind_check(k, v, t->present, &bad);
+        if (rc == KIND_EMISSING)
+            return tfail(d, PROTO_E_MISSING_FIELD, NULL, "missing %s", k->fields[bad].key);
+        if (rc != KIND_OK)
+            return tfail(d, PROTO_E_BAD_VALUE, k->fields[bad].key,
+                         "out of range for its %u-bit slot", k->fields[bad].bits);
+    }
+    int rc = store_batch_add(d->s, d->b, (const char *)t->sym, t->symlen, k, v);
     if (rc == STORE_OK)
         return 0;
-    int n = (int)(symlen > 40 ? 40 : symlen);
+    if (rc == STORE_EKIND && t->tentative) {
+        /* Decoded as `trade`, but the symbol holds a derived kind: judge the
+         * same values by that kind (its own slots are all absent). */
+        resolve(d, t);
+        if (t->k != k)
+            return stage(d, t);
+    }
+    int n = (int)(t->symlen > 40 ? 40 : t->symlen);
+    const char *sym = (const char *)t->sym;
     switch (rc) {
     case STORE_ESYMBOL:
         return tfail(d, PROTO_E_BAD_SYMBOL, "sym", "not 1-%d bytes of UTF-8", STORE_SYM_MAX);
     case STORE_EKIND: {
-        const kind *have = store_symbol_kind(d->s, (const char *)sym, symlen);
-        return tfail(d, PROTO_E_KIND_MISMATCH, NULL, "symbol %.*s holds kind %s, not %s", n,
-                     (const char *)sym, have ? have->name : "?", k->name);
+        const kind *have = store_symbol_kind(d->s, sym, t->symlen);
+        return tfail(d, PROTO_E_KIND_MISMATCH, NULL, "symbol %.*s holds kind %s, not %s", n, sym,
+                     have ? have->name : "?", k->name);
     }
     case STORE_ESYMLIMIT:
         return tfail(d, PROTO_E_SYMBOL_LIMIT, NULL, "symbol %.*s would exceed the symbol limit",
-                     n, (const char *)sym);
+                     n, sym);
     default:
         return tfail(d, PROTO_E_STORE_FULL, NULL, "%s", store_strerror(rc));
     }
 }
 
+/* Slot index of a key code, trying the slot after the previous match first:
+ * clients send keys in declaration order, so that nearly always hits. */
+static inline int match_key(const tstate *t, uint64_t code, int *hint)
+{
+    const uint64_t *codes = t->ki->code;
+    int nf = t->k->nfields, h = *hint;
+    if (h < nf && codes[h] == code) {
+        *hint = h + 1;
+        return h;
+    }
+    for (int i = 0; i < nf; i++)
+        if (codes[i] == code) {
+            *hint = i + 1;
+            return i;
+        }
+    return -1;
+}
+
+/* A map trade in one pass. Without a declared kind it is decoded as
+ * `trade` (when base_first holds) and the store is asked for the symbol's
+ * kind only if a key is not a trade slot or staging reports another kind;
+ * since a derived kind starts with trade's slots, the verdict is the same
+ * as resolving the kind first, which is what PROTOCOL.md specifies. */
 static int dec_map_trade(dec *d, uint32_t npairs)
 {
-    int64_t v[KIND_MAX_FIELDS];
-    uint32_t present = 0, seen = 0, j = 0;
-    const uint8_t *first = d->p, *symkey = NULL, *sym = NULL;
-    uint32_t symlen = 0;
+    tstate t;
+    const uint8_t *first = d->p;
+    int hint = 0;
     hdr h;
-
-    /* The symbol first: it decides the kind that judges every other key. */
-    for (; j < npairs; j++) {
-        const uint8_t *kp = d->p;
-        if (rd_hdr(&d->p, d->end, &h, d->err))
+    t.sym = t.symkey = NULL;
+    t.symlen = 0;
+    t.present = t.seen = 0;
+    if (d->declared) {
+        set_kind(&t, d->declared, 0);
+    } else if (base_first) {
+        set_kind(&t, &kind_trade, 1);
+    } else {
+        if (find_sym(d, first, npairs, &t))
             return -1;
-        if (h.t == T_STR && h.n == 3 && memcmp(h.data, "sym", 3) == 0) {
-            symkey = kp;
-            if (rd_hdr(&d->p, d->end, &h, d->err))
-                return -1;
-            if (h.t != T_STR)
-                return tfail(d, PROTO_E_WRONG_TYPE, "sym", "expected a string, got %s",
-                             type_names[h.t]);
-            sym = h.data;
-            symlen = h.n;
-            break;
-        }
-        uint64_t rest = 1 + (h.t == T_ARR ? h.n : h.t == T_MAP ? 2 * (uint64_t)h.n : 0);
-        if (skip(&d->p, d->end, rest, d->err))
-            return -1;
+        resolve(d, &t);
     }
-    if (!symkey)
-        return tfail(d, PROTO_E_MISSING_FIELD, NULL, "missing sym");
-    const kind *k = trade_kind(d, sym, symlen);
-    const uint64_t *codes = d->keys[k->id];
-    const int nf = k->nfields;
-
-    /* Then every key in wire order. When "sym" led, carry on after it. */
-    if (symkey == first)
+    /* p lives in a register; d->p is brought up to date before any call
+     * that reads it (the slow paths). */
+    const uint8_t *p = d->p, *const end = d->end;
+    const kinfo *ki = t.ki;
+    uint32_t j = 0;
+    /* "sym" first with a fixstr value, as clients send it: take it here. */
+    if (npairs && end - p >= 8 && (le64(p) & 0xffffffff) == SYM_WIRE && (p[4] & 0xe0) == 0xa0 &&
+        (p[4] & 0x1fu) < (size_t)(end - p - 4)) {
+        t.symkey = p;
+        t.sym = p + 5;
+        t.symlen = p[4] & 0x1f;
+        p = t.sym + t.symlen;
         j = 1;
-    else
-        d->p = first, j = 0;
+    }
     for (; j < npairs; j++) {
-        const uint8_t *kp = d->p;
-        const uint8_t *key;
+        const uint8_t *kp = p, *key;
         uint32_t klen;
-        uint64_t code;
-        if (kp < d->end && (*kp & 0xe0) == 0xa0 && (*kp & 0x1f) < (uint32_t)(d->end - kp)) {
-            klen = *kp & 0x1f; /* fixstr: nearly every key */
-            key = kp + 1;
-            d->p = key + klen;
+        int fi;
+        /* The key expected next (declaration order), in one compare. */
+        if (hint < t.k->nfields && end - p >= 8 && (le64(p) & ki->wmask[hint]) == ki->wire[hint]) {
+            fi = hint++;
+            p += ki->wlen[fi];
+            goto value;
+        }
+        if (p < end && (*p & 0xe0) == 0xa0 && (*p & 0x1fu) < (size_t)(end - p)) {
+            klen = *p & 0x1f; /* fixstr: nearly every key */
+            key = p + 1;
+            p = key + klen;
         } else {
-            if (rd_hdr(&d->p, d->end, &h, d->err))
-                return -1;
-            if (h.t != T_STR)
-                return tfail(d, PROTO_E_WRONG_TYPE, NULL, "map key is a %s, not a string",
-                             type_names[h.t]);
+            d->p = p;
+            if (rd_hdr(&d->p, end, &h, d->err))
+                return fail_sym_first(d, first, npairs, &t);
+            if (h.t != T_STR) {
+                tfail(d, PROTO_E_WRONG_TYPE, NULL, "map key is a %s, not a string",
+                      type_names[h.t]);
+                return fail_sym_first(d, first, npairs, &t);
+            }
+            p = d->p;
             key = h.data;
             klen = h.n;
         }
-        code = key_code(key, klen, d->end);
-        int fi = -1;
-        for (int i = 0; i < nf; i++)
-            if (codes[i] == code) {
-                fi = i;
-                break;
-            }
+        uint64_t code = key_code(key, klen, end);
+        fi = match_key(&t, code, &hint);
         if (fi < 0) {
-            if (code == d->sym_code) {
-                if (kp != symkey)
+            d->p = p;
+            if (code == sym_code) {
+                if (t.symkey == kp) { /* found ahead by find_sym */
+                    if (skip(&d->p, end, 1, d->err))
+                        return -1;
+                    p = d->p;
+                    continue;
+                }
+                if (t.sym)
                     return tfail(d, PROTO_E_BAD_VALUE, "sym", "duplicate key");
-                if (skip(&d->p, d->end, 1, d->err))
+                if (rd_hdr(&d->p, end, &h, d->err))
                     return -1;
+                if (h.t != T_STR)
+                    return tfail(d, PROTO_E_WRONG_TYPE, "sym", "expected a string, got %s",
+                                 type_names[h.t]);
+                t.sym = h.data;
+                t.symlen = h.n;
+                t.symkey = kp;
+                p = d->p;
                 continue;
             }
-            if (code == KEY_LONG || code == KEY_NONE)
-                fi = kind_field_index(k, (const char *)key, klen);
+            if (code >= KEY_NONE)
+                fi = kind_field_index(t.k, (const char *)key, klen);
+            if (fi < 0 && t.tentative) { /* maybe a slot of the symbol's kind */
+                if (!t.sym && find_sym(d, first, npairs, &t))
+                    return -1;
+                resolve(d, &t);
+                ki = t.ki;
+                fi = code >= KEY_NONE ? kind_field_index(t.k, (const char *)key, klen)
+                                      : match_key(&t, code, &hint);
+            }
             if (fi < 0) {
+                if (!t.sym && find_sym(d, first, npairs, &t))
+                    return -1;
                 if (d->lim->ignore_unknown) {
-                    if (skip(&d->p, d->end, 1, d->err))
+                    if (skip(&d->p, end, 1, d->err))
                         return -1;
+                    p = d->p;
                     continue;
                 }
                 return tfail(d, PROTO_E_UNKNOWN_FIELD, NULL, "kind %s has no field \"%.*s\"",
-                             k->name, (int)(klen > 40 ? 40 : klen), (const char *)key);
+                             t.k->name, (int)(klen > 40 ? 40 : klen), (const char *)key);
             }
         }
-        if (seen >> fi & 1)
-            return tfail(d, PROTO_E_BAD_VALUE, k->fields[fi].key, "duplicate key");
-        seen |= 1u << fi;
-        int r = dec_value(d, &k->fields[fi], &v[fi]);
-        if (r < 0)
-            return -1;
-        present |= (uint32_t)r << fi;
+    value:
+        if (t.seen >> fi & 1) {
+            tfail(d, PROTO_E_BAD_VALUE, t.k->fields[fi].key, "duplicate key");
+            return fail_sym_first(d, first, npairs, &t);
+        }
+        t.seen |= 1u << fi;
+        const kind_field *f = &t.k->fields[fi];
+        size_t n = fast_value(p, (size_t)(end - p), f->type, &t.v[fi]);
+        if (n) {
+            p += n;
+            t.present |= 1u << fi;
+        } else {
+            d->p = p;
+            int r = dec_value_slow(d, f, &t.v[fi]);
+            if (r < 0)
+                return fail_sym_first(d, first, npairs, &t);
+            p = d->p;
+            t.present |= (uint32_t)r << fi;
+        }
     }
-    return stage(d, k, v, present, sym, symlen);
+    d->p = p;
+    if (!t.sym)
+        return tfail(d, PROTO_E_MISSING_FIELD, NULL, "missing sym");
+    return stage(d, &t);
 }
 
 static int dec_array_trade(dec *d, uint32_t n)
 {
-    int64_t v[KIND_MAX_FIELDS];
-    uint32_t present = 0;
+    tstate t;
     hdr h;
     if (n == 0)
         return tfail(d, PROTO_E_MISSING_FIELD, NULL, "missing sym (empty array)");
@@ -503,32 +796,50 @@ static int dec_array_trade(dec *d, uint32_t n)
         return -1;
     if (h.t != T_STR)
         return tfail(d, PROTO_E_WRONG_TYPE, "sym", "expected a string, got %s", type_names[h.t]);
-    const uint8_t *sym = h.data;
-    uint32_t symlen = h.n;
-    const kind *k = trade_kind(d, sym, symlen);
-    uint32_t nv = n - 1, nf = k->nfields;
+    t.sym = h.data;
+    t.symlen = h.n;
+    t.present = 0;
+    uint32_t nv = n - 1;
+    if (d->declared)
+        set_kind(&t, d->declared, 0);
+    else if (base_first && nv <= kind_trade.nfields) /* as in dec_map_trade */
+        set_kind(&t, &kind_trade, 1);
+    else
+        resolve(d, &t);
+    uint32_t nf = t.k->nfields;
     if (nv > nf && !d->lim->ignore_unknown)
         return tfail(d, PROTO_E_UNKNOWN_FIELD, NULL, "%u values after sym, kind %s has %u slots",
-                     nv, k->name, nf);
+                     nv, t.k->name, nf);
     uint32_t m = nv < nf ? nv : nf;
+    const uint8_t *p = d->p, *const end = d->end;
     for (uint32_t i = 0; i < m; i++) {
-        int r = dec_value(d, &k->fields[i], &v[i]);
+        const kind_field *f = &t.k->fields[i];
+        size_t k = fast_value(p, (size_t)(end - p), f->type, &t.v[i]);
+        if (k) {
+            p += k;
+            t.present |= 1u << i;
+            continue;
+        }
+        d->p = p;
+        int r = dec_value_slow(d, f, &t.v[i]);
         if (r < 0)
             return -1;
-        present |= (uint32_t)r << i;
+        p = d->p;
+        t.present |= (uint32_t)r << i;
     }
+    d->p = p;
     if (nv > nf && skip(&d->p, d->end, nv - nf, d->err))
         return -1;
-    return stage(d, k, v, present, sym, symlen);
+    return stage(d, &t);
 }
 
 static int dec_trade(dec *d)
 {
     const uint8_t *p = d->p;
     /* fixmap / fixarray inline; the general reader for the rest. */
-    if (p < d->end && (*p & 0xf0) == 0x80) {
+    if (p < d->end && (*p & 0xe0) == 0x80) {
         d->p++;
-        return dec_map_trade(d, *p & 0x0f);
+        return (*p & 0x10) ? dec_array_trade(d, *p & 0x0f) : dec_map_trade(d, *p & 0x0f);
     }
     hdr h;
     if (rd_hdr(&d->p, d->end, &h, d->err))
@@ -557,7 +868,7 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
     uint32_t ntrades;
     *seq = 0;
     store_batch_reset(b);
-    dec_init(&d, msg, len);
+    d.p = msg, d.end = msg + len;
     d.lim = lim, d.s = s, d.b = b, d.err = err, d.declared = NULL, d.idx = -1;
 
     if (rd_hdr(&d.p, d.end, &h, err))
