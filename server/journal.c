@@ -295,21 +295,37 @@ static int journal__list(journal *j, uint64_t **out, size_t *nout)
     return 0;
 }
 
-/* Replay every segment through fn. On return *last is the highest segment
- * number (0 if none) and *last_size its size after any truncation. The
- * records before a mid-journal error have already been passed to fn: the
- * caller must throw away what it built when this fails. */
-static int journal__replay(journal *j, int salvage, journal_replay_fn fn, void *ctx,
-                           journal_replay_stats *st, uint64_t *last, uint64_t *last_size)
+/* What journal_open needs to know to start appending. */
+typedef struct journal__end {
+    uint64_t last;      /* highest segment number, 0 if none */
+    uint64_t last_size; /* its size after any truncation */
+    uint64_t files;     /* segment files present */
+} journal__end;
+
+/* Replay the segments through fn (from the last non-empty one only, when
+ * tail_only: enough to make the tail safe to append to). The records before
+ * a mid-journal error have already been passed to fn: the caller must throw
+ * away what it built when this fails. */
+static int journal__replay(journal *j, int salvage, int tail_only, journal_replay_fn fn,
+                           void *ctx, journal_replay_stats *st, journal__end *end)
 {
     uint64_t *segs = NULL;
-    size_t nsegs = 0;
+    size_t nsegs = 0, first = 0;
     journal__map m = {.fd = -1};
     int rc = journal__list(j, &segs, &nsegs);
 
-    *last = nsegs ? segs[nsegs - 1] : 0;
-    *last_size = 0;
-    for (size_t i = 0; rc == 0 && i < nsegs; i++) {
+    end->last = nsegs ? segs[nsegs - 1] : 0;
+    end->last_size = 0;
+    end->files = nsegs;
+    for (first = nsegs; tail_only && first > 0; first--) {
+        struct stat sb;
+        char name[64];
+        journal__segname(name, sizeof(name), segs[first - 1]);
+        if (fstatat(j->dirfd, name, &sb, 0) < 0 || sb.st_size > 0)
+            break;
+    }
+    first = tail_only && first > 0 ? first - 1 : 0;
+    for (size_t i = first; rc == 0 && i < nsegs; i++) {
         char name[64];
         size_t off = 0;
 
@@ -376,7 +392,7 @@ static int journal__replay(journal *j, int salvage, journal_replay_fn fn, void *
                               " bytes%s%s", name, off, why, cut,
                               rc ? ": truncation failed: " : "", rc ? strerror(-rc) : "");
                 st->truncated_bytes += cut;
-                *last_size = i + 1 == nsegs ? off : 0;
+                end->last_size = i + 1 == nsegs ? off : 0;
                 goto cleanup;
             }
             if (!salvage) {
@@ -392,7 +408,7 @@ static int journal__replay(journal *j, int salvage, journal_replay_fn fn, void *
             st->skipped_records++;
             off = next;
         }
-        *last_size = m.size;
+        end->last_size = m.size;
         journal__map_close(&m);
     }
 cleanup:
@@ -863,7 +879,7 @@ int journal_replay(const journal_config *cfg, journal_replay_fn fn, void *ctx,
 {
     journal_replay_stats local;
     journal j = {.fd = -1, .dirfd = -1};
-    uint64_t last = 0, last_size = 0;
+    journal__end end;
     int rc;
 
     if (!st)
@@ -873,7 +889,7 @@ int journal_replay(const journal_config *cfg, journal_replay_fn fn, void *ctx,
         return -EINVAL;
     j.dir = (char *)cfg->dir; /* borrowed: never freed here */
     if ((rc = journal__open_dir(&j, st)) == 0)
-        rc = journal__replay(&j, cfg->salvage, fn, ctx, st, &last, &last_size);
+        rc = journal__replay(&j, cfg->salvage, 0, fn, ctx, st, &end);
     if (j.dirfd >= 0)
         close(j.dirfd); /* drops the lock; journal_open takes it again */
     return rc;
@@ -886,7 +902,7 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg, jour
     journal *j = NULL;
     pthread_condattr_t ca;
     sigset_t all, old;
-    uint64_t last = 0, last_size = 0;
+    journal__end end;
     int rc = 0, thread_started = 0;
 
     if (!st)
@@ -913,27 +929,29 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg, jour
     }
     if ((rc = journal__open_dir(j, st)) < 0)
         goto cleanup;
-    if ((rc = journal__replay(j, cfg->salvage, fn, ctx, st, &last, &last_size)) < 0)
+    /* Without fn nothing consumes the records, so only the tail needs
+     * checking; journal_replay has read (and verified) the rest. */
+    if ((rc = journal__replay(j, cfg->salvage, fn == NULL, fn, ctx, st, &end)) < 0)
         goto cleanup;
-    j->stats.segments = st->segments;
-    if (last && last_size == 0) {
+    j->stats.segments = end.files;
+    if (end.last && end.last_size == 0) {
         /* An empty last segment (crash before its first write, or a tail
          * cut to nothing) is as good as a new one; reusing it keeps
          * restart loops from piling up empty files. */
         char name[64];
-        journal__segname(name, sizeof(name), last);
+        journal__segname(name, sizeof(name), end.last);
         j->fd = openat(j->dirfd, name, O_WRONLY | O_CLOEXEC);
-        j->seg_no = last;
+        j->seg_no = end.last;
         if (j->fd < 0) {
             rc = -errno;
             goto cleanup;
         }
     } else {
-        if ((j->fd = journal__create_seg(j, last + 1)) < 0) {
+        if ((j->fd = journal__create_seg(j, end.last + 1)) < 0) {
             rc = j->fd;
             goto cleanup;
         }
-        j->seg_no = last + 1;
+        j->seg_no = end.last + 1;
         j->stats.segments++;
     }
 

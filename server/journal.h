@@ -65,15 +65,17 @@ typedef void (*journal_done_fn)(void *ctx, int status);
 
 /* Open (creating dir if needed) and replay the existing segments through fn
  * before returning; new appends go to a fresh segment. 0 or -errno /
- * -EBADMSG for mid-journal corruption (message in st->detail). */
+ * -EBADMSG for mid-journal corruption (message in st->detail). With
+ * fn == NULL only the last non-empty segment is read (its torn tail cut),
+ * which is all appending needs: the pattern is journal_replay, then
+ * journal_open(fn = NULL), without reading the journal twice. */
 int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg,
                  journal_replay_fn fn, void *ctx, journal_replay_stats *st);
 /* Replay without opening for appends: safe on any thread (touches no loop),
  * so the server can replay on a worker while its loop answers /readyz.
  * Same checks, truncation and errors as journal_open's replay.
  * Takes the directory lock for its duration (-EBUSY while a journal is
- * open on it). journal_open(fn = NULL) afterwards verifies the segments
- * again (one more read, from the page cache) before appending. */
+ * open on it). */
 int journal_replay(const journal_config *cfg, journal_replay_fn fn, void *ctx,
                    journal_replay_stats *st);
 /* Loop thread only. 0: done (may be NULL) will run exactly once, on the loop

@@ -558,9 +558,8 @@ static void test_replay_abort_and_lock(void **state)
     assert_int_equal(journal_append(j, "c", 1, 1, "x", (64u << 20) + 1, NULL, NULL), -EMSGSIZE);
     /* Close with an append still queued: it is written and acked by close. */
     close_journal(&e->loop, j);
-    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, &st), 0);
+    assert_int_equal(journal_replay(&c, NULL, NULL, &st), 0);
     assert_int_equal(st.records, 6);
-    close_journal(&e->loop, j);
 }
 
 /* Closing from inside a callback, with appends from callbacks refused. */
@@ -645,6 +644,46 @@ static void test_replay_on_thread(void **state)
     close_journal(&e->loop, j);
     assert_int_equal(journal_replay(&c, replay_collect, &r, &st), 0);
     check_replay(&r, 0, 29);
+    recs_free(&r);
+}
+
+/* journal_open(fn = NULL) reads only the tail: it cuts a torn tail behind
+ * empty segments, and leaves older segments to journal_replay. */
+static void test_open_without_fn_reads_tail(void **state)
+{
+    env *e = *state;
+    char seg[256];
+    recs r = {0};
+    journal_replay_stats st;
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
+
+    write_records(e, e->dir, 200, 8192);
+    size_t segs = count_segments(e->dir);
+    assert_true(segs > 3);
+    seg_path(seg, sizeof(seg), e->dir, (unsigned)segs);
+    off_t last_size = file_size(seg);
+    assert_int_equal(truncate(seg, last_size - 1), 0); /* torn tail */
+    seg_path(seg, sizeof(seg), e->dir, (unsigned)segs + 1);
+    int fd = open(seg, O_WRONLY | O_CREAT | O_EXCL, 0644); /* then an empty segment */
+    assert_true(fd >= 0);
+    close(fd);
+    seg_path(seg, sizeof(seg), e->dir, 1);
+    flip_byte(seg, 20); /* and mid-journal damage far back */
+
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, &st), 0);
+    assert_int_equal(st.segments, 1); /* only the torn one was read */
+    assert_true(st.truncated_bytes > 0);
+    journal_stats js;
+    journal_get_stats(j, &js);
+    assert_int_equal(js.segments, segs + 1);
+    close_journal(&e->loop, j);
+    assert_int_equal(journal_replay(&c, replay_collect, &r, &st), -EBADMSG);
+    recs_free(&r);
+    c.salvage = 1;
+    assert_int_equal(journal_replay(&c, replay_collect, &r, &st), 0);
+    assert_int_equal(st.records, 198); /* one skipped, one torn */
+    assert_int_equal(st.truncated_bytes, 0);
     recs_free(&r);
 }
 
@@ -884,6 +923,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_abort_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_on_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_without_fn_reads_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
     };
