@@ -73,6 +73,15 @@ class World:
         self.trades = []        # dicts as sent, plus Decimal px/qty and kind
         self.order = []         # symbols in creation order (ties in top-N go to the earlier)
         self.batches = 0
+        self.bulk_trades = 0    # bulk-loaded trades, counted but not kept
+        self.bulk_symbols = 0
+        self.restarted = False  # process counters started again from zero
+
+    def total(self):
+        return len(self.trades) + self.bulk_trades
+
+    def nsyms(self):
+        return len(self.order) + self.bulk_symbols
 
     def add(self, t, kind="trade"):
         rec = dict(t)
@@ -406,14 +415,15 @@ def check_bars(s, world):
 
 def check_stats(s, world):
     doc = get_json(s, "/stats")
-    n = len(world.trades)
-    assert doc["trades"] == n and doc["symbols"] == len(world.order), doc
+    n = world.total()
+    assert doc["trades"] == n and doc["symbols"] == world.nsyms(), doc
     assert doc["batches"] == world.batches, (doc["batches"], world.batches)
-    assert doc["store"]["trades"] == n and doc["store"]["symbols"] == len(world.order)
-    assert doc["trades_acked"] >= n and doc["bytes_in"] > 0
+    assert doc["store"]["trades"] == n and doc["store"]["symbols"] == world.nsyms()
     assert doc["version"] and doc["uptime_seconds"] > 0 and doc["ready"] is True
     assert set(doc["ingest_rate"]) == {"1s", "10s", "60s"}
-    assert doc["errors"]["NOT_FOUND"] >= 1     # the TCP query above
+    if not world.restarted:
+        assert doc["trades_acked"] >= n and doc["bytes_in"] > 0
+        assert doc["errors"]["NOT_FOUND"] >= 1     # the TCP query above
     assert all(isinstance(v, int) for v in doc["errors"].values())
     assert doc["resident_memory_bytes"] > 1 << 20
     assert doc["memory_per_million_trades"] is not None and doc["memory_per_million_trades"] >= 0
@@ -421,22 +431,28 @@ def check_stats(s, world):
     assert st["bytes_used"] > 0 and st["bytes_reserved"] >= st["bytes_used"]
     assert 0 < st["fill"] <= 1 and st["bytes_per_trade"] > 0
     j = doc["journal"]
-    assert j is not None and j["records"] >= world.batches and j["bytes"] > 0, j
+    assert j is not None, doc
+    if not world.restarted:
+        assert j["records"] >= world.batches and j["bytes"] > 0, j
     assert set(doc["replay"]) >= {"records", "seconds"} and doc["replay"]["in_progress"] is False
 
 
 PROM_LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 
 
-def check_metrics(s, world):
-    status, headers, body = s.http_get("/metrics")
-    assert status == 200
-    assert headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers
+def promtool_check(body):
     promtool = shutil.which("promtool")
     assert promtool, "promtool not found (Debian package 'prometheus'; scripts/deps.sh test)"
     p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
     complaints = (p.stdout + p.stderr).decode().strip()
     assert p.returncode == 0 and not complaints, complaints
+
+
+def check_metrics(s, world):
+    status, headers, body = s.http_get("/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers
+    promtool_check(body)
     vals, types = {}, {}
     for line in body.decode().splitlines():
         if line.startswith("# TYPE "):
@@ -451,18 +467,20 @@ def check_metrics(s, world):
     for name, typ in types.items():
         assert name.startswith("slotd_"), name
         assert (typ == "counter") == name.endswith("_total"), (name, typ)
-    n = len(world.trades)
-    assert vals["slotd_store_trades"] == n and vals["slotd_symbols"] == len(world.order)
-    assert vals["slotd_trades_total"] >= n and vals["slotd_batches_total"] >= world.batches
-    assert vals['slotd_errors_total{code="NOT_FOUND"}'] >= 1
+    n = world.total()
+    assert vals["slotd_store_trades"] == n and vals["slotd_symbols"] == world.nsyms()
+    if not world.restarted:
+        assert vals["slotd_trades_total"] >= n and vals["slotd_batches_total"] >= world.batches
+        assert vals['slotd_errors_total{code="NOT_FOUND"}'] >= 1
+        assert vals["slotd_journal_records_total"] >= world.batches
+        assert vals["slotd_ack_latency_seconds_count"] >= world.batches
     assert vals["slotd_ready"] == 1 and vals["slotd_replay_in_progress"] == 0
     assert vals["slotd_resident_memory_bytes"] > 0 and vals["slotd_uptime_seconds"] > 0
-    assert vals["slotd_journal_records_total"] >= world.batches
     assert 'slotd_build_info{version="' in body.decode()
     buckets = [(k, v) for k, v in vals.items() if k.startswith("slotd_ack_latency_seconds_bucket")]
     counts = [v for _, v in buckets]
     assert counts == sorted(counts) and buckets[-1][0].endswith('le="+Inf"}'), buckets
-    assert counts[-1] == vals["slotd_ack_latency_seconds_count"] >= world.batches
+    assert counts[-1] == vals["slotd_ack_latency_seconds_count"]
     for name in ("slotd_http_requests_total", "slotd_connections", "slotd_store_pages",
                  "slotd_store_bytes_reserved", "slotd_store_bytes_used", "slotd_store_bytes_cap",
                  "slotd_store_fill_ratio", "slotd_duplicate_batches_total",
@@ -698,6 +716,62 @@ def check_connection_limit(s, world):
         time.sleep(0.1)
 
 
+def check_replay(s, world):
+    """Restart over a journal big enough to take a moment to replay: while it
+    runs, /readyz says so, /stats and /metrics answer without the store,
+    queries get 503 NOT_READY; afterwards every figure is back."""
+    import msgpack
+    c = s.connect(name="bulk")
+    nb, per, syms = 400, 5000, 50
+    # One batch body packed once and sent under many seqs (array wire form).
+    body = msgpack.packb([["BULK%02d" % (i % syms), TS0 + i, "10.5", 2, "B", i]
+                          for i in range(per)])
+    for b in range(nb):
+        c.send_raw(b"\x93" + msgpack.packb("T") + msgpack.packb(b + 1) + body)
+        if b >= 16:
+            r = c.recv()
+            assert r == ["ACK", b - 15, per], r
+    for b in range(nb - 16, nb):
+        r = c.recv()
+        assert r == ["ACK", b + 1, per], r
+    c.close()
+    world.bulk_trades += nb * per
+    world.bulk_symbols += syms
+    world.batches += nb
+    s.stop()
+    s.start(wait_ready=False)
+    world.restarted = True
+    seen = {"readyz": 0, "stats": 0, "query": 0, "metrics": 0}
+    deadline = time.time() + 120
+    while True:
+        status, _, body = s.http_get("/readyz")
+        doc = json.loads(body)
+        if status == 200:
+            assert doc["status"] == "ready"
+            break
+        assert status == 503 and doc["status"] == "not_ready", (status, doc)
+        if doc["reason"] == "replaying the journal":
+            seen["readyz"] += 1
+            st = get_json(s, "/stats")
+            if st["replay"]["in_progress"]:
+                assert st["store"] is None and st["trades"] is None and st["ready"] is False, st
+                seen["stats"] += 1
+            status, _, body = s.http_get("/symbols/AAPL")
+            if status == 503:
+                assert json.loads(body)["error"] == "NOT_READY", body
+                seen["query"] += 1
+            status, _, body = s.http_get("/metrics")
+            assert status == 200
+            if b"slotd_replay_in_progress 1" in body:
+                promtool_check(body)
+                seen["metrics"] += 1
+        assert time.time() < deadline, "replay did not finish"
+    print("  during replay: %s" % seen)
+    check_symbols(s, world)
+    check_stats(s, world)
+    check_metrics(s, world)
+
+
 def main():
     res = Results()
     world = World()
@@ -712,6 +786,7 @@ def main():
         # Figures still agree after all the abuse (the slow-loris run added SLOWTEST).
         res.run(check_stats, s, world)
         res.run(check_metrics, s, world)
+        res.run(check_replay, s, world)
     res.finish()
 
 
