@@ -577,8 +577,10 @@ static int fail_sym_first(dec *d, const uint8_t *first, uint32_t npairs, tstate 
     return -1;
 }
 
+static int stage_failed(dec *d, tstate *t, int rc);
+
 /* Finish a trade: required slots and ranges, then stage it. */
-static int stage(dec *d, tstate *t)
+static inline int stage(dec *d, tstate *t)
 {
     const kind *k = t->k;
     const kinfo *ki = t->ki;
@@ -606,6 +608,13 @@ static int stage(dec *d, tstate *t)
     int rc = store_batch_add(d->s, d->b, (const char *)t->sym, t->symlen, k, v);
     if (rc == STORE_OK)
         return 0;
+    return stage_failed(d, t, rc);
+}
+
+/* store_batch_add said no: a derived kind to retry with, or the error. */
+static int stage_failed(dec *d, tstate *t, int rc)
+{
+    const kind *k = t->k;
     if (rc == STORE_EKIND && t->tentative) {
         /* Decoded as `trade`, but the symbol holds a derived kind: judge the
          * same values by that kind (its own slots are all absent). */
@@ -685,6 +694,27 @@ static int dec_map_trade(dec *d, uint32_t npairs)
         t.symlen = p[4] & 0x1f;
         p = t.sym + t.symlen;
         j = 1;
+    }
+    /* Then slots in declaration order, each value in a common encoding: a
+     * tight loop (in-order keys cannot repeat). The first key or value that
+     * is anything else is left to the general loop below. */
+    {
+        const kind_field *fields = t.k->fields;
+        const int nf = t.k->nfields;
+        uint32_t got = 0;
+        int fi = 0;
+        while (j < npairs && fi < nf && end - p >= 8 &&
+               (le64(p) & ki->wmask[fi]) == ki->wire[fi]) {
+            const uint8_t *vp = p + ki->wlen[fi];
+            size_t n = fast_value(vp, (size_t)(end - vp), fields[fi].type, &t.v[fi]);
+            if (!n)
+                break;
+            p = vp + n;
+            got |= 1u << fi;
+            fi++, j++;
+        }
+        t.present = t.seen = got;
+        hint = fi;
     }
     for (; j < npairs; j++) {
         const uint8_t *kp = p, *key;
@@ -792,12 +822,20 @@ static int dec_array_trade(dec *d, uint32_t n)
     hdr h;
     if (n == 0)
         return tfail(d, PROTO_E_MISSING_FIELD, NULL, "missing sym (empty array)");
-    if (rd_hdr(&d->p, d->end, &h, d->err))
-        return -1;
-    if (h.t != T_STR)
-        return tfail(d, PROTO_E_WRONG_TYPE, "sym", "expected a string, got %s", type_names[h.t]);
-    t.sym = h.data;
-    t.symlen = h.n;
+    const uint8_t *q = d->p;
+    if (q < d->end && (*q & 0xe0) == 0xa0 && (*q & 0x1fu) < (size_t)(d->end - q)) {
+        t.sym = q + 1; /* fixstr */
+        t.symlen = *q & 0x1f;
+        d->p = t.sym + t.symlen;
+    } else {
+        if (rd_hdr(&d->p, d->end, &h, d->err))
+            return -1;
+        if (h.t != T_STR)
+            return tfail(d, PROTO_E_WRONG_TYPE, "sym", "expected a string, got %s",
+                         type_names[h.t]);
+        t.sym = h.data;
+        t.symlen = h.n;
+    }
     t.present = 0;
     uint32_t nv = n - 1;
     if (d->declared)
