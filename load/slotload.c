@@ -210,6 +210,10 @@ static void sl_send(sl_conn *c, uint64_t k, uint64_t t0)
     sl_flight *f = &c->fl[(c->head + c->count) % r->cfg->inflight];
     f->seq = c->next_seq++;
     f->t0 = t0;
+    if (r->cfg->rate > 0) {
+        uint64_t now = sl_now();
+        hist_record(r->res->lag, now > t0 ? now - t0 : 0);
+    }
     f->ntrades = r->bt.ntrades[b];
     c->count++;
     r->dispatched++;
@@ -255,7 +259,9 @@ static void sl_pump(sl_run *r)
         uint64_t due = now;
         if (r->cfg->rate > 0)
             due = r->t_start + (uint64_t)((double)r->dispatched * r->interval_ns);
-        if (r->t_deadline && (due >= r->t_deadline || now >= r->t_deadline)) {
+        /* Open loop: every batch due before the deadline is sent, however
+         * late (dropping the backlog would hide the queueing it measures). */
+        if (r->t_deadline && (r->cfg->rate > 0 ? due >= r->t_deadline : now >= r->t_deadline)) {
             r->limit = r->dispatched;
             break;
         }
@@ -616,9 +622,11 @@ int main(int argc, char **argv)
     run.cfg = &cfg;
     run.res = &res;
     res.lat = malloc(sizeof *res.lat);
-    if (!res.lat)
+    res.lag = malloc(sizeof *res.lag);
+    if (!res.lat || !res.lag)
         return 2;
     hist_reset(res.lat);
+    hist_reset(res.lag);
 
     if (cfg.export_format) {
         if (sl_export(&cfg, cfg.export_format, cfg.export_path) != 0) {
@@ -635,9 +643,10 @@ int main(int argc, char **argv)
     }
     res.encode_seconds = (double)(sl_now() - t0) / 1e9;
     if (!cfg.json)
-        fprintf(stderr, "slotload: encoded %llu trades in %llu batches (%.1f MB) in %.2f s\n",
+        fprintf(stderr, "slotload: encoded %llu trades in %llu batches (%.1f MB) in %.2f s%s\n",
                 (unsigned long long)pool, (unsigned long long)run.bt.n, (double)run.bt.buf.len / 1e6,
-                res.encode_seconds);
+                res.encode_seconds,
+                cfg.duration > 0 ? "; reused in a cycle if the run needs more (--pool)" : "");
 
     if (cfg.http_port && sl_fetch_stats(cfg.host, cfg.http_port, &res.before) != 0)
         fprintf(stderr, "slotload: warning: GET /stats on port %d failed: no memory figures\n",
@@ -674,6 +683,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "slotload: %s\n", res.fatal_msg);
     sl_batches_free(&run.bt);
     free(res.lat);
+    free(res.lag);
     int failed = res.fatal || res.err_batches || res.lost_batches ||
                  res.acked_batches != res.sent_batches;
     return failed ? 1 : 0;

@@ -59,6 +59,7 @@ typedef struct sl_result {
     int fatal;                 /* the run stopped early (connection, protocol, stall) */
     char fatal_msg[256];
     hist *lat;                 /* ack latency, ns */
+    hist *lag;                 /* open loop: due time -> write, ns (client lag or backlog) */
     sl_stats before, after;
 } sl_result;
 

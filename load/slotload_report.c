@@ -260,6 +260,10 @@ void sl_report_text(FILE *f, const sl_config *cfg, const sl_result *r)
     fprintf(f, "  %-26s %s\n", "trades/s", sl_commas((uint64_t)(d.trades_per_s + 0.5), a));
     fprintf(f, "  %-26s %.1f  (%.1f MB sent)\n", "MB/s on the wire", d.mb_per_s, (double)r->wire_bytes / 1e6);
     sl_report_lat(f, r->lat);
+    if (cfg->rate > 0)
+        fprintf(f, "  %-26s p50 %.3f  p99 %.3f  max %.3f  (due time -> write: client or backlog)\n",
+                "send lag, ms", sl_ms(hist_quantile(r->lag, 0.5)), sl_ms(hist_quantile(r->lag, 0.99)),
+                sl_ms(r->lag->max));
     sl_report_memory(f, r, &d, cfg->http_port);
     uint64_t failed = r->err_batches + r->lost_batches;
     fprintf(f, "  %-26s %s batches\n", "errors", sl_commas(failed, a));
@@ -317,6 +321,13 @@ void sl_report_json(FILE *f, const sl_config *cfg, const sl_result *r)
         json_object_set_new(lat, qs[i].k, json_real((double)hist_quantile(r->lat, qs[i].q) / 1e3));
     json_object_set_new(lat, "mean_us", json_real(hist_mean(r->lat) / 1e3));
     json_object_set_new(o, "ack_latency", lat);
+    if (cfg->rate > 0) {
+        json_t *lag = json_object();
+        json_object_set_new(lag, "p50_us", json_real((double)hist_quantile(r->lag, 0.5) / 1e3));
+        json_object_set_new(lag, "p99_us", json_real((double)hist_quantile(r->lag, 0.99) / 1e3));
+        json_object_set_new(lag, "max_us", json_real((double)r->lag->max / 1e3));
+        json_object_set_new(o, "send_lag", lag);
+    }
     json_object_set_new(o, "server_before", sl_json_stats(&r->before));
     json_object_set_new(o, "server_after", sl_json_stats(&r->after));
     json_object_set_new(o, "trades_stored", json_integer((json_int_t)d.stored));
