@@ -4,7 +4,7 @@
  * small header (chain link, slot count, min/max timestamp so range queries
  * can skip it). There is no per-record header and no malloc per record.
  *
- * Memory comes from a single virtual reservation of `cap` bytes
+ * Memory comes from a single virtual reservation
  * (mmap PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE) made
  * at init: the kernel backs it lazily, and once init has succeeded a page
  * allocation is a pointer bump or a free-list pop — it never calls the OS,
@@ -13,6 +13,12 @@
  * geometrically from a small first page so that 10,000 small partitions do
  * not strand a large page each; a freed page returns to its class's free
  * list and may also serve a smaller request.
+ *
+ * The cap counts page bytes carved from chunks (live pages + free-listed
+ * pages). A class's open chunk has an uncarved tail that is never touched;
+ * the reservation is made larger than the cap by one chunk per class (plus
+ * per-chunk rounding) so that those tails cost address space, not memory,
+ * and never make an allocation under the cap fail.
  *
  *   page (one size class, 8-aligned)
  *   +------+--------+--------+-------+-----+---------------------------+
@@ -39,21 +45,26 @@ typedef struct slab_page {
 
 typedef struct slab_stats {
     uint64_t pages;          /* pages handed out and not freed */
-    uint64_t bytes_cap;      /* the reservation: the memory cap for slots */
-    uint64_t bytes_reserved; /* chunks carved from the region (touched or about to be) */
+    uint64_t bytes_cap;      /* the cap on carved page bytes */
+    uint64_t bytes_reserved; /* page bytes carved from chunks: live + free-listed */
     uint64_t bytes_pages;    /* sum of live page sizes */
     uint64_t bytes_free;     /* bytes in free-listed pages */
+    uint64_t bytes_chunks;   /* address space of the chunks opened (tails untouched) */
 } slab_stats;
 
 typedef struct slab slab; /* opaque */
 
-/* Reserve `cap` bytes of address space (rounded up to SLAB_CHUNK). 0 or -errno. */
+/* Cap carved page bytes at `cap` and reserve the address space for it. 0 or -errno. */
 int slab_open(slab **out, size_t cap);
 void slab_close(slab *s);
 
 /* A page of at least `bytes` bytes (header included), or NULL at the cap.
  * The header is zeroed and ->size set to the class size actually given. */
 slab_page *slab_alloc(slab *s, size_t bytes);
+/* A page for `bytes`, recycling first: the largest free page whose class lies
+ * between those of `min_bytes` and `bytes`, else as slab_alloc. For page
+ * chains, where any page that holds a few slots is better than a new one. */
+slab_page *slab_alloc_reuse(slab *s, size_t min_bytes, size_t bytes);
 void slab_free(slab *s, slab_page *p);
 
 /* The page size a request for `bytes` would get (its class), or 0 if larger

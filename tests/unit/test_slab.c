@@ -1,0 +1,243 @@
+/* test_slab — size classes, alloc/free/reuse, the cap, stats. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "slab.h"
+
+#define MiB ((size_t)1 << 20)
+
+/* The classes as slab.c documents them: 96, then x1.25 rounded up to 8,
+ * the last one clamped to the max page. */
+static void test_classes(void **st)
+{
+    (void)st;
+    size_t maxp = slab_max_page();
+    assert_int_equal(maxp, 2048);
+    assert_int_equal(slab_class_size(0), 96);
+    assert_int_equal(slab_class_size(1), 96);
+    assert_int_equal(slab_class_size(96), 96);
+    assert_int_equal(slab_class_size(97), 120);
+    assert_int_equal(slab_class_size(maxp), maxp);
+    assert_int_equal(slab_class_size(maxp - 1), maxp);
+    assert_int_equal(slab_class_size(maxp + 1), 0);
+    assert_int_equal(slab_class_size(SIZE_MAX), 0);
+
+    size_t prev = slab_class_size(1), n = 1;
+    while (prev < maxp) {
+        size_t next = slab_class_size(prev + 1);
+        size_t want = (prev * 5 / 4 + 7) / 8 * 8;
+        if (want > maxp)
+            want = maxp;
+        assert_int_equal(next, want);
+        assert_int_equal(next % 8, 0);
+        assert_true(next > prev);
+        /* Every size in between maps to the class above it. */
+        assert_int_equal(slab_class_size(prev + (next - prev) / 2), next);
+        prev = next;
+        n++;
+    }
+    assert_true(n <= 64);
+    /* A trade page of the first class holds two 32-byte slots. */
+    slab_page pg = {.size = 96};
+    assert_int_equal(slab_page_cap(&pg, 32), 2);
+    assert_int_equal(slab_page_cap(&pg, 48), 1);
+    assert_int_equal(SLAB_PAGE_HEADER, 32);
+    assert_int_equal(offsetof(slab_page, slots) % 8, 0);
+}
+
+static void test_alloc_free_reuse(void **st)
+{
+    (void)st;
+    slab *s;
+    assert_int_equal(slab_open(&s, 64 * MiB), 0);
+
+    slab_page *a = slab_alloc(s, 100);
+    assert_non_null(a);
+    assert_int_equal(a->size, 120);
+    assert_null(a->next);
+    assert_int_equal(a->count, 0);
+    assert_int_equal(a->min_ts, 0);
+    assert_int_equal(a->max_ts, 0);
+    assert_int_equal((uintptr_t)a % 8, 0);
+    memset(a->slots, 0xab, a->size - SLAB_PAGE_HEADER);
+    a->count = 3;
+    a->min_ts = 5;
+
+    /* LIFO reuse, header zeroed again. */
+    slab_free(s, a);
+    slab_page *b = slab_alloc(s, 120);
+    assert_ptr_equal(a, b);
+    assert_int_equal(b->count, 0);
+    assert_int_equal(b->min_ts, 0);
+    assert_int_equal(b->size, 120);
+
+    /* A free page a class or two larger serves a smaller request; one much
+     * larger does not while there is room to carve. */
+    slab_page *c = slab_alloc(s, 152);
+    assert_int_equal(c->size, 152);
+    slab_free(s, c);
+    slab_page *d = slab_alloc(s, 96);
+    assert_ptr_equal(c, d);
+    assert_int_equal(d->size, 152);
+    assert_int_equal(slab_page_cap(d, 32), 3);
+    slab_page *big = slab_alloc(s, 1000);
+    assert_int_equal(big->size, 1184);
+    slab_free(s, big);
+    slab_page *e = slab_alloc(s, 96);
+    assert_ptr_not_equal(e, big);
+    assert_int_equal(e->size, 96);
+
+    /* Chains recycle the largest free page in range. */
+    slab_page *p600 = slab_alloc(s, 600);
+    slab_free(s, p600);
+    slab_page *r = slab_alloc_reuse(s, 96, slab_max_page());
+    assert_ptr_equal(r, big);
+    r = slab_alloc_reuse(s, 96, slab_max_page());
+    assert_ptr_equal(r, p600);
+    r = slab_alloc_reuse(s, 96, slab_max_page()); /* nothing free: a max page */
+    assert_int_equal(r->size, slab_max_page());
+    slab_page *small = slab_alloc(s, 96);
+    slab_free(s, small);
+    r = slab_alloc_reuse(s, 200, slab_max_page()); /* below min: not taken */
+    assert_ptr_not_equal(r, small);
+    assert_int_equal(r->size, slab_max_page());
+
+    /* Oversized requests fail. */
+    assert_null(slab_alloc(s, slab_max_page() + 1));
+    slab_close(s);
+}
+
+/* Many pages across chunks: distinct, aligned, writable without overlap. */
+static void test_many_pages(void **st)
+{
+    (void)st;
+    slab *s;
+    assert_int_equal(slab_open(&s, 64 * MiB), 0);
+    enum { N = 30000 };
+    slab_page **pg = malloc(N * sizeof *pg);
+    assert_non_null(pg);
+    for (int i = 0; i < N; i++) {
+        size_t want = 64 + (size_t)(i % 7) * 150;
+        pg[i] = slab_alloc(s, want);
+        assert_non_null(pg[i]);
+        assert_true(pg[i]->size >= want);
+        assert_int_equal((uintptr_t)pg[i] % 8, 0);
+        memset(pg[i]->slots, i & 0xff, pg[i]->size - SLAB_PAGE_HEADER);
+        pg[i]->count = (uint32_t)i;
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(pg[i]->count, (uint32_t)i);
+        size_t n = pg[i]->size - SLAB_PAGE_HEADER;
+        assert_int_equal(pg[i]->slots[0], i & 0xff);
+        assert_int_equal(pg[i]->slots[n - 1], i & 0xff);
+    }
+    slab_stats ss;
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.pages, N);
+    assert_int_equal(ss.bytes_free, 0);
+    assert_int_equal(ss.bytes_reserved, ss.bytes_pages);
+    assert_true(ss.bytes_chunks >= ss.bytes_reserved);
+    assert_int_equal(ss.bytes_chunks % SLAB_CHUNK, 0);
+    for (int i = 0; i < N; i += 2)
+        slab_free(s, pg[i]);
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.pages, N / 2);
+    assert_int_equal(ss.bytes_free + ss.bytes_pages, ss.bytes_reserved);
+    free(pg);
+    slab_close(s);
+}
+
+static void test_cap(void **st)
+{
+    (void)st;
+    slab *s;
+    size_t maxp = slab_max_page();
+    assert_int_equal(slab_open(&s, 2 * maxp + 96), 0);
+    slab_page *a = slab_alloc(s, maxp), *b = slab_alloc(s, maxp);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(slab_can_alloc(s, 96));
+    slab_page *c = slab_alloc(s, 96);
+    assert_non_null(c);
+    /* Carved bytes are at the cap exactly. */
+    assert_false(slab_can_alloc(s, 96));
+    assert_null(slab_alloc(s, 96));
+    assert_null(slab_alloc(s, maxp));
+    assert_null(slab_alloc_reuse(s, 96, maxp));
+    slab_stats ss;
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.bytes_cap, 2 * maxp + 96);
+    assert_int_equal(ss.bytes_reserved, 2 * maxp + 96);
+    assert_int_equal(ss.pages, 3);
+
+    /* At the cap, a freed max page serves any request, however small. */
+    slab_free(s, a);
+    assert_true(slab_can_alloc(s, 96));
+    assert_true(slab_can_alloc(s, maxp));
+    slab_page *d = slab_alloc(s, 200);
+    assert_ptr_equal(d, a);
+    assert_int_equal(d->size, maxp);
+    assert_null(slab_alloc(s, 96));
+    slab_free(s, c);
+    assert_ptr_equal(slab_alloc(s, 96), c);
+    slab_close(s);
+
+    /* A zero cap allocates nothing; a huge one fails cleanly or works. */
+    assert_int_equal(slab_open(&s, 0), 0);
+    assert_null(slab_alloc(s, 96));
+    slab_close(s);
+    assert_true(slab_open(&s, SIZE_MAX) < 0);
+}
+
+static void test_stats(void **st)
+{
+    (void)st;
+    slab *s;
+    slab_stats ss;
+    assert_int_equal(slab_open(&s, 16 * MiB), 0);
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.pages, 0);
+    assert_int_equal(ss.bytes_cap, 16 * MiB);
+    assert_int_equal(ss.bytes_reserved, 0);
+    assert_int_equal(ss.bytes_pages, 0);
+    assert_int_equal(ss.bytes_free, 0);
+    assert_int_equal(ss.bytes_chunks, 0);
+
+    slab_page *a = slab_alloc(s, 96), *b = slab_alloc(s, 2048), *c = slab_alloc(s, 96);
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.pages, 3);
+    assert_int_equal(ss.bytes_pages, 96 + 2048 + 96);
+    assert_int_equal(ss.bytes_reserved, 96 + 2048 + 96);
+    assert_int_equal(ss.bytes_chunks, 2 * SLAB_CHUNK); /* one chunk per class used */
+    slab_free(s, b);
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.pages, 2);
+    assert_int_equal(ss.bytes_pages, 192);
+    assert_int_equal(ss.bytes_free, 2048);
+    assert_int_equal(ss.bytes_reserved, 192 + 2048);
+    slab_free(s, a);
+    slab_free(s, c);
+    slab_free(s, NULL);
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.pages, 0);
+    assert_int_equal(ss.bytes_pages, 0);
+    assert_int_equal(ss.bytes_free, ss.bytes_reserved);
+    slab_close(s);
+    slab_close(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classes),    cmocka_unit_test(test_alloc_free_reuse),
+        cmocka_unit_test(test_many_pages), cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_stats),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
