@@ -1,4 +1,4 @@
-/* decode — HELLO and the hot path: T batches read straight from the bytes.
+/* decode — the hot path: T batches read straight from the bytes.
  *
  * A batch is decoded in one forward pass with no msgpack object tree: each
  * trade's values go from the wire into an int64 slot array, through
@@ -28,29 +28,8 @@
 #include <string.h>
 
 #include "fixp.h"
+#include "mpread.h"
 #include "proto.h"
-
-/* ---- reading msgpack ---------------------------------------------------- */
-
-enum { T_NIL, T_BOOL, T_UINT, T_NEG, T_F32, T_F64, T_STR, T_BIN, T_EXT, T_ARR, T_MAP };
-
-static const char *const type_names[] = {"nil",    "bool",   "integer", "integer",
-                                         "float",  "float",  "string",  "binary",
-                                         "extension", "array", "map"};
-
-/* One decoded msgpack header. Integers are normalised: T_UINT for any
- * non-negative value whatever its encoding (as msgpack-c does), T_NEG for
- * negative ones. For str/bin/ext the body has been consumed (data, n); for
- * arrays and maps only the header (n = element or pair count). */
-typedef struct hdr {
-    uint8_t t;
-    int8_t ext;
-    uint32_t n;
-    uint64_t u;
-    int64_t i;
-    double f;
-    const uint8_t *data;
-} hdr;
 
 /* Key codes: bytes of a key of <= 7 bytes in a little-endian word, its length
  * in the top byte. Longer keys never match a code and go the slow way. */
@@ -99,39 +78,6 @@ typedef struct tstate {
     int64_t v[KIND_MAX_FIELDS];
 } tstate;
 
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline uint64_t be64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return __builtin_bswap64(w);
-#else
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
-#endif
-}
-
-static int vfail(proto_error *err, proto_code code, int64_t index, const char *fmt, va_list ap)
-{
-    err->code = code;
-    err->index = index;
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    return -1;
-}
-
-static int fail(proto_error *err, proto_code code, int64_t index, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfail(err, code, index, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* A trade-level error: "trade 3: px: <why>". */
 static int tfail(dec *d, proto_code code, const char *field, const char *fmt, ...)
 {
@@ -143,121 +89,6 @@ static int tfail(dec *d, proto_code code, const char *field, const char *fmt, ..
     if (field)
         return fail(d->err, code, d->idx, "trade %lld: %s: %s", (long long)d->idx, field, why);
     return fail(d->err, code, d->idx, "trade %lld: %s", (long long)d->idx, why);
-}
-
-static int truncated(proto_error *err)
-{
-    return fail(err, PROTO_E_MALFORMED, -1, "the message ends inside a msgpack value");
-}
-
-/* Read one header at *pp (< end). Returns 0, or -1 with err set when the
- * bytes end early or hold the never-used byte 0xc1. */
-static inline int rd_hdr(const uint8_t **pp, const uint8_t *end, hdr *h, proto_error *err)
-{
-    const uint8_t *p = *pp;
-    if (p >= end)
-        return truncated(err);
-    const uint8_t c = *p++;
-    size_t avail = (size_t)(end - p);
-    uint32_t len;
-    if (c <= 0x7f) {
-        h->t = T_UINT, h->u = c;
-    } else if (c >= 0xe0) {
-        h->t = T_NEG, h->i = (int8_t)c;
-    } else if (c >= 0xa0 && c <= 0xbf) {
-        len = c & 0x1f;
-        h->t = T_STR;
-        goto body;
-    } else if (c <= 0x8f) {
-        h->t = T_MAP, h->n = c & 0x0f;
-    } else if (c <= 0x9f) {
-        h->t = T_ARR, h->n = c & 0x0f;
-    } else {
-        /* Bytes after the type byte that the header needs. */
-        static const uint8_t need[32] = {0, 0, 0, 0, 1, 2, 4, 2, 3, 5, 4, 8, 1, 2, 4, 8,
-                                         1, 2, 4, 8, 2, 3, 5, 9, 17, 1, 2, 4, 2, 4, 2, 4};
-        if (c == 0xc1)
-            return fail(err, PROTO_E_MALFORMED, -1, "invalid msgpack byte 0xc1");
-        if (avail < need[c - 0xc0])
-            return truncated(err);
-        switch (c) {
-        case 0xc0: h->t = T_NIL; break;
-        case 0xc2: case 0xc3: h->t = T_BOOL, h->u = c & 1; break;
-        case 0xc4: h->t = T_BIN, len = p[0], p += 1; goto body;
-        case 0xc5: h->t = T_BIN, len = be16(p), p += 2; goto body;
-        case 0xc6: h->t = T_BIN, len = be32(p), p += 4; goto body;
-        case 0xc7: h->t = T_EXT, len = p[0], h->ext = (int8_t)p[1], p += 2; goto body;
-        case 0xc8: h->t = T_EXT, len = be16(p), h->ext = (int8_t)p[2], p += 3; goto body;
-        case 0xc9: h->t = T_EXT, len = be32(p), h->ext = (int8_t)p[4], p += 5; goto body;
-        case 0xca: {
-            uint32_t w = be32(p);
-            float fl;
-            memcpy(&fl, &w, 4);
-            h->t = T_F32, h->f = fl, p += 4;
-            break;
-        }
-        case 0xcb: {
-            uint64_t w = be64(p);
-            memcpy(&h->f, &w, 8);
-            h->t = T_F64, p += 8;
-            break;
-        }
-        case 0xcc: h->t = T_UINT, h->u = p[0], p += 1; break;
-        case 0xcd: h->t = T_UINT, h->u = be16(p), p += 2; break;
-        case 0xce: h->t = T_UINT, h->u = be32(p), p += 4; break;
-        case 0xcf: h->t = T_UINT, h->u = be64(p), p += 8; break;
-        case 0xd0: h->i = (int8_t)p[0], p += 1; goto sint;
-        case 0xd1: h->i = (int16_t)be16(p), p += 2; goto sint;
-        case 0xd2: h->i = (int32_t)be32(p), p += 4; goto sint;
-        case 0xd3: h->i = (int64_t)be64(p), p += 8; goto sint;
-        case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-            h->t = T_EXT, len = 1u << (c - 0xd4), h->ext = (int8_t)p[0], p += 1;
-            goto body;
-        case 0xd9: h->t = T_STR, len = p[0], p += 1; goto body;
-        case 0xda: h->t = T_STR, len = be16(p), p += 2; goto body;
-        case 0xdb: h->t = T_STR, len = be32(p), p += 4; goto body;
-        case 0xdc: h->t = T_ARR, h->n = be16(p), p += 2; break;
-        case 0xdd: h->t = T_ARR, h->n = be32(p), p += 4; break;
-        case 0xde: h->t = T_MAP, h->n = be16(p), p += 2; break;
-        case 0xdf: h->t = T_MAP, h->n = be32(p), p += 4; break;
-        }
-    }
-    *pp = p;
-    return 0;
-sint:
-    if (h->i >= 0)
-        h->t = T_UINT, h->u = (uint64_t)h->i;
-    else
-        h->t = T_NEG;
-    *pp = p;
-    return 0;
-body:
-    if ((size_t)(end - p) < len)
-        return truncated(err);
-    h->n = len;
-    h->data = p;
-    *pp = p + len;
-    return 0;
-}
-
-/* Skip `todo` whole values without recursion: containers add their
- * elements to the count. Each element takes a byte, so a count beyond the
- * bytes left is already a truncation. */
-static int skip(const uint8_t **pp, const uint8_t *end, uint64_t todo, proto_error *err)
-{
-    hdr h;
-    while (todo) {
-        if (rd_hdr(pp, end, &h, err))
-            return -1;
-        todo--;
-        if (h.t == T_ARR)
-            todo += h.n;
-        else if (h.t == T_MAP)
-            todo += 2 * (uint64_t)h.n;
-        if (todo > (uint64_t)(end - *pp))
-            return truncated(err);
-    }
-    return 0;
 }
 
 static inline uint64_t key_code(const uint8_t *s, uint32_t len, const uint8_t *end)
@@ -276,21 +107,6 @@ static inline uint64_t key_code(const uint8_t *s, uint32_t len, const uint8_t *e
     for (uint32_t i = 0; i < len; i++)
         w |= (uint64_t)s[i] << (8 * i);
     return w | (uint64_t)len << 56;
-}
-
-/* 8 bytes as a little-endian word, whatever the host. */
-static inline uint64_t le64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-#else
-    uint64_t w = 0;
-    for (int i = 0; i < 8; i++)
-        w |= (uint64_t)p[i] << (8 * i);
-    return w;
-#endif
 }
 
 static uint64_t wire_mask(unsigned n) { return n >= 8 ? UINT64_MAX : (1ull << (8 * n)) - 1; }
@@ -342,7 +158,7 @@ __attribute__((constructor)) static void decode_tables(void)
 
 static int wrong_type(dec *d, const kind_field *f, const hdr *h, const char *want)
 {
-    return tfail(d, PROTO_E_WRONG_TYPE, f->key, "expected %s, got %s", want, type_names[h->t]);
+    return tfail(d, PROTO_E_WRONG_TYPE, f->key, "expected %s, got %s", want, mp_type_name(h->t));
 }
 
 /* msgpack timestamp extension (type -1) to ns since the epoch. */
@@ -555,7 +371,7 @@ static int find_sym(dec *d, const uint8_t *first, uint32_t npairs, tstate *t)
                 return -1;
             if (h.t != T_STR)
                 return tfail(d, PROTO_E_WRONG_TYPE, "sym", "expected a string, got %s",
-                             type_names[h.t]);
+                             mp_type_name(h.t));
             t->sym = h.data;
             t->symlen = h.n;
             t->symkey = kp;
@@ -736,7 +552,7 @@ static int dec_map_trade(dec *d, uint32_t npairs)
                 return fail_sym_first(d, first, npairs, &t);
             if (h.t != T_STR) {
                 tfail(d, PROTO_E_WRONG_TYPE, NULL, "map key is a %s, not a string",
-                      type_names[h.t]);
+                      mp_type_name(h.t));
                 return fail_sym_first(d, first, npairs, &t);
             }
             p = d->p;
@@ -760,7 +576,7 @@ static int dec_map_trade(dec *d, uint32_t npairs)
                     return -1;
                 if (h.t != T_STR)
                     return tfail(d, PROTO_E_WRONG_TYPE, "sym", "expected a string, got %s",
-                                 type_names[h.t]);
+                                 mp_type_name(h.t));
                 t.sym = h.data;
                 t.symlen = h.n;
                 t.symkey = kp;
@@ -832,7 +648,7 @@ static int dec_array_trade(dec *d, uint32_t n)
             return -1;
         if (h.t != T_STR)
             return tfail(d, PROTO_E_WRONG_TYPE, "sym", "expected a string, got %s",
-                         type_names[h.t]);
+                         mp_type_name(h.t));
         t.sym = h.data;
         t.symlen = h.n;
     }
@@ -887,16 +703,10 @@ static int dec_trade(dec *d)
     if (h.t == T_ARR)
         return dec_array_trade(d, h.n);
     return tfail(d, PROTO_E_WRONG_TYPE, NULL, "a trade is a map or an array, not a %s",
-                 type_names[h.t]);
+                 mp_type_name(h.t));
 }
 
 /* ---- messages ----------------------------------------------------------- */
-
-static int is_str(const hdr *h, const char *s)
-{
-    size_t n = strlen(s);
-    return h->t == T_STR && h->n == n && memcmp(h->data, s, n) == 0;
-}
 
 int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, store *s,
                        store_batch *b, uint64_t *seq, proto_error *err)
@@ -933,7 +743,7 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
         goto fail;
     if (h.t != T_ARR) {
         fail(err, PROTO_E_BAD_MESSAGE, -1, "the trades must be an array, not a %s",
-             type_names[h.t]);
+             mp_type_name(h.t));
         goto fail;
     }
     ntrades = h.n;
@@ -956,7 +766,7 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
             }
         } else if (h.t != T_NIL) {
             fail(err, PROTO_E_BAD_MESSAGE, -1, "the kind must be a string, not a %s",
-                 type_names[h.t]);
+                 mp_type_name(h.t));
             goto fail;
         }
         if (d.p != d.end)
@@ -981,72 +791,4 @@ trailing:
 fail:
     store_batch_reset(b);
     return -1;
-}
-
-int proto_decode_hello(const uint8_t *msg, size_t len, proto_hello *out, proto_error *err)
-{
-    const uint8_t *p = msg, *end = msg + len;
-    hdr h;
-    int have_client = 0;
-    memset(out, 0, sizeof(*out));
-    if (rd_hdr(&p, end, &h, err))
-        return -1;
-    if (h.t != T_ARR || h.n < 1)
-        return fail(err, PROTO_E_NOT_HELLO, -1, "the first message must be HELLO");
-    uint32_t nelem = h.n;
-    if (rd_hdr(&p, end, &h, err))
-        return -1;
-    if (!is_str(&h, "HELLO"))
-        return fail(err, PROTO_E_NOT_HELLO, -1, "the first message must be HELLO");
-    if (nelem != 2)
-        return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO is [\"HELLO\", {\"client\": name}]");
-    if (rd_hdr(&p, end, &h, err))
-        return -1;
-    if (h.t != T_MAP)
-        return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO's argument must be a map");
-    for (uint32_t i = 0, n = h.n; i < n; i++) {
-        hdr k, v;
-        if (rd_hdr(&p, end, &k, err))
-            return -1;
-        int is_client = is_str(&k, "client"), is_token = is_str(&k, "token");
-        if (!is_client && !is_token) { /* other keys are ignored: forward compatible */
-            uint64_t rest = 1 + (k.t == T_ARR ? k.n : k.t == T_MAP ? 2 * (uint64_t)k.n : 0);
-            if (skip(&p, end, rest, err))
-                return -1;
-            continue;
-        }
-        if (rd_hdr(&p, end, &v, err))
-            return -1;
-        if (is_token && v.t == T_NIL) {
-            out->has_token = 0;
-            continue;
-        }
-        if (v.t != T_STR)
-            return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO %s must be a string",
-                        is_client ? "client" : "token");
-        /* NUL inside would truncate the name or token as a C string. */
-        if (memchr(v.data, 0, v.n))
-            return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO %s contains a NUL byte",
-                        is_client ? "client" : "token");
-        if (is_client) {
-            if (v.n < 1 || v.n > PROTO_NAME_MAX)
-                return fail(err, PROTO_E_BAD_MESSAGE, -1, "client name must be 1-%d bytes",
-                            PROTO_NAME_MAX);
-            memcpy(out->client, v.data, v.n);
-            out->client[v.n] = 0;
-            have_client = 1;
-        } else {
-            if (v.n > PROTO_TOKEN_MAX)
-                return fail(err, PROTO_E_UNAUTHORIZED, -1, "token longer than %d bytes",
-                            PROTO_TOKEN_MAX);
-            memcpy(out->token, v.data, v.n);
-            out->token[v.n] = 0;
-            out->has_token = 1;
-        }
-    }
-    if (!have_client)
-        return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO needs {\"client\": name}");
-    if (p != end)
-        return fail(err, PROTO_E_MALFORMED, -1, "bytes after the HELLO value");
-    return 0;
 }

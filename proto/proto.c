@@ -1,4 +1,5 @@
-/* proto — error-code tables, limits, message typing and the reply packers.
+/* proto — error-code tables, limits, message typing, HELLO decoding and the
+ * reply packers.
  *
  * Replies are small and rare next to the batches they answer, so they are
  * packed with msgpack-c into a growable proto_buf. Every packer appends to
@@ -11,6 +12,8 @@
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "mpread.h"
 
 #define PROTO__NAME(name, doc) #name,
 #define PROTO__DOC(name, doc) doc,
@@ -160,4 +163,73 @@ proto_msg proto_msg_type(const uint8_t *msg, size_t len)
     if (slen == 5 && memcmp(s, "HELLO", 5) == 0)
         return PROTO_MSG_HELLO;
     return PROTO_MSG_UNKNOWN;
+}
+
+/* HELLO is read once per connection: the general header reader suffices. */
+int proto_decode_hello(const uint8_t *msg, size_t len, proto_hello *out, proto_error *err)
+{
+    const uint8_t *p = msg, *end = msg + len;
+    hdr h;
+    int have_client = 0;
+    memset(out, 0, sizeof(*out));
+    if (rd_hdr(&p, end, &h, err))
+        return -1;
+    if (h.t != T_ARR || h.n < 1)
+        return fail(err, PROTO_E_NOT_HELLO, -1, "the first message must be HELLO");
+    uint32_t nelem = h.n;
+    if (rd_hdr(&p, end, &h, err))
+        return -1;
+    if (!is_str(&h, "HELLO"))
+        return fail(err, PROTO_E_NOT_HELLO, -1, "the first message must be HELLO");
+    if (nelem != 2)
+        return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO is [\"HELLO\", {\"client\": name}]");
+    if (rd_hdr(&p, end, &h, err))
+        return -1;
+    if (h.t != T_MAP)
+        return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO's argument must be a map");
+    for (uint32_t i = 0, n = h.n; i < n; i++) {
+        hdr k, v;
+        if (rd_hdr(&p, end, &k, err))
+            return -1;
+        int is_client = is_str(&k, "client"), is_token = is_str(&k, "token");
+        if (!is_client && !is_token) { /* other keys are ignored: forward compatible */
+            uint64_t rest = 1 + (k.t == T_ARR ? k.n : k.t == T_MAP ? 2 * (uint64_t)k.n : 0);
+            if (skip(&p, end, rest, err))
+                return -1;
+            continue;
+        }
+        if (rd_hdr(&p, end, &v, err))
+            return -1;
+        if (is_token && v.t == T_NIL) {
+            out->has_token = 0;
+            continue;
+        }
+        if (v.t != T_STR)
+            return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO %s must be a string",
+                        is_client ? "client" : "token");
+        /* NUL inside would truncate the name or token as a C string. */
+        if (memchr(v.data, 0, v.n))
+            return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO %s contains a NUL byte",
+                        is_client ? "client" : "token");
+        if (is_client) {
+            if (v.n < 1 || v.n > PROTO_NAME_MAX)
+                return fail(err, PROTO_E_BAD_MESSAGE, -1, "client name must be 1-%d bytes",
+                            PROTO_NAME_MAX);
+            memcpy(out->client, v.data, v.n);
+            out->client[v.n] = 0;
+            have_client = 1;
+        } else {
+            if (v.n > PROTO_TOKEN_MAX)
+                return fail(err, PROTO_E_UNAUTHORIZED, -1, "token longer than %d bytes",
+                            PROTO_TOKEN_MAX);
+            memcpy(out->token, v.data, v.n);
+            out->token[v.n] = 0;
+            out->has_token = 1;
+        }
+    }
+    if (!have_client)
+        return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO needs {\"client\": name}");
+    if (p != end)
+        return fail(err, PROTO_E_MALFORMED, -1, "bytes after the HELLO value");
+    return 0;
 }

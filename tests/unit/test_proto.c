@@ -1,5 +1,5 @@
-/* test_proto — code tables, limits, message typing, and the reply packers
- * round-tripped through msgpack-c's unpacker. */
+/* test_proto — code tables, limits, message typing, HELLO decoding, and the
+ * reply packers round-tripped through msgpack-c's unpacker. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -169,12 +169,92 @@ static void test_msg_type(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* ---- HELLO -------------------------------------------------------------- */
+
+typedef struct fx {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} fx;
+
+static void S(fx *f, const char *s) { msgpack_pack_str_with_body(&f->pk, s, strlen(s)); }
+static void U(fx *f, uint64_t v) { msgpack_pack_uint64(&f->pk, v); }
+
+static int hello(fx *f, proto_hello *h, proto_error *e)
+{
+    return proto_decode_hello((const uint8_t *)f->sb.data, f->sb.size, h, e);
+}
+
+static void test_hello(void **state)
+{
+    (void)state;
+    fx fxs, *f = &fxs;
+    msgpack_sbuffer_init(&f->sb);
+    msgpack_packer_init(&f->pk, &f->sb, msgpack_sbuffer_write);
+    proto_hello h;
+    proto_error e;
+    msgpack_sbuffer_clear(&f->sb);
+    msgpack_pack_array(&f->pk, 2), S(f, "HELLO");
+    msgpack_pack_map(&f->pk, 3), S(f, "client"), S(f, "feed-1"), S(f, "token"), S(f, "s3cret");
+    S(f, "extra"), msgpack_pack_array(&f->pk, 1), U(f, 1);
+    assert_int_equal(hello(f, &h, &e), 0);
+    assert_string_equal(h.client, "feed-1");
+    assert_string_equal(h.token, "s3cret");
+    assert_int_equal(h.has_token, 1);
+
+    msgpack_sbuffer_clear(&f->sb);
+    msgpack_pack_array(&f->pk, 2), S(f, "HELLO");
+    msgpack_pack_map(&f->pk, 2), S(f, "token"), msgpack_pack_nil(&f->pk), S(f, "client"),
+        S(f, "x");
+    assert_int_equal(hello(f, &h, &e), 0);
+    assert_int_equal(h.has_token, 0);
+
+    struct { int what; proto_code code; } bad[] = {
+        {0, PROTO_E_NOT_HELLO}, {1, PROTO_E_BAD_MESSAGE}, {2, PROTO_E_BAD_MESSAGE},
+        {3, PROTO_E_BAD_MESSAGE}, {4, PROTO_E_BAD_MESSAGE}, {5, PROTO_E_MALFORMED},
+        {6, PROTO_E_NOT_HELLO}, {7, PROTO_E_BAD_MESSAGE}, {8, PROTO_E_UNAUTHORIZED},
+    };
+    char longname[PROTO_NAME_MAX + 2], longtok[PROTO_TOKEN_MAX + 2];
+    memset(longname, 'n', sizeof(longname) - 1), longname[sizeof(longname) - 1] = 0;
+    memset(longtok, 't', sizeof(longtok) - 1), longtok[sizeof(longtok) - 1] = 0;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        msgpack_sbuffer_clear(&f->sb);
+        switch (bad[i].what) {
+        case 0: msgpack_pack_array(&f->pk, 3), S(f, "T"), U(f, 1), msgpack_pack_array(&f->pk, 0);
+            break;
+        case 1: msgpack_pack_array(&f->pk, 2), S(f, "HELLO"), msgpack_pack_map(&f->pk, 0); break;
+        case 2: msgpack_pack_array(&f->pk, 2), S(f, "HELLO"), S(f, "client"); break;
+        case 3: msgpack_pack_array(&f->pk, 2), S(f, "HELLO"), msgpack_pack_map(&f->pk, 1);
+            S(f, "client"), S(f, longname);
+            break;
+        case 4: msgpack_pack_array(&f->pk, 2), S(f, "HELLO"), msgpack_pack_map(&f->pk, 1);
+            S(f, "client"), msgpack_pack_str_with_body(&f->pk, "a\0b", 3);
+            break;
+        case 5: msgpack_pack_array(&f->pk, 2), S(f, "HELLO"), msgpack_pack_map(&f->pk, 1);
+            S(f, "client");
+            break; /* truncated */
+        case 6: msgpack_pack_map(&f->pk, 0); break;
+        case 7: msgpack_pack_array(&f->pk, 3), S(f, "HELLO"), msgpack_pack_map(&f->pk, 0),
+            msgpack_pack_nil(&f->pk);
+            break;
+        case 8: msgpack_pack_array(&f->pk, 2), S(f, "HELLO"), msgpack_pack_map(&f->pk, 2);
+            S(f, "client"), S(f, "c"), S(f, "token"), S(f, longtok);
+            break;
+        }
+        e.code = PROTO_OK;
+        assert_int_equal(hello(f, &h, &e), -1);
+        assert_int_equal(e.code, bad[i].code);
+        assert_int_equal(e.index, -1);
+    }
+    msgpack_sbuffer_destroy(&f->sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_code_tables), cmocka_unit_test(test_limits_default),
         cmocka_unit_test(test_pack_welcome), cmocka_unit_test(test_pack_ack_appends),
         cmocka_unit_test(test_pack_err),     cmocka_unit_test(test_msg_type),
+        cmocka_unit_test(test_hello),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
