@@ -85,12 +85,18 @@ int proto_frame(proto_framer *f, const uint8_t *buf, size_t len, const proto_lim
                                   "invalid msgpack byte 0xc1 at offset %llu",
                                   (unsigned long long)off, 0);
             hdr = hlen[c - 0xc0];
+            const uint8_t *p = buf + off + 1;
             if (len - off < hdr) {
                 if (hdr > max - off)
                     goto too_long;
+                /* An ext's length precedes its type byte: judge it now. */
+                if (c >= 0xc7 && c <= 0xc9 && len - off == hdr - 1) {
+                    body = c == 0xc7 ? p[0] : c == 0xc8 ? be16(p) : be32(p);
+                    if (body > max - off - hdr)
+                        goto body_too_long;
+                }
                 break; /* wait for the rest of the header */
             }
-            const uint8_t *p = buf + off + 1;
             switch (c) {
             case 0xc4: case 0xd9: body = p[0]; break;
             case 0xc5: case 0xda: body = be16(p); break;
@@ -114,10 +120,12 @@ int proto_frame(proto_framer *f, const uint8_t *buf, size_t len, const proto_lim
         /* Invariant: off <= max, so max - off does not wrap. */
         if (hdr > max - off)
             goto too_long;
-        if (body > max - off - hdr)
+        if (body > max - off - hdr) {
+        body_too_long:
             return frame_fail(f, err, PROTO_E_TOO_LARGE,
                               "a value declares %llu bytes, more than the %llu-byte message limit",
                               (unsigned long long)body, (unsigned long long)max);
+        }
         off += hdr + (size_t)body;
 
         if (container) {

@@ -232,6 +232,13 @@ static void test_huge_declarations(void **state)
         assert_int_equal(e.index, -1);
         assert_true(strlen(e.msg) > 0);
     }
+    /* An ext's length is judged before its type byte arrives. */
+    const uint8_t ext32_cut[] = {0xc9, 0xff, 0xff, 0xff, 0xff};
+    size_t n0;
+    proto_error e0;
+    assert_int_equal(frame_all(ext32_cut, sizeof(ext32_cut), &l, &n0, &e0), -PROTO_E_TOO_LARGE);
+    const uint8_t ext8_cut[] = {0xc7, 0x10};
+    assert_int_equal(frame_all(ext8_cut, sizeof(ext8_cut), &l, &n0, &e0), PROTO_FRAME_MORE);
     /* Nested: the huge string is inside an array, after other values. */
     const uint8_t nested[] = {0x93, 0xa1, 'T', 0x01, 0xdb, 0xff, 0xff, 0xff, 0xf0};
     size_t n;
