@@ -341,7 +341,7 @@ static void replay_done(uv_work_t *req, int status)
         if (!srv->stopping)
             log_error("replay_failed err=%s detail=\"%s\" hint=\"fix or move the bad segment, or "
                       "start with --salvage to skip corrupt records\"",
-                      uv_strerror(replay_rc ? replay_rc : status), replay_stats.detail);
+                      strerror(-(replay_rc ? replay_rc : status)), replay_stats.detail);
         shutdown_begin(srv, srv->stopping ? 0 : 1);
         return;
     }

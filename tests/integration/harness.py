@@ -82,8 +82,9 @@ class Client:
 
 
 class Slotd:
-    def __init__(self, extra_args=(), data_dir=None, keep_data=False):
+    def __init__(self, extra_args=(), data_dir=None, keep_data=False, preexec=None):
         self.extra_args = list(extra_args)
+        self.preexec = preexec
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="slotd-test-")
         self.keep_data = keep_data
@@ -91,7 +92,7 @@ class Slotd:
         self.log_path = None
 
     # -- process --------------------------------------------------------
-    def start(self, extra_args=None, wait_ready=True):
+    def start(self, extra_args=None, wait_ready=True, expect_exit=False):
         args = self.extra_args if extra_args is None else list(extra_args)
         port_file = os.path.join(self.data_dir, "ports")
         if os.path.exists(port_file):
@@ -100,7 +101,15 @@ class Slotd:
         self.log = open(self.log_path, "w")
         cmd = [SLOTD_BIN, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
                "--data-dir", self.data_dir, "--port-file", port_file] + args
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log,
+                                     preexec_fn=self.preexec)
+        if expect_exit:  # a start that must fail: wait for the exit code
+            try:
+                rc = self.proc.wait(60)
+            finally:
+                self.log.close()
+            self.proc = None
+            return rc
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
