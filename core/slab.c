@@ -3,16 +3,16 @@
  *   region (one mmap, MAP_NORESERVE: address space until touched)
  *   +-----------+-----------+-----------+-----------+- - - - - - - - - -+
  *   | chunk 1M  | chunk 1M  | chunk 1M  | chunk 1M  |  not yet opened    |
- *   | class 96  | class 2048| class 96  | class 240 |                    |
+ *   | class 96  | class 2048| class 96  | class 224 |                    |
  *   +-----------+-----------+-----------+-----------+- - - - - - - - - -+
  *     |pg|pg|pg|..           carved by a per-class bump pointer;
  *                            an open chunk's uncarved tail is never touched
  *
  * Accounting is in carved page bytes: a page handed out, or handed back and
  * sitting on a free list, is memory; the uncarved tail of a class's open
- * chunk is not (the kernel has not backed it). With ~15 classes of 1 MiB
- * chunks, counting whole chunks would add ~8 MiB of phantom overhead per
- * store — a quarter of a million trades. So the cap bounds carved bytes and
+ * chunk is not (the kernel has not backed it). With 21 classes of 1 MiB
+ * chunks, counting whole chunks would add ~10 MiB of phantom overhead per
+ * store, a third of the memory a million trades take. So the cap bounds carved bytes and
  * the mapping is oversized by one chunk per class plus per-chunk rounding,
  * which makes "carved + size <= cap" the only condition for a carve.
  *
@@ -27,21 +27,24 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* Page classes: 96 bytes (header + 2 trades), then x1.25 rounded up to 8,
- * up to 2048. Chosen by measurement (load/storebench, DESIGN §10): at 1M
- * trades the max page trades page-header overhead (32 B per page) against
- * the slack of each partition's half-full tail page. Larger max pages cost
- * W1-10k more in tail slack than they save in headers; smaller ones cost W1
- * more in headers. tests/unit/test_slab.c checks the table follows the rule. */
-static const uint32_t slab_classes[] = {96,  120, 152, 192,  240,  304,  384, 480,
-                                        600, 752, 944, 1184, 1480, 1856, 2048};
+/* Page classes: 96 bytes (header + 2 trades), then x9/8 rounded up to 32
+ * (at least +32), up to 2048. Multiples of 32 leave no dead bytes after a
+ * page's 32-byte trade slots. Chosen by measurement (load/storebench, W1 and
+ * W1-10k at 1M trades): the max page trades page-header overhead (32 B per
+ * page) against the slack of each partition's half-full tail page, which
+ * flattens out around 1.5-2 KiB (1 KiB and 4 KiB each cost one workload
+ * ~0.4 B/trade); the fine x9/8 ladder cuts the slack of the thousands of
+ * small partitions in W1-10k (x1.25 costs it ~0.45 B/trade, x1.5 ~1.3).
+ * tests/unit/test_slab.c checks the table follows the rule. */
+static const uint32_t slab_classes[] = {96,  128, 160, 192, 224,  256,  288,  352,  416,  480, 544,
+                                        640, 736, 832, 960, 1088, 1248, 1408, 1600, 1824, 2048};
 #define SLAB_NCLASSES ((int)(sizeof(slab_classes) / sizeof(slab_classes[0])))
 #define SLAB_MAX_PAGE 2048u
 
 /* A request may take a free page up to this many classes larger before a
  * new page is carved for it: recycles freed pages without handing a small
- * partition a page it will never fill. */
-#define SLAB_REUSE_UP 2
+ * partition a page it will never fill (any larger class: W1-10k +6 B/trade). */
+#define SLAB_REUSE_UP 1
 
 _Static_assert(SLAB_NCLASSES <= 64, "the free bitmap is one uint64_t");
 _Static_assert(sizeof(slab_page) == 32, "the page header is 32 bytes");

@@ -91,11 +91,14 @@ void store_batch_reset(store_batch *b);
 int store_batch_add(store *s, store_batch *b, const char *sym, size_t symlen,
                     const kind *k, const int64_t *v);
 int store_batch_reserve(store *s, store_batch *b);
+/* Commit empties the batch (ready for the next add); committing a batch that
+ * is not reserved stores nothing. Release keeps the staged trades. */
 void store_batch_commit(store *s, store_batch *b);
 void store_batch_release(store *s, store_batch *b);
 
 /* The kind a symbol holds, or NULL if unknown. Decoders use it to decode a
- * trade of an existing symbol that names no kind. */
+ * trade of an existing symbol that names no kind. A symbol with no committed
+ * trade yet has its kind fixed all the same, so it answers for it too. */
 const kind *store_symbol_kind(const store *s, const char *sym, size_t symlen);
 
 /* ---- queries ----------------------------------------------------------- */
@@ -129,7 +132,8 @@ int store_symbol_by_id(const store *s, uint32_t id, store_symbol_info *out);
  * STORE_MAX_TRADES) or STORE_SCAN_BUDGET examined records; *next is the
  * cursor to resume at, STORE_CURSOR_END when the range is exhausted. Pages
  * whose [min_ts, max_ts] misses the range are skipped unread. The visitor
- * gets the packed slot (use k->unpack, or kind_trade_of for base slots). */
+ * gets the packed slot (use k->unpack, or kind_trade_of for base slots).
+ * STORE_EINVAL when from >= to or limit is 0. */
 typedef void (*store_visit_fn)(void *ctx, const kind *k, const void *slot);
 int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
                uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx, uint64_t *next);
@@ -137,7 +141,9 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
 /* OHLCV bars of `interval` ns aligned to multiples of interval (UTC epoch),
  * covering [from, to). Only bars holding trades are returned, in time order.
  * STORE_ELIMIT when the range spans more than max_bars (<= STORE_MAX_BARS)
- * intervals or holds more than STORE_SCAN_BUDGET records. */
+ * intervals or its overlapping pages hold more than STORE_SCAN_BUDGET
+ * records; STORE_EINVAL when interval <= 0, from >= to or max_bars is 0.
+ * Timestamps are >= 0, so a negative `from` counts as 0. */
 typedef struct store_bar {
     int64_t start;
     store_agg agg;
@@ -155,7 +161,7 @@ typedef struct store_stats {
     uint64_t batches;      /* committed */
     uint64_t pages;
     uint64_t bytes_cap;       /* max_memory */
-    uint64_t bytes_reserved;  /* slab chunks carved + index */
+    uint64_t bytes_reserved;  /* slab pages carved (live + free-listed) + index */
     uint64_t bytes_used;      /* page headers + used slots + index */
     uint64_t bytes_slots;     /* used slots only */
     uint64_t bytes_index;     /* symbol table + partitions */

@@ -12,8 +12,8 @@
 
 #define MiB ((size_t)1 << 20)
 
-/* The classes as slab.c documents them: 96, then x1.25 rounded up to 8,
- * the last one clamped to the max page. */
+/* The classes as slab.c documents them: 96, then x9/8 rounded up to 32 and
+ * at least +32, the last one clamped to the max page. */
 static void test_classes(void **st)
 {
     (void)st;
@@ -22,7 +22,7 @@ static void test_classes(void **st)
     assert_int_equal(slab_class_size(0), 96);
     assert_int_equal(slab_class_size(1), 96);
     assert_int_equal(slab_class_size(96), 96);
-    assert_int_equal(slab_class_size(97), 120);
+    assert_int_equal(slab_class_size(97), 128);
     assert_int_equal(slab_class_size(maxp), maxp);
     assert_int_equal(slab_class_size(maxp - 1), maxp);
     assert_int_equal(slab_class_size(maxp + 1), 0);
@@ -31,11 +31,13 @@ static void test_classes(void **st)
     size_t prev = slab_class_size(1), n = 1;
     while (prev < maxp) {
         size_t next = slab_class_size(prev + 1);
-        size_t want = (prev * 5 / 4 + 7) / 8 * 8;
+        size_t want = (prev * 9 + 8 * 32 - 1) / (8 * 32) * 32;
+        if (want < prev + 32)
+            want = prev + 32;
         if (want > maxp)
             want = maxp;
         assert_int_equal(next, want);
-        assert_int_equal(next % 8, 0);
+        assert_int_equal((next - SLAB_PAGE_HEADER) % 32, 0); /* no dead bytes for trades */
         assert_true(next > prev);
         /* Every size in between maps to the class above it. */
         assert_int_equal(slab_class_size(prev + (next - prev) / 2), next);
@@ -59,7 +61,7 @@ static void test_alloc_free_reuse(void **st)
 
     slab_page *a = slab_alloc(s, 100);
     assert_non_null(a);
-    assert_int_equal(a->size, 120);
+    assert_int_equal(a->size, 128);
     assert_null(a->next);
     assert_int_equal(a->count, 0);
     assert_int_equal(a->min_ts, 0);
@@ -71,23 +73,24 @@ static void test_alloc_free_reuse(void **st)
 
     /* LIFO reuse, header zeroed again. */
     slab_free(s, a);
-    slab_page *b = slab_alloc(s, 120);
+    slab_page *b = slab_alloc(s, 128);
     assert_ptr_equal(a, b);
     assert_int_equal(b->count, 0);
     assert_int_equal(b->min_ts, 0);
-    assert_int_equal(b->size, 120);
+    assert_int_equal(b->size, 128);
 
-    /* A free page a class or two larger serves a smaller request; one much
-     * larger does not while there is room to carve. */
-    slab_page *c = slab_alloc(s, 152);
-    assert_int_equal(c->size, 152);
+    /* A free page one class larger serves a smaller request (its capacity
+     * comes from its own size); one much larger does not while there is
+     * room to carve. */
+    slab_page *c = slab_alloc(s, 128);
+    assert_int_equal(c->size, 128);
     slab_free(s, c);
     slab_page *d = slab_alloc(s, 96);
     assert_ptr_equal(c, d);
-    assert_int_equal(d->size, 152);
+    assert_int_equal(d->size, 128);
     assert_int_equal(slab_page_cap(d, 32), 3);
     slab_page *big = slab_alloc(s, 1000);
-    assert_int_equal(big->size, 1184);
+    assert_int_equal(big->size, 1088);
     slab_free(s, big);
     slab_page *e = slab_alloc(s, 96);
     assert_ptr_not_equal(e, big);
@@ -95,6 +98,7 @@ static void test_alloc_free_reuse(void **st)
 
     /* Chains recycle the largest free page in range. */
     slab_page *p600 = slab_alloc(s, 600);
+    assert_int_equal(p600->size, 640);
     slab_free(s, p600);
     slab_page *r = slab_alloc_reuse(s, 96, slab_max_page());
     assert_ptr_equal(r, big);
