@@ -164,13 +164,6 @@ static inline void store__prefetch(const store *s, const store_batch *b, size_t 
 
 static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
-/* Floor division for interval arithmetic (both may be negative only in a). */
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && a < 0) ? q - 1 : q;
-}
-
 const char *store_strerror(int rc)
 {
     switch (rc) {
@@ -601,6 +594,8 @@ int store_batch_add(store *s, store_batch *b, const char *sym, size_t symlen, co
         return STORE_EINVAL;
     if (symlen == 0 || symlen > STORE_SYM_MAX)
         return STORE_ESYMBOL;
+    if (kind_by_id(k->id) != k) /* not one of the declared kinds */
+        return STORE_EKIND;
     store_key key;
     uint32_t pos = 0, id, h = store__key_make(&key, sym, symlen);
     int64_t found = store__find(s, &key, h, &pos);
@@ -829,7 +824,7 @@ int store_bars(const store *s, const char *sym, size_t symlen, int64_t from, int
         from = 0;
     if (to <= from)
         return STORE_OK;
-    int64_t first = floor_div(from, interval), last = floor_div(to - 1, interval);
+    int64_t first = from / interval, last = (to - 1) / interval; /* both >= 0: floors */
     if ((uint64_t)(last - first) >= max_bars)
         return STORE_ELIMIT;
     uint32_t nb = (uint32_t)(last - first) + 1;

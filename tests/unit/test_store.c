@@ -325,6 +325,11 @@ static void test_kind_mismatch(void **st)
     /* Still fixed after commit, in both directions. */
     assert_int_equal(add(s, &b, "OPT", TS0, E8, E8, 5), STORE_EKIND);
     assert_int_equal(add_option(s, &b, "STK", TS0, E8, E8, 6, E8), STORE_EKIND);
+    /* A kind the store does not know is refused, not trusted. */
+    kind fake = kind_trade;
+    int64_t v[TRADE_NFIELDS] = {TS0, E8, E8, 0, 1};
+    assert_int_equal(store_batch_add(s, &b, "NEWSYM", 6, &fake, v), STORE_EKIND);
+    assert_null(store_symbol_kind(s, "NEWSYM", 6));
     store_batch_free(&b);
     store_close(s);
 }
