@@ -35,7 +35,12 @@ assert call(["T", 2, opt, "option_trade"])[0] == "ACK"
 PY
 show() {
   printf '$ curl -s %s\n' "$1" | sed "s/127.0.0.1:$http/localhost:7401/"
-  curl -s "127.0.0.1:$http$2" | ( [ "${3:-}" = raw ] && head -"${4:-40}" || /usr/bin/python3 -m json.tool --indent 1 | head -"${4:-40}" )
+  local body
+  body=$(curl -s "127.0.0.1:$http$2")
+  if [ "${3:-}" != raw ]; then body=$(/usr/bin/python3 -m json.tool --indent 1 <<<"$body"); fi
+  local n; n=$(wc -l <<<"$body")
+  head -"${4:-40}" <<<"$body"
+  [ "$n" -gt "${4:-40}" ] && echo "... ($n lines)"
   echo
 }
 show "localhost:7401/healthz" /healthz
