@@ -47,96 +47,9 @@
 #include <string.h>
 
 #include "slab.h"
-
-#define STORE__BLOCK_SHIFT 8
-#define STORE__BLOCK (1u << STORE__BLOCK_SHIFT)
-#define STORE__TABLE_MIN 64u
-#define STORE__DEFAULT_MEMORY ((size_t)1 << 30)
-#define STORE__DEFAULT_SYMBOLS 1000000u
-/* A chain page may be any free page of at least this many bytes: a freed
- * 640-byte page holding 19 trades under a 32-byte header beats a new 2 KiB
- * page while the free one strands. Measured with storebench: recycling every
- * size beats a 160-byte floor (W1-10k -0.3 B/trade) and no recycling
- * (W1 -1 B/trade). */
-#define STORE__CHAIN_MIN 96u
-#define STORE__LADDER_MAX 64
-#define STORE__AHEAD 8 /* commit's prefetch distance, in entries */
-
-/* A partition is two cache lines: reserve reads the first, commit both.
- * Its name lives apart, in the block's key array, read only by lookups. */
-typedef struct part {
-    slab_page *tail, *head; /* NULL until the first commit */
-    uint32_t pending;       /* records of reserved, uncommitted batches */
-    uint32_t resv8;         /* bytes / 8 those records may carve (store__need) */
-    uint32_t npages;
-    uint16_t room;          /* free slots in the tail page */
-    uint8_t flags;          /* PART_* */
-    uint8_t kind;           /* kind id, fixed when the symbol is created */
-    store_agg agg;          /* committed trades only */
-} part;
-
-enum {
-    PART_MARK = 1,    /* scratch flag for one pass over a batch */
-    PART_CHAINED = 2, /* the next page is chained, not copied into */
-};
-
-/* A symbol as stored: length byte, name, zero padding to 32 bytes, so
- * hashing and comparing are a few word operations, no byte loops. */
-typedef struct store_key {
-    uint64_t w[4];
-} store_key;
-
-/* STORE__BLOCK partitions and their names; blocks never move. */
-typedef struct store_block {
-    part parts[STORE__BLOCK];
-    store_key keys[STORE__BLOCK];
-} store_block;
-
-_Static_assert(sizeof(part) == 128, "a partition is two cache lines");
-_Static_assert(sizeof(store_key) == STORE_SYM_MAX + 1, "length byte + name");
-
-/* The pages a partition of one kind grows through: step i is the page it
- * moves to when the previous step's page is full. */
-typedef struct store_ladder {
-    uint32_t slot;   /* slot bytes of the kind */
-    uint32_t capmax; /* slots in a max page */
-    uint32_t n;
-    uint32_t cap[STORE__LADDER_MAX], size[STORE__LADDER_MAX];
-} store_ladder;
-
-/* A staged trade in store_batch.buf. */
-typedef struct store_entry {
-    uint32_t pid;
-    uint32_t size; /* slot bytes that follow */
-} store_entry;
-
-struct store {
-    slab *slab;
-    uint64_t cap;
-    uint32_t max_symbols;
-    uint32_t nparts;    /* created, visible or not */
-    store_block **blocks;
-    uint32_t nblocks, blocks_cap;
-    uint32_t *touched;  /* scratch: one slot per partition (see store__pend) */
-    uint64_t *table;    /* (hash << 32) | (id + 1); 0 = empty */
-    uint32_t tmask;
-    uint64_t trades, batches, visible, slot_bytes;
-    uint64_t pending_bytes; /* sum of resv8 * 8 */
-    uint32_t nreserved;     /* batches reserved and not yet committed/released */
-    store_ladder ladder[KIND_MAX];
-};
+#include "store_internal.h"
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static inline part *store__part(const store *s, uint32_t id)
-{
-    return &s->blocks[id >> STORE__BLOCK_SHIFT]->parts[id & (STORE__BLOCK - 1)];
-}
-
-static inline const store_key *store__key_at(const store *s, uint32_t id)
-{
-    return &s->blocks[id >> STORE__BLOCK_SHIFT]->keys[id & (STORE__BLOCK - 1)];
-}
 
 static inline const store_entry *store__entry_at(const store_batch *b, size_t off)
 {
@@ -182,31 +95,8 @@ const char *store_strerror(int rc)
 
 /* ---- aggregates --------------------------------------------------------- */
 
-/* The rule, inlined into commit and bars; store_agg_add is the same code. */
-static inline void store__agg_add(store_agg *a, int64_t ts, int64_t px, int64_t qty)
-{
-    if (a->count == 0) {
-        a->open = a->high = a->low = a->close = px;
-        a->first_ts = a->last_ts = ts;
-    } else {
-        if (px > a->high)
-            a->high = px;
-        if (px < a->low)
-            a->low = px;
-        if (ts < a->first_ts) { /* ties keep the first arrival */
-            a->first_ts = ts;
-            a->open = px;
-        }
-        if (ts >= a->last_ts) { /* ties take the last arrival */
-            a->last_ts = ts;
-            a->close = px;
-        }
-    }
-    a->count++;
-    a->volume += (uint64_t)qty;
-    a->notional += (unsigned __int128)(uint64_t)px * (uint64_t)qty;
-}
-
+/* The rule is store__agg_add (store_internal.h), inlined into commit, bars
+ * and restore; this is the same code for callers outside core. */
 void store_agg_add(store_agg *a, int64_t ts, int64_t px, int64_t qty)
 {
     store__agg_add(a, ts, px, qty);
@@ -265,20 +155,56 @@ static int store__valid_symbol(const unsigned char *s, size_t n)
     return 1;
 }
 
-/* Caller has checked 1 <= len <= STORE_SYM_MAX. */
-static uint32_t store__key_make(store_key *k, const char *sym, size_t len)
+static inline uint64_t store__hash_word(uint64_t h, uint64_t w)
 {
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 32);
+}
+
+static inline uint32_t store__hash_end(uint64_t h)
+{
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return (uint32_t)(h ^ (h >> 29));
+}
+
+/* Caller has checked 1 <= len <= STORE_SYM_MAX. Every ingested trade comes
+ * through here, so names of up to 15 bytes (nearly all) are built in two
+ * words from overlapping loads of exactly sym[0..len), with no memset or
+ * memcpy call; the hash covers the words holding the key either way. */
+static inline uint32_t store__key_make(store_key *k, const char *sym, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (len <= 15) {
+        const unsigned char *p = (const unsigned char *)sym;
+        uint64_t lo, hi = 0; /* name bytes 0-7, 8-14 */
+        uint32_t a, c;
+        if (len >= 8) {
+            memcpy(&lo, p, 8);
+            memcpy(&hi, p + len - 8, 8); /* bytes len-8 .. len-1 */
+            hi = (hi >> 8) >> (8 * (15 - len));
+        } else if (len >= 4) {
+            memcpy(&a, p, 4);
+            memcpy(&c, p + len - 4, 4);
+            lo = a | (uint64_t)c << (8 * (len - 4));
+        } else {
+            lo = p[0] | (uint64_t)p[len / 2] << (8 * (len / 2)) |
+                 (uint64_t)p[len - 1] << (8 * (len - 1));
+        }
+        k->w[0] = len | lo << 8;
+        k->w[1] = lo >> 56 | hi << 8;
+        k->w[2] = k->w[3] = 0;
+        uint64_t h = store__hash_word(0x9e3779b97f4a7c15ULL, k->w[0]);
+        return store__hash_end(len >= 8 ? store__hash_word(h, k->w[1]) : h);
+    }
+#endif
     unsigned char *b = (unsigned char *)k->w;
     memset(k->w, 0, sizeof k->w);
     b[0] = (unsigned char)len;
     memcpy(b + 1, sym, len);
     uint64_t h = 0x9e3779b97f4a7c15ULL;
-    for (size_t i = 0, n = (len + 8) / 8; i < n; i++) { /* words holding the key */
-        h = (h ^ k->w[i]) * 0xff51afd7ed558ccdULL;
-        h ^= h >> 32;
-    }
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    return (uint32_t)(h ^ (h >> 29));
+    for (size_t i = 0, n = (len + 8) / 8; i < n; i++) /* words holding the key */
+        h = store__hash_word(h, k->w[i]);
+    return store__hash_end(h);
 }
 
 static int store__key_eq(const store_key *a, const store_key *b)
@@ -302,7 +228,7 @@ static int64_t store__find(const store *s, const store_key *k, uint32_t h, uint3
     }
 }
 
-static const part *store__lookup(const store *s, const char *sym, size_t len, uint32_t *id)
+const part *store__lookup(const store *s, const char *sym, size_t len, uint32_t *id)
 {
     store_key k;
     if (len == 0 || len > STORE_SYM_MAX)
@@ -435,6 +361,7 @@ int store_open(store **out, const store_config *cfg)
     if (!s->table || slab_open(&s->slab, s->cap) != 0)
         goto fail;
     s->tmask = STORE__TABLE_MIN - 1;
+    s->newest_ts = -1;
     *out = s;
     return STORE_OK;
 fail:
@@ -455,7 +382,7 @@ void store_close(store *s)
     free(s);
 }
 
-static uint64_t store__index_bytes(const store *s)
+uint64_t store__index_bytes(const store *s)
 {
     return sizeof *s + (uint64_t)s->nblocks * (sizeof(store_block) + STORE__BLOCK * 4) +
            (uint64_t)s->blocks_cap * sizeof(store_block *) +
@@ -587,44 +514,74 @@ void store_batch_reset(store_batch *b)
     b->need = 0;
 }
 
-int store_batch_add(store *s, store_batch *b, const char *sym, size_t symlen, const kind *k,
-                    const int64_t *v)
+/* Room for one more entry of `esz` bytes; out of line, growth is rare. */
+static __attribute__((noinline)) int store__batch_grow(store_batch *b, size_t esz)
+{
+    size_t n = b->cap ? b->cap : 4096;
+    while (n - b->len < esz)
+        n *= 2;
+    unsigned char *buf = realloc(b->buf, n);
+    if (!buf)
+        return STORE_ENOMEM;
+    b->buf = buf;
+    b->cap = n;
+    return STORE_OK;
+}
+
+/* store_batch_add's checks, then one entry staged: where its k->size slot
+ * bytes go, or NULL with *rc set (nothing staged). */
+static inline unsigned char *store__stage(store *s, store_batch *b, const char *sym,
+                                          size_t symlen, const kind *k, int *rc)
 {
     if (b->reserved)
-        return STORE_EINVAL;
+        return *rc = STORE_EINVAL, NULL;
     if (symlen == 0 || symlen > STORE_SYM_MAX)
-        return STORE_ESYMBOL;
+        return *rc = STORE_ESYMBOL, NULL;
     if (kind_by_id(k->id) != k) /* not one of the declared kinds */
-        return STORE_EKIND;
+        return *rc = STORE_EKIND, NULL;
     store_key key;
     uint32_t pos = 0, id, h = store__key_make(&key, sym, symlen);
     int64_t found = store__find(s, &key, h, &pos);
     if (found >= 0) {
         id = (uint32_t)found;
         if (store__part(s, id)->kind != k->id)
-            return STORE_EKIND;
-    } else {
-        int rc = store__create(s, sym, symlen, &key, h, pos, k, &id);
-        if (rc != STORE_OK)
-            return rc;
+            return *rc = STORE_EKIND, NULL;
+    } else if ((*rc = store__create(s, sym, symlen, &key, h, pos, k, &id)) != STORE_OK) {
+        return NULL;
     }
     size_t esz = sizeof(store_entry) + k->size;
-    if (b->cap - b->len < esz) {
-        size_t n = b->cap ? b->cap : 4096;
-        while (n - b->len < esz)
-            n *= 2;
-        unsigned char *buf = realloc(b->buf, n);
-        if (!buf)
-            return STORE_ENOMEM;
-        b->buf = buf;
-        b->cap = n;
-    }
+    if (b->cap - b->len < esz && (*rc = store__batch_grow(b, esz)) != STORE_OK)
+        return NULL;
     store_entry *e = (store_entry *)(b->buf + b->len);
     e->pid = id;
     e->size = k->size;
-    k->pack(e + 1, v);
     b->len += esz;
     b->n++;
+    return (unsigned char *)(e + 1);
+}
+
+int store_batch_add(store *s, store_batch *b, const char *sym, size_t symlen, const kind *k,
+                    const int64_t *v)
+{
+    int rc;
+    unsigned char *slot = store__stage(s, b, sym, symlen, k, &rc);
+    if (!slot)
+        return rc;
+    k->pack(slot, v);
+    return STORE_OK;
+}
+
+int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symlen,
+                         const kind *k, const void *slot)
+{
+    int rc;
+    unsigned char *dst = store__stage(s, b, sym, symlen, k, &rc);
+    if (!dst)
+        return rc;
+    if (k->size == sizeof(trade)) /* a constant size: two vector moves */
+        memcpy(dst, slot, sizeof(trade));
+    else
+        memcpy(dst, slot, k->size);
     return STORE_OK;
 }
 
@@ -698,6 +655,7 @@ void store_batch_commit(store *s, store_batch *b)
          off += sizeof(store_entry) + store__entry_at(b, off)->size, i++)
         if (i && i % STORE__AHEAD == 0)
             ahead[i / STORE__AHEAD - 1] = off;
+    int64_t newest = s->newest_ts;
     for (size_t off = 0; off < b->len;) {
         const store_entry *e = store__entry_at(b, off);
         for (int stage = 2; stage >= 0; stage--)
@@ -707,6 +665,7 @@ void store_batch_commit(store *s, store_batch *b)
         const trade *t = kind_trade_of(e + 1);
         int64_t ts = (int64_t)t->ts;
         store__append(s, p, l, e + 1, ts);
+        newest = ts > newest ? ts : newest;
         if (p->agg.count == 0)
             s->visible++;
         store__agg_add(&p->agg, ts, (int64_t)t->px, (int64_t)t->qty);
@@ -715,6 +674,7 @@ void store_batch_commit(store *s, store_batch *b)
         off += sizeof *e + e->size;
     }
     s->slot_bytes += b->len - (size_t)b->n * sizeof(store_entry);
+    s->newest_ts = newest;
     /* Partitions other reserved batches still append to: their worst case
      * is recomputed from the new tail, which never raises the total. */
     if (s->nreserved > 1) {
@@ -733,210 +693,79 @@ void store_batch_commit(store *s, store_batch *b)
     store_batch_reset(b);
 }
 
-/* ---- queries ------------------------------------------------------------ */
+/* ---- restore (snapshot.c) ------------------------------------------------ */
 
-/* The partition of a symbol with at least one committed trade. */
-static const part *store__visible(const store *s, const char *sym, size_t len, int *rc,
-                                  uint32_t *id)
+int store__restore_part(store *s, const char *sym, size_t len, const kind *k, uint32_t *id)
 {
-    const part *p = store__lookup(s, sym, len, id);
-    *rc = len == 0 || len > STORE_SYM_MAX ? STORE_ESYMBOL
-          : p && p->agg.count            ? STORE_OK
-                                         : STORE_ENOTFOUND;
-    return *rc == STORE_OK ? p : NULL;
+    store_key key;
+    uint32_t pos = 0, h;
+    if (len == 0 || len > STORE_SYM_MAX)
+        return STORE_ESYMBOL;
+    if (!k || kind_by_id(k->id) != k)
+        return STORE_EKIND;
+    h = store__key_make(&key, sym, len);
+    if (store__find(s, &key, h, &pos) >= 0)
+        return STORE_EINVAL; /* a name twice: the snapshot is not one we wrote */
+    return store__create(s, sym, len, &key, h, pos, k, id);
 }
 
-int store_symbol_by_id(const store *s, uint32_t id, store_symbol_info *out)
+void *store__restore_room(store *s, uint32_t id, uint64_t left, uint32_t *room)
 {
-    if (id >= s->nparts || store__part(s, id)->agg.count == 0)
-        return STORE_ENOTFOUND;
-    const part *p = store__part(s, id);
-    const unsigned char *key = (const unsigned char *)store__key_at(s, id)->w;
-    memset(out, 0, sizeof *out);
-    out->id = id;
-    memcpy(out->name, key + 1, key[0]);
-    out->kind = kind_by_id(p->kind);
-    out->agg = p->agg;
-    out->pages = p->npages;
-    return STORE_OK;
-}
-
-int store_symbol(const store *s, const char *sym, size_t symlen, store_symbol_info *out)
-{
-    int rc;
-    uint32_t id = 0;
-    return store__visible(s, sym, symlen, &rc, &id) ? store_symbol_by_id(s, id, out) : rc;
-}
-
-int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
-               uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx, uint64_t *next)
-{
-    int rc;
-    *next = STORE_CURSOR_END;
-    const part *p = store__visible(s, sym, symlen, &rc, NULL);
-    if (!p)
-        return rc;
-    if (from >= to || limit == 0 || !fn)
-        return STORE_EINVAL;
-    if (limit > STORE_MAX_TRADES)
-        limit = STORE_MAX_TRADES;
-    const kind *k = kind_by_id(p->kind);
-    size_t slot = k->size;
-    uint64_t base = 0, examined = 0;
-    uint32_t matched = 0;
-    for (const slab_page *pg = p->head; pg; base += pg->count, pg = pg->next) {
-        if (base + pg->count <= cursor || pg->max_ts < from || pg->min_ts >= to)
-            continue; /* before the cursor, or outside the range: not read */
-        for (uint32_t i = cursor > base ? (uint32_t)(cursor - base) : 0; i < pg->count; i++) {
-            if (examined == STORE_SCAN_BUDGET) {
-                *next = base + i;
-                return STORE_OK;
-            }
-            examined++;
-            const unsigned char *r = pg->slots + (size_t)i * slot;
-            int64_t ts = (int64_t)kind_trade_of(r)->ts;
-            if (ts < from || ts >= to)
-                continue;
-            fn(ctx, k, r);
-            if (++matched == limit) {
-                if (base + i + 1 < p->agg.count)
-                    *next = base + i + 1;
-                return STORE_OK;
-            }
+    part *p = store__part(s, id);
+    const store_ladder *l = &s->ladder[p->kind];
+    if (p->room == 0) {
+        /* The whole partition in one page while it fits one (the class the
+         * growth ladder would have ended on); else max pages, and a last
+         * page just big enough for the remainder (a chained tail may be any
+         * size: growth chains a new page when it fills). */
+        uint64_t want = p->tail ? left : p->agg.count + left;
+        want = want > l->capmax ? l->capmax : want ? want : 1;
+        size_t bytes = slab_class_size(SLAB_PAGE_HEADER + want * l->slot);
+        slab_stats st;
+        slab_get_stats(s->slab, &st);
+        /* The cap as ingest applies it: pages and the index together. */
+        if (st.bytes_reserved + store__index_bytes(s) + bytes > s->cap)
+            return NULL;
+        slab_page *n = slab_alloc(s->slab, bytes);
+        if (!n)
+            return NULL;
+        if (p->tail) {
+            p->tail->next = n;
+            p->npages++;
+            p->flags |= PART_CHAINED; /* more than one page: chained, whatever the sizes */
+        } else {
+            p->head = n;
+            p->npages = 1;
         }
+        store__set_tail(p, l, n);
     }
-    return STORE_OK;
+    *room = p->room;
+    return p->tail->slots + (size_t)p->tail->count * l->slot;
 }
 
-int store_bars(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
-               int64_t interval, store_bar *out, uint32_t max_bars, uint32_t *nbars)
+void store__restore_fill(store *s, uint32_t id, uint32_t n)
 {
-    int rc;
-    *nbars = 0;
-    const part *p = store__visible(s, sym, symlen, &rc, NULL);
-    if (!p)
-        return rc;
-    if (interval <= 0 || from >= to || max_bars == 0)
-        return STORE_EINVAL;
-    if (max_bars > STORE_MAX_BARS)
-        max_bars = STORE_MAX_BARS;
-    if (from < 0) /* timestamps are >= 0: nothing lies before 0 */
-        from = 0;
-    if (to <= from)
-        return STORE_OK;
-    int64_t first = from / interval, last = (to - 1) / interval; /* both >= 0: floors */
-    if ((uint64_t)(last - first) >= max_bars)
-        return STORE_ELIMIT;
-    uint32_t nb = (uint32_t)(last - first) + 1;
-    /* Bound the work before doing any: records in pages that overlap. */
-    uint64_t examine = 0;
-    for (const slab_page *pg = p->head; pg; pg = pg->next)
-        if (pg->max_ts >= from && pg->min_ts < to)
-            examine += pg->count;
-    if (examine > STORE_SCAN_BUDGET)
-        return STORE_ELIMIT;
-    /* `out` doubles as the dense bucket array; empty bars are squeezed out. */
-    memset(out, 0, (size_t)nb * sizeof *out);
-    size_t slot = kind_by_id(p->kind)->size;
-    for (const slab_page *pg = p->head; pg; pg = pg->next) {
-        if (pg->max_ts < from || pg->min_ts >= to)
-            continue;
-        for (uint32_t i = 0; i < pg->count; i++) {
-            const trade *t = kind_trade_of(pg->slots + (size_t)i * slot);
-            int64_t ts = (int64_t)t->ts;
-            if (ts < from || ts >= to)
-                continue;
-            store__agg_add(&out[ts / interval - first].agg, ts, (int64_t)t->px, (int64_t)t->qty);
-        }
+    part *p = store__part(s, id);
+    const store_ladder *l = &s->ladder[p->kind];
+    slab_page *t = p->tail;
+    const unsigned char *r = t->slots + (size_t)t->count * l->slot;
+    int64_t lo = t->count ? t->min_ts : INT64_MAX, hi = t->count ? t->max_ts : INT64_MIN;
+    if (n && p->agg.count == 0)
+        s->visible++;
+    for (uint32_t i = 0; i < n; i++, r += l->slot) {
+        const trade *tr = kind_trade_of(r);
+        int64_t ts = (int64_t)tr->ts;
+        lo = ts < lo ? ts : lo;
+        hi = ts > hi ? ts : hi;
+        store__agg_add(&p->agg, ts, (int64_t)tr->px, (int64_t)tr->qty);
     }
-    uint32_t n = 0;
-    for (uint32_t j = 0; j < nb; j++) {
-        if (out[j].agg.count == 0)
-            continue;
-        out[n] = out[j];
-        out[n++].start = (first + (int64_t)j) * interval;
+    if (n) {
+        t->min_ts = lo;
+        t->max_ts = hi;
+        s->newest_ts = hi > s->newest_ts ? hi : s->newest_ts;
     }
-    *nbars = n;
-    return STORE_OK;
-}
-
-static unsigned __int128 store__key(const store *s, uint32_t id, store_by by)
-{
-    const store_agg *a = &store__part(s, id)->agg;
-    return by == STORE_BY_COUNT ? a->count : by == STORE_BY_VOLUME ? a->volume : a->notional;
-}
-
-/* Does `a` rank before `b`? Larger key first, ties by lower id. */
-static int store__before(const store *s, store_by by, uint32_t a, uint32_t b)
-{
-    unsigned __int128 ka = store__key(s, a, by), kb = store__key(s, b, by);
-    return ka > kb || (ka == kb && a < b);
-}
-
-/* Restore the heap (lowest-ranked id at the root) below node i. */
-static void store__sift(const store *s, store_by by, uint32_t *h, uint32_t n, uint32_t i)
-{
-    for (uint32_t w = i;; i = w) {
-        uint32_t l = 2 * i + 1, r = l + 1;
-        if (l < n && store__before(s, by, h[w], h[l]))
-            w = l;
-        if (r < n && store__before(s, by, h[w], h[r]))
-            w = r;
-        if (w == i)
-            return;
-        uint32_t t = h[i];
-        h[i] = h[w];
-        h[w] = t;
-    }
-}
-
-int store_top(const store *s, store_by by, uint32_t n, uint32_t *ids, uint32_t *nout)
-{
-    *nout = 0;
-    if (by != STORE_BY_COUNT && by != STORE_BY_VOLUME && by != STORE_BY_NOTIONAL)
-        return STORE_EINVAL;
-    n = n < STORE_MAX_TOP ? n : STORE_MAX_TOP;
-    uint32_t m = 0;
-    for (uint32_t id = 0; id < s->nparts && n > 0; id++) {
-        if (store__part(s, id)->agg.count == 0)
-            continue;
-        if (m < n) { /* filling: heapify once full */
-            ids[m++] = id;
-            for (uint32_t i = m == n ? n / 2 : 0; i-- > 0;)
-                store__sift(s, by, ids, m, i);
-        } else if (store__before(s, by, id, ids[0])) { /* beats the worst kept */
-            ids[0] = id;
-            store__sift(s, by, ids, m, 0);
-        }
-    }
-    for (uint32_t i = m < n ? m / 2 : 0; i-- > 0;)
-        store__sift(s, by, ids, m, i);
-    /* Heap sort: the lowest-ranked goes last, so ids ends best first. */
-    for (uint32_t end = m; end > 1; end--) {
-        uint32_t t = ids[0];
-        ids[0] = ids[end - 1];
-        ids[end - 1] = t;
-        store__sift(s, by, ids, end - 1, 0);
-    }
-    *nout = m;
-    return STORE_OK;
-}
-
-void store_get_stats(const store *s, store_stats *st)
-{
-    slab_stats ss;
-    slab_get_stats(s->slab, &ss);
-    uint64_t index = store__index_bytes(s);
-    memset(st, 0, sizeof *st);
-    st->trades = s->trades;
-    st->symbols = s->visible;
-    st->batches = s->batches;
-    st->pages = ss.pages;
-    st->bytes_cap = s->cap;
-    st->bytes_reserved = ss.bytes_reserved + index;
-    st->bytes_used = ss.pages * SLAB_PAGE_HEADER + s->slot_bytes + index;
-    st->bytes_slots = s->slot_bytes;
-    st->bytes_index = index;
-    st->bytes_pending = s->pending_bytes;
-    st->fill = ss.bytes_pages ? (double)s->slot_bytes / (double)ss.bytes_pages : 0.0;
+    t->count += n;
+    p->room = (uint16_t)(p->room - n);
+    s->trades += n;
+    s->slot_bytes += (uint64_t)n * l->slot;
 }

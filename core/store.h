@@ -90,6 +90,11 @@ void store_batch_reset(store_batch *b);
  * STORE_ESYMBOL, STORE_EKIND, STORE_ESYMLIMIT or STORE_ENOMEM. */
 int store_batch_add(store *s, store_batch *b, const char *sym, size_t symlen,
                     const kind *k, const int64_t *v);
+/* store_batch_add for a record the caller has packed already (k->size
+ * bytes, as k->pack writes them, values checked as for store_batch_add):
+ * the same checks and results. The decoder's fast path packs as it reads. */
+int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symlen,
+                         const kind *k, const void *slot);
 int store_batch_reserve(store *s, store_batch *b);
 /* Commit empties the batch (ready for the next add); committing a batch that
  * is not reserved stores nothing. Release keeps the staged trades. */
@@ -167,7 +172,40 @@ typedef struct store_stats {
     uint64_t bytes_index;     /* symbol table + partitions */
     uint64_t bytes_pending;   /* reserved by batches not yet committed */
     double fill;              /* used slots / page bytes */
+    int64_t newest_ts;        /* largest ts ever stored (not lowered by drops); -1 = none */
 } store_stats;
 void store_get_stats(const store *s, store_stats *st);
+
+/* ---- retention ----------------------------------------------------------- */
+
+/* Drop old trades a whole page at a time: in each partition, the longest
+ * run of pages from the head whose max_ts < cutoff (the tail page too when
+ * no reserved batch is pending for the partition). Every trade with
+ * ts >= cutoff stays; an older one stays while it shares a page with a
+ * newer one or sits behind a page that does (out-of-order arrivals).
+ *
+ * Aggregates then cover the trades still stored, exactly as if only those
+ * had been ingested (in the same order): count, volume and notional, and
+ * open/high/low/close and first/last ts. A partition with nothing left
+ * becomes invisible (as a symbol with no trade); its kind stays fixed.
+ * Freed pages go back to the slab for reuse (reserved bytes do not shrink).
+ * Scan cursors (record indexes) taken before a drop may skip records after it.
+ *
+ * Work is bounded: a call reads about `budget` records (a partition looked
+ * at counts as STORE_DROP_PART_COST) and resumes where the previous call
+ * stopped, round robin over the partitions; recomputing the aggregates of a
+ * partition too large for one budget spreads over calls, its old aggregates
+ * and pages staying in place (consistent) until the last one applies the
+ * drop. r->done is set when a call completes a pass over every partition:
+ * call again later (with a later cutoff); when not set, call again soon. */
+#define STORE_DROP_PART_COST 8
+typedef struct store_drop_result {
+    uint64_t trades;     /* dropped by this call */
+    uint64_t pages;      /* freed by this call */
+    uint64_t partitions; /* partitions that lost pages in this call */
+    uint64_t work;       /* records read + partitions looked at (weighted) */
+    int done;            /* this call finished a pass over all partitions */
+} store_drop_result;
+int store_drop_before(store *s, int64_t cutoff, uint64_t budget, store_drop_result *r);
 
 #endif
