@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <msgpack.h>
 
@@ -41,6 +42,7 @@
 #define OP_POOL_MAX 1024
 #define BATCH_KEEP (1u << 20)       /* staged-batch capacity a pooled op may keep */
 #define CLIENTS_MAX 65536
+#define FD_HEADROOM 8               /* warn when a new connection's fd is this near the limit */
 
 /* ---- per-client sequence numbers ---------------------------------------- */
 
@@ -67,6 +69,8 @@ struct ingest {
     uint32_t nclients, client_cap;
     store_batch replay_batch;
     void (*stopped)(server *srv);
+    uint64_t nofile;           /* RLIMIT_NOFILE at start; 0 = unknown/unlimited */
+    uint64_t fd_warned;        /* ns of the last fd_limit_near warning */
 };
 
 struct op {
@@ -99,6 +103,7 @@ struct conn {
     int cur, writing;
     uv_write_t wreq;
     uint64_t last_active;
+    uint64_t msg_start;  /* ns: first byte of the incomplete message in rbuf; 0 = none */
 };
 
 static void conn_pump(conn *c);
@@ -537,6 +542,8 @@ static void conn_update_reading(conn *c)
     if (want == c->reading)
         return;
     c->reading = want;
+    if (want && c->msg_start)
+        c->msg_start = now_ns(); /* the pause was ours: restart the message's clock */
     if (want)
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     else
@@ -668,6 +675,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
         c->rlen -= pos;
     }
+    /* A message must arrive whole within the idle timeout of its first byte
+     * (on_sweep), so a byte-a-second sender cannot hold a connection. */
+    if (c->rlen == 0)
+        c->msg_start = 0;
+    else if (pos || !c->msg_start)
+        c->msg_start = c->last_active;
     /* A large buffer kept for one huge message is given back once it is done. */
     if (c->rlen == 0 && c->rcap > 4 * READ_CHUNK) {
         free(c->rbuf);
@@ -749,6 +762,16 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    /* Past RLIMIT_NOFILE libuv accepts and closes new connections itself
+     * (its EMFILE reserve fd) without telling us: say so while near it. */
+    uv_os_fd_t fd;
+    if (ing->nofile && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+        (uint64_t)fd + FD_HEADROOM >= ing->nofile && now_ns() - ing->fd_warned > 5000000000u) {
+        ing->fd_warned = now_ns();
+        log_warn("fd_limit_near fd=%d nofile=%llu conns=%u: connections past the fd limit are "
+                 "closed unanswered; raise ulimit -n (LimitNOFILE) or lower --max-connections",
+                 fd, (unsigned long long)ing->nofile, srv->metrics.connections + 1);
+    }
     struct sockaddr_storage ss;
     int sl = sizeof ss;
     char host[48] = "?";
@@ -782,7 +805,9 @@ static void on_connection(uv_stream_t *l, int status)
     conn_read_start(c);
 }
 
-/* Idle connections: nothing read for idle_timeout and nothing in flight. */
+/* Idle connections: nothing read for idle_timeout and nothing in flight; or
+ * a message still incomplete idle_timeout after its first byte (while we
+ * were reading it: a pause for backpressure restarts its clock). */
 static void on_sweep(uv_timer_t *t)
 {
     struct ingest *ing = t->data;
@@ -790,10 +815,14 @@ static void on_sweep(uv_timer_t *t)
     uint64_t limit = (uint64_t)srv->cfg.idle_timeout_ms * 1000000u, now = now_ns();
     for (conn *c = ing->conns, *next; c; c = next) {
         next = c->next;
-        if (c->closing || c->close_after_flush || c->head || now - c->last_active < limit)
+        if (c->closing || c->close_after_flush)
+            continue;
+        int stalled = c->msg_start && c->reading && now - c->msg_start >= limit;
+        if (!stalled && (c->head || now - c->last_active < limit))
             continue;
         proto_error err;
-        set_err(&err, PROTO_E_IDLE_TIMEOUT, "no message within the idle timeout");
+        set_err(&err, PROTO_E_IDLE_TIMEOUT, stalled ? "a message was not completed within the "
+                "idle timeout of its first byte" : "no message within the idle timeout");
         fatal_stream_error(c, &err);
     }
 }
@@ -829,6 +858,9 @@ int ingest_start(server *srv)
     int blen = sizeof bound;
     uv_tcp_getsockname(&ing->listener, (struct sockaddr *)&bound, &blen);
     srv->tcp_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        ing->nofile = rl.rlim_cur;
     if (srv->cfg.idle_timeout_ms) {
         uint64_t every = srv->cfg.idle_timeout_ms / 4 ? srv->cfg.idle_timeout_ms / 4 : 1;
         if (every > 1000)

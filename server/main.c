@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -72,7 +73,9 @@ static void usage(FILE *f)
         "  --max-batch N              most trades in one batch            [100000]\n"
         "  --max-depth N              deepest msgpack nesting             [16]\n"
         "  --max-connections N        most TCP connections at once        [1024]\n"
-        "  --idle-timeout SECONDS     close silent connections, 0 = never [300]\n"
+        "  --idle-timeout SECONDS     close connections silent this long, or whose message\n"
+        "                             is not complete this long after its first byte;\n"
+        "                             0 = never                           [300]\n"
         "  --max-memory SIZE          cap on the store (slots + index)    [4G]\n"
         "  --max-symbols N            most distinct symbols               [1000000]\n"
         "  --ignore-unknown-fields    skip undeclared trade keys instead of rejecting the batch\n"
@@ -409,6 +412,28 @@ static void on_signal(uv_signal_t *h, int signum)
     shutdown_begin(srv, 0);
 }
 
+/* Every connection is a file descriptor. Lift the soft RLIMIT_NOFILE (often
+ * 1024) toward the hard one so --max-connections is reachable, and warn when
+ * it is not: past the fd limit libuv accepts and closes connections unanswered. */
+static void raise_fd_limit(const server_config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections + 320; /* + 256 HTTP, listeners, journal */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    if (rl.rlim_cur > old && setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = old;
+    if (rl.rlim_cur < want)
+        log_warn("fd_limit nofile=%llu max_connections=%u: the fd limit comes first; connections "
+                 "past it are closed unanswered; raise ulimit -n (LimitNOFILE) or lower "
+                 "--max-connections", (unsigned long long)rl.rlim_cur, cfg->max_connections);
+    else
+        log_info("fd_limit_raised nofile=%llu->%llu", (unsigned long long)old,
+                 (unsigned long long)rl.rlim_cur);
+}
+
 static int write_port_file(const server *srv)
 {
     char tmp[4096];
@@ -432,6 +457,7 @@ int main(int argc, char **argv)
     log_level = srv->cfg.log_level;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit must fail a write, not kill us */
+    raise_fd_limit(&srv->cfg);
 
     srv->loop = uv_default_loop();
     metrics_init(&srv->metrics, uv_hrtime());
