@@ -13,10 +13,14 @@
  * write() and fsync cover all of them — batches grow exactly as much as the
  * disk is slow, and no timer adds latency when it is fast.
  *
- * Segments are numbered from 1 and never reused, so a future checkpoint can
- * record "state as of the end of segment N" and replay can start at N+1
- * (and older segments can be deleted); nothing here needs to change for it
- * except a lower bound in journal__replay.
+ * Segments are numbered from 1 and never reused, so a checkpoint records
+ * "state as of the end of segment N", replay starts at N+1
+ * (journal_config.after_segment) and the segments <= N can be deleted
+ * (journal_seg.c). journal_rotate_barrier makes such an N: the group being
+ * filled is sealed with the barrier as its last callback, sealed groups go
+ * to the writer ahead of cur (still one group in flight, so a failure fails
+ * everything behind it as before), and the writer moves to a new segment
+ * right after writing a barrier group.
  */
 #define _GNU_SOURCE
 #include "journal.h"
@@ -48,6 +52,7 @@
 
 typedef struct journal__cb {
     journal_done_fn fn;
+    journal_barrier_fn barrier; /* set instead of fn for a rotate barrier */
     void *ctx;
 } journal__cb;
 
@@ -58,6 +63,10 @@ typedef struct journal__group {
     journal__cb *cbs; /* one per record, in append order */
     size_t ncb, cbcap, ndone;
     int status;
+    /* A barrier group (sealed by journal_rotate_barrier; its last cb is the
+     * barrier): the writer rotates after it and reports here. */
+    int barrier, barrier_status;
+    uint64_t barrier_seg;
 } journal__group;
 
 struct journal {
@@ -72,6 +81,7 @@ struct journal {
     uv_prepare_t prepare;
     uv_check_t check;
     journal__group *cur, *spare, *ready, *ready_tail;
+    journal__group *sealed, *sealed_tail; /* barrier groups waiting for the writer */
     int inflight, reffed, closing, open_handles;
     size_t pending;
 
@@ -111,11 +121,6 @@ static uint64_t journal__now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void journal__segname(char *buf, size_t n, uint64_t no)
-{
-    snprintf(buf, n, "journal-%016" PRIx64 ".log", no);
 }
 
 /* Append "; "-separated human text to st->detail, truncating quietly. */
@@ -194,7 +199,7 @@ static int journal__map_open(journal *j, uint64_t no, journal__map *m)
     struct stat sb;
 
     m->fd = -1, m->base = NULL, m->size = 0;
-    journal__segname(name, sizeof(name), no);
+    journal_segment_name(name, sizeof(name), no);
     m->fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC);
     if (m->fd < 0 || fstat(m->fd, &sb) < 0)
         return -errno;
@@ -242,7 +247,7 @@ static int journal__truncate_seg(journal *j, uint64_t no, uint64_t size)
     char name[64];
     int fd, rc = 0;
 
-    journal__segname(name, sizeof(name), no);
+    journal_segment_name(name, sizeof(name), no);
     fd = openat(j->dirfd, name, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
@@ -251,48 +256,6 @@ static int journal__truncate_seg(journal *j, uint64_t no, uint64_t size)
         rc = -errno;
     close(fd);
     return rc;
-}
-
-static int journal__cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* journal-<16 lowercase hex>.log exactly; anything else is not ours. */
-static int journal__is_seg(const struct dirent *e)
-{
-    const char *s = e->d_name;
-    if (strlen(s) != 28 || strncmp(s, "journal-", 8) || strcmp(s + 24, ".log"))
-        return 0;
-    for (int i = 8; i < 24; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return 0;
-    return 1;
-}
-
-/* Segment numbers present in the directory, sorted. */
-static int journal__list(journal *j, uint64_t **out, size_t *nout)
-{
-    struct dirent **names;
-    int n = scandir(j->dir, &names, journal__is_seg, NULL);
-    uint64_t *v;
-
-    *out = NULL, *nout = 0;
-    if (n < 0)
-        return -errno;
-    v = malloc(((size_t)n + 1) * sizeof(*v));
-    for (int i = 0; i < n; i++) {
-        if (v)
-            v[i] = strtoull(names[i]->d_name + 8, NULL, 16);
-        free(names[i]);
-    }
-    free(names);
-    if (!v)
-        return -ENOMEM;
-    qsort(v, (size_t)n, sizeof(*v), journal__cmp_u64);
-    *out = v, *nout = (size_t)n;
-    return 0;
 }
 
 /* What journal_open needs to know to start appending. */
@@ -306,21 +269,28 @@ typedef struct journal__end {
  * tail_only: enough to make the tail safe to append to). The records before
  * a mid-journal error have already been passed to fn: the caller must throw
  * away what it built when this fails. */
-static int journal__replay(journal *j, int salvage, int tail_only, journal_replay_fn fn,
-                           void *ctx, journal_replay_stats *st, journal__end *end)
+static int journal__replay(journal *j, int salvage, int tail_only, uint64_t after,
+                           journal_replay_fn fn, void *ctx, journal_replay_stats *st,
+                           journal__end *end)
 {
     uint64_t *segs = NULL;
-    size_t nsegs = 0, first = 0;
+    size_t nsegs = 0, first = 0, covered = 0;
     journal__map m = {.fd = -1};
-    int rc = journal__list(j, &segs, &nsegs);
+    int rc = journal_segments(j->dir, &segs, &nsegs);
 
+    /* Segments a checkpoint covers are not read at all (not even for a
+     * torn tail: the checkpoint was taken after they were complete). */
+    while (covered < nsegs && segs[covered] <= after)
+        covered++;
+    memmove(segs, segs + covered, (nsegs - covered) * sizeof(*segs));
+    nsegs -= covered;
     end->last = nsegs ? segs[nsegs - 1] : 0;
     end->last_size = 0;
     end->files = nsegs;
     for (first = nsegs; tail_only && first > 0; first--) {
         struct stat sb;
         char name[64];
-        journal__segname(name, sizeof(name), segs[first - 1]);
+        journal_segment_name(name, sizeof(name), segs[first - 1]);
         if (fstatat(j->dirfd, name, &sb, 0) < 0 || sb.st_size > 0)
             break;
     }
@@ -329,7 +299,7 @@ static int journal__replay(journal *j, int salvage, int tail_only, journal_repla
         char name[64];
         size_t off = 0;
 
-        journal__segname(name, sizeof(name), segs[i]);
+        journal_segment_name(name, sizeof(name), segs[i]);
         rc = journal__map_open(j, segs[i], &m);
         if (rc < 0) {
             journal__note(st, "%s: cannot read: %s", name, strerror(-rc));
@@ -382,7 +352,7 @@ static int journal__replay(journal *j, int salvage, int tail_only, journal_repla
                 for (size_t k = i + 1; rc == 0 && k < nsegs; k++) {
                     struct stat sb;
                     char later[64];
-                    journal__segname(later, sizeof(later), segs[k]);
+                    journal_segment_name(later, sizeof(later), segs[k]);
                     if (fstatat(j->dirfd, later, &sb, 0) == 0 && sb.st_size > 0) {
                         cut += (uint64_t)sb.st_size;
                         rc = journal__truncate_seg(j, segs[k], 0);
@@ -455,7 +425,7 @@ static int journal__create_seg(journal *j, uint64_t no)
     char name[64];
     int fd, rc = 0;
 
-    journal__segname(name, sizeof(name), no);
+    journal_segment_name(name, sizeof(name), no);
     /* O_EXCL: a segment number is never reused, so an existing file means
      * something else is writing here. */
     fd = openat(j->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -553,9 +523,15 @@ static int journal__write_group(journal *j, journal__group *g)
         return err;
     }
     j->seg_size += g->len;
-    if (j->policy != JOURNAL_FSYNC_ALWAYS && !j->dirty) {
+    if (j->policy != JOURNAL_FSYNC_ALWAYS && !j->dirty && g->len) {
         j->dirty = 1;
         j->sync_deadline = journal__now_ns() + j->interval_ns;
+    }
+    if (g->barrier) {
+        /* An empty segment needs no rotation: it already is "after N". A
+         * failed rotation fails only the barrier; the records are written. */
+        g->barrier_seg = j->seg_size ? j->seg_no : j->seg_no - 1;
+        g->barrier_status = j->seg_size ? journal__rotate(j) : 0;
     }
     return 0;
 }
@@ -632,7 +608,7 @@ static void journal__free_group(journal__group *g)
 /* The journal keeps the loop alive only while it owes callbacks. */
 static void journal__update_ref(journal *j)
 {
-    int want = (j->cur && j->cur->ncb) || j->inflight || j->ready;
+    int want = (j->cur && j->cur->ncb) || j->inflight || j->ready || j->sealed;
 
     if (want && !j->reffed)
         uv_ref((uv_handle_t *)&j->async);
@@ -673,14 +649,17 @@ static void journal__run_callbacks(journal *j)
     while ((g = j->ready)) {
         if (g->ndone < g->ncb) {
             journal__cb cb = g->cbs[g->ndone++];
-            if (cb.fn)
+            if (cb.barrier)
+                cb.barrier(cb.ctx, g->status ? g->status : g->barrier_status, g->barrier_seg);
+            else if (cb.fn)
                 cb.fn(cb.ctx, g->status);
             continue;
         }
         journal__fifo_pop(&j->ready, &j->ready_tail);
         if (!j->spare && !j->closing && g->cap <= JOURNAL__SPARE_MAX) {
             g->len = g->ncb = g->ndone = 0;
-            g->status = 0;
+            g->status = g->barrier = g->barrier_status = 0;
+            g->barrier_seg = 0;
             j->spare = g;
         } else {
             journal__free_group(g);
@@ -701,12 +680,16 @@ static void journal__fail_current(journal *j)
     for (g = j->ready; g; g = g->next)
         if (g->status)
             status = g->status;
-    if (!status || !(g = j->cur) || !g->ncb)
+    if (!status)
         return;
-    j->cur = NULL;
-    g->status = status;
-    j->pending -= g->len;
-    journal__fifo_push(&j->ready, &j->ready_tail, g);
+    /* Sealed barrier groups were appended before cur: they go first. */
+    while ((g = journal__fifo_pop(&j->sealed, &j->sealed_tail)) || ((g = j->cur) && g->ncb)) {
+        if (g == j->cur)
+            j->cur = NULL;
+        g->status = status;
+        j->pending -= g->len;
+        journal__fifo_push(&j->ready, &j->ready_tail, g);
+    }
 }
 
 static void journal__on_async(uv_async_t *h)
@@ -724,13 +707,62 @@ static void journal__on_async(uv_async_t *h)
  * hand the group to the writer if it is idle; otherwise keep filling it. */
 static void journal__tick(journal *j)
 {
-    if (j->closing || j->inflight || !j->cur || !j->cur->ncb)
+    if (j->closing || j->inflight)
+        return;
+    if (j->sealed) { /* one group in flight still: barrier groups take turns */
+        journal__push(j, journal__fifo_pop(&j->sealed, &j->sealed_tail));
+        return;
+    }
+    if (!j->cur || !j->cur->ncb)
         return;
     journal__push(j, j->cur);
     j->cur = NULL;
 }
 static void journal__on_prepare(uv_prepare_t *h) { journal__tick(h->data); }
 static void journal__on_check(uv_check_t *h) { journal__tick(h->data); }
+
+/* The group being filled, started (from the spare if any) when there is none. */
+static journal__group *journal__cur(journal *j)
+{
+    journal__group *g = j->cur;
+    if (!g && (g = j->spare ? j->spare : calloc(1, sizeof(*g)))) {
+        j->spare = NULL;
+        j->cur = g;
+    }
+    return g;
+}
+
+static int journal__cb_room(journal__group *g)
+{
+    if (g->ncb == g->cbcap) {
+        size_t cap = g->cbcap ? g->cbcap * 2 : 64;
+        journal__cb *nc = realloc(g->cbs, cap * sizeof(*nc));
+        if (!nc)
+            return -ENOMEM;
+        g->cbs = nc, g->cbcap = cap;
+    }
+    return 0;
+}
+
+int journal_rotate_barrier(journal *j, journal_barrier_fn fn, void *ctx)
+{
+    journal__group *g;
+
+    if (!j || j->closing)
+        return -ESHUTDOWN;
+    if (!fn)
+        return -EINVAL;
+    if (!(g = journal__cur(j)) || journal__cb_room(g) < 0)
+        return -ENOMEM;
+    /* The barrier is the group's last callback, so it runs after every
+     * record before it; the group is sealed, so nothing joins it after. */
+    g->cbs[g->ncb++] = (journal__cb){.barrier = fn, .ctx = ctx};
+    g->barrier = 1;
+    j->cur = NULL;
+    journal__fifo_push(&j->sealed, &j->sealed_tail, g);
+    journal__update_ref(j);
+    return 0;
+}
 
 int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, const void *msg,
                    size_t len, journal_done_fn done, void *ctx)
@@ -745,13 +777,8 @@ int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, co
         return -EINVAL;
     if (len > JOURNAL__MAX_MSG)
         return -EMSGSIZE;
-    if (!(g = j->cur)) {
-        g = j->spare ? j->spare : calloc(1, sizeof(*g));
-        if (!g)
-            return -ENOMEM;
-        j->spare = NULL;
-        j->cur = g;
-    }
+    if (!(g = journal__cur(j)))
+        return -ENOMEM;
     need = g->len + JOURNAL__HDR + body;
     if (need > g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 64 * 1024;
@@ -762,13 +789,8 @@ int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, co
             return -ENOMEM;
         g->buf = nb, g->cap = cap;
     }
-    if (g->ncb == g->cbcap) {
-        size_t cap = g->cbcap ? g->cbcap * 2 : 64;
-        journal__cb *nc = realloc(g->cbs, cap * sizeof(*nc));
-        if (!nc)
-            return -ENOMEM;
-        g->cbs = nc, g->cbcap = cap;
-    }
+    if (journal__cb_room(g) < 0)
+        return -ENOMEM;
     p = g->buf + g->len;
     journal__put32(p, (uint32_t)body);
     journal__put32(p + 4, 0); /* crc: the writer fills it in */
@@ -780,7 +802,7 @@ int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, co
     if (len)
         memcpy(p + 18 + clen, msg, len);
     g->len = need;
-    g->cbs[g->ncb++] = (journal__cb){done, ctx};
+    g->cbs[g->ncb++] = (journal__cb){.fn = done, .ctx = ctx};
     j->pending += JOURNAL__HDR + body;
     journal__update_ref(j);
     return 0;
@@ -889,7 +911,7 @@ int journal_replay(const journal_config *cfg, journal_replay_fn fn, void *ctx,
         return -EINVAL;
     j.dir = (char *)cfg->dir; /* borrowed: never freed here */
     if ((rc = journal__open_dir(&j, st)) == 0)
-        rc = journal__replay(&j, cfg->salvage, 0, fn, ctx, st, &end);
+        rc = journal__replay(&j, cfg->salvage, 0, cfg->after_segment, fn, ctx, st, &end);
     if (j.dirfd >= 0)
         close(j.dirfd); /* drops the lock; journal_open takes it again */
     return rc;
@@ -931,7 +953,8 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg, jour
         goto cleanup;
     /* Without fn nothing consumes the records, so only the tail needs
      * checking; journal_replay has read (and verified) the rest. */
-    if ((rc = journal__replay(j, cfg->salvage, fn == NULL, fn, ctx, st, &end)) < 0)
+    if ((rc = journal__replay(j, cfg->salvage, fn == NULL, cfg->after_segment, fn, ctx, st,
+                              &end)) < 0)
         goto cleanup;
     j->stats.segments = end.files;
     if (end.last && end.last_size == 0) {
@@ -939,7 +962,7 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg, jour
          * cut to nothing) is as good as a new one; reusing it keeps
          * restart loops from piling up empty files. */
         char name[64];
-        journal__segname(name, sizeof(name), end.last);
+        journal_segment_name(name, sizeof(name), end.last);
         j->fd = openat(j->dirfd, name, O_WRONLY | O_CLOEXEC);
         j->seg_no = end.last;
         if (j->fd < 0) {
@@ -947,11 +970,15 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg, jour
             goto cleanup;
         }
     } else {
-        if ((j->fd = journal__create_seg(j, end.last + 1)) < 0) {
+        /* end.last counts only segments above after_segment: with none,
+         * numbering goes on above what the checkpoint covers, never reusing
+         * a number replay would skip. */
+        uint64_t no = (end.last ? end.last : cfg->after_segment) + 1;
+        if ((j->fd = journal__create_seg(j, no)) < 0) {
             rc = j->fd;
             goto cleanup;
         }
-        j->seg_no = end.last + 1;
+        j->seg_no = no;
         j->stats.segments++;
     }
 
@@ -995,6 +1022,8 @@ void journal_close(journal *j)
     if (!j || j->closing)
         return;
     j->closing = 1;
+    while ((g = journal__fifo_pop(&j->sealed, &j->sealed_tail)))
+        journal__push(j, g);
     g = j->cur;
     j->cur = NULL;
     if (g && g->ncb)

@@ -43,6 +43,8 @@ typedef struct journal_config {
     uint32_t interval_ms;   /* default 10 */
     uint64_t segment_bytes; /* rotate after this many bytes; default 256 MiB */
     int salvage;            /* replay: skip mid-journal corruption instead of failing */
+    uint64_t after_segment; /* replay only segments numbered above this (a checkpoint
+                             * holds the rest); new segments are numbered above it */
 } journal_config;
 
 typedef struct journal journal; /* opaque */
@@ -62,6 +64,11 @@ typedef int (*journal_replay_fn)(void *ctx, const char *client, size_t clen, uin
 /* Called on the loop thread when an append is durable per policy (status 0)
  * or failed (-errno). */
 typedef void (*journal_done_fn)(void *ctx, int status);
+/* A rotate barrier's callback: status 0 and the segment number N such that
+ * every record appended before the barrier is in a segment <= N and every
+ * record appended after it is in a segment > N; or -errno (the group before
+ * it failed, or the new segment could not be created). */
+typedef void (*journal_barrier_fn)(void *ctx, int status, uint64_t segment);
 
 /* Open (creating dir if needed) and replay the existing segments through fn
  * before returning; new appends go to a fresh segment. 0 or -errno /
@@ -85,6 +92,16 @@ int journal_replay(const journal_config *cfg, journal_replay_fn fn, void *ctx,
  * status (a client must never see batch N fail and a later N+k kept). */
 int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, const void *msg,
                    size_t len, journal_done_fn done, void *ctx);
+/* Loop thread only. Cut the journal: the group being filled is sealed,
+ * appends made after this call start a new group, and after writing the
+ * sealed group the writer moves to a new segment (unless the current one is
+ * still empty). fn runs once, on the loop thread, after the callback of
+ * every record appended before the call, and before any appended after it:
+ * at that moment whatever those callbacks did (e.g. commit to the store)
+ * reflects exactly the records in segments <= N. A checkpoint taken then
+ * covers segments <= N, which may be removed once it is durable.
+ * 0, or -ESHUTDOWN / -EINVAL / -ENOMEM (fn will not run). */
+int journal_rotate_barrier(journal *j, journal_barrier_fn fn, void *ctx);
 /* Bytes appended whose callbacks have not run yet (queued, being written or
  * synced): the server stops reading clients while this is above its
  * high-water mark. */
@@ -99,6 +116,17 @@ size_t journal_pending(const journal *j);
  * before uv_loop_close(). The journal holds a loop reference only while
  * callbacks are owed, so an idle journal never keeps uv_run from returning. */
 void journal_close(journal *j);
+
+/* ---- segment files (journal_seg.c): no journal handle, any thread ---- */
+
+/* "journal-<16 hex digits>.log" */
+void journal_segment_name(char *buf, size_t n, uint64_t no);
+/* Segment numbers present in dir, ascending, in a malloc'ed array. 0 or -errno. */
+int journal_segments(const char *dir, uint64_t **segs, size_t *n);
+/* Remove segments numbered <= through (oldest first), then fsync the
+ * directory. The caller guarantees none of them is still being written
+ * (a barrier's N is below the segment appends go to). 0 or -errno. */
+int journal_remove_through(const char *dir, uint64_t through, uint64_t *removed);
 
 typedef struct journal_stats {
     uint64_t records, bytes, groups, fsyncs, errors, segments;

@@ -907,6 +907,198 @@ static void test_fsync_policies(void **state)
     }
 }
 
+/* ---- rotate barriers and checkpoints ----------------------------------- */
+
+#define BARRIER_MARK ((size_t)-1)
+
+typedef struct barrier_rec {
+    done_log *log;
+    int status;
+    uint64_t seg;
+    int calls;
+} barrier_rec;
+
+static void on_barrier(void *ctx, int status, uint64_t seg)
+{
+    barrier_rec *b = ctx;
+    b->log->order[b->log->n] = BARRIER_MARK;
+    b->log->status[b->log->n] = status;
+    b->log->n++;
+    b->status = status;
+    b->seg = seg;
+    b->calls++;
+}
+
+static void collect_after(env *e, const char *dir, uint64_t after, recs *r)
+{
+    journal_config c = cfg_for(dir, JOURNAL_FSYNC_NEVER);
+    journal_replay_stats st;
+    c.after_segment = after;
+    assert_int_equal(journal_replay(&c, replay_collect, r, &st), 0);
+    (void)e;
+}
+
+/* Records before a barrier complete before it and land in segments <= N;
+ * records after it complete after it and land in segments > N. */
+static void test_barrier_order(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_INTERVAL);
+    barrier_rec b1 = {.log = &log}, b2 = {.log = &log};
+    recs r = {0};
+
+    c.segment_bytes = 16384; /* size rotation mixed in */
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+    feed(&e->loop, j, 0, 40, 0, &log, slots); /* some groups written first */
+    /* In one loop iteration: 40..79, barrier, 80..119, barrier, 120..129. */
+    for (size_t i = 40; i < 80; i++)
+        append_one(j, i, &log, slots);
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b1), 0);
+    for (size_t i = 80; i < 120; i++)
+        append_one(j, i, &log, slots);
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b2), 0);
+    for (size_t i = 120; i < 130; i++)
+        append_one(j, i, &log, slots);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(log.n, 132);
+    for (size_t i = 0, k = 0; i < log.n; i++) {
+        if (i == 80 || i == 121) {
+            assert_int_equal(log.order[i], BARRIER_MARK);
+            continue;
+        }
+        assert_int_equal(log.order[i], k++);
+        assert_int_equal(log.status[i], 0);
+    }
+    assert_int_equal(b1.calls, 1);
+    assert_int_equal(b1.status, 0);
+    assert_int_equal(b2.status, 0);
+    assert_true(b2.seg > b1.seg && b1.seg >= 1);
+    /* 120..129 went to the segment after b2's; a barrier now cuts there.
+     * Another one right after it finds its segment empty: no new file. */
+    barrier_rec b3 = {.log = &log}, b4 = {.log = &log};
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b3), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(b3.status, 0);
+    assert_int_equal(b3.seg, b2.seg + 1);
+    size_t segs = count_segments(e->dir);
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b4), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(b4.status, 0);
+    assert_int_equal(b4.seg, b3.seg);
+    assert_int_equal(count_segments(e->dir), segs);
+    close_journal(&e->loop, j);
+
+    collect_after(e, e->dir, b1.seg, &r);
+    check_replay(&r, 80, 50);
+    recs_free(&r);
+    collect_after(e, e->dir, b2.seg, &r);
+    check_replay(&r, 120, 10);
+    recs_free(&r);
+    collect_after(e, e->dir, 0, &r);
+    check_replay(&r, 0, 130);
+    recs_free(&r);
+
+    /* The checkpoint removes what it covers; replay and appends go on. */
+    uint64_t removed = 0;
+    assert_int_equal(journal_remove_through(e->dir, b1.seg, &removed), 0);
+    assert_int_equal(removed, b1.seg);
+    assert_int_equal(count_segments(e->dir), segs - b1.seg);
+    c.after_segment = b1.seg;
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+    memset(&log, 0, sizeof(log));
+    feed(&e->loop, j, 130, 140, 0, &log, slots);
+    close_journal(&e->loop, j);
+    collect_after(e, e->dir, b1.seg, &r);
+    check_replay(&r, 80, 60);
+    recs_free(&r);
+}
+
+/* After a checkpoint removed every segment, numbering goes on above the
+ * checkpoint: a new segment never takes a number replay would skip. */
+static void test_after_segment_numbering(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
+    recs r = {0};
+    char path[256];
+
+    c.after_segment = 41;
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+    feed(&e->loop, j, 0, 5, 0, &log, slots);
+    close_journal(&e->loop, j);
+    seg_path(path, sizeof(path), e->dir, 42);
+    assert_true(file_size(path) > 0);
+    assert_int_equal(count_segments(e->dir), 1);
+    collect_after(e, e->dir, 41, &r);
+    check_replay(&r, 0, 5);
+    recs_free(&r);
+    /* Covered segments are not even opened: garbage there is not an error. */
+    seg_path(path, sizeof(path), e->dir, 7);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("not a journal at all", f);
+    fclose(f);
+    collect_after(e, e->dir, 41, &r);
+    check_replay(&r, 0, 5);
+    recs_free(&r);
+    journal_config c0 = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
+    assert_int_equal(journal_replay(&c0, replay_collect, &r, NULL), -EBADMSG);
+    recs_free(&r);
+}
+
+/* The new segment cannot be created: the barrier fails, its records do
+ * not, and appends stay on the old segment; a later barrier succeeds. */
+static void test_barrier_rotate_fails(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
+    barrier_rec b = {.log = &log};
+    recs r = {0};
+    char next[256];
+
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+    seg_path(next, sizeof(next), e->dir, 2);
+    FILE *f = fopen(next, "w"); /* segment numbers are O_EXCL: this blocks it */
+    assert_non_null(f);
+    fclose(f);
+    for (size_t i = 0; i < 10; i++)
+        append_one(j, i, &log, slots);
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(log.n, 11);
+    for (size_t i = 0; i < 10; i++)
+        assert_int_equal(log.status[i], 0);
+    assert_int_equal(b.status, -EEXIST);
+    unlink(next);
+    feed(&e->loop, j, 10, 20, 0, &log, slots);
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(b.status, 0);
+    assert_int_equal(b.seg, 1);
+    /* Closing with a barrier still sealed: it runs, inside close. */
+    append_one(j, 20, &log, slots);
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b), 0);
+    int calls = b.calls;
+    journal_close(j);
+    assert_int_equal(b.calls, calls + 1);
+    assert_int_equal(b.status, 0);
+    assert_int_equal(b.seg, 2);
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b), -ESHUTDOWN);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    collect_after(e, e->dir, 0, &r);
+    check_replay(&r, 0, 21);
+    recs_free(&r);
+}
+
 int main(void)
 {
     /* The server ignores SIGXFSZ; so do its tests. */
@@ -926,6 +1118,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_without_fn_reads_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fsync_policies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_segment_numbering, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_barrier_rotate_fails, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
