@@ -75,6 +75,7 @@ struct http_conn {
     int close_after;      /* close once answers are written */
     int lingering;        /* write side shut down, draining input */
     size_t lingered;
+    proto_buf *capture;   /* http_serve_bytes: answers go here; no socket, no timer */
 };
 
 typedef struct http_write {
@@ -117,6 +118,8 @@ static void conn_close(http_conn *c)
     if (c->closing)
         return;
     c->closing = 1;
+    if (c->capture)
+        return; /* http_serve_bytes: no handles to close */
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
@@ -125,7 +128,7 @@ static void on_timeout(uv_timer_t *t);
 
 static void arm_timer(http_conn *c, uint64_t ms)
 {
-    if (!c->closing)
+    if (!c->closing && !c->capture)
         uv_timer_start(&c->timer, on_timeout, ms, 0);
 }
 
@@ -142,7 +145,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void read_start(http_conn *c)
 {
-    if (!c->reading && !c->closing && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+    if (!c->reading && !c->closing && !c->capture &&
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = 1;
 }
 
@@ -245,6 +249,18 @@ static void conn_send(http_conn *c, int status, const char *ctype, proto_buf *bo
         proto_buf_free(&w->body);
         free(w);
         conn_close(c);
+        return;
+    }
+    if (c->capture) { /* http_serve_bytes: the bytes uv_write would send */
+        int bad = proto_buf_append(c->capture, w->head.data, w->head.len) < 0 ||
+                  (!head_only && proto_buf_append(c->capture, w->body.data, w->body.len) < 0);
+        proto_buf_free(&w->head);
+        proto_buf_free(&w->body);
+        free(w);
+        if (bad)
+            conn_close(c);
+        else if (!keep)
+            c->close_after = 1;
         return;
     }
     uv_buf_t bufs[2] = {uv_buf_init(w->head.data, (unsigned)w->head.len),
@@ -781,4 +797,34 @@ void http_stop(server *srv)
     uv_close((uv_handle_t *)&h->listener, on_listener_closed);
     for (http_conn *c = h->conns; c; c = c->next)
         conn_close(c);
+}
+
+/* ---- without a socket ------------------------------------------------------------ */
+
+int http_serve_bytes(server *srv, const char *in, size_t len, size_t read_size, proto_buf *out)
+{
+    http h = {0};
+    http_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return -1;
+    h.srv = srv;
+    c->h = &h;
+    c->capture = out;
+    c->tcp.data = c;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    if (read_size == 0 || read_size > sizeof c->rbuf)
+        read_size = sizeof c->rbuf;
+    /* What on_alloc + a socket read would do: each read fills rbuf from the
+     * start, then on_read parses and answers it. */
+    for (size_t off = 0; off < len && !c->closing && !c->close_after;) {
+        size_t n = len - off < read_size ? len - off : read_size;
+        memcpy(c->rbuf, in + off, n);
+        off += n;
+        uv_buf_t b = uv_buf_init(c->rbuf, (unsigned)n);
+        on_read((uv_stream_t *)&c->tcp, (ssize_t)n, &b);
+    }
+    int rc = c->closing && !c->close_after ? -1 : c->close_after ? 1 : 0;
+    free(c);
+    return rc;
 }

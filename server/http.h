@@ -25,4 +25,17 @@ void http_stop(server *srv);
 int http_render_stats(server *srv, proto_buf *out);
 int http_render_metrics(server *srv, proto_buf *out);
 
+/* One client connection's bytes `in` served without a socket (fuzzing,
+ * tests): the same http-parser callbacks and limits, parse/answer loop,
+ * routing, queries and response formatting as a real connection, with the
+ * input arriving in reads of at most read_size bytes (0 = the read buffer's
+ * 16 KiB). Each answer's bytes, as they would be written, are appended to
+ * out. No libuv handle, timer or loop is involved, so neither the 408
+ * timeout nor write backpressure applies. Needs srv->store (unless
+ * srv->replaying) and srv->metrics; counts srv->metrics.http_requests_total.
+ * Returns 1 when the server would close the connection after its last
+ * answer (a refused request, Connection: close), 0 when it would wait for
+ * more bytes, -1 when out of memory. */
+int http_serve_bytes(server *srv, const char *in, size_t len, size_t read_size, proto_buf *out);
+
 #endif

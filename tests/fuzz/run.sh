@@ -1,37 +1,66 @@
 #!/bin/sh
-# Build the libFuzzer targets and run each for N seconds (default 60).
-#   tests/fuzz/run.sh [SECONDS] [TARGET...]      targets: fuzz_frame fuzz_decode
+# Build the libFuzzer targets and run each for N seconds (default 60), one
+# after the other, one job each.
+#   tests/fuzz/run.sh [SECONDS] [TARGET...]
+#   targets: every tests/fuzz/fuzz_*.c (fuzz_frame fuzz_decode fuzz_fixp
+#   fuzz_time fuzz_http)
 # Needs clang with libFuzzer (Debian: apt-get install -y clang libclang-rt-14-dev).
 # Builds into build-fuzz/ (override with FUZZ_BUILD); findings land there as
-# crash-*/leak-*/timeout-* files and the run exits non-zero.
+# crash-*/leak-*/timeout-* files and the run exits non-zero. The corpus that
+# grows is build-fuzz/corpus-<target>; tests/fuzz/corpus/<target> are the
+# committed seeds (read, never written). tests/fuzz/<target>.dict is used
+# when it exists. FUZZ_FLAGS adds libFuzzer options.
 set -eu
 cd "$(dirname "$0")/../.."
 SECONDS_EACH=${1:-60}
 [ $# -gt 0 ] && shift
-TARGETS=${*:-"fuzz_frame fuzz_decode"}
+ALL=$(for f in tests/fuzz/fuzz_*.c; do basename "$f" .c; done | tr '\n' ' ')
+TARGETS=${*:-$ALL}
 OUT=${FUZZ_BUILD:-build-fuzz}
 CC=${CC:-clang}
-mkdir -p "$OUT"
+mkdir -p "$OUT/obj"
 
-SRC="core/fixp.c core/kind.c core/slab.c core/store.c proto/proto.c proto/frame.c proto/decode.c"
-CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-        -fno-sanitize-recover=all -Icore -Iproto -Itests/unit $(pkg-config --cflags msgpack)"
-LIBS="$(pkg-config --libs msgpack) -lm"
+# Every module source, by glob, so files colleagues add are picked up: core,
+# proto and server, less any file with a main() (slotd's, benchmarks). They
+# go into one archive; each target links only the objects it references
+# (fuzz_frame pulls no libuv code, fuzz_http pulls http.c and its callees).
+SRC=$(for f in core/*.c proto/*.c server/*.c; do
+          grep -Eq '^int main ?\(' "$f" || echo "$f"
+      done)
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
+ROOT=$(pwd)
+CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer $SAN -I$ROOT/core -I$ROOT/proto -I$ROOT/server
+        -I$ROOT/tests/unit $(pkg-config --cflags msgpack libuv jansson)"
+LIBS="$(pkg-config --libs msgpack libuv jansson) -lhttp_parser -lpthread -lm"
+
+echo "== build $(echo "$SRC" | wc -l) module sources into $OUT/libslotd_fuzz.a"
+dup=$(for f in $SRC; do basename "$f"; done | sort | uniq -d)
+[ -z "$dup" ] || { echo "!! two module sources named $dup: rename or extend run.sh"; exit 2; }
+rm -f "$OUT"/obj/*.o "$OUT/libslotd_fuzz.a"
+# Two compilers at a time (the machine has two cores), objects in obj/.
+# shellcheck disable=SC2086
+(cd "$OUT/obj" && for f in $SRC; do echo "$ROOT/$f"; done |
+     xargs -P2 -n1 $CC $CFLAGS -fsanitize=fuzzer-no-link -c)
+ar rcs "$OUT/libslotd_fuzz.a" "$OUT"/obj/*.o
 
 status=0
 for t in $TARGETS; do
+    [ -f "tests/fuzz/$t.c" ] || { echo "!! no target tests/fuzz/$t.c"; exit 2; }
     echo "== build $t"
     # shellcheck disable=SC2086
-    $CC $CFLAGS -o "$OUT/$t" "tests/fuzz/$t.c" $SRC $LIBS
+    $CC $CFLAGS -fsanitize=fuzzer -o "$OUT/$t" "tests/fuzz/$t.c" "$OUT/libslotd_fuzz.a" $LIBS
     work="$OUT/corpus-$t"
-    mkdir -p "$work"
+    mkdir -p "$work" "tests/fuzz/corpus/$t"
+    dict=
+    [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
     echo "== run $t for ${SECONDS_EACH}s (corpus $work, seeds tests/fuzz/corpus/$t)"
+    # shellcheck disable=SC2086
     if ! "$OUT/$t" -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 \
             -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$OUT/$t-" \
-            "$work" "tests/fuzz/corpus/$t" 2>"$OUT/$t.log"; then
+            $dict ${FUZZ_FLAGS:-} "$work" "tests/fuzz/corpus/$t" 2>"$OUT/$t.log"; then
         status=1
         echo "!! $t found a problem: see $OUT/$t.log"
     fi
-    grep -E "^stat::|Done [0-9]+ runs|cov: " "$OUT/$t.log" | tail -12
+    grep -E "^stat::|Done [0-9]+ runs|DONE|ERROR|SUMMARY" "$OUT/$t.log" | tail -12
 done
 exit $status
