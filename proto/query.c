@@ -183,9 +183,13 @@ static int parse_rfc3339(const char *s, size_t len, int64_t *ns)
         }
     }
     int64_t secs = days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss - off;
-    int64_t v;
-    if (__builtin_mul_overflow(secs, NS_PER_SEC, &v) || __builtin_add_overflow(v, frac, &v))
-        return -1; /* outside 1677-09-21 .. 2262-04-11 */
+    /* secs * 1e9 + frac. Before 1970 the fraction is added to the next
+     * second up, or the lowest second (1677-09-21T00:12:43, which only fits
+     * with its .145224192 or more) would overflow on the way. */
+    int64_t v, up = secs < 0 && frac > 0;
+    if (__builtin_mul_overflow(secs + up, NS_PER_SEC, &v) ||
+        __builtin_add_overflow(v, frac - up * NS_PER_SEC, &v))
+        return -1; /* outside 1677-09-21T00:12:43.145224192Z .. 2262-04-11T23:47:16.854775807Z */
     *ns = v;
     return 0;
 }

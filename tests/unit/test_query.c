@@ -59,6 +59,12 @@ static void test_parse_time(void **state)
     assert_true(tm("1970-01-01T00:00:00Z") == 0);
     assert_true(tm("1969-12-31T23:59:59Z") == -1000000000LL);
     assert_true(tm("2262-04-11T23:47:16.854775807Z") == INT64_MAX);
+    /* The lowest second fits only with its fraction (found by fuzz_time). */
+    assert_true(tm("1677-09-21T00:12:43.145224192Z") == INT64_MIN);
+    assert_true(tm("1677-09-21T00:12:43.999999999Z") == INT64_MIN + 854775807);
+    assert_true(tm("1677-09-21T00:12:44Z") == -9223372036000000000LL);
+    assert_true(tm("1677-09-21T01:12:43.145224192+01:00") == INT64_MIN);
+    assert_true(tm("1969-12-31T23:59:59.5Z") == -500000000);
     bad_time("");
     bad_time("-");
     bad_time("12a");
@@ -78,6 +84,8 @@ static void test_parse_time(void **state)
     bad_time("2026-01-01T00:00:00+24:00");
     bad_time("2026-01-01T00:00:00Zjunk");
     bad_time("2262-04-11T23:47:16.854775808Z"); /* one past INT64_MAX */
+    bad_time("1677-09-21T00:12:43.145224191Z"); /* one before INT64_MIN */
+    bad_time("1677-09-21T00:12:43Z");
     bad_time("1600-01-01T00:00:00Z");
     bad_time("2026-1-01T00:00:00Z");
 }
