@@ -50,6 +50,7 @@ typedef struct sl_errcount {
 typedef struct sl_result {
     double seconds;            /* first send to last reply */
     double encode_seconds;     /* pre-encoding, not timed */
+    double cpu_user, cpu_sys;  /* slotload's own CPU during the timed phase, s */
     uint64_t sent_batches, sent_trades, wire_bytes;
     uint64_t acked_batches, acked_trades;
     uint64_t err_batches;

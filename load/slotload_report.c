@@ -259,6 +259,9 @@ void sl_report_text(FILE *f, const sl_config *cfg, const sl_result *r)
     fprintf(f, "  %-26s %.3f\n", "seconds", r->seconds);
     fprintf(f, "  %-26s %s\n", "trades/s", sl_commas((uint64_t)(d.trades_per_s + 0.5), a));
     fprintf(f, "  %-26s %.1f  (%.1f MB sent)\n", "MB/s on the wire", d.mb_per_s, (double)r->wire_bytes / 1e6);
+    if (r->seconds > 0)
+        fprintf(f, "  %-26s %.2f s user + %.2f s sys = %.0f%% of one core\n", "slotload CPU (timed)",
+                r->cpu_user, r->cpu_sys, 100 * (r->cpu_user + r->cpu_sys) / r->seconds);
     sl_report_lat(f, r->lat);
     if (cfg->rate > 0)
         fprintf(f, "  %-26s p50 %.3f  p99 %.3f  max %.3f  (due time -> write: client or backlog)\n",
@@ -315,6 +318,8 @@ void sl_report_json(FILE *f, const sl_config *cfg, const sl_result *r)
     json_object_set_new(o, "trades_per_s", json_real(d.trades_per_s));
     json_object_set_new(o, "wire_bytes", json_integer((json_int_t)r->wire_bytes));
     json_object_set_new(o, "mb_per_s", json_real(d.mb_per_s));
+    json_object_set_new(o, "client_cpu_user_s", json_real(r->cpu_user));
+    json_object_set_new(o, "client_cpu_sys_s", json_real(r->cpu_sys));
     static const struct { const char *k; double q; } qs[] = {
         {"p50_us", 0.5}, {"p90_us", 0.9}, {"p99_us", 0.99}, {"p999_us", 0.999}, {"max_us", 1.0}};
     for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
