@@ -5,8 +5,9 @@
 #
 #   load/plot.sh                                   both, from the default inputs
 #   load/plot.sh --peers FILE --csv FILE --out DIR --title "W1, journal on"
-#   load/plot.sh --run     first produce the inputs: peers.sh (1M trades) and a
-#                          30 s closed-loop bench.sh run with --csv
+#   load/plot.sh --run     first produce the inputs: peers.sh (1M trades), a
+#                          closed-loop bench.sh run for the peak rate, then 15 s
+#                          open loop at half that peak with --csv
 #
 # Defaults: --peers build-bench/peers/peers.tsv, --csv build-bench/timeseries.csv,
 # --out docs. Installs gnuplot-nox from Debian when missing.
@@ -36,7 +37,13 @@ fi
 
 if [ "$run" = 1 ]; then
   load/peers/peers.sh --out "$(dirname "$peers")"
-  load/bench.sh --no-build -- --duration 30 --csv "$series" --no-progress
+  # Half the closed-loop peak: the rate the p99 target is stated at. The
+  # pool covers the whole run so no trade is sent twice.
+  peak=$(load/bench.sh --no-build --json | /usr/bin/python3 -c 'import json, sys; print(int(json.load(sys.stdin)["trades_per_s"]))')
+  half=$((peak / 2))
+  load/bench.sh --no-build -- --rate "$half" --duration 15 --pool $((half * 15 + 1000)) \
+    --csv "$series" --no-progress
+  title="W1 map form, journal on, open loop at half the peak ($half trades/s)"
 fi
 
 mkdir -p "$out"
