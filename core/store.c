@@ -167,34 +167,48 @@ static inline uint32_t store__hash_end(uint64_t h)
     return (uint32_t)(h ^ (h >> 29));
 }
 
-/* Caller has checked 1 <= len <= STORE_SYM_MAX. Every ingested trade comes
- * through here, so names of up to 15 bytes (nearly all) are built in two
- * words from overlapping loads of exactly sym[0..len), with no memset or
- * memcpy call; the hash covers the words holding the key either way. */
-static inline uint32_t store__key_make(store_key *k, const char *sym, size_t len)
-{
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define STORE__SHORT_KEYS 1
+/* The first two key words of a name of 1-15 bytes (the other two are zero):
+ * every ingested trade comes through here, so it is built in registers from
+ * overlapping loads of exactly sym[0..len), with no memset or memcpy call. */
+static inline void store__key2(const char *sym, size_t len, uint64_t *w0, uint64_t *w1)
+{
+    const unsigned char *p = (const unsigned char *)sym;
+    uint64_t lo, hi = 0; /* name bytes 0-7, 8-14 */
+    uint32_t a, c;
+    if (len >= 8) {
+        memcpy(&lo, p, 8);
+        memcpy(&hi, p + len - 8, 8); /* bytes len-8 .. len-1 */
+        hi = (hi >> 8) >> (8 * (15 - len));
+    } else if (len >= 4) {
+        memcpy(&a, p, 4);
+        memcpy(&c, p + len - 4, 4);
+        lo = a | (uint64_t)c << (8 * (len - 4));
+    } else {
+        lo = p[0] | (uint64_t)p[len / 2] << (8 * (len / 2)) |
+             (uint64_t)p[len - 1] << (8 * (len - 1));
+    }
+    *w0 = len | lo << 8;
+    *w1 = lo >> 56 | hi << 8;
+}
+
+/* store__key_make's hash of such a key: it covers the words holding it. */
+static inline uint32_t store__hash2(uint64_t w0, uint64_t w1, size_t len)
+{
+    uint64_t h = store__hash_word(0x9e3779b97f4a7c15ULL, w0);
+    return store__hash_end(len >= 8 ? store__hash_word(h, w1) : h);
+}
+#endif
+
+/* Caller has checked 1 <= len <= STORE_SYM_MAX. */
+static uint32_t store__key_make(store_key *k, const char *sym, size_t len)
+{
+#ifdef STORE__SHORT_KEYS
     if (len <= 15) {
-        const unsigned char *p = (const unsigned char *)sym;
-        uint64_t lo, hi = 0; /* name bytes 0-7, 8-14 */
-        uint32_t a, c;
-        if (len >= 8) {
-            memcpy(&lo, p, 8);
-            memcpy(&hi, p + len - 8, 8); /* bytes len-8 .. len-1 */
-            hi = (hi >> 8) >> (8 * (15 - len));
-        } else if (len >= 4) {
-            memcpy(&a, p, 4);
-            memcpy(&c, p + len - 4, 4);
-            lo = a | (uint64_t)c << (8 * (len - 4));
-        } else {
-            lo = p[0] | (uint64_t)p[len / 2] << (8 * (len / 2)) |
-                 (uint64_t)p[len - 1] << (8 * (len - 1));
-        }
-        k->w[0] = len | lo << 8;
-        k->w[1] = lo >> 56 | hi << 8;
+        store__key2(sym, len, &k->w[0], &k->w[1]);
         k->w[2] = k->w[3] = 0;
-        uint64_t h = store__hash_word(0x9e3779b97f4a7c15ULL, k->w[0]);
-        return store__hash_end(len >= 8 ? store__hash_word(h, k->w[1]) : h);
+        return store__hash2(k->w[0], k->w[1], len);
     }
 #endif
     unsigned char *b = (unsigned char *)k->w;
@@ -537,7 +551,7 @@ static inline unsigned char *store__stage(store *s, store_batch *b, const char *
         return *rc = STORE_EINVAL, NULL;
     if (symlen == 0 || symlen > STORE_SYM_MAX)
         return *rc = STORE_ESYMBOL, NULL;
-    if (kind_by_id(k->id) != k) /* not one of the declared kinds */
+    if (k != &kind_trade && kind_by_id(k->id) != k) /* not one of the declared kinds */
         return *rc = STORE_EKIND, NULL;
     store_key key;
     uint32_t pos = 0, id, h = store__key_make(&key, sym, symlen);
@@ -571,18 +585,69 @@ int store_batch_add(store *s, store_batch *b, const char *sym, size_t symlen, co
     return STORE_OK;
 }
 
-int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symlen,
-                         const kind *k, const void *slot)
+/* store_batch_add_slot in general, out of line. */
+static __attribute__((noinline)) int store__add_slot(store *s, store_batch *b, const char *sym,
+                                                     size_t symlen, const kind *k,
+                                                     const void *slot)
 {
     int rc;
     unsigned char *dst = store__stage(s, b, sym, symlen, k, &rc);
     if (!dst)
         return rc;
-    if (k->size == sizeof(trade)) /* a constant size: two vector moves */
-        memcpy(dst, slot, sizeof(trade));
-    else
-        memcpy(dst, slot, k->size);
+    memcpy(dst, slot, k->size);
     return STORE_OK;
+}
+
+#ifdef STORE__SHORT_KEYS
+/* store__add_slot for a `trade` whose name (1-7 bytes) is in key word w0:
+ * the leaf path below falls back through here, so that it need not keep the
+ * name's pointer and length live (fewer registers, no spills). */
+static __attribute__((noinline)) int store__add_key(store *s, store_batch *b, uint64_t w0,
+                                                    const void *slot)
+{
+    char name[8];
+    memcpy(name, &w0, 8); /* little-endian: the length byte, then the name */
+    return store__add_slot(s, b, name + 1, (size_t)(w0 & 0xff), &kind_trade, slot);
+}
+#endif
+
+int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symlen,
+                         const kind *k, const void *slot)
+{
+#ifdef STORE__SHORT_KEYS
+    /* The decoder's common case, a `trade` of a known symbol of up to 7
+     * bytes (nearly every ticker) with room in the buffer, as a leaf with
+     * few live values: the key is one word, and a stored key equal in its
+     * first word is equal (the length is in it, the rest is zero); the
+     * partition is read through the block the key was found in. Anything
+     * else (a new, longer or mismatched symbol, growth, a reserved batch)
+     * goes through store__stage, which decides. */
+    const size_t esz = sizeof(store_entry) + sizeof(trade);
+    if (k == &kind_trade && symlen - 1 < 7 && !b->reserved && b->cap - b->len >= esz) {
+        uint64_t w0, w1;
+        store__key2(sym, symlen, &w0, &w1);
+        const uint32_t h = store__hash2(w0, 0, symlen), mask = s->tmask;
+        for (uint32_t i = h & mask;; i = (i + 1) & mask) {
+            const uint64_t e = s->table[i];
+            if (e == 0)
+                break;
+            const uint32_t id = (uint32_t)e - 1, j = id & (STORE__BLOCK - 1);
+            const store_block *blk = s->blocks[id >> STORE__BLOCK_SHIFT];
+            if ((uint32_t)(e >> 32) != h || blk->keys[j].w[0] != w0)
+                continue;
+            if (blk->parts[j].kind != k->id)
+                break;
+            store_entry *en = (store_entry *)(b->buf + b->len);
+            *en = (store_entry){id, sizeof(trade)};
+            memcpy(en + 1, slot, sizeof(trade));
+            b->len += esz;
+            b->n++;
+            return STORE_OK;
+        }
+        return store__add_key(s, b, w0, slot);
+    }
+#endif
+    return store__add_slot(s, b, sym, symlen, k, slot);
 }
 
 /* Add (+1) or take back (-1) a batch's records in the pending counts, then

@@ -1,8 +1,12 @@
 /* decode — the hot path: T batches read straight from the bytes.
  *
- * A batch is decoded in one forward pass with no msgpack object tree: each
- * trade's values go from the wire into an int64 slot array, through
- * kind_check, into store_batch_add. The pieces that make this cheap:
+ * A batch is decoded in one forward pass with no msgpack object tree. Trades
+ * in the shape clients send (a plain `trade`, keys in declaration order,
+ * common encodings) go through dec_fast (decode_fast.c), straight into a
+ * packed slot; the first one that does not, and only it, comes here. It
+ * decides every verdict, so errors are this file's alone. Here each trade's
+ * values go from the wire into an int64 slot array, through kind_check,
+ * into store_batch_add. The pieces that make this cheap:
  *
  *  - map keys of up to 7 bytes (every declared slot name) are matched as one
  *    64-bit word (bytes + length) against a per-kind table, not by strcmp;
@@ -27,6 +31,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "decnum.h"
+#include "decode_fast.h"
 #include "fixp.h"
 #include "mpread.h"
 #include "proto.h"
@@ -192,37 +198,6 @@ static int ts_from_ext(dec *d, const kind_field *f, const hdr *h, int64_t *out)
     return 1;
 }
 
-/* A short plain decimal ("187.25", "42", "0.5") straight to fixed point:
- * at most 10 integer digits (so no overflow) and 8 decimals. Returns 0 for
- * anything else, which fixp_from_str then parses or rejects with a reason;
- * for what this accepts the two agree (the differential test checks). */
-static inline int quick_decimal(const uint8_t *s, uint32_t len, int64_t *out)
-{
-    static const int64_t scale[9] = {100000000, 10000000, 1000000, 100000, 10000,
-                                     1000,      100,      10,      1};
-    /* All digits into one accumulator, then scale by the decimals: with at
-     * most 10 + 8 digits it cannot overflow. */
-    int64_t acc = 0;
-    uint32_t dot = len;
-    if (len == 0 || len > 19)
-        return 0;
-    for (uint32_t i = 0; i < len; i++) {
-        uint32_t dig = (uint32_t)s[i] - '0';
-        if (dig <= 9) {
-            acc = acc * 10 + dig;
-        } else if (s[i] == '.' && dot == len) {
-            dot = i;
-        } else {
-            return 0;
-        }
-    }
-    uint32_t nd = dot == len ? 0 : len - dot - 1;
-    if (dot == 0 || dot > 10 || nd > 8)
-        return 0;
-    *out = acc * scale[nd];
-    return 1;
-}
-
 /* The general case of dec_value: any encoding, and every error. Kept out
  * of line so the fast paths stay small. */
 __attribute__((noinline)) static int dec_value_slow(dec *d, const kind_field *f, int64_t *out)
@@ -320,7 +295,7 @@ static inline __attribute__((always_inline)) size_t fast_value(const uint8_t *p,
 other:
     if (type == KIND_FIX) {
         uint32_t len = c & 0x1f;
-        if ((c & 0xe0) == 0xa0 && len < avail && quick_decimal(p + 1, len, out))
+        if ((c & 0xe0) == 0xa0 && len < avail && fast_decimal(p + 1, len, avail - 1, out))
             return 1 + len;
         if (c == 0xcb && avail >= 9) {
             uint64_t w = be64(p + 1);
@@ -774,7 +749,12 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
         d.end = d.p;
         d.p = trades;
     }
+    /* Trades in the common shape go through dec_fast; the first that does
+     * not, and only it, through the general decoder, which decides it. */
+    int fast = dec_fast_usable(d.declared);
     for (uint32_t i = 0; i < ntrades; i++) {
+        if (fast && (i += dec_fast(&d.p, d.end, s, b, ntrades - i)) == ntrades)
+            break;
         d.idx = i;
         if (dec_trade(&d))
             goto fail;
