@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "emit.h"
+#include "retention.h"
 #include "query.h"
 
 static double now_s(const server *srv)
@@ -60,7 +62,7 @@ int http_render_stats(server *srv, proto_buf *out)
 
     emit e;
     emit_json_init(&e, out);
-    e.map(&e, 25);
+    e.map(&e, 27);
     e.key(&e, "version");
     emit_cstr(&e, SLOTD_VERSION);
     kv_dbl(&e, "uptime_seconds", now_s(srv));
@@ -146,6 +148,33 @@ int http_render_stats(server *srv, proto_buf *out)
     e.boolean(&e, srv->replaying);
     kv_u64(&e, "records", replay_records(srv));
     kv_dbl(&e, "seconds", replay_seconds(srv));
+    e.end(&e);
+    checkpoint_stats cs;
+    checkpoint_get_stats(srv, &cs);
+    e.key(&e, "checkpoint");
+    e.map(&e, 10);
+    e.key(&e, "in_progress");
+    e.boolean(&e, cs.in_progress);
+    kv_u64(&e, "checkpoints", cs.total);
+    kv_u64(&e, "failures", cs.failures);
+    kv_u64(&e, "segment", cs.segment);             /* the newest snapshot covers <= this */
+    kv_dbl(&e, "last_seconds", cs.last_seconds);
+    kv_u64(&e, "last_bytes", cs.last_bytes);
+    kv_u64(&e, "last_trades", cs.last_trades);
+    kv_u64(&e, "segments_removed", cs.segments_removed);
+    kv_dbl(&e, "load_seconds", cs.load_seconds);   /* start-up: reading the snapshot */
+    kv_u64(&e, "loaded_trades", cs.loaded_trades);
+    e.end(&e);
+    retention_stats rs;
+    retention_get_stats(srv, &rs);
+    e.key(&e, "retention");
+    e.map(&e, 4);
+    e.key(&e, "horizon_seconds");
+    rs.horizon_ns ? e.dbl(&e, (double)rs.horizon_ns / 1e9) : e.nil(&e);
+    e.key(&e, "cutoff_ts");
+    rs.cutoff_ts ? e.i64(&e, rs.cutoff_ts) : e.nil(&e);
+    kv_u64(&e, "dropped_trades", rs.dropped_trades);
+    kv_u64(&e, "dropped_pages", rs.dropped_pages);
     e.end(&e);
     e.key(&e, "stopping");
     e.boolean(&e, srv->stopping);
@@ -250,6 +279,24 @@ int http_render_metrics(server *srv, proto_buf *out)
     GAUGE("replay_in_progress", "1 while the journal is being replayed.", srv->replaying ? 1 : 0);
     GAUGE_D("replay_seconds", "Duration of the journal replay (so far, while it runs).",
             replay_seconds(srv));
+    checkpoint_stats cs;
+    checkpoint_get_stats(srv, &cs);
+    COUNTER("checkpoints_total", "Checkpoints completed (snapshot durable, covered segments "
+            "removed) since start.", cs.total);
+    COUNTER("checkpoint_failures_total", "Checkpoints that failed since start (retried).",
+            cs.failures);
+    GAUGE("checkpoint_in_progress", "1 while a checkpoint is being taken.", cs.in_progress ? 1 : 0);
+    GAUGE_D("checkpoint_seconds", "Duration of the last completed checkpoint.", cs.last_seconds);
+    GAUGE("checkpoint_bytes", "Size of the last snapshot written.", cs.last_bytes);
+    GAUGE("checkpoint_segment", "Journal segment the newest snapshot covers (0 = none).",
+          cs.segment);
+    GAUGE_D("snapshot_load_seconds", "Time start-up took to load the snapshot.", cs.load_seconds);
+    COUNTER("journal_segments_removed_total", "Journal segments removed behind checkpoints.",
+            cs.segments_removed);
+    retention_stats rs;
+    retention_get_stats(srv, &rs);
+    COUNTER("retention_dropped_trades_total", "Trades dropped by --retention since start.",
+            rs.dropped_trades);
     GAUGE_D("uptime_seconds", "Seconds since slotd started.", now_s(srv));
     prom_head(&p, "build_info", "gauge", "Build information; the value is always 1.");
     if (proto_buf_printf(out, "slotd_build_info{version=\"%s\"} 1\n", SLOTD_VERSION) < 0)

@@ -179,6 +179,28 @@ uint64_t ingest_last_seq(server *srv, const char *client, size_t clen)
     return r ? r->durable_seq : 0;
 }
 
+void ingest_clients_foreach(server *srv, ingest_client_fn fn, void *ctx)
+{
+    struct ingest *ing = srv->ingest;
+    for (uint32_t i = 0; i < ing->client_cap; i++) {
+        const client_rec *r = ing->clients[i];
+        if (r && r->durable_seq)
+            fn(ctx, r->name, r->len, r->durable_seq);
+    }
+}
+
+int ingest_client_restore(server *srv, const char *client, size_t clen, uint64_t seq)
+{
+    if (clen == 0 || clen > PROTO_NAME_MAX)
+        return -1;
+    client_rec *cl = client_get(srv->ingest, client, clen);
+    if (!cl)
+        return -1;
+    if (seq > cl->durable_seq)
+        cl->durable_seq = cl->accepted_seq = seq;
+    return 0;
+}
+
 /* ---- ops ----------------------------------------------------------------- */
 
 static op *op_new(conn *c)

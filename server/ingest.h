@@ -34,4 +34,12 @@ int ingest_replay(server *srv, const char *client, size_t clen, uint64_t seq,
 /* Highest durably stored seq for a client name, 0 if none. */
 uint64_t ingest_last_seq(server *srv, const char *client, size_t clen);
 
+/* Checkpoints: every client with a durable seq (loop thread, in a rotate
+ * barrier's callback: exactly the seqs of the segments it covers), and
+ * setting one back at start-up (the replay thread, before the journal
+ * replays on top). 0 or -1. */
+typedef void (*ingest_client_fn)(void *ctx, const char *client, size_t clen, uint64_t seq);
+void ingest_clients_foreach(server *srv, ingest_client_fn fn, void *ctx);
+int ingest_client_restore(server *srv, const char *client, size_t clen, uint64_t seq);
+
 #endif

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "http.h"
 #include "ingest.h"
 #include "journal.h"
@@ -21,7 +22,8 @@ enum {
     OPT_LISTEN = 1000, OPT_HTTP, OPT_DATA_DIR, OPT_FSYNC, OPT_FSYNC_MS, OPT_SEGMENT, OPT_SALVAGE,
     OPT_NO_JOURNAL, OPT_TOKEN, OPT_TOKEN_FILE, OPT_MAX_MSG, OPT_MAX_BATCH, OPT_MAX_DEPTH,
     OPT_MAX_CONN, OPT_IDLE, OPT_MAX_MEM, OPT_MAX_SYM, OPT_IGNORE_UNKNOWN, OPT_PORT_FILE,
-    OPT_LOG_LEVEL, OPT_CONFIG, OPT_HELP, OPT_VERSION,
+    OPT_LOG_LEVEL, OPT_CKPT_BYTES, OPT_CKPT_INTERVAL, OPT_CKPT_EXIT, OPT_RETENTION, OPT_CONFIG,
+    OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -45,6 +47,10 @@ static const struct option options[] = {
     {"ignore-unknown-fields", no_argument, 0, OPT_IGNORE_UNKNOWN},
     {"port-file", required_argument, 0, OPT_PORT_FILE},
     {"log-level", required_argument, 0, OPT_LOG_LEVEL},
+    {"checkpoint-bytes", required_argument, 0, OPT_CKPT_BYTES},
+    {"checkpoint-interval", required_argument, 0, OPT_CKPT_INTERVAL},
+    {"checkpoint-on-exit", no_argument, 0, OPT_CKPT_EXIT},
+    {"retention", required_argument, 0, OPT_RETENTION},
     {"config", required_argument, 0, OPT_CONFIG},
     {"help", no_argument, 0, OPT_HELP},
     {"version", no_argument, 0, OPT_VERSION},
@@ -66,6 +72,13 @@ static void usage(FILE *f)
         "  --fsync-interval-ms N      fsync period for 'interval'         [10]\n"
         "  --journal-segment SIZE     rotate journal files at this size   [256M]\n"
         "  --salvage                  replay past mid-journal corruption (skipping it)\n"
+        "  --checkpoint-bytes SIZE    snapshot the store after this much journal, then\n"
+        "                             remove the segments it covers; 0 = not by size [1G]\n"
+        "  --checkpoint-interval DURATION\n"
+        "                             ... or this long after the last one; 0 = never [0]\n"
+        "  --checkpoint-on-exit       take a last snapshot at graceful shutdown\n"
+        "  --retention DURATION       drop trades older than the newest stored trade's ts\n"
+        "                             minus DURATION (whole pages); 0 = keep all  [0]\n"
         "  --no-journal               keep nothing on disk (benchmarks only: ACK = in memory)\n"
         "  --token TOKEN              clients must send this token in HELLO [none]\n"
         "  --token-file FILE          read the token from FILE (keeps it out of ps)\n"
@@ -83,7 +96,8 @@ static void usage(FILE *f)
         "  --log-level error|warn|info|debug                             [info]\n"
         "  --config FILE              read flags from FILE: one 'flag value' per line, '#' comments\n"
         "  --help, --version\n"
-        "SIZE accepts K, M, G suffixes (powers of 1024).\n");
+        "SIZE accepts K, M, G suffixes (powers of 1024). DURATION: a number with s, m, h\n"
+        "or d (seconds without a suffix), e.g. 90s, 12h, 7d.\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out, int sizes)
@@ -109,6 +123,29 @@ static int parse_u64(const char *s, uint64_t *out, int sizes)
     if (*end || (shift && v > (UINT64_MAX >> shift)))
         return -1;
     *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* "7d", "12h", "30m", "90s", "45" (seconds) -> ns. */
+static int parse_duration_ns(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    uint64_t unit = 1;
+    if (errno || end == s || *s == '-')
+        return -1;
+    switch (*end) {
+    case 'd': unit = 86400; end++; break;
+    case 'h': unit = 3600; end++; break;
+    case 'm': unit = 60; end++; break;
+    case 's': end++; break;
+    case '\0': break;
+    default: return -1;
+    }
+    if (*end || v > (uint64_t)INT64_MAX / 1000000000u / unit)
+        return -1;
+    *out = (int64_t)(v * unit * 1000000000u);
     return 0;
 }
 
@@ -212,6 +249,18 @@ static int apply_flag(server_config *cfg, int opt, const char *arg, int depth)
     case OPT_IGNORE_UNKNOWN: cfg->limits.ignore_unknown = 1; return 0;
     case OPT_PORT_FILE: cfg->port_file = strdup(arg); return 0;
     case OPT_LOG_LEVEL: return (cfg->log_level = log_level_parse(arg)) < 0 ? -1 : 0;
+    case OPT_CKPT_BYTES:
+        if (parse_u64(arg, &v, 1) || (v && v < (64u << 10))) return -1;
+        cfg->checkpoint_bytes = v;
+        return 0;
+    case OPT_CKPT_INTERVAL: {
+        int64_t ns;
+        if (parse_duration_ns(arg, &ns)) return -1;
+        cfg->checkpoint_interval_ms = (uint64_t)ns / 1000000u;
+        return 0;
+    }
+    case OPT_CKPT_EXIT: cfg->checkpoint_on_exit = 1; return 0;
+    case OPT_RETENTION: return parse_duration_ns(arg, &cfg->retention_ns);
     case OPT_CONFIG: return load_config(cfg, arg, depth + 1);
     }
     return -1;
@@ -276,6 +325,7 @@ static void config_default(server_config *cfg)
     cfg->journal.fsync = JOURNAL_FSYNC_INTERVAL;
     cfg->journal.interval_ms = 10;
     cfg->journal.segment_bytes = (uint64_t)256 << 20;
+    cfg->checkpoint_bytes = (uint64_t)1 << 30;
     cfg->log_level = LOG_INFO;
 }
 
@@ -327,9 +377,17 @@ static int replay_record(void *ctx, const char *client, size_t clen, uint64_t se
     return ingest_replay(srv, client, clen, seq, msg, len);
 }
 
+static int snapshot_failed; /* checkpoint_load refused (and said why) */
+
+/* The newest valid snapshot, then the journal segments after it. */
 static void replay_work(uv_work_t *req)
 {
     server *srv = req->data;
+    if (checkpoint_load(srv) != 0) {
+        snapshot_failed = 1;
+        replay_rc = -EBADMSG;
+        return;
+    }
     replay_rc = journal_replay(&srv->cfg.journal, replay_record, srv, &replay_stats);
 }
 
@@ -341,7 +399,7 @@ static void replay_done(uv_work_t *req, int status)
     srv->replaying = 0;
     srv->replay_ns = uv_hrtime() - srv->replay_ns;
     if (replay_rc != 0 || status != 0) {
-        if (!srv->stopping)
+        if (!srv->stopping && !snapshot_failed)
             log_error("replay_failed err=%s detail=\"%s\" hint=\"fix or move the bad segment, or "
                       "start with --salvage to skip corrupt records\"",
                       strerror(-(replay_rc ? replay_rc : status)), replay_stats.detail);
@@ -355,6 +413,11 @@ static void replay_done(uv_work_t *req, int status)
     int rc = journal_open(&srv->journal, srv->loop, &srv->cfg.journal, NULL, NULL, NULL);
     if (rc != 0) {
         log_error("journal_open_failed dir=%s err=%s", srv->cfg.journal.dir, uv_strerror(rc));
+        shutdown_begin(srv, 1);
+        return;
+    }
+    if ((rc = checkpoint_start(srv, replay_stats.bytes)) != 0) {
+        log_error("checkpoint_start_failed err=%s", uv_strerror(rc));
         shutdown_begin(srv, 1);
         return;
     }
@@ -374,7 +437,7 @@ static void close_walk(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-static void ingest_stopped(server *srv)
+static void checkpoint_stopped(server *srv)
 {
     if (srv->journal) {
         journal_close(srv->journal); /* writes, syncs and acknowledges what is left */
@@ -384,6 +447,10 @@ static void ingest_stopped(server *srv)
     uv_walk(srv->loop, close_walk, NULL);
     log_info("stopped exit=%d", exit_code);
 }
+
+/* Connections are done: let a checkpoint in flight (and a last one, if
+ * asked for) finish before the journal closes. */
+static void ingest_stopped(server *srv) { checkpoint_stop(srv, checkpoint_stopped); }
 
 static int shutdown_started;
 
@@ -497,6 +564,8 @@ int main(int argc, char **argv)
         goto fail;
     }
     if (srv->cfg.journal_off) {
+        if ((rc = checkpoint_start(srv, 0)) != 0) /* retention only */
+            goto fail;
         srv->ready = 1;
         log_warn("journal_off: acknowledged trades live only in memory");
     } else {
@@ -509,10 +578,12 @@ int main(int argc, char **argv)
     }
     uv_run(srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(srv->loop);
+    checkpoint_free(srv);
     ingest_free(srv);
     store_close(srv->store);
     return exit_code;
 fail:
+    checkpoint_free(srv);
     ingest_free(srv);
     store_close(srv->store);
     return 1;

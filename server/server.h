@@ -29,6 +29,10 @@ typedef struct server_config {
     uint32_t max_symbols;
     journal_config journal;
     int journal_off;          /* --no-journal (benchmarks only) */
+    uint64_t checkpoint_bytes;       /* checkpoint after this much journal; 0 = not by size */
+    uint64_t checkpoint_interval_ms; /* ... or this long since the last; 0 = not by time */
+    int checkpoint_on_exit;          /* a last checkpoint at graceful shutdown */
+    int64_t retention_ns;            /* drop trades older than newest - this; 0 = keep all */
     int log_level;
 } server_config;
 
@@ -48,6 +52,8 @@ typedef struct server {
     int tcp_port, http_port;  /* bound ports (after listen) */
     struct ingest *ingest;    /* TCP side (ingest.c) */
     struct http *http;        /* HTTP side (http.c) */
+    struct checkpoint *checkpoint; /* snapshots (checkpoint.c) */
+    struct retention *retention;   /* --retention (retention.c) */
 } server;
 
 /* Current resident memory of this process in bytes (from /proc/self/statm). */
