@@ -149,15 +149,16 @@ INLINE const uint8_t *rd_fix(const uint8_t *p, int64_t *v)
 /* "B" / "S" in either case, or nil (absent: unknown). */
 INLINE const uint8_t *rd_side(const uint8_t *p, int64_t *v)
 {
-    if (*p == 0xc0) {
-        *v = KIND_SIDE_UNKNOWN;
-        return p + 1;
+    static const uint8_t side[256] = {['B'] = KIND_SIDE_BUY,  ['b'] = KIND_SIDE_BUY,
+                                      ['S'] = KIND_SIDE_SELL, ['s'] = KIND_SIDE_SELL};
+    if (*p == 0xa1 && side[p[1]]) {
+        *v = side[p[1]];
+        return p + 2;
     }
-    const uint8_t ch = p[1] | 0x20; /* lower case */
-    if (*p != 0xa1 || (ch != 'b' && ch != 's'))
+    if (*p != 0xc0)
         return NULL;
-    *v = ch == 'b' ? KIND_SIDE_BUY : KIND_SIDE_SELL;
-    return p + 2;
+    *v = KIND_SIDE_UNKNOWN;
+    return p + 1;
 }
 
 /* ---- trades ------------------------------------------------------------- */
