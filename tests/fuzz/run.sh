@@ -43,21 +43,29 @@ rm -f "$OUT"/obj/*.o "$OUT/libslotd_fuzz.a"
      xargs -P2 -n1 $CC $CFLAGS -fsanitize=fuzzer-no-link -c)
 ar rcs "$OUT/libslotd_fuzz.a" "$OUT"/obj/*.o
 
-status=0
+# Every target is linked right after the archive, before anything runs, so
+# all of them see one state of the sources (a header edited during a long
+# run cannot give a target a struct layout its objects do not have).
 for t in $TARGETS; do
     [ -f "tests/fuzz/$t.c" ] || { echo "!! no target tests/fuzz/$t.c"; exit 2; }
     echo "== build $t"
     # shellcheck disable=SC2086
     $CC $CFLAGS -fsanitize=fuzzer -o "$OUT/$t" "tests/fuzz/$t.c" "$OUT/libslotd_fuzz.a" $LIBS
+done
+
+status=0
+for t in $TARGETS; do
     work="$OUT/corpus-$t"
-    mkdir -p "$work" "tests/fuzz/corpus/$t"
+    mkdir -p "$work"
     dict=
     [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
-    echo "== run $t for ${SECONDS_EACH}s (corpus $work, seeds tests/fuzz/corpus/$t)"
+    seeds=
+    [ -d "tests/fuzz/corpus/$t" ] && seeds="tests/fuzz/corpus/$t"
+    echo "== run $t for ${SECONDS_EACH}s (corpus $work, seeds ${seeds:-none})"
     # shellcheck disable=SC2086
     if ! "$OUT/$t" -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 \
             -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$OUT/$t-" \
-            $dict ${FUZZ_FLAGS:-} "$work" "tests/fuzz/corpus/$t" 2>"$OUT/$t.log"; then
+            $dict ${FUZZ_FLAGS:-} "$work" $seeds 2>"$OUT/$t.log"; then
         status=1
         echo "!! $t found a problem: see $OUT/$t.log"
     fi
