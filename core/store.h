@@ -15,14 +15,18 @@
  *   store_batch_reset(b)
  *   store_batch_add(s, b, sym, kind, vals)   per trade: symbol + kind checks,
  *                                            the packed slot is staged in b
- *   store_batch_reserve(s, b)                memory-cap check (STORE_EFULL);
+ *   store_batch_reserve(s, b)                creates the batch's new symbols,
+ *                                            memory-cap check (STORE_EFULL);
  *                                            after success commit cannot fail
  *   ... journal the batch ...
  *   store_batch_commit(s, b)                 slots appended, aggregates updated
  *   or store_batch_release(s, b)             on any failure: nothing changes
  *
- * store_batch_add may create a symbol (its kind is then fixed); a symbol with
- * no committed trade is invisible to every query and to the symbol count.
+ * A symbol is created (its kind fixed, a max_symbols slot taken) by the
+ * reserve of the first batch that stages a trade for it, never by staging:
+ * a batch refused at staging or by reserve leaves no symbol behind. A
+ * symbol with no committed trade is invisible to every query and to the
+ * symbol count.
  *
  * Numbers: prices and quantities are fixed point 1e-8 (fixp.h). Volume is
  * summed in 128 bits at 1e-8, notional (px*qty) in 128 bits at 1e-16, so
@@ -63,7 +67,7 @@ const char *store_strerror(int rc);
 
 typedef struct store_config {
     size_t max_memory;    /* cap on slab + index bytes; 0 = 1 GiB */
-    uint32_t max_symbols; /* 0 = 1,000,000 */
+    uint32_t max_symbols; /* 0 = 1,000,000; at most 2^31 - 1 */
 } store_config;
 
 typedef struct store store; /* opaque */
@@ -80,6 +84,11 @@ typedef struct store_batch {
     uint32_t n;         /* staged trades */
     uint64_t need;      /* bytes reserved against the cap (after reserve) */
     int reserved;
+    /* Symbols the store does not hold that staged trades introduce; reserve
+     * creates them. Private to the store (store_ingest.c). */
+    struct store_newsym *syms;
+    uint32_t *sidx;     /* open addressing over syms: index + 1, 0 = empty */
+    uint32_t nsyms, syms_cap, smask;
 } store_batch;
 
 void store_batch_init(store_batch *b);
@@ -87,7 +96,11 @@ void store_batch_free(store_batch *b);
 /* Forget staged trades; must not be called while reserved (release first). */
 void store_batch_reset(store_batch *b);
 /* Stage one trade. `v` must have passed kind_check for `k`. Fails with
- * STORE_ESYMBOL, STORE_EKIND, STORE_ESYMLIMIT or STORE_ENOMEM. */
+ * STORE_ESYMBOL, STORE_EKIND, STORE_ESYMLIMIT or STORE_ENOMEM. A symbol the
+ * store does not hold is checked (name; STORE_ESYMLIMIT at the trade that
+ * would take the store's symbols plus this batch's new ones past
+ * max_symbols) and recorded in the batch, not created; its later trades in
+ * the batch must be of the same kind (STORE_EKIND). */
 int store_batch_add(store *s, store_batch *b, const char *sym, size_t symlen,
                     const kind *k, const int64_t *v);
 /* store_batch_add for a record the caller has packed already (k->size
@@ -95,16 +108,31 @@ int store_batch_add(store *s, store_batch *b, const char *sym, size_t symlen,
  * the same checks and results. The decoder's fast path packs as it reads. */
 int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symlen,
                          const kind *k, const void *slot);
+/* Create the batch's new symbols, then hold the memory its trades may take.
+ * STORE_EFULL (or STORE_ENOMEM) leaves the store as it was, without the new
+ * symbols. A new symbol that another batch, staged at the same time, has
+ * created since is used if its kind agrees: else STORE_EKIND, and
+ * STORE_ESYMLIMIT if the symbols created since leave no room (neither
+ * happens when, as in the server, each batch is staged and reserved before
+ * the next is staged). */
 int store_batch_reserve(store *s, store_batch *b);
 /* Commit empties the batch (ready for the next add); committing a batch that
- * is not reserved stores nothing. Release keeps the staged trades. */
+ * is not reserved stores nothing. Release keeps the staged trades, and the
+ * symbols reserve created: they stay, empty, their kind fixed (only after a
+ * journal failure in the server, so rare; they count against max_symbols
+ * and a later trade of another kind for one is refused). */
 void store_batch_commit(store *s, store_batch *b);
 void store_batch_release(store *s, store_batch *b);
 
-/* The kind a symbol holds, or NULL if unknown. Decoders use it to decode a
- * trade of an existing symbol that names no kind. A symbol with no committed
- * trade yet has its kind fixed all the same, so it answers for it too. */
+/* The kind a symbol holds, or NULL if the store has no such symbol. A
+ * symbol with no committed trade (one a released batch created, or one
+ * retention emptied) has its kind fixed all the same, so it answers too. */
 const kind *store_symbol_kind(const store *s, const char *sym, size_t symlen);
+/* The same, and for a symbol new in batch `b` (staged, not yet created) the
+ * kind it has there. Decoders use it to decode a trade that names no kind,
+ * so they agree with store_batch_add. */
+const kind *store_batch_symbol_kind(const store *s, const store_batch *b, const char *sym,
+                                    size_t symlen);
 
 /* ---- queries ----------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /* store_internal — the store's representation, shared by the files that
- * implement it: store.c (symbols, ingest, page growth, restore),
- * store_query.c (queries), store_retain.c (retention) and snapshot.c.
+ * implement it: store.c (symbols, restore), store_ingest.c (ingest, page
+ * growth), store_query.c (queries), store_retain.c (retention) and
+ * snapshot.c.
  * Not an API: nothing outside core/ includes it. See store.c for the
  * layout and the memory-cap argument. */
 #ifndef SLOTD_STORE_INTERNAL_H
@@ -8,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "slab.h"
 #include "store.h"
@@ -70,9 +72,21 @@ typedef struct store_ladder {
 
 /* A staged trade in store_batch.buf. */
 typedef struct store_entry {
-    uint32_t pid;
+    uint32_t pid;  /* partition id, or STORE__NEW | index into the batch's syms */
     uint32_t size; /* slot bytes that follow */
 } store_entry;
+
+/* A staged entry's id names a symbol new in its batch until reserve creates
+ * it. Ids stay below this bit: max_symbols is capped under it. */
+#define STORE__NEW 0x80000000u
+
+/* A symbol a staged batch introduces (store_batch.syms). */
+typedef struct store_newsym {
+    store_key key;
+    uint32_t hash; /* store__key_make's */
+    uint32_t pid;  /* its partition, once reserve has created it */
+    uint8_t kind;
+} store_newsym;
 
 
 /* A drop (store_retain.c) in progress over one partition: the aggregates
@@ -115,6 +129,115 @@ static inline const store_key *store__key_at(const store *s, uint32_t id)
     return &s->blocks[id >> STORE__BLOCK_SHIFT]->keys[id & (STORE__BLOCK - 1)];
 }
 
+/* ---- keys and the symbol table (store.c, store_ingest.c) -------------- */
+
+static inline uint64_t store__hash_word(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 32);
+}
+
+static inline uint32_t store__hash_end(uint64_t h)
+{
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return (uint32_t)(h ^ (h >> 29));
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define STORE__SHORT_KEYS 1
+/* The first two key words of a name of 1-15 bytes (the other two are zero):
+ * every ingested trade comes through here, so it is built in registers from
+ * overlapping loads of exactly sym[0..len), with no memset or memcpy call. */
+static inline void store__key2(const char *sym, size_t len, uint64_t *w0, uint64_t *w1)
+{
+    const unsigned char *p = (const unsigned char *)sym;
+    uint64_t lo, hi = 0; /* name bytes 0-7, 8-14 */
+    uint32_t a, c;
+    if (len >= 8) {
+        memcpy(&lo, p, 8);
+        memcpy(&hi, p + len - 8, 8); /* bytes len-8 .. len-1 */
+        hi = (hi >> 8) >> (8 * (15 - len));
+    } else if (len >= 4) {
+        memcpy(&a, p, 4);
+        memcpy(&c, p + len - 4, 4);
+        lo = a | (uint64_t)c << (8 * (len - 4));
+    } else {
+        lo = p[0] | (uint64_t)p[len / 2] << (8 * (len / 2)) |
+             (uint64_t)p[len - 1] << (8 * (len - 1));
+    }
+    *w0 = len | lo << 8;
+    *w1 = lo >> 56 | hi << 8;
+}
+
+/* store__key_make's hash of such a key: it covers the words holding it. */
+static inline uint32_t store__hash2(uint64_t w0, uint64_t w1, size_t len)
+{
+    uint64_t h = store__hash_word(0x9e3779b97f4a7c15ULL, w0);
+    return store__hash_end(len >= 8 ? store__hash_word(h, w1) : h);
+}
+#endif
+
+/* Caller has checked 1 <= len <= STORE_SYM_MAX. */
+static inline uint32_t store__key_make(store_key *k, const char *sym, size_t len)
+{
+#ifdef STORE__SHORT_KEYS
+    if (len <= 15) {
+        store__key2(sym, len, &k->w[0], &k->w[1]);
+        k->w[2] = k->w[3] = 0;
+        return store__hash2(k->w[0], k->w[1], len);
+    }
+#endif
+    unsigned char *b = (unsigned char *)k->w;
+    memset(k->w, 0, sizeof k->w);
+    b[0] = (unsigned char)len;
+    memcpy(b + 1, sym, len);
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0, n = (len + 8) / 8; i < n; i++) /* words holding the key */
+        h = store__hash_word(h, k->w[i]);
+    return store__hash_end(h);
+}
+
+static inline int store__key_eq(const store_key *a, const store_key *b)
+{
+    return ((a->w[0] ^ b->w[0]) | (a->w[1] ^ b->w[1]) | (a->w[2] ^ b->w[2]) |
+            (a->w[3] ^ b->w[3])) == 0;
+}
+
+/* The id of the key, or -1 with *pos the empty slot where it would go. */
+static inline int64_t store__find(const store *s, const store_key *k, uint32_t h, uint32_t *pos)
+{
+    for (uint32_t i = h & s->tmask;; i = (i + 1) & s->tmask) {
+        uint64_t e = s->table[i];
+        if (e == 0) {
+            if (pos)
+                *pos = i;
+            return -1;
+        }
+        if ((uint32_t)(e >> 32) == h && store__key_eq(store__key_at(s, (uint32_t)e - 1), k))
+            return (uint32_t)e - 1;
+    }
+}
+
+/* store__key_make's hash of a key already made. */
+static inline uint32_t store__key_hash(const store_key *k)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0, n = ((k->w[0] & 0xff) + 8) / 8; i < n; i++)
+        h = store__hash_word(h, k->w[i]);
+    return store__hash_end(h);
+}
+
+/* Make `n` the tail. A page that holds a max page's worth of slots ends the
+ * growing phase: from then on pages are chained. */
+static inline void store__set_tail(part *p, const store_ladder *l, slab_page *n)
+{
+    uint32_t cap = slab_page_cap(n, l->slot);
+    p->tail = n;
+    p->room = (uint16_t)(cap - n->count);
+    if (cap >= l->capmax)
+        p->flags |= PART_CHAINED;
+}
+
 /* The rule, inlined into commit and bars; store_agg_add is the same code. */
 static inline void store__agg_add(store_agg *a, int64_t ts, int64_t px, int64_t qty)
 {
@@ -139,6 +262,17 @@ static inline void store__agg_add(store_agg *a, int64_t ts, int64_t px, int64_t 
     a->volume += (uint64_t)qty;
     a->notional += (unsigned __int128)(uint64_t)px * (uint64_t)qty;
 }
+
+/* 1-31 bytes of valid UTF-8 without control characters. */
+int store__valid_symbol(const unsigned char *sym, size_t n);
+/* Create the next partition id for a key not in the table, `pos` being the
+ * empty slot store__find gave for it. STORE_ESYMLIMIT or STORE_ENOMEM. */
+int store__create(store *s, const store_key *key, uint32_t h, uint32_t pos, uint8_t kid,
+                  uint32_t *id);
+/* Remove partitions base .. nparts-1, the last ones created, which must be
+ * empty and referenced by nothing: ids and table entries as before their
+ * creation (the table keeps its size). */
+void store__pop(store *s, uint32_t base);
 
 /* The partition of `sym`, visible or not (id set when found). */
 const part *store__lookup(const store *s, const char *sym, size_t len, uint32_t *id);

@@ -323,10 +323,11 @@ static void set_kind(tstate *t, const kind *k, int tentative)
     t->tentative = tentative;
 }
 
-/* The kind the symbol holds (or `trade` for a new one); the symbol is known. */
+/* The kind the symbol holds, in the store or as new in this batch (or
+ * `trade` for a new one); the symbol is known. */
 static void resolve(dec *d, tstate *t)
 {
-    const kind *k = store_symbol_kind(d->s, (const char *)t->sym, t->symlen);
+    const kind *k = store_batch_symbol_kind(d->s, d->b, (const char *)t->sym, t->symlen);
     set_kind(t, k ? k : &kind_trade, 0);
 }
 
@@ -419,7 +420,7 @@ static int stage_failed(dec *d, tstate *t, int rc)
     case STORE_ESYMBOL:
         return tfail(d, PROTO_E_BAD_SYMBOL, "sym", "not 1-%d bytes of UTF-8", STORE_SYM_MAX);
     case STORE_EKIND: {
-        const kind *have = store_symbol_kind(d->s, sym, t->symlen);
+        const kind *have = store_batch_symbol_kind(d->s, d->b, sym, t->symlen);
         return tfail(d, PROTO_E_KIND_MISMATCH, NULL, "symbol %.*s holds kind %s, not %s", n, sym,
                      have ? have->name : "?", k->name);
     }

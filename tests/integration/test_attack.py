@@ -347,7 +347,8 @@ def test_message_limit():
 
 
 def test_symbol_storm():
-    """--max-symbols 1000: new symbols past the limit get SYMBOL_LIMIT, the batch stores nothing."""
+    """--max-symbols 1000: new symbols past the limit get SYMBOL_LIMIT, the batch stores
+    nothing; batches refused for any reason take none of the quota."""
     with Slotd(["--max-symbols", "1000"]) as s:
         bg = Background(s)
         wait_for(lambda: bg.sent >= 100, what="background stream")
@@ -357,7 +358,21 @@ def test_symbol_storm():
         have = stats(c)["symbols"]  # the background's two, and OLD
         assert have == 3, have
         rss0 = s.rss_bytes()
-        seq, made, failed_at = 2, have, None
+        seq = 2
+        # Batches of new symbols, as many as the limit allows, each failing at its
+        # last trade (no qty): they create no symbol, so the quota stays whole.
+        room = 1000 - have
+        for i in range(100):
+            syms = ["BL%03d-%04d" % (i, j) for j in range(room)]
+            batch = [trade(x, j) for j, x in enumerate(syms)]
+            batch[-1] = batch[-1][:3]
+            c.send_batch(seq, batch)
+            expect_err(c.recv(), seq, "MISSING_FIELD", room - 1)
+            seq += 1
+        not_found(c, "BL000-0000")
+        not_found(c, "BL099-0995")
+        assert stats(c)["symbols"] == have
+        made, failed_at = have, None
         while failed_at is None:
             syms = ["ST%05d" % (made + i) for i in range(100)]
             c.send_batch(seq, [trade(x, i) for i, x in enumerate(syms)])
@@ -369,9 +384,16 @@ def test_symbol_storm():
                 expect_err(r, seq, "SYMBOL_LIMIT", 1000 - made)
                 failed_at = syms
             seq += 1
-        # The failing batch stored nothing, not even its symbols that fit.
+        # The failing batch stored nothing, not even its symbols that fit...
         not_found(c, failed_at[0])
         not_found(c, failed_at[-1])
+        # ...nor took their quota: new symbols up to the limit still go in.
+        last = failed_at[:1000 - made]
+        c.send_batch(seq, [trade(x, i) for i, x in enumerate(last)])
+        assert c.recv() == ["ACK", seq, len(last)]
+        made += len(last)
+        seq += 1
+        assert made == 1000 and stats(c)["symbols"] == 1000
         # Keep storming: every batch of new symbols is refused at its first trade.
         for i in range(100):
             syms = ["XS%03d-%04d" % (i, j) for j in range(1000)]

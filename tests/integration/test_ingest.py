@@ -248,6 +248,15 @@ def test_batch_errors(s):
     assert r == ["ACK", seq[0], 1], r
     r = send([good, {"sym": "OPT1", "ts": TS0, "px": "1", "qty": 1}], "trade")
     expect_err(r, seq[0], "KIND_MISMATCH", 1, [])
+    # A failed batch fixes no kind (PROTOCOL.md 3.1): NEWSYM's option_trade batch is
+    # refused (a trade without its strike), so a plain trade batch for NEWSYM goes in.
+    nopt = dict(opt, sym="NEWSYM")
+    r = send([nopt, {k: v for k, v in nopt.items() if k != "strike"}], "option_trade")
+    expect_err(r, seq[0], "MISSING_FIELD", 1, ["strike"])
+    expect_err(c.query(4, {"op": "symbol", "sym": "NEWSYM"}), 4, "NOT_FOUND")
+    r = send([{"sym": "NEWSYM", "ts": TS0, "px": "1", "qty": 1}])
+    assert r == ["ACK", seq[0], 1], r
+    assert c.query(4, {"op": "symbol", "sym": "NEWSYM"})[2]["count"] == 1
     # Too many trades in one batch (server runs with --max-batch 1000).
     r = send([dict(good, id=i) for i in range(1001)])
     expect_err(r, seq[0], "TOO_LARGE")

@@ -101,11 +101,12 @@ static int ref_value(const msgpack_object *o, const kind_field *f, int64_t *out,
     }
 }
 
-static const kind *ref_kind(store *s, const kind *declared, const msgpack_object *sym)
+static const kind *ref_kind(store *s, const store_batch *b, const kind *declared,
+                            const msgpack_object *sym)
 {
     if (declared)
         return declared;
-    const kind *k = store_symbol_kind(s, sym->via.str.ptr, sym->via.str.size);
+    const kind *k = store_batch_symbol_kind(s, b, sym->via.str.ptr, sym->via.str.size);
     return k ? k : &kind_trade;
 }
 
@@ -130,7 +131,7 @@ static int ref_trade(const msgpack_object *t, int64_t i, const proto_limits *lim
         if (!sym)
             return ref_fail(err, PROTO_E_MISSING_FIELD, i, "trade %lld: missing sym",
                             (long long)i);
-        k = ref_kind(s, declared, sym);
+        k = ref_kind(s, b, declared, sym);
         for (uint32_t j = 0; j < n; j++) {
             if (kv[j].key.type != MSGPACK_OBJECT_STR)
                 return ref_fail(err, PROTO_E_WRONG_TYPE, i, "trade %lld: key type", (long long)i);
@@ -164,7 +165,7 @@ static int ref_trade(const msgpack_object *t, int64_t i, const proto_limits *lim
         if (a[0].type != MSGPACK_OBJECT_STR)
             return ref_fail(err, PROTO_E_WRONG_TYPE, i, "trade %lld: sym: type", (long long)i);
         sym = &a[0];
-        k = ref_kind(s, declared, sym);
+        k = ref_kind(s, b, declared, sym);
         if (n - 1 > k->nfields && !lim->ignore_unknown)
             return ref_fail(err, PROTO_E_UNKNOWN_FIELD, i, "trade %lld: too many values",
                             (long long)i);
