@@ -229,6 +229,30 @@ static void test_efull_pops_symbols(void **st)
         }
         store_batch_reset(&b);
     }
+    /* Enough new ones that reserve grows the table first: in the rehashed
+     * layout popping them must move entries back (backward shift). */
+    char e[16];
+    for (int i = 0; i < 45; i++) {
+        snprintf(e, sizeof e, "E%d", i);
+        assert_int_equal(add_t(s, &b, e, 4), STORE_OK);
+        if (i % 9 == 0)
+            assert_int_equal(add_t(s, &b, h63[1 + i % 4], 4), STORE_OK);
+    }
+    stage_bulk(s, &b, "E0");
+    assert_int_equal(store_batch_reserve(s, &b), STORE_EFULL);
+    store_batch_reset(&b);
+    assert_int_equal(s->tmask, 127u);
+    assert_int_equal(s->nparts, nparts);
+    for (int i = 0; i < 6; i += 2) {
+        assert_int_equal(id_of(s, h62[i]), (uint32_t)i);
+        assert_int_equal(id_of(s, h63[i]), (uint32_t)i + 1);
+    }
+    assert_int_equal(id_of(s, h0[0]), 6);
+    for (int i = 0; i < 45; i++) {
+        snprintf(e, sizeof e, "E%d", i);
+        assert_null(store_symbol_kind(s, e, strlen(e)));
+    }
+    assert_null(store_symbol_kind(s, h63[1], strlen(h63[1])));
     /* The next creation takes the ids the popped ones had. */
     assert_int_equal(add_t(s, &b, h63[5], 3), STORE_OK);
     assert_int_equal(add_t(s, &b, h63[1], 3), STORE_OK);
