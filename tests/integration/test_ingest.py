@@ -392,6 +392,13 @@ def test_duplicates_and_resume(s):
     # Another client's seq space is separate.
     d = s.connect("other")
     assert d.welcome[1]["last_seq"] == 0
+    # The same seq twice in one write: the second arrives while the first is
+    # still being journaled, so it is refused (NOT_READY), never stored twice.
+    d.send_raw(msgpack.packb(["T", 1, t]) + msgpack.packb(["T", 1, t]))
+    assert d.recv() == ["ACK", 1, 1]
+    expect_err(d.recv(), 1, "NOT_READY", None, ["still being journaled"])
+    d.send_batch(1, t)
+    assert d.recv() == ["ACK", 1, 0]
 
 
 def test_slow_reader(s):
