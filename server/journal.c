@@ -4,7 +4,11 @@
  * completed groups whose callbacks still have to run, and `pending`. The
  * writer thread owns the segment fd and its size. They meet under `mu`: the
  * loop pushes sealed groups onto `q`, the writer pushes finished ones onto
- * `done` and pokes the loop with uv_async_send.
+ * `done` and pokes the loop with uv_async_send. The writer's helper, the
+ * sync thread (journal_sync.c), runs the interval policy's fdatasync (so a
+ * group never waits behind one), writes data out early where nothing else
+ * does, drops written pages from the page cache and closes rotated-away
+ * segments.
  *
  * Group commit. At most one group is in flight: the loop seals `cur` at the
  * end of an iteration (check handle; also prepare, for appends made after
@@ -42,6 +46,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "journal_sync.h"
 
 #define JOURNAL__HDR 8u /* len u32 + crc u32 */
 #define JOURNAL__TYPE_BATCH 1
@@ -96,6 +101,12 @@ struct journal {
     pthread_t thread;
     int fd, dirty, need_truncate;
     uint64_t seg_no, seg_size, sync_deadline;
+    /* The writer's helper thread (journal_sync.h): the interval policy's
+     * fdatasync, early write-out, page dropping, retiring rotated segments.
+     * NULL if it could not start: the writer then syncs inline, as it
+     * always used to. */
+    journal_sync *sync;
+    journal_prealloc prealloc;
 };
 
 static inline void journal__put32(uint8_t *p, uint32_t v)
@@ -449,6 +460,13 @@ static int journal__sync(journal *j)
     return err;
 }
 
+/* The sync thread's fdatasyncs, counted like the writer's own. */
+static void journal__sync_report(void *ctx, int err)
+{
+    journal *j = ctx;
+    journal__count(j, err ? NULL : &j->stats.fsyncs, err);
+}
+
 static int journal__rotate(journal *j)
 {
     int fd;
@@ -465,7 +483,13 @@ static int journal__rotate(journal *j)
     fd = journal__create_seg(j, j->seg_no + 1);
     if (fd < 0)
         return fd; /* stay on the old segment; the next group retries */
-    close(j->fd);
+    if (j->sync) { /* it may be syncing the old fd right now: it closes it */
+        journal_sync_switch(j->sync, fd, j->fd, j->seg_size, j->prealloc.end);
+    } else {
+        journal_prealloc_release(&j->prealloc, j->fd, j->seg_size);
+        close(j->fd);
+    }
+    journal_prealloc_reset(&j->prealloc, 0);
     j->fd = fd;
     j->seg_no++;
     j->seg_size = 0;
@@ -493,12 +517,14 @@ static int journal__write_group(journal *j, journal__group *g)
         if (ftruncate(j->fd, (off_t)j->seg_size) < 0)
             return -errno;
         j->need_truncate = 0;
+        journal_prealloc_reset(&j->prealloc, j->seg_size);
     }
     if (j->seg_size > 0 && j->seg_size + g->len > j->segment_bytes) {
         err = journal__rotate(j);
         if (err)
             return err;
     }
+    journal_prealloc_ensure(&j->prealloc, j->fd, j->seg_size + g->len, j->segment_bytes);
     /* pwrite at our own offset: after a cut-back the file position would
      * otherwise leave a hole. Loop for short writes (RLIMIT_FSIZE, signals). */
     while (done < g->len) {
@@ -520,6 +546,8 @@ static int journal__write_group(journal *j, journal__group *g)
          * will resend it, so the journal must not keep it. */
         if (ftruncate(j->fd, (off_t)j->seg_size) < 0)
             j->need_truncate = 1;
+        else
+            journal_prealloc_reset(&j->prealloc, j->seg_size);
         return err;
     }
     j->seg_size += g->len;
@@ -527,6 +555,8 @@ static int journal__write_group(journal *j, journal__group *g)
         j->dirty = 1;
         j->sync_deadline = journal__now_ns() + j->interval_ns;
     }
+    if (j->sync && g->len) /* starts the sync thread's clocks */
+        journal_sync_wrote(j->sync, j->seg_size);
     if (g->barrier) {
         /* An empty segment needs no rotation: it already is "after N". A
          * failed rotation fails only the barrier; the records are written. */
@@ -541,13 +571,18 @@ static void *journal__writer_main(void *arg)
     journal *j = arg;
     int chain_err = 0;
 
+    /* The interval policy's syncs run there, so groups never wait behind
+     * one. Failing to start it costs only that: the writer syncs inline. */
+    journal_sync_start(&j->sync, j->fd,
+                       j->policy == JOURNAL_FSYNC_INTERVAL ? j->interval_ns : 0,
+                       journal__sync_report, j);
     pthread_mutex_lock(&j->mu);
     for (;;) {
         journal__group *g;
 
         /* Checked before taking work so a steady stream of groups cannot
          * postpone the interval sync indefinitely. */
-        if (j->policy == JOURNAL_FSYNC_INTERVAL && j->dirty &&
+        if (j->policy == JOURNAL_FSYNC_INTERVAL && !j->sync && j->dirty &&
             journal__now_ns() >= j->sync_deadline) {
             pthread_mutex_unlock(&j->mu);
             journal__sync(j); /* failure counted; acked data can't be un-acked */
@@ -579,7 +614,7 @@ static void *journal__writer_main(void *arg)
         }
         if (j->stop)
             break;
-        if (j->policy == JOURNAL_FSYNC_INTERVAL && j->dirty) {
+        if (j->policy == JOURNAL_FSYNC_INTERVAL && !j->sync && j->dirty) {
             struct timespec ts = {.tv_sec = (time_t)(j->sync_deadline / 1000000000u),
                                   .tv_nsec = (long)(j->sync_deadline % 1000000000u)};
             pthread_cond_timedwait(&j->cv, &j->mu, &ts);
@@ -588,9 +623,14 @@ static void *journal__writer_main(void *arg)
         }
     }
     pthread_mutex_unlock(&j->mu);
-    /* Close promises everything written is on disk, whatever the policy. */
+    /* Close promises everything written is on disk, whatever the policy.
+     * j->dirty is cleared only by the writer's own syncs, so it covers
+     * whatever the sync thread (stopped first) may not have synced. */
+    journal_sync_stop(j->sync);
+    j->sync = NULL;
     if (j->dirty)
         journal__sync(j);
+    journal_prealloc_release(&j->prealloc, j->fd, j->seg_size);
     return NULL;
 }
 
@@ -974,6 +1014,8 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg, jour
          * numbering goes on above what the checkpoint covers, never reusing
          * a number replay would skip. */
         uint64_t no = (end.last ? end.last : cfg->after_segment) + 1;
+        if (end.last) /* blocks a crash left reserved past its end */
+            journal_prealloc_trim(j->dirfd, end.last, end.last_size);
         if ((j->fd = journal__create_seg(j, no)) < 0) {
             rc = j->fd;
             goto cleanup;

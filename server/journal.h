@@ -34,7 +34,9 @@
 typedef enum journal_fsync {
     JOURNAL_FSYNC_ALWAYS,   /* fsync before every ack: survives power loss */
     JOURNAL_FSYNC_INTERVAL, /* write before ack, fsync every interval_ms */
-    JOURNAL_FSYNC_NEVER,    /* write before ack; the OS syncs when it likes */
+    JOURNAL_FSYNC_NEVER,    /* write before ack; the OS syncs when it likes (slotd
+                             * starts writing the data out every 10 ms, but never
+                             * syncs: no promise) */
 } journal_fsync;
 
 typedef struct journal_config {

@@ -1,7 +1,9 @@
 /* test_journal — the journal against real files (a mkdtemp dir under /tmp)
  * and a real libuv loop: ordering and replay, group commit, rotation, torn
  * tails at every byte, mid-journal corruption (fail / salvage), a full disk
- * via RLIMIT_FSIZE in a forked child, and the three fsync policies. */
+ * via RLIMIT_FSIZE in a forked child, the three fsync policies, and the
+ * sync thread and preallocation (rotation during a sync, close's sync, a
+ * crash with blocks reserved past the end). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,12 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "journal.h"
+#include "journal_sync.h"
 
 /* ---- fixtures -------------------------------------------------------- */
 
@@ -1099,6 +1103,314 @@ static void test_barrier_rotate_fails(void **state)
     recs_free(&r);
 }
 
+/* ---- the sync thread and preallocation (journal_sync.c) ---------------- */
+
+/* The interval policy syncs on its own thread: with no append after the
+ * first group, the sync still comes within the interval. */
+static void test_interval_sync_without_appends(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_INTERVAL);
+    journal_stats js;
+
+    c.interval_ms = 5;
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+    feed(&e->loop, j, 0, 20, 20, &log, slots);
+    journal_get_stats(j, &js);
+    assert_int_equal(js.groups, 1);
+    for (int i = 0; i < 2000 && js.fsyncs == 0; i++) {
+        usleep(1000);
+        journal_get_stats(j, &js);
+    }
+    assert_int_equal(js.fsyncs, 1);
+    assert_int_equal(js.errors, 0);
+    close_journal(&e->loop, j);
+}
+
+/* Close syncs what the sync thread has not: with an interval nothing
+ * reaches, only close's sync can count. Callbacks journal_close runs see
+ * the writer already finished, so their stats include it. */
+typedef struct close_probe {
+    journal *j;
+    journal_stats st;
+    int calls;
+} close_probe;
+
+static void close_probe_done(void *ctx, int status)
+{
+    close_probe *p = ctx;
+    assert_int_equal(status, 0);
+    journal_get_stats(p->j, &p->st);
+    p->calls++;
+}
+
+static void test_close_syncs_everything(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    const journal_fsync pol[2] = {JOURNAL_FSYNC_INTERVAL, JOURNAL_FSYNC_NEVER};
+
+    for (int k = 0; k < 2; k++) {
+        char dir[256];
+        journal_config c = cfg_for(dir, pol[k]);
+        journal_stats js;
+        close_probe p = {0};
+        recs r = {0};
+
+        snprintf(dir, sizeof(dir), "%s/p%d", e->dir, k);
+        c.interval_ms = 600000;
+        assert_int_equal(journal_open(&p.j, &e->loop, &c, NULL, NULL, NULL), 0);
+        memset(&log, 0, sizeof(log));
+        feed(&e->loop, p.j, 0, 50, 0, &log, slots); /* written and acked, not synced */
+        journal_get_stats(p.j, &js);
+        assert_int_equal(js.records, 50);
+        assert_int_equal(js.fsyncs, 0);
+        assert_int_equal(journal_append(p.j, "c", 1, 51, "x", 1, close_probe_done, &p), 0);
+        journal_close(p.j);
+        assert_int_equal(p.calls, 1);
+        assert_int_equal(p.st.fsyncs, 1);
+        assert_int_equal(p.st.records, 51);
+        uv_run(&e->loop, UV_RUN_DEFAULT);
+        assert_int_equal(journal_replay(&c, replay_collect, &r, NULL), 0);
+        assert_int_equal(r.n, 51);
+        recs_free(&r);
+    }
+}
+
+/* A rotation while the sync thread is inside fdatasync of the old segment:
+ * the writer hands the fd over instead of closing it, so the sync finishes
+ * on the file it started on (no EBADF, no reused fd number). A second
+ * rotation before the first old fd is retired waits for it. */
+static struct {
+    volatile int entered, release, calls;
+    int fd_ok, same_file;
+} hold;
+
+static void hold_first_sync(int fd)
+{
+    struct stat a, b;
+
+    if (__atomic_fetch_add(&hold.calls, 1, __ATOMIC_SEQ_CST))
+        return;
+    fstat(fd, &a);
+    __atomic_store_n(&hold.entered, 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < 5000 && !__atomic_load_n(&hold.release, __ATOMIC_SEQ_CST); i++)
+        usleep(1000);
+    usleep(50000); /* let the second rotation reach the hand-over */
+    hold.fd_ok = fcntl(fd, F_GETFD) >= 0 && fstat(fd, &b) == 0;
+    hold.same_file = hold.fd_ok && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+static void test_rotation_during_sync(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_INTERVAL);
+    barrier_rec b1 = {.log = &log}, b2 = {.log = &log};
+    journal_stats js;
+    recs r = {0};
+
+    memset(&hold, 0, sizeof(hold));
+    c.interval_ms = 1;
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+    journal_sync_test_hook = hold_first_sync;
+    feed(&e->loop, j, 0, 10, 10, &log, slots);
+    for (int i = 0; i < 5000 && !hold.entered; i++)
+        usleep(1000);
+    assert_true(hold.entered); /* the sync thread now sits just before fdatasync(seg 1) */
+    for (size_t i = 10; i < 20; i++)
+        append_one(j, i, &log, slots);
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b1), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(b1.status, 0);
+    assert_int_equal(b1.seg, 1);
+    __atomic_store_n(&hold.release, 1, __ATOMIC_SEQ_CST);
+    for (size_t i = 20; i < 30; i++)
+        append_one(j, i, &log, slots);
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b2), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(b2.status, 0);
+    assert_int_equal(b2.seg, 2);
+    assert_true(hold.fd_ok);
+    assert_true(hold.same_file);
+    feed(&e->loop, j, 30, 40, 0, &log, slots);
+    journal_get_stats(j, &js);
+    assert_int_equal(js.errors, 0);
+    close_journal(&e->loop, j);
+    journal_sync_test_hook = NULL;
+    assert_int_equal(count_segments(e->dir), 3);
+    collect_after(e, e->dir, 0, &r);
+    check_replay(&r, 0, 40);
+    recs_free(&r);
+    collect_after(e, e->dir, 2, &r);
+    check_replay(&r, 30, 10);
+    recs_free(&r);
+}
+
+/* Does dir's filesystem do fallocate(KEEP_SIZE)? */
+static int can_prealloc(const char *dir)
+{
+    char path[256];
+    int fd, ok;
+    snprintf(path, sizeof(path), "%s/probe", dir);
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    ok = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 65536) == 0;
+    close(fd);
+    unlink(path);
+    return ok;
+}
+
+static off_t file_alloc(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    return (off_t)sb.st_blocks * 512;
+}
+
+/* A segment's blocks are reserved when it starts, without changing
+ * st_size; a crash leaves the reservation past the end, which replay never
+ * sees and the next open gives back; so do rotation and close. */
+#define PREALLOC_SEG ((uint64_t)8 << 20)
+
+static void crash_child(const char *dir)
+{
+    uv_loop_t loop;
+    journal *j;
+    journal_config c = cfg_for(dir, JOURNAL_FSYNC_INTERVAL);
+    char seg[256];
+    c.segment_bytes = PREALLOC_SEG;
+    CHILD_CHECK(uv_loop_init(&loop) == 0);
+    CHILD_CHECK(journal_open(&j, &loop, &c, NULL, NULL, NULL) == 0);
+    CHILD_CHECK(child_append(&loop, j, 0, 30) == 0);
+    seg_path(seg, sizeof(seg), dir, 1);
+    struct stat sb;
+    CHILD_CHECK(stat(seg, &sb) == 0);
+    off_t written = 0;
+    for (size_t i = 0; i < 30; i++)
+        written += (off_t)rec_size(i);
+    CHILD_CHECK(sb.st_size == written);
+    CHILD_CHECK((off_t)sb.st_blocks * 512 >= (off_t)PREALLOC_SEG);
+    _exit(0); /* like kill -9: no close */
+}
+
+static void test_prealloc(void **state)
+{
+    env *e = *state;
+    char dir[256], seg[256];
+    recs r = {0};
+    journal_replay_stats st;
+    journal *j;
+    int status;
+
+    if (!can_prealloc(e->dir)) {
+        print_message("fallocate(KEEP_SIZE) unsupported here: prealloc test skipped\n");
+        return;
+    }
+    snprintf(dir, sizeof(dir), "%s/crash", e->dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        crash_child(dir);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    /* Replay sees exactly the records; open gives the reservation back;
+     * appends go on in a new segment, reserved whole. */
+    journal_config c = cfg_for(dir, JOURNAL_FSYNC_INTERVAL);
+    c.segment_bytes = PREALLOC_SEG;
+    assert_int_equal(journal_open(&j, &e->loop, &c, replay_collect, &r, &st), 0);
+    check_replay(&r, 0, 30);
+    assert_int_equal(st.truncated_bytes, 0);
+    assert_int_equal(st.detail[0], 0);
+    recs_free(&r);
+    seg_path(seg, sizeof(seg), dir, 1);
+    assert_true(file_alloc(seg) < file_size(seg) + 65536);
+    static done_log log;
+    static done_slot slots[4096];
+    barrier_rec b = {.log = &log};
+    feed(&e->loop, j, 30, 60, 0, &log, slots);
+    seg_path(seg, sizeof(seg), dir, 2);
+    assert_true(file_alloc(seg) >= (off_t)PREALLOC_SEG);
+    /* Rotation releases the old segment's reservation (on the sync thread;
+     * close waits for it). */
+    assert_int_equal(journal_rotate_barrier(j, on_barrier, &b), 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    assert_int_equal(b.status, 0);
+    assert_int_equal(b.seg, 2);
+    feed(&e->loop, j, 60, 70, 0, &log, slots);
+    close_journal(&e->loop, j);
+    assert_true(file_alloc(seg) < file_size(seg) + 65536);
+    seg_path(seg, sizeof(seg), dir, 3);
+    assert_true(file_size(seg) > 0);
+    assert_true(file_alloc(seg) < file_size(seg) + 65536); /* close releases too */
+    collect_after(e, dir, 0, &r);
+    check_replay(&r, 0, 70);
+    recs_free(&r);
+}
+
+/* Pages of the segment resident in the page cache among its first n. */
+static size_t resident_pages(const char *path, size_t n)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    unsigned char vec[1024];
+    size_t k = 0;
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0 && n <= sizeof(vec));
+    void *m = mmap(NULL, n * (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(mincore(m, n * (size_t)page, vec), 0);
+    for (size_t i = 0; i < n; i++)
+        k += vec[i] & 1;
+    munmap(m, n * (size_t)page);
+    close(fd);
+    return k;
+}
+
+/* Written pages do not stay in the page cache: the interval policy drops
+ * them after its sync; never (and a long interval) writes them out every
+ * 10 ms without an fsync and drops them too; always drops them once the
+ * writer has synced them. */
+static void test_written_pages_dropped(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    const journal_fsync pol[4] = {JOURNAL_FSYNC_INTERVAL, JOURNAL_FSYNC_INTERVAL,
+                                  JOURNAL_FSYNC_NEVER, JOURNAL_FSYNC_ALWAYS};
+    const uint32_t interval[4] = {10, 60000, 0, 0};
+
+    for (int k = 0; k < 4; k++) {
+        char dir[256], seg[256];
+        journal *j;
+        journal_config c = cfg_for(dir, pol[k]);
+        journal_stats js;
+        size_t left = 0;
+
+        snprintf(dir, sizeof(dir), "%s/d%d", e->dir, k);
+        c.interval_ms = interval[k];
+        assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
+        memset(&log, 0, sizeof(log));
+        feed(&e->loop, j, 0, 1000, 1000, &log, slots); /* one group, ~550 KiB */
+        seg_path(seg, sizeof(seg), dir, 1);
+        assert_true(file_size(seg) > 64 * 4096);
+        for (int i = 0; i < 2000 && (left = resident_pages(seg, 64)) > 0; i++)
+            usleep(1000);
+        assert_int_equal(left, 0);
+        journal_get_stats(j, &js);
+        assert_int_equal(js.fsyncs, k == 0 || k == 3 ? 1 : 0); /* write-outs are not syncs */
+        close_journal(&e->loop, j);
+    }
+}
+
 int main(void)
 {
     /* The server ignores SIGXFSZ; so do its tests. */
@@ -1121,6 +1433,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_barrier_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_segment_numbering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_barrier_rotate_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interval_sync_without_appends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_syncs_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_during_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prealloc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_written_pages_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
