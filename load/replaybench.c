@@ -12,7 +12,7 @@
  *
  * "w1": restart end to end, in trades/s. W1 trades in 1,000-trade map-form
  * batches (px as decimal text, what slotload sends) are journaled, then
- * replayed through the server's own path (journal_replay -> ingest_replay:
+ * replayed through the server's own path (journal_replay -> replay_apply:
  * decode, stage, reserve, commit) into a fresh store; then that store is
  * written as a snapshot (core/snapshot.c, CRC32C) and loaded back the way
  * checkpoint.c does at start-up (mmap + snapshot_load), hot and cold. */
@@ -32,7 +32,7 @@
 
 #include "crc32c.h"
 #include "fixp.h"
-#include "ingest.h"
+#include "replay.h"
 #include "journal.h"
 #include "server.h"
 #include "snapshot.h"
@@ -160,10 +160,12 @@ static void w1_batch(workload *w, uint64_t seq, uint32_t n, char (*names)[16], w
     }
 }
 
+static store_batch w1_staged;
+
 static int w1_record(void *ctx, const char *client, size_t clen, uint64_t seq, const uint8_t *msg,
                      size_t len)
 {
-    return ingest_replay(ctx, client, clen, seq, msg, len);
+    return replay_apply(ctx, &w1_staged, client, clen, seq, msg, len);
 }
 
 static void w1_server(server *srv)
@@ -172,15 +174,17 @@ static void w1_server(server *srv)
     memset(srv, 0, sizeof *srv);
     proto_limits_default(&srv->cfg.limits);
     srv->cfg.max_memory = sc.max_memory;
-    if (store_open(&srv->store, &sc) != STORE_OK || ingest_init(srv) != 0) {
-        fprintf(stderr, "store_open/ingest_init failed\n");
+    store_batch_init(&w1_staged);
+    if (store_open(&srv->store, &sc) != STORE_OK) {
+        fprintf(stderr, "store_open failed\n");
         exit(1);
     }
 }
 
 static void w1_server_free(server *srv)
 {
-    ingest_free(srv);
+    store_batch_free(&w1_staged);
+    clients_free(&srv->clients);
     store_close(srv->store);
 }
 

@@ -288,7 +288,7 @@ static int ckpt_extra_build(checkpoint *ck, uint64_t seg)
     clock_gettime(CLOCK_REALTIME, &now);
     ckpt_put64(ck->extra + 16, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
     ck->extra_len = CKPT_EXTRA_HDR;
-    ingest_clients_foreach(ck->srv, ckpt_extra_client, ck);
+    clients_foreach(&ck->srv->clients, ckpt_extra_client, ck);
     if (!ck->extra)
         return -ENOMEM;
     for (size_t off = CKPT_EXTRA_HDR; off < ck->extra_len; off += 1 + ck->extra[off] + 8)
@@ -311,8 +311,8 @@ static int ckpt_extra_apply(server *srv, const unsigned char *x, size_t len, uin
             if (off >= len || len - off < 1u + x[off] + 8u || x[off] == 0)
                 return -1;
             size_t clen = x[off];
-            if (apply && ingest_client_restore(srv, (const char *)x + off + 1, clen,
-                                               ckpt_get64(x + off + 1 + clen)) != 0)
+            if (apply && clients_restore(&srv->clients, (const char *)x + off + 1, clen,
+                                           ckpt_get64(x + off + 1 + clen)) != 0)
                 return -1;
             off += 1 + clen + 8;
         }

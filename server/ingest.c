@@ -41,17 +41,7 @@
 #define JOURNAL_LOW (64u << 20)
 #define OP_POOL_MAX 1024
 #define BATCH_KEEP (1u << 20)       /* staged-batch capacity a pooled op may keep */
-#define CLIENTS_MAX 65536
 #define FD_HEADROOM 8               /* warn when a new connection's fd is this near the limit */
-
-/* ---- per-client sequence numbers ---------------------------------------- */
-
-typedef struct client_rec {
-    char name[PROTO_NAME_MAX + 1];
-    uint8_t len;
-    uint64_t durable_seq;  /* highest seq journaled and stored */
-    uint64_t accepted_seq; /* highest seq accepted into the pipeline */
-} client_rec;
 
 typedef struct op op;
 typedef struct conn conn;
@@ -65,9 +55,6 @@ struct ingest {
     op *pool;                  /* recycled ops */
     uint32_t npool;
     int paused_all;            /* journal backlog high */
-    client_rec **clients;      /* open addressing, power of two */
-    uint32_t nclients, client_cap;
-    store_batch replay_batch;
     void (*stopped)(server *srv);
     uint64_t nofile;           /* RLIMIT_NOFILE at start; 0 = unknown/unlimited */
     uint64_t fd_warned;        /* ns of the last fd_limit_near warning */
@@ -113,93 +100,6 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static uint64_t now_ns(void) { return uv_hrtime(); }
-
-/* ---- client table ---------------------------------------------------------- */
-
-static uint32_t name_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
-}
-
-static client_rec *client_find(struct ingest *ing, const char *name, size_t n)
-{
-    if (!ing->client_cap)
-        return NULL;
-    uint32_t mask = ing->client_cap - 1;
-    for (uint32_t i = name_hash(name, n) & mask;; i = (i + 1) & mask) {
-        client_rec *r = ing->clients[i];
-        if (!r)
-            return NULL;
-        if (r->len == n && memcmp(r->name, name, n) == 0)
-            return r;
-    }
-}
-
-static client_rec *client_get(struct ingest *ing, const char *name, size_t n)
-{
-    client_rec *r = client_find(ing, name, n);
-    if (r || ing->nclients >= CLIENTS_MAX)
-        return r;
-    if ((ing->nclients + 1) * 2 > ing->client_cap) {
-        uint32_t cap = ing->client_cap ? ing->client_cap * 2 : 64;
-        client_rec **t = calloc(cap, sizeof *t);
-        if (!t)
-            return NULL;
-        for (uint32_t j = 0; j < ing->client_cap; j++) {
-            client_rec *e = ing->clients[j];
-            if (!e)
-                continue;
-            uint32_t i = name_hash(e->name, e->len) & (cap - 1);
-            while (t[i])
-                i = (i + 1) & (cap - 1);
-            t[i] = e;
-        }
-        free(ing->clients);
-        ing->clients = t;
-        ing->client_cap = cap;
-    }
-    if (!(r = calloc(1, sizeof *r)))
-        return NULL;
-    memcpy(r->name, name, n);
-    r->len = (uint8_t)n;
-    uint32_t i = name_hash(name, n) & (ing->client_cap - 1);
-    while (ing->clients[i])
-        i = (i + 1) & (ing->client_cap - 1);
-    ing->clients[i] = r;
-    ing->nclients++;
-    return r;
-}
-
-uint64_t ingest_last_seq(server *srv, const char *client, size_t clen)
-{
-    client_rec *r = client_find(srv->ingest, client, clen);
-    return r ? r->durable_seq : 0;
-}
-
-void ingest_clients_foreach(server *srv, ingest_client_fn fn, void *ctx)
-{
-    struct ingest *ing = srv->ingest;
-    for (uint32_t i = 0; i < ing->client_cap; i++) {
-        const client_rec *r = ing->clients[i];
-        if (r && r->durable_seq)
-            fn(ctx, r->name, r->len, r->durable_seq);
-    }
-}
-
-int ingest_client_restore(server *srv, const char *client, size_t clen, uint64_t seq)
-{
-    if (clen == 0 || clen > PROTO_NAME_MAX)
-        return -1;
-    client_rec *cl = client_get(srv->ingest, client, clen);
-    if (!cl)
-        return -1;
-    if (seq > cl->durable_seq)
-        cl->durable_seq = cl->accepted_seq = seq;
-    return 0;
-}
 
 /* ---- ops ----------------------------------------------------------------- */
 
@@ -311,7 +211,7 @@ static void dispatch_batch(conn *c, const uint8_t *msg, size_t len)
         op_error(srv, o, 0, &err);
         return;
     }
-    client_rec *cl = client_get(ing, c->client, c->clen);
+    client_rec *cl = clients_get(&srv->clients, c->client, c->clen);
     if (!cl) {
         set_err(&err, PROTO_E_TOO_LARGE, "too many distinct client names");
         store_batch_reset(&o->batch);
@@ -400,30 +300,6 @@ static void batch_journaled(void *ctx, int status)
     }
 }
 
-int ingest_replay(server *srv, const char *client, size_t clen, uint64_t seq, const uint8_t *msg,
-                  size_t len)
-{
-    struct ingest *ing = srv->ingest;
-    proto_error err = {0};
-    uint64_t mseq = 0;
-    if (proto_decode_batch(msg, len, &srv->cfg.limits, srv->store, &ing->replay_batch, &mseq, &err)) {
-        log_error("replay_error client=%.*s seq=%llu code=%s msg=\"%s\"", (int)clen, client,
-                  (unsigned long long)seq, proto_code_name(err.code), err.msg);
-        return -1;
-    }
-    if (store_batch_reserve(srv->store, &ing->replay_batch) != STORE_OK) {
-        log_error("replay_error client=%.*s seq=%llu: the journal holds more than --max-memory",
-                  (int)clen, client, (unsigned long long)seq);
-        store_batch_reset(&ing->replay_batch);
-        return -1;
-    }
-    store_batch_commit(srv->store, &ing->replay_batch);
-    client_rec *cl = client_get(ing, client, clen);
-    if (cl && seq > cl->durable_seq)
-        cl->durable_seq = cl->accepted_seq = seq;
-    return 0;
-}
-
 /* ---- HELLO and queries --------------------------------------------------- */
 
 static int token_equal(const char *a, const char *b)
@@ -472,7 +348,7 @@ static void dispatch_hello(conn *c, const uint8_t *msg, size_t len)
     c->clen = strlen(h.client);
     memcpy(c->client, h.client, c->clen + 1);
     c->hello = 1;
-    uint64_t last = ingest_last_seq(srv, c->client, c->clen);
+    uint64_t last = clients_last_seq(&srv->clients, c->client, c->clen);
     if (proto_pack_welcome(&o->reply, SLOTD_VERSION, last) != 0)
         o->reply.len = 0;
     log_info("hello peer=%s client=%s last_seq=%llu", c->peer, c->client, (unsigned long long)last);
@@ -857,7 +733,6 @@ int ingest_init(server *srv)
     if (!ing)
         return UV_ENOMEM;
     ing->srv = srv;
-    store_batch_init(&ing->replay_batch);
     srv->ingest = ing;
     return 0;
 }
@@ -928,10 +803,6 @@ void ingest_free(server *srv)
         proto_buf_free(&o->reply);
         free(o);
     }
-    for (uint32_t i = 0; i < ing->client_cap; i++)
-        free(ing->clients[i]);
-    free(ing->clients);
-    store_batch_free(&ing->replay_batch);
     free(ing);
     srv->ingest = NULL;
 }

@@ -14,6 +14,7 @@
 #include "ingest.h"
 #include "journal.h"
 #include "log.h"
+#include "replay.h"
 #include "server.h"
 
 /* ---- flags ------------------------------------------------------------- */
@@ -361,35 +362,11 @@ static int parse_args(server_config *cfg, int argc, char **argv)
 static server g_srv;
 static uv_signal_t sig_int, sig_term;
 static uv_work_t replay_req;
-static int replay_rc;
-static journal_replay_stats replay_stats;
+static replay_result replay_res;
 static int exit_code;
 
-static int replay_record(void *ctx, const char *client, size_t clen, uint64_t seq,
-                         const uint8_t *msg, size_t len)
-{
-    server *srv = ctx;
-    if (srv->stopping)
-        return 1;
-    if (len == 0) /* not a batch (e.g. a barrier); nothing to restore */
-        return 0;
-    srv->replay_records++;
-    return ingest_replay(srv, client, clen, seq, msg, len);
-}
-
-static int snapshot_failed; /* checkpoint_load refused (and said why) */
-
 /* The newest valid snapshot, then the journal segments after it. */
-static void replay_work(uv_work_t *req)
-{
-    server *srv = req->data;
-    if (checkpoint_load(srv) != 0) {
-        snapshot_failed = 1;
-        replay_rc = -EBADMSG;
-        return;
-    }
-    replay_rc = journal_replay(&srv->cfg.journal, replay_record, srv, &replay_stats);
-}
+static void replay_work(uv_work_t *req) { replay_run(req->data, &replay_res); }
 
 static void shutdown_begin(server *srv, int code);
 
@@ -398,8 +375,10 @@ static void replay_done(uv_work_t *req, int status)
     server *srv = req->data;
     srv->replaying = 0;
     srv->replay_ns = uv_hrtime() - srv->replay_ns;
+    int replay_rc = replay_res.rc;
+    journal_replay_stats replay_stats = replay_res.st;
     if (replay_rc != 0 || status != 0) {
-        if (!srv->stopping && !snapshot_failed)
+        if (!srv->stopping && !replay_res.snapshot_failed)
             log_error("replay_failed err=%s detail=\"%s\" hint=\"fix or move the bad segment, or "
                       "start with --salvage to skip corrupt records\"",
                       strerror(-(replay_rc ? replay_rc : status)), replay_stats.detail);
@@ -580,11 +559,13 @@ int main(int argc, char **argv)
     uv_loop_close(srv->loop);
     checkpoint_free(srv);
     ingest_free(srv);
+    clients_free(&srv->clients);
     store_close(srv->store);
     return exit_code;
 fail:
     checkpoint_free(srv);
     ingest_free(srv);
+    clients_free(&srv->clients);
     store_close(srv->store);
     return 1;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "clients.h"
 #include "journal.h"
 #include "metrics.h"
 #include "proto.h"
@@ -42,6 +43,7 @@ typedef struct server {
     store *store;
     journal *journal;         /* NULL with --no-journal */
     metrics metrics;
+    clients clients;          /* per-client-name seqs (clients.h) */
     int ready;                /* replay finished, not shutting down */
     int replaying;            /* journal replay running on a worker thread: the
                                * store must not be touched by the loop thread */
