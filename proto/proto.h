@@ -40,7 +40,10 @@
     X(BAD_QUERY, "a query names an unknown op or has a bad parameter")              \
     X(NOT_FOUND, "the query names an unknown symbol")                               \
     X(IDLE_TIMEOUT, "no message within the idle timeout; the connection closes")    \
-    X(TOO_MANY_CONNECTIONS, "the server is at its connection limit")
+    X(TOO_MANY_CONNECTIONS, "the server is at its connection limit")                \
+    X(BLOCKED, "an earlier refused batch of this client must be resent first")      \
+    X(FENCED, "a newer connection took over this client name; this one closes")     \
+    X(TOO_MANY_CLIENTS, "the client-name table is full of names in use")
 
 #define PROTO__ENUM(name, doc) PROTO_E_##name,
 typedef enum proto_code { PROTO_OK = 0, PROTO_CODES(PROTO__ENUM) PROTO_NCODES } proto_code;
