@@ -37,6 +37,7 @@ void proto_limits_default(proto_limits *l)
     l->max_batch = 100000;
     l->max_depth = 16;
     l->ignore_unknown = 0;
+    l->max_future_ns = 0;
 }
 
 void proto_buf_free(proto_buf *b)

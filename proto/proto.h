@@ -55,6 +55,10 @@ typedef struct proto_limits {
     uint32_t max_batch; /* trades per T; default 100,000 */
     uint32_t max_depth; /* msgpack nesting; default 16 */
     int ignore_unknown; /* 1: skip undeclared keys instead of UNKNOWN_FIELD */
+    /* A trade whose ts is more than this many ns ahead of the wall clock
+     * (CLOCK_REALTIME, read once per batch) is refused with BAD_VALUE; 0 =
+     * no bound (the default here; the server sets --max-future, replay 0). */
+    int64_t max_future_ns;
 } proto_limits;
 void proto_limits_default(proto_limits *l);
 

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -18,6 +19,30 @@ typedef struct retention {
     retention_stats st;
 } retention;
 
+/* CLOCK_REALTIME in ns, plus `ahead`, saturating at INT64_MAX. */
+static int64_t wall_plus(int64_t ahead)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return ahead > INT64_MAX - now ? INT64_MAX : now + ahead;
+}
+
+int64_t retention_cutoff(const server *srv)
+{
+    store_stats st;
+    int64_t horizon = srv->cfg.retention_ns, ahead = srv->cfg.limits.max_future_ns;
+    if (horizon <= 0)
+        return 0;
+    store_get_stats(srv->store, &st);
+    if (st.newest_ts < 0)
+        return 0;
+    int64_t now = st.newest_ts;
+    if (ahead > 0 && now > wall_plus(ahead))
+        now = wall_plus(ahead);
+    return now > horizon ? now - horizon : 0;
+}
+
 static void retention_tick(uv_timer_t *t)
 {
     retention *r = t->data;
@@ -28,8 +53,8 @@ static void retention_tick(uv_timer_t *t)
 
     if (srv->ready && !srv->stopping) {
         store_get_stats(srv->store, &st);
-        int64_t cutoff = st.newest_ts - srv->cfg.retention_ns;
-        if (st.newest_ts >= 0 && cutoff > 0 &&
+        int64_t cutoff = retention_cutoff(srv);
+        if (cutoff > 0 &&
             store_drop_before(srv->store, cutoff, RETAIN_BUDGET, &d) == STORE_OK) {
             r->pass_trades += d.trades;
             r->pass_pages += d.pages;

@@ -3,8 +3,12 @@
  * A timer drops whole pages of trades older than "now" minus the horizon,
  * "now" being the newest trade's ts in the store (exchange time, not the
  * wall clock: deterministic, and a replay of the same data drops the same
- * way; the flip side is that one trade stamped far in the future makes
- * everything else old). store_drop_before does the work, a bounded amount
+ * way), but never later than the wall clock plus --max-future: one trade
+ * stamped far in the future must not make everything else old. Ingest
+ * refuses such a trade anyway (BAD_VALUE, proto_limits.max_future_ns), so
+ * for live data the bound never binds; it guards data that came in with
+ * the check off or a clock that was wrong. With --max-future 0 there is no
+ * bound. store_drop_before does the work, a bounded amount
  * per tick (about a millisecond), resuming where it stopped, so the loop
  * keeps serving; a pass over every partition happens at most once a second.
  *
@@ -28,6 +32,11 @@ typedef struct retention_stats {
     uint64_t dropped_pages;
 } retention_stats;
 
+/* The cutoff retention applies now: trades with ts below it may be
+ * dropped. min(newest stored ts, wall clock + --max-future) - --retention;
+ * 0 = drop nothing (retention off, an empty store, or a cutoff <= 0).
+ * Reads the store: loop thread, or the replay thread while it owns it. */
+int64_t retention_cutoff(const server *srv);
 /* Loop thread, once ready: starts the timer when --retention is set. */
 int retention_start(server *srv);
 void retention_stop(server *srv);
