@@ -50,9 +50,11 @@
 
 #define JOURNAL__HDR 8u /* len u32 + crc u32 */
 #define JOURNAL__TYPE_BATCH 1
-#define JOURNAL__MAX_MSG (64u << 20)
 #define JOURNAL__MIN_BODY 10u /* type + clen + seq, empty client and msg */
-#define JOURNAL__MAX_BODY (JOURNAL__MIN_BODY + 255u + JOURNAL__MAX_MSG)
+/* Derived from JOURNAL_MAX_MSG, so every record journal_append can write
+ * passes replay's length check. */
+#define JOURNAL__MAX_BODY (JOURNAL__MIN_BODY + 255u + JOURNAL_MAX_MSG)
+_Static_assert(JOURNAL__MAX_BODY <= UINT32_MAX, "a record length must fit its u32 header");
 #define JOURNAL__SPARE_MAX (8u << 20) /* don't keep a burst-sized buffer around */
 
 typedef struct journal__cb {
@@ -253,6 +255,26 @@ static int journal__later_valid(journal *j, const uint64_t *segs, size_t nsegs, 
     return 0;
 }
 
+/* Remove the segments after index i (they hold nothing valid: a torn
+ * tail's continuation), newest first, adding their bytes to *cut. Removed
+ * rather than emptied: an empty segment before a written one reads as
+ * lost data at the next start (journal__check_segments); newest first, so
+ * a crash part way leaves a tail that replay cuts again. */
+static int journal__drop_after(journal *j, const uint64_t *segs, size_t nsegs, size_t i,
+                               uint64_t *cut)
+{
+    for (size_t k = nsegs; k-- > i + 1;) {
+        struct stat sb;
+        char later[64];
+        journal_segment_name(later, sizeof(later), segs[k]);
+        if (fstatat(j->dirfd, later, &sb, 0) == 0)
+            *cut += (uint64_t)sb.st_size;
+        if (unlinkat(j->dirfd, later, 0) < 0 && errno != ENOENT)
+            return -errno;
+    }
+    return nsegs > i + 1 && fsync(j->dirfd) < 0 ? -errno : 0;
+}
+
 static int journal__truncate_seg(journal *j, uint64_t no, uint64_t size)
 {
     char name[64];
@@ -266,6 +288,72 @@ static int journal__truncate_seg(journal *j, uint64_t no, uint64_t size)
     if (ftruncate(fd, (off_t)size) < 0 || fsync(fd) < 0)
         rc = -errno;
     close(fd);
+    return rc;
+}
+
+/* Note a missing or emptied segment: -ENODATA, or 0 after noting that
+ * salvage replays past it. */
+__attribute__((format(printf, 3, 4))) static int journal__lost(journal_replay_stats *st,
+                                                              int salvage, const char *fmt, ...)
+{
+    char what[200];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (!salvage) {
+        journal__note(st, "%s; refusing to replay (acknowledged batches would be lost)", what);
+        return -ENODATA;
+    }
+    journal__note(st, "%s; replayed past it (salvage): the batches it held are lost", what);
+    st->missing_segments++;
+    return 0;
+}
+
+/* The segments to replay (segs[0..n), all above `after`) must be what the
+ * journal writes (journal.h): consecutive from after + 1, only the last
+ * one empty. Sizes are summed into st->total_bytes. 0, -ENODATA naming the
+ * first missing or emptied file, or -errno. */
+static int journal__check_segments(journal *j, const uint64_t *segs, size_t n, uint64_t after,
+                                   int salvage, journal_replay_stats *st)
+{
+    uint64_t expect = after + 1;
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char name[64], last[64];
+        struct stat sb;
+
+        journal_segment_name(name, sizeof(name), expect);
+        journal_segment_name(last, sizeof(last), segs[i] - 1);
+        if (segs[i] != expect && i == 0 && after == 0)
+            rc = journal__lost(st, salvage, "%s%s%s missing: the journal starts at segment %" PRIu64
+                               " and no checkpoint covers what came before", name,
+                               segs[i] - expect > 1 ? " .. " : "",
+                               segs[i] - expect > 1 ? last : "", segs[i]);
+        else if (segs[i] != expect)
+            rc = journal__lost(st, salvage, "%s%s%s missing: the journal goes from segment %" PRIu64
+                               " to %" PRIu64, name, segs[i] - expect > 1 ? " .. " : "",
+                               segs[i] - expect > 1 ? last : "", expect - 1, segs[i]);
+        if (rc)
+            break;
+        journal_segment_name(name, sizeof(name), segs[i]);
+        if (fstatat(j->dirfd, name, &sb, 0) < 0) {
+            rc = -errno;
+            journal__note(st, "%s: cannot read: %s", name, strerror(-rc));
+            break;
+        }
+        st->total_bytes += (uint64_t)sb.st_size;
+        /* Only the newest segment can be empty: a segment is created empty
+         * and written before a newer one exists. A zero-filled one (size
+         * set, data never written) is not empty: replay finds no valid
+         * record in it and treats it as damage. */
+        if (sb.st_size == 0 && i + 1 < n)
+            rc = journal__lost(st, salvage, "%s is empty but is not the newest segment: it was "
+                               "emptied", name);
+        expect = segs[i] + 1;
+    }
     return rc;
 }
 
@@ -298,6 +386,8 @@ static int journal__replay(journal *j, int salvage, int tail_only, uint64_t afte
     end->last = nsegs ? segs[nsegs - 1] : 0;
     end->last_size = 0;
     end->files = nsegs;
+    if (rc == 0)
+        rc = journal__check_segments(j, segs, nsegs, after, salvage, st);
     for (first = nsegs; tail_only && first > 0; first--) {
         struct stat sb;
         char name[64];
@@ -357,23 +447,16 @@ static int journal__replay(journal *j, int salvage, int tail_only, uint64_t afte
                 /* Torn tail: nothing valid follows, so it was never whole. */
                 uint64_t cut = m.size - off;
                 journal__map_close(&m);
-                rc = journal__truncate_seg(j, segs[i], off);
-                /* Later segments hold nothing valid either: empty them so the
-                 * tail stays a tail after new appends. */
-                for (size_t k = i + 1; rc == 0 && k < nsegs; k++) {
-                    struct stat sb;
-                    char later[64];
-                    journal_segment_name(later, sizeof(later), segs[k]);
-                    if (fstatat(j->dirfd, later, &sb, 0) == 0 && sb.st_size > 0) {
-                        cut += (uint64_t)sb.st_size;
-                        rc = journal__truncate_seg(j, segs[k], 0);
-                    }
-                }
+                rc = journal__drop_after(j, segs, nsegs, i, &cut);
+                if (rc == 0)
+                    rc = journal__truncate_seg(j, segs[i], off);
                 journal__note(st, "%s: torn tail at offset %zu (%s), truncated %" PRIu64
                               " bytes%s%s", name, off, why, cut,
                               rc ? ": truncation failed: " : "", rc ? strerror(-rc) : "");
                 st->truncated_bytes += cut;
-                end->last_size = i + 1 == nsegs ? off : 0;
+                end->last = segs[i];
+                end->last_size = off;
+                end->files = i + 1;
                 goto cleanup;
             }
             if (!salvage) {
@@ -815,7 +898,7 @@ int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, co
         return -ESHUTDOWN;
     if (clen > 255 || (clen && !client) || (len && !msg))
         return -EINVAL;
-    if (len > JOURNAL__MAX_MSG)
+    if (len > JOURNAL_MAX_MSG)
         return -EMSGSIZE;
     if (!(g = journal__cur(j)))
         return -ENOMEM;

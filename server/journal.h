@@ -23,6 +23,15 @@
  * Replay reads the segments in order. A torn or corrupt *tail* (a bad record
  * followed by nothing valid) is truncated to the last good record and
  * reported; corruption in the middle fails replay unless `salvage` is set.
+ *
+ * Segments are numbered from 1, consecutively: a new one is created only
+ * after the previous one is durable and non-empty, so only the newest can
+ * be empty. Replay checks exactly that for the segments it reads (those
+ * above after_segment): the first is after_segment + 1, none is skipped,
+ * none but the last is empty. A missing or emptied segment held
+ * acknowledged batches, and replaying past it would also hide the loss from
+ * the clients (their last_seq comes from later segments): replay fails
+ * naming the file, unless `salvage` is set.
  */
 #ifndef SLOTD_JOURNAL_H
 #define SLOTD_JOURNAL_H
@@ -39,12 +48,18 @@ typedef enum journal_fsync {
                              * syncs: no promise) */
 } journal_fsync;
 
+/* The largest message journal_append takes. The server's --max-message is
+ * capped at it, so an accepted message can always be journaled; replay's
+ * record length check is derived from it. */
+#define JOURNAL_MAX_MSG ((size_t)64 << 20)
+
 typedef struct journal_config {
     const char *dir;
     journal_fsync fsync;
     uint32_t interval_ms;   /* default 10 */
     uint64_t segment_bytes; /* rotate after this many bytes; default 256 MiB */
-    int salvage;            /* replay: skip mid-journal corruption instead of failing */
+    int salvage;            /* replay: skip mid-journal corruption, and replay past
+                             * missing or emptied segments, instead of failing */
     uint64_t after_segment; /* replay only segments numbered above this (a checkpoint
                              * holds the rest); new segments are numbered above it */
 } journal_config;
@@ -53,8 +68,10 @@ typedef struct journal journal; /* opaque */
 
 typedef struct journal_replay_stats {
     uint64_t records, bytes, segments;
+    uint64_t total_bytes;      /* size of the segments to replay, set before the first record */
     uint64_t truncated_bytes;  /* torn tail dropped */
     uint64_t skipped_records;  /* salvage only */
+    uint64_t missing_segments; /* salvage only: missing or emptied segments replayed past */
     char detail[256];          /* human text of what was truncated/skipped, if any */
 } journal_replay_stats;
 
@@ -73,8 +90,9 @@ typedef void (*journal_done_fn)(void *ctx, int status);
 typedef void (*journal_barrier_fn)(void *ctx, int status, uint64_t segment);
 
 /* Open (creating dir if needed) and replay the existing segments through fn
- * before returning; new appends go to a fresh segment. 0 or -errno /
- * -EBADMSG for mid-journal corruption (message in st->detail). With
+ * before returning; new appends go to a fresh segment. 0 or -errno:
+ * -EBADMSG for mid-journal corruption, -ENODATA for a missing or emptied
+ * segment (st->detail names the file), or what fn returned. With
  * fn == NULL only the last non-empty segment is read (its torn tail cut),
  * which is all appending needs: the pattern is journal_replay, then
  * journal_open(fn = NULL), without reading the journal twice. */
@@ -88,7 +106,7 @@ int journal_open(journal **out, uv_loop_t *loop, const journal_config *cfg,
 int journal_replay(const journal_config *cfg, journal_replay_fn fn, void *ctx,
                    journal_replay_stats *st);
 /* Loop thread only. 0: done (may be NULL) will run exactly once, on the loop
- * thread; -errno (-EINVAL clen > 255, -EMSGSIZE len > 64 MiB, -ESHUTDOWN
+ * thread; -errno (-EINVAL clen > 255, -EMSGSIZE len > JOURNAL_MAX_MSG, -ESHUTDOWN
  * after journal_close, -ENOMEM): it never runs. The bytes are copied.
  * If a group fails, the group being filled behind it fails with the same
  * status (a client must never see batch N fail and a later N+k kept). */

@@ -3,7 +3,8 @@
  * tails at every byte, mid-journal corruption (fail / salvage), a full disk
  * via RLIMIT_FSIZE in a forked child, the three fsync policies, and the
  * sync thread and preallocation (rotation during a sync, close's sync, a
- * crash with blocks reserved past the end). */
+ * crash with blocks reserved past the end), and missing or emptied segments
+ * (refused, or replayed past with salvage). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1051,8 +1052,9 @@ static void test_after_segment_numbering(void **state)
     collect_after(e, e->dir, 41, &r);
     check_replay(&r, 0, 5);
     recs_free(&r);
+    /* Without the checkpoint, segments 1..6 are missing (before the garbage). */
     journal_config c0 = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
-    assert_int_equal(journal_replay(&c0, replay_collect, &r, NULL), -EBADMSG);
+    assert_int_equal(journal_replay(&c0, replay_collect, &r, NULL), -ENODATA);
     recs_free(&r);
 }
 
@@ -1411,6 +1413,171 @@ static void test_written_pages_dropped(void **state)
     }
 }
 
+/* ---- missing and emptied segments ---- */
+
+/* Records replay finds in the segments above `after`. */
+static size_t count_after(const char *dir, uint64_t after)
+{
+    recs r = {0};
+    journal_config c = cfg_for(dir, JOURNAL_FSYNC_NEVER);
+    c.after_segment = after;
+    assert_int_equal(journal_replay(&c, replay_collect, &r, NULL), 0);
+    size_t n = r.n;
+    recs_free(&r);
+    return n;
+}
+
+static int replay_after(const char *dir, uint64_t after, int salvage, recs *r,
+                        journal_replay_stats *st)
+{
+    journal_config c = cfg_for(dir, JOURNAL_FSYNC_NEVER);
+    c.after_segment = after;
+    c.salvage = salvage;
+    return journal_replay(&c, replay_collect, r, st);
+}
+
+/* A segment removed from the middle: acknowledged batches are gone and
+ * clients would not resend them (their last_seq comes from later
+ * segments), so replay refuses, naming the file; salvage replays past it. */
+static void test_missing_segment(void **state)
+{
+    env *e = *state;
+    char seg[256], seg4[256];
+    recs r = {0};
+    journal_replay_stats st;
+
+    write_records(e, e->dir, 200, 8192);
+    size_t segs = count_segments(e->dir), in3 = count_after(e->dir, 2) - count_after(e->dir, 3);
+    assert_true(segs > 5 && in3 > 0);
+    seg_path(seg, sizeof(seg), e->dir, 3);
+    seg_path(seg4, sizeof(seg4), e->dir, 4);
+    off_t size4 = file_size(seg4);
+    assert_int_equal(unlink(seg), 0);
+    assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), -ENODATA);
+    assert_non_null(strstr(st.detail, "journal-0000000000000003.log missing"));
+    assert_int_equal(r.n, 0); /* checked before any record is replayed */
+    assert_int_equal(count_segments(e->dir), segs - 1);
+    assert_int_equal(file_size(seg4), size4); /* refusing means touching nothing */
+    recs_free(&r);
+    assert_int_equal(replay_after(e->dir, 0, 0, &r, &st), -ENODATA);
+    recs_free(&r);
+
+    assert_int_equal(replay_after(e->dir, 0, 1, &r, &st), 0);
+    assert_int_equal(st.records, 200 - in3);
+    assert_int_equal(st.missing_segments, 1);
+    assert_non_null(strstr(st.detail, "salvage"));
+    recs_free(&r);
+
+    /* Two in a row: both named. */
+    assert_int_equal(unlink(seg4), 0);
+    assert_int_equal(replay_after(e->dir, 0, 0, &r, &st), -ENODATA);
+    assert_non_null(strstr(st.detail, "journal-0000000000000003.log .. journal-0000000000000004.log"));
+    recs_free(&r);
+}
+
+/* The oldest segment, with nothing covering it: the journal must start at
+ * segment 1, or right after the checkpoint it continues. */
+static void test_missing_first_segment(void **state)
+{
+    env *e = *state;
+    char seg[256];
+    recs r = {0};
+    journal_replay_stats st;
+
+    write_records(e, e->dir, 200, 8192);
+    size_t after1 = count_after(e->dir, 1);
+    seg_path(seg, sizeof(seg), e->dir, 1);
+    assert_int_equal(unlink(seg), 0);
+    assert_int_equal(replay_after(e->dir, 0, 0, &r, &st), -ENODATA);
+    assert_non_null(strstr(st.detail, "journal-0000000000000001.log missing"));
+    assert_non_null(strstr(st.detail, "no checkpoint"));
+    recs_free(&r);
+    /* A checkpoint at 1 covers it: nothing is missing. */
+    assert_int_equal(replay_after(e->dir, 1, 0, &r, &st), 0);
+    assert_int_equal(r.n, after1);
+    recs_free(&r);
+    /* A checkpoint at 1, but segment 2 gone: the journal does not continue it. */
+    seg_path(seg, sizeof(seg), e->dir, 2);
+    assert_int_equal(unlink(seg), 0);
+    assert_int_equal(replay_after(e->dir, 1, 0, &r, &st), -ENODATA);
+    assert_non_null(strstr(st.detail, "journal-0000000000000002.log missing"));
+    recs_free(&r);
+    /* Appending (journal_open without fn) checks the same. */
+    journal *j;
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
+    c.after_segment = 1;
+    assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, &st), -ENODATA);
+}
+
+/* Emptied is not "never written": only the newest segment may be empty
+ * (created, nothing written yet). A zero-filled one was written and then
+ * damaged: that is corruption, which salvage skips record by record. */
+static void test_emptied_segment(void **state)
+{
+    env *e = *state;
+    char seg[256];
+    recs r = {0};
+    journal_replay_stats st;
+
+    write_records(e, e->dir, 200, 8192);
+    size_t in3 = count_after(e->dir, 2) - count_after(e->dir, 3);
+    seg_path(seg, sizeof(seg), e->dir, 3);
+    off_t size = file_size(seg);
+    assert_int_equal(truncate(seg, 0), 0);
+    assert_int_equal(replay_after(e->dir, 0, 0, &r, &st), -ENODATA);
+    assert_non_null(strstr(st.detail, "journal-0000000000000003.log is empty"));
+    recs_free(&r);
+    assert_int_equal(replay_after(e->dir, 0, 1, &r, &st), 0);
+    assert_int_equal(st.records, 200 - in3);
+    assert_int_equal(st.missing_segments, 1);
+    recs_free(&r);
+
+    assert_int_equal(truncate(seg, size), 0); /* zeros, as long as it was */
+    assert_int_equal(replay_after(e->dir, 0, 0, &r, &st), -EBADMSG);
+    assert_non_null(strstr(st.detail, "journal-0000000000000003.log: corrupt record at offset 0"));
+    recs_free(&r);
+}
+
+/* A torn tail whose later segments hold only garbage: they are removed, not
+ * emptied, so the journal the repair leaves (and appends to) replays
+ * cleanly next time instead of showing an emptied segment. */
+static void test_torn_tail_later_garbage(void **state)
+{
+    env *e = *state;
+    static done_log log;
+    static done_slot slots[4096];
+    char seg[256];
+    recs r = {0};
+    journal_replay_stats st;
+    journal *j;
+
+    write_records(e, e->dir, 200, 8192);
+    unsigned k = (unsigned)count_segments(e->dir);
+    assert_true(k > 5);
+    size_t kept = 200 - count_after(e->dir, k - 2) - 1; /* all before the torn record */
+    seg_path(seg, sizeof(seg), e->dir, k - 2);
+    assert_int_equal(truncate(seg, file_size(seg) - 3), 0);
+    for (unsigned no = k - 1; no <= k; no++) {
+        seg_path(seg, sizeof(seg), e->dir, no);
+        FILE *f = fopen(seg, "w");
+        assert_non_null(f);
+        for (int i = 0; i < 1000; i++)
+            fputc(0xA5, f);
+        fclose(f);
+    }
+    journal_config c = cfg_for(e->dir, JOURNAL_FSYNC_NEVER);
+    assert_int_equal(journal_open(&j, &e->loop, &c, replay_collect, &r, &st), 0);
+    assert_int_equal(r.n, kept);
+    assert_true(st.truncated_bytes > 2000);
+    recs_free(&r);
+    memset(&log, 0, sizeof(log));
+    feed(&e->loop, j, kept, kept + 3, 0, &log, slots);
+    close_journal(&e->loop, j);
+    assert_int_equal(reopen_collect(e, e->dir, 0, &r, &st), 0);
+    check_replay(&r, 0, kept + 3);
+    recs_free(&r);
+}
+
 int main(void)
 {
     /* The server ignores SIGXFSZ; so do its tests. */
@@ -1438,6 +1605,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_during_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prealloc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_written_pages_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_first_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emptied_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_later_garbage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
