@@ -19,6 +19,28 @@ int log_level_parse(const char *s)
     return -1;
 }
 
+const char *log_esc(char *buf, size_t n, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        int plain = ch > 0x20 && ch < 0x7f && ch != '"' && ch != '\\' && ch != '=';
+        if (o + (plain ? 1 : 4) >= n)
+            break;
+        if (plain) {
+            buf[o++] = (char)ch;
+            continue;
+        }
+        buf[o++] = '\\';
+        buf[o++] = 'x';
+        buf[o++] = hex[ch >> 4];
+        buf[o++] = hex[ch & 15];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
     if (level > log_level)

@@ -24,7 +24,8 @@ enum {
     OPT_NO_JOURNAL, OPT_TOKEN, OPT_TOKEN_FILE, OPT_MAX_MSG, OPT_MAX_BATCH, OPT_MAX_DEPTH,
     OPT_MAX_CONN, OPT_IDLE, OPT_MAX_MEM, OPT_MAX_SYM, OPT_IGNORE_UNKNOWN, OPT_PORT_FILE,
     OPT_LOG_LEVEL, OPT_CKPT_BYTES, OPT_CKPT_INTERVAL, OPT_CKPT_EXIT, OPT_RETENTION, OPT_CONFIG,
-    OPT_HELP, OPT_VERSION,
+    OPT_MAX_CLIENTS, OPT_CLIENT_TTL, OPT_HELLO_TIMEOUT, OPT_MAX_HANDSHAKES, OPT_MAX_BUFFERED,
+    OPT_MAX_FUTURE, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -53,6 +54,12 @@ static const struct option options[] = {
     {"checkpoint-on-exit", no_argument, 0, OPT_CKPT_EXIT},
     {"retention", required_argument, 0, OPT_RETENTION},
     {"config", required_argument, 0, OPT_CONFIG},
+    {"max-clients", required_argument, 0, OPT_MAX_CLIENTS},
+    {"client-ttl", required_argument, 0, OPT_CLIENT_TTL},
+    {"hello-timeout", required_argument, 0, OPT_HELLO_TIMEOUT},
+    {"max-handshakes", required_argument, 0, OPT_MAX_HANDSHAKES},
+    {"max-buffered", required_argument, 0, OPT_MAX_BUFFERED},
+    {"max-future", required_argument, 0, OPT_MAX_FUTURE},
     {"help", no_argument, 0, OPT_HELP},
     {"version", no_argument, 0, OPT_VERSION},
     {0, 0, 0, 0},
@@ -80,13 +87,22 @@ static void usage(FILE *f)
         "  --checkpoint-on-exit       take a last snapshot at graceful shutdown\n"
         "  --retention DURATION       drop trades older than the newest stored trade's ts\n"
         "                             minus DURATION (whole pages); 0 = keep all  [0]\n"
+        "  --max-future DURATION      refuse trades stamped more than DURATION ahead of the\n"
+        "                             wall clock (BAD_VALUE); 0 = no bound        [5m]\n"
         "  --no-journal               keep nothing on disk (benchmarks only: ACK = in memory)\n"
         "  --token TOKEN              clients must send this token in HELLO [none]\n"
         "  --token-file FILE          read the token from FILE (keeps it out of ps)\n"
         "  --max-message SIZE         largest message                     [16M]\n"
         "  --max-batch N              most trades in one batch            [100000]\n"
         "  --max-depth N              deepest msgpack nesting             [16]\n"
-        "  --max-connections N        most TCP connections at once        [1024]\n"
+        "  --max-connections N        most TCP connections past HELLO     [1024]\n"
+        "  --max-handshakes N         most TCP connections still before HELLO; a new one\n"
+        "                             past it closes the oldest            [1024]\n"
+        "  --hello-timeout DURATION   close a connection without HELLO by then [10s]\n"
+        "  --max-buffered SIZE        read-buffer bytes across all connections [1G]\n"
+        "  --max-clients N            most client names remembered (see PROTOCOL.md 5) [65536]\n"
+        "  --client-ttl DURATION      a name unused this long may be forgotten when the\n"
+        "                             table is full                         [7d]\n"
         "  --idle-timeout SECONDS     close connections silent this long, or whose message\n"
         "                             is not complete this long after its first byte;\n"
         "                             0 = never                           [300]\n"
@@ -262,6 +278,31 @@ static int apply_flag(server_config *cfg, int opt, const char *arg, int depth)
     }
     case OPT_CKPT_EXIT: cfg->checkpoint_on_exit = 1; return 0;
     case OPT_RETENTION: return parse_duration_ns(arg, &cfg->retention_ns);
+    case OPT_MAX_FUTURE: return parse_duration_ns(arg, &cfg->limits.max_future_ns);
+    case OPT_MAX_CLIENTS:
+        if (parse_u64(arg, &v, 0) || v == 0 || v > (1u << 24)) return -1;
+        cfg->max_clients = (uint32_t)v;
+        return 0;
+    case OPT_CLIENT_TTL: {
+        int64_t ns;
+        if (parse_duration_ns(arg, &ns)) return -1;
+        cfg->client_ttl_ns = (uint64_t)ns;
+        return 0;
+    }
+    case OPT_HELLO_TIMEOUT: {
+        int64_t ns;
+        if (parse_duration_ns(arg, &ns) || ns < 1000000000 || ns > 3600 * 1000000000ll) return -1;
+        cfg->hello_timeout_ms = (uint32_t)(ns / 1000000);
+        return 0;
+    }
+    case OPT_MAX_HANDSHAKES:
+        if (parse_u64(arg, &v, 0) || v == 0 || v > 1000000) return -1;
+        cfg->max_handshakes = (uint32_t)v;
+        return 0;
+    case OPT_MAX_BUFFERED:
+        if (parse_u64(arg, &v, 1) || v < (1u << 20)) return -1;
+        cfg->max_buffered = v;
+        return 0;
     case OPT_CONFIG: return load_config(cfg, arg, depth + 1);
     }
     return -1;
@@ -318,8 +359,18 @@ static void config_default(server_config *cfg)
     cfg->http_port = 7401;
     cfg->data_dir = "./data";
     proto_limits_default(&cfg->limits);
+    /* Clocks of producers that sync at all are seconds apart; a ts minutes
+     * ahead is a wrong clock, a local time sent as UTC (hours) or a unit or
+     * typo error (years), and under --retention it would age everything
+     * else: refused (and retention's "now" bounded by it). */
+    cfg->limits.max_future_ns = 5ll * 60 * 1000000000;
     cfg->max_connections = 1024;
     cfg->idle_timeout_ms = 300 * 1000;
+    cfg->max_handshakes = 1024;
+    cfg->hello_timeout_ms = 10 * 1000;
+    cfg->max_buffered = (uint64_t)1 << 30;
+    cfg->max_clients = CLIENTS_DEFAULT_MAX;
+    cfg->client_ttl_ns = 7ull * 86400 * 1000000000;
     cfg->max_memory = (size_t)4 << 30;
     cfg->max_symbols = 1000000;
     cfg->journal.dir = cfg->data_dir;

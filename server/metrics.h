@@ -24,6 +24,7 @@ typedef struct metrics {
     uint64_t messages_total;
     uint64_t queries_total;
     uint64_t connections_total; /* accepted */
+    uint64_t handshakes_evicted_total; /* closed before HELLO to make room (--max-handshakes) */
     uint32_t connections;       /* open now */
     uint64_t errors_total[PROTO_NCODES];
     uint64_t ack_buckets[METRICS_NBUCKETS]; /* non-cumulative counts */

@@ -26,6 +26,11 @@ typedef struct server_config {
     proto_limits limits;
     uint32_t max_connections; /* 1024 */
     uint32_t idle_timeout_ms; /* 300000; 0 = none */
+    uint32_t max_handshakes;  /* connections before HELLO; the oldest goes past it */
+    uint32_t hello_timeout_ms;/* a connection without HELLO by then is closed */
+    uint64_t max_buffered;    /* read-buffer bytes across all connections */
+    uint32_t max_clients;     /* client names remembered */
+    uint64_t client_ttl_ns;   /* a name unused this long may be forgotten */
     size_t max_memory;        /* store cap */
     uint32_t max_symbols;
     journal_config journal;

@@ -219,11 +219,17 @@ def test_batch_errors(s):
     c = s.connect("errs")
     good = {"sym": "ERRS", "ts": TS0, "px": "1.5", "qty": 2}
     seq = [0]
+    acked = [0]
 
     def send(trades, kind=None):
-        seq[0] += 1
+        # A refused seq holds the client back until it is resent (PROTOCOL.md 5):
+        # each batch reuses the seq after the last acknowledged one.
+        seq[0] = acked[0] + 1
         c.send_batch(seq[0], trades, kind)
-        return c.recv()
+        r = c.recv()
+        if r[0] == "ACK":
+            acked[0] = seq[0]
+        return r
 
     cases = [
         ([good, dict(good, venue="X")], None, "UNKNOWN_FIELD", 1, ["venue"]),
@@ -339,6 +345,7 @@ def test_auth_and_limits():
         assert c.closed()
         ok = [s.connect("ok%d" % i, token="s3cret") for i in range(3)]
         extra = Client(s.tcp_port, hello=False)
+        extra.send(["HELLO", {"client": "extra", "token": "s3cret"}])
         expect_err(extra.recv(), 0, "TOO_MANY_CONNECTIONS")
         assert extra.closed()
         # Idle: a silent connection is told and closed after ~1 s.
@@ -352,8 +359,9 @@ def test_symbol_limit_and_store_full():
         trades = [{"sym": "S%d" % i, "ts": 1, "px": 1, "qty": 1} for i in range(11)]
         c.send_batch(1, trades)
         expect_err(c.recv(), 1, "SYMBOL_LIMIT", 10)
-        # Fill the store until STORE_FULL; everything acknowledged stays.
-        seq, stored, full = 2, 0, False
+        # Fill the store until STORE_FULL; everything acknowledged stays. (Seq 1 was
+        # refused, so the client resends under it: PROTOCOL.md 5.)
+        seq, stored, full = 1, 0, False
         while seq < 2000:
             b = [{"sym": "S%d" % (i % 10), "ts": TS0 + i, "px": "1.25", "qty": 1} for i in range(5000)]
             c.send_batch(seq, b)
