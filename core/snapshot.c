@@ -203,29 +203,43 @@ static void snapshot__header(unsigned char *h, const snapshot_io *io, uint32_t n
     snapshot__put32(h + SNAPSHOT__HCRC, io->crc(0, h, SNAPSHOT__HCRC));
 }
 
+/* Written? Not a removed id, nor a symbol only uncommitted batches hold
+ * (a replay of the journal after the snapshot creates it if one commits). */
+static int snapshot__kept(const part *p) { return !(p->flags & (PART_GONE | PART_FRESH)); }
+
 int snapshot_save(const store *s, const void *extra, size_t extra_len, const snapshot_io *io,
                   snapshot_info *info)
 {
     snapshot__stream o = {.io = io};
     unsigned char buf[SNAPSHOT_PART_BYTES];
+    uint32_t nkept = 0;
     int rc;
 
     if (!s || !io || !io->write || !io->crc || (extra_len && !extra) ||
         extra_len > SNAPSHOT_EXTRA_MAX)
         return SNAPSHOT_EINVAL;
-    snapshot__header(buf, io, s->nparts, s->trades, s->batches, extra_len);
+    for (uint32_t id = 0; id < s->nparts; id++)
+        nkept += (uint32_t)snapshot__kept(store__part(s, id));
+    snapshot__header(buf, io, nkept, s->trades, s->batches, extra_len);
     if ((rc = snapshot__out(&o, buf, SNAPSHOT_HEADER_BYTES)) != SNAPSHOT_OK ||
         (rc = snapshot__out(&o, extra, extra_len)) != SNAPSHOT_OK)
         return rc;
     for (uint32_t id = 0; id < s->nparts; id++) {
         const part *p = store__part(s, id);
+        if (!snapshot__kept(p))
+            continue;
         const unsigned char *key = (const unsigned char *)store__key_at(s, id)->w;
         size_t slot = s->ladder[p->kind].slot;
+        uint64_t slots = 0;
+        for (const slab_page *pg = p->head; pg; pg = pg->next)
+            slots += pg->count;
         memset(buf, 0, sizeof buf);
         buf[0] = key[0];
         buf[1] = p->kind;
         memcpy(buf + 8, key + 1, key[0]);
         snapshot__agg_put(buf, &p->agg);
+        snapshot__put64(buf + 128, *store__first(s, id));
+        snapshot__put64(buf + 136, slots);
         if ((rc = snapshot__out(&o, buf, SNAPSHOT_PART_BYTES)) != SNAPSHOT_OK)
             return rc;
         for (const slab_page *pg = p->head; pg; pg = pg->next)
@@ -241,7 +255,7 @@ int snapshot_save(const store *s, const void *extra, size_t extra_len, const sna
     o.bytes += SNAPSHOT_TRAILER_BYTES;
     if (info) {
         info->bytes = o.bytes;
-        info->partitions = s->nparts;
+        info->partitions = nkept;
         info->trades = s->trades;
         info->batches = s->batches;
         info->extra_bytes = extra_len;
@@ -263,14 +277,16 @@ static int snapshot__store_rc(int rc)
 
 /* One partition: its record, then its slots straight into store pages. */
 static int snapshot__load_part(store *s, snapshot__stream *in, uint32_t want_id, uint64_t *total,
-                               uint64_t limit)
+                               uint64_t limit, uint32_t version)
 {
     unsigned char r[SNAPSHOT_PART_BYTES];
     store_agg agg;
     uint32_t id;
     int rc;
 
-    if ((rc = snapshot__in(in, r, sizeof r)) != SNAPSHOT_OK)
+    memset(r, 0, sizeof r);
+    if ((rc = snapshot__in(in, r, version == 1 ? SNAPSHOT_PART_BYTES_V1 : SNAPSHOT_PART_BYTES)) !=
+        SNAPSHOT_OK)
         return rc;
     uint8_t len = r[0];
     if (len == 0 || len > STORE_SYM_MAX || r[1] >= kind_count())
@@ -286,12 +302,19 @@ static int snapshot__load_part(store *s, snapshot__stream *in, uint32_t want_id,
     if (agg.count > limit - *total)
         return SNAPSHOT_EFORMAT;
     *total += agg.count;
+    uint64_t first = snapshot__get64(r + 128), slots = snapshot__get64(r + 136);
+    if (version == 1)
+        slots = agg.count; /* no tombstones then, numbered from 0 */
+    if (slots < agg.count || first > UINT64_MAX - slots)
+        return SNAPSHOT_EFORMAT;
     const kind *k = kind_by_id(r[1]);
     if ((rc = store__restore_part(s, (const char *)r + 8, len, k, &id)) != STORE_OK)
         return snapshot__store_rc(rc);
     if (id != want_id)
         return SNAPSHOT_EFORMAT;
-    for (uint64_t left = agg.count; left > 0;) {
+    *store__first(s, id) = first;
+    /* Too many slots for the memory cap ends in SNAPSHOT_EFULL below. */
+    for (uint64_t left = slots; left > 0;) {
         uint32_t room;
         void *dst = store__restore_room(s, id, left, &room);
         if (!dst)
@@ -329,7 +352,8 @@ int snapshot_load(store *s, const snapshot_io *io, void **extra, size_t *extra_l
         return SNAPSHOT_EFORMAT;
     if (io->crc(0, h, SNAPSHOT__HCRC) != snapshot__get32(h + SNAPSHOT__HCRC))
         return SNAPSHOT_ECRC;
-    if (snapshot__get32(h + 8) != SNAPSHOT_VERSION)
+    uint32_t version = snapshot__get32(h + 8);
+    if (version != SNAPSHOT_VERSION && version != 1)
         return SNAPSHOT_EVERSION;
     if (snapshot__get32(h + 12) != SNAPSHOT_HEADER_BYTES || snapshot__get32(h + 56) != 0)
         return SNAPSHOT_EFORMAT;
@@ -346,7 +370,7 @@ int snapshot_load(store *s, const snapshot_io *io, void **extra, size_t *extra_l
     if ((rc = snapshot__in(&in, blob, blen)) != SNAPSHOT_OK)
         goto cleanup;
     for (uint32_t id = 0; id < nparts; id++)
-        if ((rc = snapshot__load_part(s, &in, id, &total, trades)) != SNAPSHOT_OK)
+        if ((rc = snapshot__load_part(s, &in, id, &total, trades, version)) != SNAPSHOT_OK)
             goto cleanup;
     rc = SNAPSHOT_EFORMAT;
     if (total != trades)

@@ -16,12 +16,15 @@
  *   | extra: the caller's blob, `extra bytes` long (opaque here)       |
  *   +------------------------------------------------------------------+
  *   | partition 0, in id order:                                        |
- *   |   record, 128 B                                                  |
+ *   |   record, 144 B (version 1: 128, without the last two fields)    |
  *   |     0 name len u8   1 kind id u8   2 zero[6]   8 name[32] (0-padded)
  *   |    40 count u64    48 volume u128  64 notional u128              |
  *   |    80 open i64  88 high  96 low  104 close  112 first ts  120 last ts
- *   |   count x slot bytes of the kind: the used slots of each page,   |
- *   |   back to back in arrival order (page boundaries are not kept)   |
+ *   |   128 first index u64 (absolute index of the first slot)         |
+ *   |   136 slots u64 (count live records + tombstones; v1: = count)   |
+ *   |   slots x slot bytes of the kind: the used slots of each page,   |
+ *   |   back to back in arrival order (page boundaries are not kept),  |
+ *   |   tombstones included, so absolute indexes (cursors) survive     |
  *   | partition 1 ...                                                  |
  *   +------------------------------------------------------------------+
  *   | trailer, 16 B: 0 magic "SNAPEND1"  8 crc u32 (stream bytes       |
@@ -43,7 +46,9 @@
  *
  * Per-client sequence numbers, journal positions and the like belong to
  * the caller: they travel in the extra blob. Retention-dropped pages simply
- * are not there; pending (reserved, uncommitted) batches are not written.
+ * are not there; pending (reserved, uncommitted) batches are not written,
+ * nor are symbols only they created (store.h: fresh symbols), nor removed
+ * ids: partitions are renumbered densely, in the same order.
  */
 #ifndef SLOTD_SNAPSHOT_H
 #define SLOTD_SNAPSHOT_H
@@ -53,9 +58,10 @@
 
 #include "store.h"
 
-#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_VERSION 2   /* written; version 1 is still read */
 #define SNAPSHOT_HEADER_BYTES 64
-#define SNAPSHOT_PART_BYTES 128
+#define SNAPSHOT_PART_BYTES 144
+#define SNAPSHOT_PART_BYTES_V1 128
 #define SNAPSHOT_TRAILER_BYTES 16
 #define SNAPSHOT_EXTRA_MAX ((uint64_t)1 << 30) /* a larger one is corruption */
 

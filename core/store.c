@@ -43,6 +43,7 @@
  */
 #include "store.h"
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,7 +191,8 @@ int store__create(store *s, const store_key *key, uint32_t h, uint32_t pos, uint
                   uint32_t *id)
 {
     int rc;
-    if (s->nparts >= s->max_symbols)
+    /* Gone ids do not count against the limit; ids stay below STORE__NEW. */
+    if (s->nparts - s->ngone >= s->max_symbols || s->nparts >= STORE__NEW - 1)
         return STORE_ESYMLIMIT;
     if ((uint64_t)(s->nparts + 1) * 4 > (uint64_t)(s->tmask + 1) * 3) {
         if ((rc = store__table_grow(s)) != STORE_OK)
@@ -203,6 +205,7 @@ int store__create(store *s, const store_key *key, uint32_t h, uint32_t pos, uint
     part *p = store__part(s, *id);
     memset(p, 0, sizeof *p);
     p->kind = kid;
+    *store__first(s, *id) = 0;
     s->blocks[*id >> STORE__BLOCK_SHIFT]->keys[*id & (STORE__BLOCK - 1)] = *key;
     s->table[pos] = (uint64_t)h << 32 | (*id + 1);
     return STORE_OK;
@@ -233,7 +236,10 @@ void store__pop(store *s, uint32_t base)
 {
     while (s->nparts > base) {
         uint32_t id = --s->nparts;
-        store__table_del(s, store__key_hash(store__key_at(s, id)), id);
+        if (store__part(s, id)->flags & PART_GONE) /* out of the table already */
+            s->ngone--;
+        else
+            store__table_del(s, store__key_hash(store__key_at(s, id)), id);
     }
     /* Blocks left empty go too (store__create adds one again when needed);
      * the table and the touched scratch keep their size. */
@@ -241,10 +247,27 @@ void store__pop(store *s, uint32_t base)
         free(s->blocks[--s->nblocks]);
 }
 
+void store__forget(store *s, uint32_t id)
+{
+    part *p = store__part(s, id);
+    assert(!p->head && !p->pending && !p->agg.count && (p->flags & PART_FRESH));
+    store__table_del(s, store__key_hash(store__key_at(s, id)), id);
+    p->flags = PART_GONE;
+    s->ngone++;
+}
+
+void store__trim(store *s)
+{
+    uint32_t n = s->nparts;
+    while (n > 0 && (store__part(s, n - 1)->flags & PART_GONE))
+        n--;
+    store__pop(s, n);
+}
+
 const kind *store_symbol_kind(const store *s, const char *sym, size_t symlen)
 {
-    /* Also for a symbol with no committed trade: one a released batch
-     * created (see store_batch_release), or one emptied by retention. */
+    /* Also for a symbol with no committed trade left: one emptied by
+     * retention or by deletes (its kind stays fixed). */
     const part *p = store__lookup(s, sym, symlen, NULL);
     return p ? kind_by_id(p->kind) : NULL;
 }
@@ -379,11 +402,12 @@ void store__restore_fill(store *s, uint32_t id, uint32_t n)
     slab_page *t = p->tail;
     const unsigned char *r = t->slots + (size_t)t->count * l->slot;
     int64_t lo = t->count ? t->min_ts : INT64_MAX, hi = t->count ? t->max_ts : INT64_MIN;
-    if (n && p->agg.count == 0)
-        s->visible++;
+    uint64_t before = p->agg.count;
     for (uint32_t i = 0; i < n; i++, r += l->slot) {
         const trade *tr = kind_trade_of(r);
         int64_t ts = (int64_t)tr->ts;
+        if (store__dead(ts)) /* a tombstone keeps its slot, and so its number */
+            continue;
         lo = ts < lo ? ts : lo;
         hi = ts > hi ? ts : hi;
         store__agg_add(&p->agg, ts, (int64_t)tr->px, (int64_t)tr->qty);
@@ -393,8 +417,10 @@ void store__restore_fill(store *s, uint32_t id, uint32_t n)
         t->max_ts = hi;
         s->newest_ts = hi > s->newest_ts ? hi : s->newest_ts;
     }
+    if (before == 0 && p->agg.count)
+        s->visible++;
     t->count += n;
     p->room = (uint16_t)(p->room - n);
-    s->trades += n;
+    s->trades += p->agg.count - before;
     s->slot_bytes += (uint64_t)n * l->slot;
 }

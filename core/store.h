@@ -24,9 +24,15 @@
  *
  * A symbol is created (its kind fixed, a max_symbols slot taken) by the
  * reserve of the first batch that stages a trade for it, never by staging:
- * a batch refused at staging or by reserve leaves no symbol behind. A
- * symbol with no committed trade is invisible to every query and to the
- * symbol count.
+ * a batch refused at staging or by reserve leaves no symbol behind. Nor
+ * does a released one: a symbol a reserve created stays "fresh" until a
+ * batch holding it commits; each reserved batch staging trades for it
+ * holds it (the partition's pending count), and when the last of those is
+ * released while it is still fresh, it is removed (kind, quota and name
+ * all free again). So the store after any mix of commits and releases is
+ * the store the committed batches alone, in commit order, would build —
+ * what a journal replay builds. A symbol with no committed trade (left) is
+ * invisible to every query and to the symbol count.
  *
  * Numbers: prices and quantities are fixed point 1e-8 (fixp.h). Volume is
  * summed in 128 bits at 1e-8, notional (px*qty) in 128 bits at 1e-16, so
@@ -117,16 +123,16 @@ int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symle
  * the next is staged). */
 int store_batch_reserve(store *s, store_batch *b);
 /* Commit empties the batch (ready for the next add); committing a batch that
- * is not reserved stores nothing. Release keeps the staged trades, and the
- * symbols reserve created: they stay, empty, their kind fixed (only after a
- * journal failure in the server, so rare; they count against max_symbols
- * and a later trade of another kind for one is refused). */
+ * is not reserved stores nothing. Release empties it too, undoing the
+ * reservation and removing the fresh symbols no other reserved batch
+ * holds (see above); releasing a batch that is not reserved only resets it. */
 void store_batch_commit(store *s, store_batch *b);
 void store_batch_release(store *s, store_batch *b);
 
 /* The kind a symbol holds, or NULL if the store has no such symbol. A
- * symbol with no committed trade (one a released batch created, or one
- * retention emptied) has its kind fixed all the same, so it answers too. */
+ * symbol with no trade left (retention or deletes emptied it) has its kind
+ * fixed all the same, so it answers too; so does one a reserved, not yet
+ * committed batch created. */
 const kind *store_symbol_kind(const store *s, const char *sym, size_t symlen);
 /* The same, and for a symbol new in batch `b` (staged, not yet created) the
  * kind it has there. Decoders use it to decode a trade that names no kind,
@@ -161,7 +167,12 @@ int store_symbol(const store *s, const char *sym, size_t symlen, store_symbol_in
 int store_symbol_by_id(const store *s, uint32_t id, store_symbol_info *out);
 
 /* Visit the records of `sym` with from <= ts < to, in arrival order, from
- * record index `cursor` (0 = start). Stops after `limit` matches (capped at
+ * absolute record index `cursor` (0 = start). A record's absolute index is
+ * its arrival number in the symbol (0 = the first it ever stored) and never
+ * changes: retention drops and deletes remove records without renumbering
+ * the others, and snapshots keep the numbers. So paging with *next never
+ * skips a record that is still stored, nor returns one twice, whatever is
+ * dropped or deleted between calls. Stops after `limit` matches (capped at
  * STORE_MAX_TRADES) or STORE_SCAN_BUDGET examined records; *next is the
  * cursor to resume at, STORE_CURSOR_END when the range is exhausted. Pages
  * whose [min_ts, max_ts] misses the range are skipped unread. The visitor
@@ -188,6 +199,24 @@ typedef enum store_by { STORE_BY_COUNT, STORE_BY_VOLUME, STORE_BY_NOTIONAL } sto
 /* Up to n (<= STORE_MAX_TOP) symbol ids, largest first, ties by lower id. */
 int store_top(const store *s, store_by by, uint32_t n, uint32_t *ids, uint32_t *nout);
 
+/* ---- deletes ------------------------------------------------------------ */
+
+/* Delete the records of `sym` with from <= ts < to; *deleted = how many.
+ * STORE_ENOTFOUND when the symbol holds no trade, STORE_EINVAL when
+ * from >= to. A deleted record becomes a tombstone in its slot (absolute
+ * indexes stay: see store_scan); pages left with no live record are freed
+ * from the head of the chain (the rest go when retention or a later delete
+ * reaches them; the tail page stays for appends), and a symbol left with no
+ * record at all gives back every page. Aggregates are refolded from what
+ * stays, exactly as if only that had been ingested; the store's newest ts
+ * is recomputed when the deleted records held it. A symbol emptied keeps
+ * its kind (as after retention). Pending reservations stay valid.
+ * Cost: reads every slot of the symbol once (the refold; about 1-4 ns a
+ * record, so ~10-40 ms for 10M) plus, when newest ts is recomputed, one
+ * look at each symbol: the caller runs it on a thread that may block. */
+int store_delete_range(store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
+                       uint64_t *deleted);
+
 typedef struct store_stats {
     uint64_t trades;       /* committed */
     uint64_t symbols;      /* with at least one trade */
@@ -200,7 +229,7 @@ typedef struct store_stats {
     uint64_t bytes_index;     /* symbol table + partitions */
     uint64_t bytes_pending;   /* reserved by batches not yet committed */
     double fill;              /* used slots / page bytes */
-    int64_t newest_ts;        /* largest ts ever stored (not lowered by drops); -1 = none */
+    int64_t newest_ts;        /* largest ts stored (kept by drops, recomputed by deletes); -1 = none */
 } store_stats;
 void store_get_stats(const store *s, store_stats *st);
 
@@ -217,7 +246,7 @@ void store_get_stats(const store *s, store_stats *st);
  * open/high/low/close and first/last ts. A partition with nothing left
  * becomes invisible (as a symbol with no trade); its kind stays fixed.
  * Freed pages go back to the slab for reuse (reserved bytes do not shrink).
- * Scan cursors (record indexes) taken before a drop may skip records after it.
+ * Absolute record indexes (scan cursors) of the records kept do not change.
  *
  * Work is bounded: a call reads about `budget` records (a partition looked
  * at counts as STORE_DROP_PART_COST) and resumes where the previous call

@@ -66,9 +66,11 @@ static uint64_t store__need(const store *s, const part *p, uint64_t n)
         return 0;
     if (p->flags & PART_CHAINED)
         return ceil_div(n - p->room, l->capmax) * maxp;
-    /* Growing: the one page holds every record, so its capacity is
-     * count + room (0 with no page yet). */
-    uint64_t have = p->agg.count + p->room, total = p->agg.count + n, bytes = 0;
+    /* Growing: the one page holds every record, so its capacity is its
+     * slots + room (0 with no page yet). Its slots, not agg.count: deletes
+     * leave tombstones in slots. */
+    uint64_t used = p->tail ? p->tail->count : 0;
+    uint64_t have = used + p->room, total = used + n, bytes = 0;
     for (uint32_t i = 0; i < l->n && total > have; i++) {
         if (l->cap[i] <= have) /* a larger recycled page skipped this step */
             continue;
@@ -247,7 +249,7 @@ static __attribute__((noinline)) int store__stage_new(const store *s, store_batc
     /* Checked now, as if created now, so a refused trade keeps its index. */
     if (!store__valid_symbol((const unsigned char *)sym, symlen))
         return STORE_ESYMBOL;
-    if ((uint64_t)s->nparts + b->nsyms >= s->max_symbols)
+    if ((uint64_t)s->nparts - s->ngone + b->nsyms >= s->max_symbols)
         return STORE_ESYMLIMIT;
     int rc;
     if (!b->sidx || (b->nsyms + 1) * 2 > b->smask + 1 || b->nsyms == b->syms_cap) {
@@ -318,6 +320,8 @@ static int store__create_new(store *s, store_batch *b)
         if (store__part(s, ns->pid)->kind != ns->kind)
             rc = STORE_EKIND;
     }
+    for (uint32_t i = 0; i < b->nsyms && rc == STORE_OK; i++)
+        store__part(s, b->syms[i].pid)->flags |= PART_FRESH; /* until a commit */
     if (rc != STORE_OK) {
         /* Nothing is patched yet: the partitions just go. */
         for (uint32_t i = 0; i < b->nsyms; i++)
@@ -509,12 +513,26 @@ int store_batch_reserve(store *s, store_batch *b)
 
 void store_batch_release(store *s, store_batch *b)
 {
-    if (!b->reserved)
+    if (!b->reserved) {
+        store_batch_reset(b);
         return;
+    }
     store__pend(s, b, -1);
+    /* A fresh symbol no reserved batch holds any more goes: nothing was
+     * ever committed to it. One that another reserved batch still stages
+     * trades for (pending > 0) stays for that batch; the last of them to be
+     * released removes it, the first to commit keeps it. */
+    for (size_t off = 0; off < b->len;) {
+        const store_entry *e = store__entry_at(b, off);
+        const part *p = store__part(s, e->pid);
+        if ((p->flags & PART_FRESH) && p->pending == 0)
+            store__forget(s, e->pid);
+        off += sizeof *e + e->size;
+    }
+    store__trim(s);
     b->reserved = 0;
-    b->need = 0;
     s->nreserved--;
+    store_batch_reset(b);
 }
 
 void store_batch_commit(store *s, store_batch *b)
@@ -542,8 +560,10 @@ void store_batch_commit(store *s, store_batch *b)
         int64_t ts = (int64_t)t->ts;
         store__append(s, p, l, e + 1, ts);
         newest = ts > newest ? ts : newest;
-        if (p->agg.count == 0)
+        if (p->agg.count == 0) {
             s->visible++;
+            p->flags &= (uint8_t)~PART_FRESH; /* a committed trade: it stays */
+        }
         store__agg_add(&p->agg, ts, (int64_t)t->px, (int64_t)t->qty);
         if (--p->pending == 0 && p->resv8)
             store__set_resv(s, p, 0);

@@ -44,7 +44,16 @@ typedef struct part {
 enum {
     PART_MARK = 1,    /* scratch flag for one pass over a batch */
     PART_CHAINED = 2, /* the next page is chained, not copied into */
+    PART_FRESH = 4,   /* created by a reserve, no batch committed to it yet */
+    PART_GONE = 8,    /* removed (a released batch's fresh symbol): its id is
+                       * not in the table, holds nothing, and is never reused */
 };
+
+/* A deleted record stays in its slot as a tombstone, ts all ones (no valid
+ * ts is above INT64_MAX, so read as int64 it is negative): records keep
+ * their positions, so absolute indexes (scan cursors) stay valid. */
+#define STORE__DEAD_TS UINT64_MAX
+static inline int store__dead(int64_t ts) { return ts < 0; }
 
 /* A symbol as stored: length byte, name, zero padding to 32 bytes, so
  * hashing and comparing are a few word operations, no byte loops. */
@@ -52,10 +61,16 @@ typedef struct store_key {
     uint64_t w[4];
 } store_key;
 
-/* STORE__BLOCK partitions and their names; blocks never move. */
+/* STORE__BLOCK partitions and their names; blocks never move. first[i]
+ * is the absolute index (arrival number, 0 = the partition's first record
+ * ever) of the first slot of partition i's head page: the chain's slots
+ * have consecutive indexes from it, since pages only leave from the head
+ * (retention, deletes) or all at once (first moves past the end). Kept
+ * apart from the partition: ingest never reads or writes it. */
 typedef struct store_block {
     part parts[STORE__BLOCK];
     store_key keys[STORE__BLOCK];
+    uint64_t first[STORE__BLOCK];
 } store_block;
 
 _Static_assert(sizeof(part) == 128, "a partition is two cache lines");
@@ -104,7 +119,9 @@ struct store {
     slab *slab;
     uint64_t cap;
     uint32_t max_symbols;
-    uint32_t nparts;    /* created, visible or not */
+    uint32_t nparts;    /* created, visible or not, PART_GONE included */
+    uint32_t ngone;     /* PART_GONE ids below nparts (only ever the last ids
+                         * are handed back) */
     store_block **blocks;
     uint32_t nblocks, blocks_cap;
     uint32_t *touched;  /* scratch: one slot per partition (see store__pend) */
@@ -122,6 +139,11 @@ struct store {
 static inline part *store__part(const store *s, uint32_t id)
 {
     return &s->blocks[id >> STORE__BLOCK_SHIFT]->parts[id & (STORE__BLOCK - 1)];
+}
+
+static inline uint64_t *store__first(const store *s, uint32_t id)
+{
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->first[id & (STORE__BLOCK - 1)];
 }
 
 static inline const store_key *store__key_at(const store *s, uint32_t id)
@@ -273,6 +295,14 @@ int store__create(store *s, const store_key *key, uint32_t h, uint32_t pos, uint
  * empty and referenced by nothing: ids and table entries as before their
  * creation (the table keeps its size). */
 void store__pop(store *s, uint32_t base);
+/* Remove partition `id`, empty and fresh: out of the table (its name may be
+ * created again, under a new id), marked PART_GONE. Then store__trim pops
+ * the trailing gone ids (and blocks). Ids in the middle stay as holes so
+ * that the order of the others (top-N ties, snapshot order) is creation
+ * order, as a replay makes it. */
+void store__forget(store *s, uint32_t id);
+void store__trim(store *s);
+
 
 /* The partition of `sym`, visible or not (id set when found). */
 const part *store__lookup(const store *s, const char *sym, size_t len, uint32_t *id);

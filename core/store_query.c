@@ -42,8 +42,9 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
                uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx, uint64_t *next)
 {
     int rc;
+    uint32_t id = 0;
     *next = STORE_CURSOR_END;
-    const part *p = store__visible(s, sym, symlen, &rc, NULL);
+    const part *p = store__visible(s, sym, symlen, &rc, &id);
     if (!p)
         return rc;
     if (from >= to || limit == 0 || !fn)
@@ -52,7 +53,7 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
         limit = STORE_MAX_TRADES;
     const kind *k = kind_by_id(p->kind);
     size_t slot = k->size;
-    uint64_t base = 0, examined = 0;
+    uint64_t base = *store__first(s, id), examined = 0; /* absolute index of pg's slot 0 */
     uint32_t matched = 0;
     for (const slab_page *pg = p->head; pg; base += pg->count, pg = pg->next) {
         if (base + pg->count <= cursor || pg->max_ts < from || pg->min_ts >= to)
@@ -65,11 +66,11 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
             examined++;
             const unsigned char *r = pg->slots + (size_t)i * slot;
             int64_t ts = (int64_t)kind_trade_of(r)->ts;
-            if (ts < from || ts >= to)
+            if (ts < from || ts >= to || store__dead(ts))
                 continue;
             fn(ctx, k, r);
             if (++matched == limit) {
-                if (base + i + 1 < p->agg.count)
+                if (i + 1 < pg->count || pg->next)
                     *next = base + i + 1;
                 return STORE_OK;
             }
@@ -114,7 +115,7 @@ int store_bars(const store *s, const char *sym, size_t symlen, int64_t from, int
         for (uint32_t i = 0; i < pg->count; i++) {
             const trade *t = kind_trade_of(pg->slots + (size_t)i * slot);
             int64_t ts = (int64_t)t->ts;
-            if (ts < from || ts >= to)
+            if (ts < from || ts >= to) /* tombstones too: from >= 0 */
                 continue;
             store__agg_add(&out[ts / interval - first].agg, ts, (int64_t)t->px, (int64_t)t->qty);
         }

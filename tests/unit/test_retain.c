@@ -265,6 +265,241 @@ static void test_drop_then_snapshot(void **st)
     store_close(b);
 }
 
+/* ---- absolute cursors ------------------------------------------------------ */
+
+static void put(store *s, const char *sym, int64_t ts, int64_t px, uint64_t id)
+{
+    store_batch b;
+    store_batch_init(&b);
+    int64_t v[TRADE_NFIELDS] = {ts, px, E8, 1, (int64_t)id};
+    assert_int_equal(store_batch_add(s, &b, sym, strlen(sym), &kind_trade, v), STORE_OK);
+    assert_int_equal(store_batch_reserve(s, &b), STORE_OK);
+    store_batch_commit(s, &b);
+    store_batch_free(&b);
+}
+
+typedef struct ids {
+    uint64_t v[20000];
+    size_t n;
+} ids;
+
+static void ids_visit(void *ctx, const kind *k, const void *slot)
+{
+    (void)k;
+    ids *x = ctx;
+    assert_true(x->n < 20000);
+    x->v[x->n++] = kind_trade_of(slot)->id;
+}
+
+/* One page of `sym` from *cur; returns 0 at the end. */
+static int page(const store *s, const char *sym, uint64_t *cur, uint32_t limit, ids *out)
+{
+    uint64_t next;
+    assert_int_equal(store_scan(s, sym, strlen(sym), 0, INT64_MAX, *cur, limit, ids_visit, out,
+                                &next),
+                     STORE_OK);
+    *cur = next;
+    return next != STORE_CURSOR_END;
+}
+
+/* Every record still stored at the end whose id is above `after` is in
+ * `got` exactly once, and `got` is in arrival order. */
+static void check_no_skip(const store *s, const char *sym, const ids *got, uint64_t after)
+{
+    static ids all;
+    uint64_t cur = 0;
+    all.n = 0;
+    while (page(s, sym, &cur, STORE_MAX_TRADES, &all))
+        ;
+    for (size_t i = 1; i < got->n; i++)
+        assert_true(got->v[i] > got->v[i - 1]); /* ids rise with arrival: no repeat */
+    size_t j = 0;
+    for (size_t i = 0; i < all.n; i++) {
+        if (all.v[i] <= after)
+            continue;
+        while (j < got->n && got->v[j] < all.v[i])
+            j++;
+        assert_true(j < got->n && got->v[j] == all.v[i]); /* not skipped */
+    }
+}
+
+/* Retention drops pages between two pages of a cursor walk: no record that
+ * is still stored is skipped (the cursor was an offset from the first page,
+ * so every drop skipped as many records). */
+static void test_cursor_survives_drops(void **st)
+{
+    (void)st;
+    store *s = ck_open(0);
+    for (uint64_t i = 0; i < 5000; i++)
+        put(s, "C", TS0 + (int64_t)i, 100 * E8, i);
+    static ids got;
+    got.n = 0;
+    uint64_t cur = 0;
+    store_drop_result r;
+    int64_t cut = TS0;
+    int more = page(s, "C", &cur, 100, &got);
+    while (more) {
+        if (cut < TS0 + 4500)
+            cut += 150; /* drops pages already read, and then pages not yet read */
+        assert_int_equal(store_drop_before(s, cut, UINT64_MAX, &r), STORE_OK);
+        more = page(s, "C", &cur, 100, &got);
+    }
+    assert_true(got.n > 100 && got.n < 5000);
+    check_no_skip(s, "C", &got, 0);
+    assert_int_equal(got.v[got.n - 1], 4999);
+    store_close(s);
+}
+
+/* ---- deletes -------------------------------------------------------------- */
+
+/* Deleting a range: exactly the records in it go, aggregates are refolded,
+ * cursors stay valid, head pages with nothing left are freed, and a
+ * snapshot keeps it all. */
+static void test_delete_range(void **st)
+{
+    (void)st;
+    store *s = ck_open(0);
+    for (uint64_t i = 0; i < 3000; i++)
+        put(s, "D", TS0 + (int64_t)(i % 1000) * 10, (100 + (int64_t)(i % 17)) * E8, i);
+    put(s, "OTHER", TS0, E8, 9999);
+    store_symbol_info si;
+    store_stats s0, s1;
+    store_get_stats(s, &s0);
+    static ids got;
+    got.n = 0;
+    uint64_t cur = 0, n = 0;
+    page(s, "D", &cur, 500, &got);
+    /* [TS0 + 1000, TS0 + 3000): ts index 100..299 of each of the 3 rounds. */
+    assert_int_equal(store_delete_range(s, "D", 1, TS0 + 1000, TS0 + 3000, &n), STORE_OK);
+    assert_int_equal(n, 600);
+    while (page(s, "D", &cur, 500, &got))
+        ;
+    check_no_skip(s, "D", &got, 0);
+    assert_int_equal(got.n, 500 + 2500 - 400); /* read before: 100..299 of round 0 */
+    assert_int_equal(store_symbol(s, "D", 1, &si), STORE_OK);
+    assert_int_equal(si.agg.count, 2400);
+    ck_agg_consistent(s, 0);
+    store_get_stats(s, &s1);
+    assert_int_equal(s1.trades, s0.trades - 600);
+    ck_recs rr = {0};
+    ck_scan(s, "D", TS0 + 1000, TS0 + 3000, 100, &rr);
+    assert_int_equal(rr.n, 0);
+    free(rr.b);
+    /* Nothing in range: nothing changes. */
+    assert_int_equal(store_delete_range(s, "D", 1, TS0 + 1000, TS0 + 3000, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_delete_range(s, "D", 1, 5, 5, &n), STORE_EINVAL);
+    assert_int_equal(store_delete_range(s, "NOPE", 4, 0, INT64_MAX, &n), STORE_ENOTFOUND);
+
+    /* A snapshot keeps the tombstones' places: cursors survive a restart. */
+    ck_buf m = {0};
+    snapshot_io io = ck_io(&m);
+    assert_int_equal(snapshot_save(s, NULL, 0, &io, NULL), SNAPSHOT_OK);
+    store *r = ck_open(0);
+    assert_int_equal(snapshot_load(r, &io, NULL, NULL, NULL), SNAPSHOT_OK);
+    ck_equal(s, r, 2);
+    uint64_t ca = 1234, cb = 1234;
+    static ids ga, gb;
+    ga.n = gb.n = 0;
+    page(s, "D", &ca, 77, &ga);
+    page(r, "D", &cb, 77, &gb);
+    assert_int_equal(ca, cb);
+    assert_memory_equal(ga.v, gb.v, ga.n * sizeof *ga.v);
+    free(m.b);
+    store_close(r);
+
+    /* The first rounds' records, all of them: the head pages are freed. */
+    assert_int_equal(store_symbol(s, "D", 1, &si), STORE_OK);
+    uint64_t pages = si.pages;
+    assert_int_equal(store_delete_range(s, "D", 1, TS0, TS0 + 10000, &n), STORE_OK);
+    assert_int_equal(n, 2400);
+    assert_int_equal(store_symbol(s, "D", 1, &si), STORE_ENOTFOUND); /* empty: invisible */
+    assert_ptr_equal(store_symbol_kind(s, "D", 1), &kind_trade);     /* kind kept */
+    store_get_stats(s, &s1);
+    assert_int_equal(s1.trades, 1);
+    assert_true(pages > 1);
+    /* New records get new numbers: a cursor from before sees them all. */
+    cur = 3000;
+    put(s, "D", TS0 + 5, E8, 7000);
+    put(s, "D", TS0 + 6, E8, 7001);
+    got.n = 0;
+    while (page(s, "D", &cur, 1, &got))
+        ;
+    assert_int_equal(got.n, 2);
+    assert_int_equal(got.v[0], 7000);
+    assert_int_equal(got.v[1], 7001);
+    assert_int_equal(store_symbol(s, "D", 1, &si), STORE_OK);
+    assert_int_equal(si.pages, 1);
+    store_close(s);
+}
+
+/* One far-future trade, then deleted: the store's newest ts comes back
+ * (retention's "now"), and the aggregates forget it. */
+static void test_delete_newest(void **st)
+{
+    (void)st;
+    store *s = ck_open(0);
+    for (uint64_t i = 0; i < 100; i++)
+        put(s, "N", TS0 + (int64_t)i, (100 + (int64_t)i) * E8, i);
+    put(s, "M", TS0 + 50, 5 * E8, 100);
+    const int64_t y2100 = 4102444800LL * 1000000000LL;
+    put(s, "N", y2100, 999 * E8, 101);
+    store_stats st0;
+    store_get_stats(s, &st0);
+    assert_int_equal(st0.newest_ts, y2100);
+    uint64_t n;
+    assert_int_equal(store_delete_range(s, "N", 1, y2100, y2100 + 1, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    store_get_stats(s, &st0);
+    assert_int_equal(st0.newest_ts, TS0 + 99);
+    store_symbol_info si;
+    assert_int_equal(store_symbol(s, "N", 1, &si), STORE_OK);
+    assert_int_equal(si.agg.high, 199 * E8);
+    assert_int_equal(si.agg.close, 199 * E8);
+    assert_int_equal(si.agg.last_ts, TS0 + 99);
+    ck_agg_consistent(s, 0);
+    store_close(s);
+}
+
+/* A delete while a batch is reserved for the partition (growing page and
+ * chained): the commit still fits its reservation, and retention then drops
+ * tombstoned pages like any others. */
+static void test_delete_with_pending(void **st)
+{
+    (void)st;
+    for (int big = 0; big < 2; big++) {
+        store *s = ck_open(0);
+        int total = big ? 1000 : 2;
+        for (int i = 0; i < total; i++)
+            put(s, "G", TS0 + i, E8, (uint64_t)i);
+        store_batch b;
+        store_batch_init(&b);
+        for (int i = 0; i < 300; i++) {
+            int64_t v[TRADE_NFIELDS] = {TS0 + 5000 + i, 2 * E8, E8, 2, 5000 + i};
+            assert_int_equal(store_batch_add(s, &b, "G", 1, &kind_trade, v), STORE_OK);
+        }
+        assert_int_equal(store_batch_reserve(s, &b), STORE_OK);
+        uint64_t n;
+        assert_int_equal(store_delete_range(s, "G", 1, 0, INT64_MAX, &n), STORE_OK);
+        assert_int_equal(n, (uint64_t)total);
+        store_batch_commit(s, &b);
+        store_symbol_info si;
+        assert_int_equal(store_symbol(s, "G", 1, &si), STORE_OK);
+        assert_int_equal(si.agg.count, 300);
+        assert_int_equal(si.agg.first_ts, TS0 + 5000);
+        ck_agg_consistent(s, 0);
+        store_drop_result r;
+        assert_int_equal(store_drop_before(s, TS0 + 5100, UINT64_MAX, &r), STORE_OK);
+        ck_agg_consistent(s, 0);
+        store_stats st0;
+        store_get_stats(s, &st0);
+        assert_int_equal(st0.bytes_pending, 0);
+        assert_int_equal(st0.trades, 300 - r.trades);
+        store_batch_free(&b);
+        store_close(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +509,10 @@ int main(void)
         cmocka_unit_test(test_drop_keeps_reserved_tail),
         cmocka_unit_test(test_drop_prefix_only),
         cmocka_unit_test(test_drop_then_snapshot),
+        cmocka_unit_test(test_cursor_survives_drops),
+        cmocka_unit_test(test_delete_range),
+        cmocka_unit_test(test_delete_newest),
+        cmocka_unit_test(test_delete_with_pending),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

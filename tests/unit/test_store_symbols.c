@@ -130,16 +130,105 @@ static void test_failed_kind_not_fixed(void **st)
     assert_ptr_equal(store_symbol_kind(s, "NEWSYM", 6), &kind_trade);
     assert_int_equal(add_k(s, &b, "NEWSYM", &kind_option_trade, 5), STORE_EKIND);
 
-    /* Released after reserve (a journal failure): the symbol stays, empty,
-     * its kind fixed (store.h documents this). */
+    /* Released after reserve (a journal failure): no trace either. The
+     * symbol is gone (kind not fixed, quota and table slot back), so a
+     * kind-less trade for it later makes it a `trade`. */
+    uint32_t nparts = s->nparts;
+    uint64_t table[64];
+    memcpy(table, s->table, sizeof table);
     assert_int_equal(add_k(s, &b, "REL", &kind_option_trade, 6), STORE_OK);
     assert_int_equal(store_batch_reserve(s, &b), STORE_OK);
     store_batch_release(s, &b);
-    store_batch_reset(&b);
-    assert_ptr_equal(store_symbol_kind(s, "REL", 3), &kind_option_trade);
+    assert_null(store_symbol_kind(s, "REL", 3));
+    assert_int_equal(s->nparts, nparts);
+    assert_memory_equal(s->table, table, sizeof table);
     store_symbol_info si;
     assert_int_equal(store_symbol(s, "REL", 3, &si), STORE_ENOTFOUND);
+    assert_int_equal(add_t(s, &b, "REL", 7), STORE_OK);
+    assert_int_equal(commit(s, &b), STORE_OK);
+    assert_ptr_equal(store_symbol_kind(s, "REL", 3), &kind_trade);
     store_batch_free(&b);
+    store_close(s);
+}
+
+/* The server reserves batch N+1 while N is being journaled, and N+1 may
+ * stage trades for a symbol N's reserve created. The symbol is removed only
+ * when the last reserved batch holding it is released and none committed. */
+static void test_release_pipelined(void **st)
+{
+    (void)st;
+    store *s = open_sym(0, 5);
+    store_batch n0, n1, n2;
+    store_batch_init(&n0);
+    store_batch_init(&n1);
+    store_batch_init(&n2);
+    assert_int_equal(add_t(s, &n0, "OLD", 1), STORE_OK);
+    assert_int_equal(commit(s, &n0), STORE_OK);
+    uint64_t table[64];
+    memcpy(table, s->table, sizeof table);
+
+    /* N creates X; N+1 finds X in the table and creates Y. */
+    assert_int_equal(add_k(s, &n0, "X", &kind_option_trade, 2), STORE_OK);
+    assert_int_equal(store_batch_reserve(s, &n0), STORE_OK);
+    assert_int_equal(add_k(s, &n1, "X", &kind_option_trade, 3), STORE_OK);
+    assert_int_equal(add_t(s, &n1, "Y", 4), STORE_OK);
+    assert_int_equal(store_batch_reserve(s, &n1), STORE_OK);
+    /* Both fail, in order: X stays while N+1 holds it, then both go. */
+    store_batch_release(s, &n0);
+    assert_ptr_equal(store_symbol_kind(s, "X", 1), &kind_option_trade);
+    store_batch_release(s, &n1);
+    assert_null(store_symbol_kind(s, "X", 1));
+    assert_null(store_symbol_kind(s, "Y", 1));
+    assert_int_equal(s->nparts, 1);
+    assert_memory_equal(s->table, table, sizeof table);
+
+    /* N fails, N+1 commits: X stays, with N+1's trade only. */
+    assert_int_equal(add_k(s, &n0, "X", &kind_option_trade, 5), STORE_OK);
+    assert_int_equal(store_batch_reserve(s, &n0), STORE_OK);
+    assert_int_equal(add_k(s, &n1, "X", &kind_option_trade, 6), STORE_OK);
+    assert_int_equal(store_batch_reserve(s, &n1), STORE_OK);
+    store_batch_release(s, &n0);
+    store_batch_commit(s, &n1);
+    store_symbol_info si;
+    assert_int_equal(store_symbol(s, "X", 1, &si), STORE_OK);
+    assert_int_equal(si.agg.count, 1);
+    assert_int_equal(id_of(s, "X"), 1);
+
+    /* A hole: N creates P and Q, N+1 creates R and commits, N fails. The
+     * ids stay in creation order; the holes cost no quota (limit 5: OLD,
+     * X, R, and two more). */
+    assert_int_equal(add_t(s, &n0, "P", 7), STORE_OK);
+    assert_int_equal(add_t(s, &n0, "Q", 8), STORE_OK);
+    assert_int_equal(store_batch_reserve(s, &n0), STORE_OK);
+    assert_int_equal(add_t(s, &n1, "R", 9), STORE_OK);
+    assert_int_equal(store_batch_reserve(s, &n1), STORE_OK);
+    store_batch_commit(s, &n1);
+    store_batch_release(s, &n0);
+    assert_null(store_symbol_kind(s, "P", 1));
+    assert_null(store_symbol_kind(s, "Q", 1));
+    assert_int_equal(id_of(s, "R"), 4);
+    assert_int_equal(add_t(s, &n2, "S", 10), STORE_OK);
+    assert_int_equal(add_t(s, &n2, "T", 11), STORE_OK);
+    assert_int_equal(add_t(s, &n2, "U", 12), STORE_ESYMLIMIT);
+    assert_int_equal(commit(s, &n2), STORE_OK);
+    assert_true(id_of(s, "S") > id_of(s, "R"));
+    /* A snapshot drops the hole and keeps the order. */
+    ck_buf m = {0};
+    snapshot_io io = ck_io(&m);
+    snapshot_info info;
+    assert_int_equal(snapshot_save(s, NULL, 0, &io, &info), SNAPSHOT_OK);
+    assert_int_equal(info.partitions, 5);
+    store *r = ck_open(0);
+    m.pos = 0;
+    assert_int_equal(snapshot_load(r, &io, NULL, NULL, NULL), SNAPSHOT_OK);
+    static const char *const order[] = {"OLD", "X", "R", "S", "T"};
+    for (uint32_t i = 0; i < 5; i++)
+        assert_int_equal(id_of(r, order[i]), i);
+    free(m.b);
+    store_close(r);
+    store_batch_free(&n0);
+    store_batch_free(&n1);
+    store_batch_free(&n2);
     store_close(s);
 }
 
@@ -489,7 +578,7 @@ int main(void)
         cmocka_unit_test(test_reset_leaves_nothing), cmocka_unit_test(test_failed_kind_not_fixed),
         cmocka_unit_test(test_efull_pops_symbols),   cmocka_unit_test(test_efull_stress),
         cmocka_unit_test(test_many_new_symbols),     cmocka_unit_test(test_concurrent_staging),
-        cmocka_unit_test(test_snapshot_identical),
+        cmocka_unit_test(test_snapshot_identical),   cmocka_unit_test(test_release_pipelined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
