@@ -11,10 +11,22 @@
  * Limits are enforced while bytes arrive, never after buffering: the URL
  * (2 KiB, 414), the request head (8 KiB, 431), GET/HEAD only (405), no
  * body (400), a request head completed within 10 s of its first byte
- * (slow clients get 408), and 256 connections. A refused request gets its
- * answer with "Connection: close"; then the write side is shut down and
- * input is drained briefly ("lingering close") so the client reads the
- * answer instead of a reset.
+ * (slow clients get 408), keep-alive connections idle for 30 s closed, and
+ * 256 connections. A refused request gets its answer with "Connection:
+ * close"; then the write side is shut down and input is drained briefly
+ * ("lingering close") so the client reads the answer instead of a reset.
+ *
+ * Past the 256, HTTP_RESERVE_CONNS more connections are accepted as a
+ * reserve for the probes: they serve /healthz and /readyz only (anything
+ * else is 503 TOO_MANY_CONNECTIONS), one request each, with a 2 s head
+ * timeout. So clients that keep 256 connections open (or busy) cannot turn
+ * into a failed liveness probe and a restart. Evicting an idle keep-alive
+ * connection instead was rejected: it cannot help when all 256 are busy
+ * (slow heads, unread answers), and it cuts legitimate clients.
+ *
+ * With --token every endpoint not marked `open` in the endpoint table
+ * (all but the probes and /metrics) needs "Authorization: Bearer <token>",
+ * compared in constant time (token.h); else 401 with WWW-Authenticate.
  */
 #include "http.h"
 
@@ -26,9 +38,15 @@
 
 #include "emit.h"
 #include "log.h"
+#include "delete.h"
 #include "query.h"
+#include "token.h"
 
 #define HTTP_MAX_CONNS 256
+#define HTTP_RESERVE_CONNS 16       /* beyond the budget, for /healthz and /readyz */
+#define HTTP_RESERVE_HEAD_MS 2000   /* a reserve connection's request head, from accept */
+#define HTTP_AUTH_MAX (16 + TOKEN_MAX) /* "Bearer " + token + some spaces */
+#define HTTP_HNAME_MAX 16           /* enough of a header name to tell Authorization */
 #define HTTP_URL_MAX 2048           /* request target bytes */
 #define HTTP_HEAD_MAX 8192          /* request line + headers */
 #define HTTP_HEAD_TIMEOUT_MS 10000  /* first byte of a request to its last header */
@@ -44,7 +62,8 @@ typedef struct http {
     uv_tcp_t listener;
     server *srv;
     http_conn *conns;     /* open connections, doubly linked */
-    uint32_t nconns;
+    uint32_t nconns;      /* all of them, the reserve included */
+    uint32_t nreserve;    /* of which reserve connections (probes only) */
     int stopping;
     int listener_open;
 } http;
@@ -65,6 +84,16 @@ struct http_conn {
     int refuse;           /* status to refuse it with (414, 431, 405, 400), else 0 */
     const char *refuse_msg;
     int in_request;       /* first byte seen, not complete */
+    int waiting;          /* a DELETE is being journaled: its answer, then the next */
+    int in_answer;        /* conn_answer is running (1), and a DELETE finished inside it (2) */
+    int reserve;          /* accepted past the budget: probes only, one request */
+    /* the request's Authorization header, collected across reads */
+    char hname[HTTP_HNAME_MAX];
+    size_t hname_len;     /* bytes of the current header's name (may exceed hname) */
+    int in_auth;          /* the current header value is Authorization's */
+    unsigned auth_seen;   /* Authorization headers in this request */
+    char auth[HTTP_AUTH_MAX];
+    size_t auth_len;      /* may exceed auth: then it cannot be a valid token */
     /* bytes read but not yet parsed (while paused for backpressure) */
     char rbuf[HTTP_RBUF];
     size_t roff, rlen;
@@ -96,9 +125,9 @@ static void http_free_if_done(http *h)
     }
 }
 
-static void on_handle_closed(uv_handle_t *hd)
+/* Drop one reference: a libuv handle closed, or a DELETE answered. */
+static void conn_unref(http_conn *c)
 {
-    http_conn *c = hd->data;
     if (--c->handles > 0)
         return;
     http *h = c->h;
@@ -109,9 +138,12 @@ static void on_handle_closed(uv_handle_t *hd)
     if (c->next)
         c->next->prev = c->prev;
     h->nconns--;
+    h->nreserve -= c->reserve ? 1 : 0;
     free(c);
     http_free_if_done(h);
 }
+
+static void on_handle_closed(uv_handle_t *hd) { conn_unref(hd->data); }
 
 static void conn_close(http_conn *c)
 {
@@ -190,6 +222,7 @@ static const char *status_text(int status)
     switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
@@ -321,9 +354,14 @@ static int on_message_begin(http_parser *p)
     c->last_was_value = 1;
     c->refuse = 0;
     c->in_request = 1;
+    c->hname_len = c->auth_len = 0;
+    c->in_auth = 0;
+    c->auth_seen = 0;
     /* The request's head must be complete within the timeout from its first
-     * byte; trickling bytes does not extend it (slow-loris). */
-    arm_timer(c, HTTP_HEAD_TIMEOUT_MS);
+     * byte; trickling bytes does not extend it (slow-loris). A reserve
+     * connection's one request keeps the deadline it got at accept. */
+    if (!c->reserve)
+        arm_timer(c, HTTP_HEAD_TIMEOUT_MS);
     return 0;
 }
 
@@ -346,27 +384,58 @@ static int head_grow(http_conn *c, size_t len)
     return 0;
 }
 
+/* Append a piece of a header name or value (callbacks may split either at
+ * any byte, across reads) to buf; past its size only the length grows. */
+static void collect(char *buf, size_t cap, size_t *len, const char *at, size_t n)
+{
+    if (*len < cap)
+        memcpy(buf + *len, at, n < cap - *len ? n : cap - *len);
+    *len += n;
+}
+
+static int name_is(const char *s, size_t len, const char *lit)
+{
+    if (len != strlen(lit))
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((s[i] | 0x20) != lit[i]) /* lit is lower case letters */
+            return 0;
+    return 1;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
-    if (c->last_was_value)
+    if (c->last_was_value) { /* a new header starts */
         c->head_bytes += 4; /* ": " and CRLF: many empty headers still count */
+        c->hname_len = 0;
+    }
     c->last_was_value = 0;
+    collect(c->hname, sizeof c->hname, &c->hname_len, at, len);
     return head_grow(c, len);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
+    if (!c->last_was_value) { /* the name is complete: is it ours? */
+        c->in_auth = name_is(c->hname, c->hname_len, "authorization");
+        if (c->in_auth) {
+            c->auth_seen++;
+            c->auth_len = 0;
+        }
+    }
     c->last_was_value = 1;
+    if (c->in_auth)
+        collect(c->auth, sizeof c->auth, &c->auth_len, at, len);
     return head_grow(c, len);
 }
 
 static int on_headers_complete(http_parser *p)
 {
     http_conn *c = p->data;
-    if (p->method != HTTP_GET && p->method != HTTP_HEAD)
-        return refuse(c, 405, "only GET and HEAD are supported");
+    if (p->method != HTTP_GET && p->method != HTTP_HEAD && p->method != HTTP_DELETE)
+        return refuse(c, 405, "only GET, HEAD and DELETE are supported");
     if ((p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != ULLONG_MAX))
         return refuse(c, 400, "a request body is not accepted");
     if (p->upgrade)
@@ -446,10 +515,10 @@ static void answer_proto_error(answer *a, const proto_error *err)
     answer_error(a, status, proto_code_name(err->code), err->msg);
 }
 
-/* A query endpoint: symbol (may be NULL) from the path, parameters from the
- * query string, then the shared query code. */
-static void route_query(server *srv, answer *a, query_op op, const char *sym, size_t symlen,
-                        const char *qs, size_t qlen)
+/* The request as a query_req: symbol (may be NULL) from the path,
+ * parameters from the query string. 0, or -1 with the error answered. */
+static int route_parse(server *srv, answer *a, query_op op, const char *sym, size_t symlen,
+                       const char *qs, size_t qlen, query_req *qp)
 {
     query_req q;
     proto_error err = {0};
@@ -457,17 +526,17 @@ static void route_query(server *srv, answer *a, query_op op, const char *sym, si
     size_t n, nlen, vlen;
     if (srv->replaying) {
         answer_error(a, 503, "NOT_READY", "slotd is replaying its journal; retry shortly");
-        return;
+        return -1;
     }
     query_req_init(&q, op);
     if (sym) {
         if (pct_decode(sym, symlen, sbuf, &n) < 0) {
             answer_error(a, 400, "BAD_QUERY", "bad percent-encoding in the symbol");
-            return;
+            return -1;
         }
         if (query_set_symbol(&q, sbuf, n, &err) < 0) {
             answer_proto_error(a, &err);
-            return;
+            return -1;
         }
     }
     for (size_t i = 0; i < qlen;) {
@@ -480,17 +549,29 @@ static void route_query(server *srv, answer *a, query_op op, const char *sym, si
             if (pct_decode(qs + i, klen, name, &nlen) < 0 ||
                 (eq && pct_decode(eq + 1, (size_t)(qs + j - eq - 1), val, &vlen) < 0)) {
                 answer_error(a, 400, "BAD_QUERY", "bad percent-encoding in the query string");
-                return;
+                return -1;
             }
             if (!eq)
                 vlen = 0;
             if (query_set_param(&q, name, nlen, val, vlen, &err) < 0) {
                 answer_proto_error(a, &err);
-                return;
+                return -1;
             }
         }
         i = j + 1;
     }
+    *qp = q;
+    return 0;
+}
+
+/* A query endpoint: route_parse, then the shared query code. */
+static void route_query(server *srv, answer *a, query_op op, const char *sym, size_t symlen,
+                        const char *qs, size_t qlen)
+{
+    query_req q;
+    proto_error err = {0};
+    if (route_parse(srv, a, op, sym, symlen, qs, qlen, &q) < 0)
+        return;
     emit e;
     emit_json_init(&e, &a->body);
     if (query_run(srv->store, &q, &e, &err) < 0) {
@@ -543,76 +624,257 @@ static int seg_is(const char *s, size_t len, const char *lit)
     return strlen(lit) == len && memcmp(s, lit, len) == 0;
 }
 
-static void route(server *srv, const char *url, size_t url_len, answer *a)
+/* ---- endpoints ------------------------------------------------------------------ */
+
+/* What a handler gets: the path after its endpoint's prefix, the query
+ * string, the method. */
+typedef struct http_req {
+    server *srv;
+    int method;           /* http_parser's HTTP_GET, HTTP_HEAD, ... */
+    const char *rest, *qs;
+    size_t rlen, qlen;
+    http_conn *conn;      /* for an answer given later (DELETE) */
+} http_req;
+
+static void ep_healthz(const http_req *r, answer *a)
+{
+    a->status = 200;
+    proto_buf_printf(&a->body, "{\"status\":\"ok\"}");
+}
+
+static void ep_readyz(const http_req *r, answer *a) { route_readyz(r->srv, a); }
+
+static void ep_stats(const http_req *r, answer *a)
+{
+    a->status = http_render_stats(r->srv, &a->body) == 0 ? 200 : 500;
+}
+
+static void ep_metrics(const http_req *r, answer *a)
+{
+    a->ctype = "text/plain; version=0.0.4; charset=utf-8";
+    a->status = http_render_metrics(r->srv, &a->body) == 0 ? 200 : 500;
+}
+
+static void ep_schema(const http_req *r, answer *a)
+{
+    route_query(r->srv, a, QUERY_SCHEMA, NULL, 0, r->qs, r->qlen);
+}
+
+static void ep_top(const http_req *r, answer *a)
+{
+    route_query(r->srv, a, QUERY_TOP, NULL, 0, r->qs, r->qlen);
+}
+
+static void answer_send(http_conn *c, answer *a);
+
+/* DELETE /symbols/{sym}/trades is done (delete.h): 200 {"deleted": N, ...}
+ * or the error. Unless it finished inside conn_answer, parsing resumes
+ * with the requests that came after it. */
+static void http_deleted(void *ctx, const query_req *q, uint64_t deleted, const proto_error *err)
+{
+    http_conn *c = ctx;
+    answer a = {.ctype = "application/json"};
+    c->waiting = 0;
+    if (!c->closing) {
+        if (err) {
+            answer_proto_error(&a, err);
+            if (err->code == PROTO_E_JOURNAL)
+                a.status = 503; /* the server's trouble, not the request's */
+        } else {
+            emit e;
+            emit_json_init(&e, &a.body);
+            query_emit_deleted(&e, q, deleted);
+            a.status = e.err ? 500 : 200;
+            if (e.err)
+                answer_error(&a, 500, "INTERNAL", "out of memory writing the answer");
+        }
+        answer_send(c, &a);
+        if (c->in_answer)
+            c->in_answer = 2; /* done inside conn_answer: it sends nothing more */
+        else
+            conn_feed(c);
+    } else {
+        proto_buf_free(&a.body);
+    }
+    conn_unref(c); /* the reference route_delete took */
+}
+
+/* A write: journaled first, answered when applied (delete.h). The
+ * connection parses nothing more meanwhile, so answers stay in order. */
+static void route_delete(const http_req *r, answer *a, const char *sym, size_t symlen)
+{
+    query_req q;
+    http_conn *c = r->conn;
+    if (route_parse(r->srv, a, QUERY_DELETE, sym, symlen, r->qs, r->qlen, &q) < 0)
+        return;
+    c->waiting = 1;
+    c->handles++; /* the connection outlives a close until the answer */
+    delete_submit(r->srv, &q, http_deleted, c);
+}
+
+/* /symbols/{sym}[/trades|/bars]; the symbol is one segment, so a symbol
+ * containing '/' is written %2F. DELETE on /trades deletes. */
+static void ep_symbol(const http_req *r, answer *a)
+{
+    const char *sym = r->rest, *slash = memchr(sym, '/', r->rlen);
+    size_t symlen = slash ? (size_t)(slash - sym) : r->rlen;
+    const char *rest = slash ? slash : "";
+    size_t rlen = slash ? (size_t)(r->rest + r->rlen - slash) : 0;
+    if (r->method == HTTP_DELETE) {
+        if (symlen && seg_is(rest, rlen, "/trades"))
+            route_delete(r, a, sym, symlen);
+        else
+            answer_error(a, 405, "METHOD_NOT_ALLOWED", "DELETE is for /symbols/{sym}/trades");
+        return;
+    }
+    if (symlen == 0)
+        answer_error(a, 404, "NOT_FOUND", "no such path");
+    else if (rlen == 0)
+        route_query(r->srv, a, QUERY_SYMBOL, sym, symlen, r->qs, r->qlen);
+    else if (seg_is(rest, rlen, "/trades"))
+        route_query(r->srv, a, QUERY_TRADES, sym, symlen, r->qs, r->qlen);
+    else if (seg_is(rest, rlen, "/bars"))
+        route_query(r->srv, a, QUERY_BARS, sym, symlen, r->qs, r->qlen);
+    else
+        answer_error(a, 404, "NOT_FOUND", "no such path");
+}
+
+/* The endpoint table. `open`: served without the token (the probes, and
+ * /metrics: counters and gauges only, no trades or symbol names, so a
+ * Prometheus scrape needs no secret). `probe`: served on a reserve
+ * connection too. Anything else, unknown paths included, needs the token
+ * when --token is set. */
+static const struct endpoint {
+    const char *path;     /* exact, or a prefix when it ends in '/' */
+    uint8_t open, probe;
+    void (*fn)(const http_req *r, answer *a);
+} endpoints[] = {
+    {"/healthz", 1, 1, ep_healthz},
+    {"/readyz", 1, 1, ep_readyz},
+    {"/metrics", 1, 0, ep_metrics},
+    {"/stats", 0, 0, ep_stats},
+    {"/schema", 0, 0, ep_schema},
+    {"/symbols", 0, 0, ep_top},
+    {"/symbols/", 0, 0, ep_symbol},
+};
+
+static const struct endpoint *endpoint_find(const char *path, size_t plen, size_t *prefix)
+{
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
+        const struct endpoint *ep = &endpoints[i];
+        size_t n = strlen(ep->path);
+        if (ep->path[n - 1] == '/' ? plen > n && memcmp(path, ep->path, n) == 0
+                                   : seg_is(path, plen, ep->path)) {
+            *prefix = n;
+            return ep;
+        }
+    }
+    return NULL;
+}
+
+/* Does the request carry the server's token? Always yes without --token.
+ * "Authorization: Bearer <token>" exactly once; the scheme is
+ * case-insensitive (RFC 7235), spaces around the token are not part of
+ * it. The token is compared in constant time. */
+static int http_authorized(const http_conn *c)
+{
+    const char *tok = c->h->srv->cfg.token;
+    if (!tok)
+        return 1;
+    if (c->auth_seen != 1 || c->auth_len > sizeof c->auth)
+        return 0;
+    const char *v = c->auth, *end = c->auth + c->auth_len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    if (end - v < 7 || !name_is(v, 6, "bearer") || (v[6] != ' ' && v[6] != '\t'))
+        return 0;
+    v += 7;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    return token_equal(tok, v, (size_t)(end - v));
+}
+
+static void answer_unauthorized(const http_conn *c, answer *a)
+{
+    answer_error(a, 401, "UNAUTHORIZED",
+                 c->auth_seen ? "wrong token, or not one 'Authorization: Bearer <token>' header"
+                              : "this endpoint needs 'Authorization: Bearer <token>' (--token)");
+    /* RFC 6750: which scheme, and whether a token was tried and refused. */
+    a->extra = c->auth_seen ? "WWW-Authenticate: Bearer realm=\"slotd\", error=\"invalid_token\"\r\n"
+                            : "WWW-Authenticate: Bearer realm=\"slotd\"\r\n";
+}
+
+static void route(http_conn *c, answer *a)
 {
     struct http_parser_url u;
+    const char *url = c->url;
     http_parser_url_init(&u);
-    if (http_parser_parse_url(url, url_len, 0, &u) != 0) {
+    if (http_parser_parse_url(url, c->url_len, 0, &u) != 0) {
         answer_error(a, 400, "BAD_REQUEST", "the request URL cannot be parsed");
         return;
     }
-    const char *path = "/", *qs = "";
-    size_t plen = 1, qlen = 0;
+    http_req r = {c->h->srv, c->parser.method, "", "", 0, 0, c};
+    const char *path = "/";
+    size_t plen = 1, prefix = 0;
     if (u.field_set & (1 << UF_PATH)) {
         path = url + u.field_data[UF_PATH].off;
         plen = u.field_data[UF_PATH].len;
     }
     if (u.field_set & (1 << UF_QUERY)) {
-        qs = url + u.field_data[UF_QUERY].off;
-        qlen = u.field_data[UF_QUERY].len;
+        r.qs = url + u.field_data[UF_QUERY].off;
+        r.qlen = u.field_data[UF_QUERY].len;
     }
     a->ctype = "application/json";
-    if (seg_is(path, plen, "/healthz")) {
-        a->status = 200;
-        proto_buf_printf(&a->body, "{\"status\":\"ok\"}");
-    } else if (seg_is(path, plen, "/readyz")) {
-        route_readyz(srv, a);
-    } else if (seg_is(path, plen, "/stats")) {
-        a->status = http_render_stats(srv, &a->body) == 0 ? 200 : 500;
-    } else if (seg_is(path, plen, "/metrics")) {
-        a->ctype = "text/plain; version=0.0.4; charset=utf-8";
-        a->status = http_render_metrics(srv, &a->body) == 0 ? 200 : 500;
-    } else if (seg_is(path, plen, "/schema")) {
-        route_query(srv, a, QUERY_SCHEMA, NULL, 0, qs, qlen);
-    } else if (seg_is(path, plen, "/symbols")) {
-        route_query(srv, a, QUERY_TOP, NULL, 0, qs, qlen);
-    } else if (plen > 9 && memcmp(path, "/symbols/", 9) == 0) {
-        /* /symbols/{sym}[/trades|/bars]; the symbol is one segment, so a
-         * symbol containing '/' is written %2F. */
-        const char *sym = path + 9, *slash = memchr(sym, '/', plen - 9);
-        size_t symlen = slash ? (size_t)(slash - sym) : plen - 9;
-        const char *rest = slash ? slash : "";
-        size_t rlen = slash ? (size_t)(path + plen - slash) : 0;
-        if (symlen == 0)
-            answer_error(a, 404, "NOT_FOUND", "no such path");
-        else if (rlen == 0)
-            route_query(srv, a, QUERY_SYMBOL, sym, symlen, qs, qlen);
-        else if (seg_is(rest, rlen, "/trades"))
-            route_query(srv, a, QUERY_TRADES, sym, symlen, qs, qlen);
-        else if (seg_is(rest, rlen, "/bars"))
-            route_query(srv, a, QUERY_BARS, sym, symlen, qs, qlen);
-        else
-            answer_error(a, 404, "NOT_FOUND", "no such path");
-    } else {
+    const struct endpoint *ep = endpoint_find(path, plen, &prefix);
+    if (c->reserve && !(ep && ep->probe)) {
+        answer_error(a, 503, "TOO_MANY_CONNECTIONS",
+                     "too many HTTP connections: only /healthz and /readyz are served now");
+    } else if (!(ep && ep->open) && !http_authorized(c)) {
+        answer_unauthorized(c, a); /* before 404: paths are not probed without it */
+    } else if (!ep) {
         answer_error(a, 404, "NOT_FOUND",
                      "no such path; try /healthz /readyz /stats /metrics /schema /symbols");
+    } else {
+        r.rest = path + prefix;
+        r.rlen = plen - prefix;
+        if (r.method == HTTP_DELETE && ep->fn != ep_symbol)
+            answer_error(a, 405, "METHOD_NOT_ALLOWED", "DELETE is for /symbols/{sym}/trades");
+        else
+            ep->fn(&r, a);
     }
     if (a->status == 500 && a->body.len == 0)
         answer_error(a, 500, "INTERNAL", "out of memory writing the answer");
 }
 
-/* Answer the request the parser just completed. */
+/* Send the answer to the request the parser completed last. A reserve
+ * connection gets one answer, then closes. */
+static void answer_send(http_conn *c, answer *a)
+{
+    int keep = http_should_keep_alive(&c->parser) && !c->h->stopping && !c->reserve;
+    int head_only = c->parser.method == HTTP_HEAD;
+    if (a->status == 0)
+        answer_error(a, 500, "INTERNAL", "no answer was produced");
+    conn_send(c, a->status, a->ctype, &a->body, keep, head_only, a->extra);
+}
+
+/* Answer the request the parser just completed (a DELETE: later, see
+ * route_delete, unless it is already done). */
 static void conn_answer(http_conn *c)
 {
     server *srv = c->h->srv;
     answer a = {0};
-    int keep = http_should_keep_alive(&c->parser) && !c->h->stopping;
-    int head_only = c->parser.method == HTTP_HEAD;
     srv->metrics.http_requests_total++;
-    route(srv, c->url, c->url_len, &a);
-    if (a.status == 0)
-        answer_error(&a, 500, "INTERNAL", "no answer was produced");
-    conn_send(c, a.status, a.ctype, &a.body, keep, head_only, a.extra);
+    c->in_answer = 1;
+    route(c, &a);
+    int answered = c->in_answer == 2;
+    c->in_answer = 0;
+    if (c->waiting || answered) { /* http_deleted answers, or did */
+        proto_buf_free(&a.body);
+        return;
+    }
+    answer_send(c, &a);
 }
 
 /* Parse what is in rbuf, answering each complete request in turn. Stops
@@ -644,7 +906,7 @@ static void conn_feed(http_conn *c)
                                : status == 405 ? "METHOD_NOT_ALLOWED"
                                                : "BAD_REQUEST";
             c->h->srv->metrics.http_requests_total++;
-            send_error(c, status, code, msg, 0, 0, status == 405 ? "Allow: GET, HEAD\r\n" : NULL);
+            send_error(c, status, code, msg, 0, 0, status == 405 ? "Allow: GET, HEAD, DELETE\r\n" : NULL);
             return;
         }
     }
@@ -683,9 +945,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_timeout(uv_timer_t *t)
 {
     http_conn *c = t->data;
-    if (c->in_request && c->writes == 0 && !c->close_after && !c->lingering) {
+    int answered = c->writes || c->close_after || c->lingering;
+    if (c->in_request && !answered) {
         c->h->srv->metrics.http_requests_total++;
         send_error(c, 408, "TIMEOUT", "the request was not complete within 10 s", 0, 0, NULL);
+        return;
+    }
+    if (c->reserve && !answered) { /* said nothing: the slot goes to the next probe */
+        send_error(c, 503, "TOO_MANY_CONNECTIONS",
+                   "too many HTTP connections: only /healthz and /readyz are served now", 0, 0,
+                   NULL);
         return;
     }
     conn_close(c);
@@ -719,7 +988,8 @@ static void on_connection(uv_stream_t *ls, int status)
     http *h = ls->data;
     if (status < 0 || h->stopping)
         return;
-    if (h->nconns >= HTTP_MAX_CONNS) {
+    int reserve = h->nconns - h->nreserve >= HTTP_MAX_CONNS;
+    if (reserve && h->nreserve >= HTTP_RESERVE_CONNS) {
         log_warn("http_refused reason=max_connections conns=%u", h->nconns);
         refuse_connection(h);
         return;
@@ -732,6 +1002,8 @@ static void on_connection(uv_stream_t *ls, int status)
     uv_timer_init(ls->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     c->handles = 2;
+    c->reserve = reserve;
+    h->nreserve += (uint32_t)reserve;
     c->next = h->conns;
     if (h->conns)
         h->conns->prev = c;
@@ -744,7 +1016,7 @@ static void on_connection(uv_stream_t *ls, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    arm_timer(c, HTTP_HEAD_TIMEOUT_MS);
+    arm_timer(c, reserve ? HTTP_RESERVE_HEAD_MS : HTTP_HEAD_TIMEOUT_MS);
     read_start(c);
 }
 

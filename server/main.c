@@ -16,6 +16,7 @@
 #include "log.h"
 #include "replay.h"
 #include "server.h"
+#include "token.h"
 
 /* ---- flags ------------------------------------------------------------- */
 
@@ -90,8 +91,10 @@ static void usage(FILE *f)
         "  --max-future DURATION      refuse trades stamped more than DURATION ahead of the\n"
         "                             wall clock (BAD_VALUE); 0 = no bound        [5m]\n"
         "  --no-journal               keep nothing on disk (benchmarks only: ACK = in memory)\n"
-        "  --token TOKEN              clients must send this token in HELLO [none]\n"
-        "  --token-file FILE          read the token from FILE (keeps it out of ps)\n"
+        "  --token TOKEN              TCP HELLO and HTTP (Authorization: Bearer) must carry\n"
+        "                             this token: 1-256 bytes of visible ASCII  [none]\n"
+        "  --token-file FILE          read the token from FILE (keeps it out of ps); one\n"
+        "                             trailing newline is not part of it\n"
         "  --max-message SIZE         largest message                     [16M]\n"
         "  --max-batch N              most trades in one batch            [100000]\n"
         "  --max-depth N              deepest msgpack nesting             [16]\n"
@@ -184,18 +187,19 @@ static int parse_hostport(const char *s, char *host, size_t hcap, int *port)
     return 0;
 }
 
-static char *read_token_file(const char *path)
+/* --token and --token-file: one loader, one rule (token.h). */
+static int apply_token(server_config *cfg, const char *arg, int is_file)
 {
-    FILE *f = fopen(path, "r");
-    char buf[PROTO_TOKEN_MAX + 2];
-    if (!f)
-        return NULL;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    return n ? strdup(buf) : NULL;
+    char *tok;
+    int rc = token_load(arg, is_file, &tok);
+    if (rc != TOKEN_OK) {
+        fprintf(stderr, "slotd: --token%s: %s%s%s\n", is_file ? "-file" : "", token_strerror(rc),
+                rc == TOKEN_EFILE ? ": " : "", rc == TOKEN_EFILE ? strerror(errno) : "");
+        return -1;
+    }
+    free((char *)cfg->token);
+    cfg->token = tok;
+    return 0;
 }
 
 static int load_config(server_config *cfg, const char *path, int depth);
@@ -230,11 +234,8 @@ static int apply_flag(server_config *cfg, int opt, const char *arg, int depth)
         return 0;
     case OPT_SALVAGE: cfg->journal.salvage = 1; return 0;
     case OPT_NO_JOURNAL: cfg->journal_off = 1; return 0;
-    case OPT_TOKEN:
-        if (!*arg || strlen(arg) > PROTO_TOKEN_MAX) return -1;
-        cfg->token = strdup(arg);
-        return 0;
-    case OPT_TOKEN_FILE: return (cfg->token = read_token_file(arg)) ? 0 : -1;
+    case OPT_TOKEN: return apply_token(cfg, arg, 0);
+    case OPT_TOKEN_FILE: return apply_token(cfg, arg, 1);
     case OPT_MAX_MSG:
         if (parse_u64(arg, &v, 1) || v < 1024 || v > (1ull << 31)) return -1;
         cfg->limits.max_msg = v;
