@@ -31,6 +31,7 @@
 
 #include "emit.h"
 #include "log.h"
+#include "delete.h"
 #include "query.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -47,6 +48,7 @@
 #define HELLO_BUF 8192              /* read buffer before HELLO */
 #define LINGER_NS 1000000000u       /* after the last reply: read and discard this long at most */
 #define SWEEP_MS 250
+#define RBUF_BASE (2 * READ_CHUNK)  /* read buffer every connection past HELLO may have */
 
 typedef struct op op;
 typedef struct conn conn;
@@ -61,6 +63,7 @@ struct ingest {
     uint32_t npending, nauthed;
     uint64_t rbuf_bytes;       /* read-buffer capacity of every connection (--max-buffered) */
     uint32_t nstarved;         /* connections waiting for read-buffer room */
+    conn *overdraft;           /* the one connection allowed past --max-buffered */
     op *pool;                  /* recycled ops */
     uint32_t npool;
     int paused_all;            /* journal backlog high */
@@ -446,6 +449,31 @@ static void conn_fence(conn *old)
     fatal_stream_error(old, &err);
 }
 
+/* A Q "delete" is done (delete.h): ["R", qid, {deleted...}] or the ERR.
+ * Like a batch, the op outlives a closed connection until this runs. */
+static void query_deleted(void *ctx, const query_req *q, uint64_t deleted, const proto_error *err)
+{
+    op *o = ctx;
+    server *srv = o->ing->srv;
+    if (!o->c) {
+        if (err)
+            metrics_error(&srv->metrics, err->code);
+        op_recycle(o->ing, o);
+        return;
+    }
+    if (err) {
+        op_error(srv, o, o->seq, err);
+        return;
+    }
+    emit e;
+    emit_msgpack_init(&e, &o->reply);
+    e.array(&e, 3);
+    emit_cstr(&e, "R");
+    e.u64(&e, o->seq);
+    query_emit_deleted(&e, q, deleted);
+    op_finish(o);
+}
+
 static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
 {
     server *srv = c->ing->srv;
@@ -460,6 +488,11 @@ static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
     srv->metrics.queries_total++;
     if (query_decode(msg, len, &qid, &q, &err) != 0) {
         op_error(srv, o, qid, &err);
+        return;
+    }
+    if (q.op == QUERY_DELETE) { /* a write: journaled, answered when applied */
+        o->seq = qid;
+        delete_submit(srv, &q, query_deleted, o);
         return;
     }
     /* ["R", qid, result]: the header is packed here, the result by query_run. */
@@ -527,8 +560,9 @@ static void dispatch(conn *c, const uint8_t *msg, size_t len)
  *             read and discarded until EOF or LINGER_NS (lingering), so a
  *             peer still sending is not reset before it reads what it is owed
  *          -> closed
- * Read buffers of all connections share --max-buffered; a connection that
- * needs more than is left stops reading (starved) until some is freed. */
+ * Read buffers of all connections share --max-buffered (plus one message
+ * in progress: the overdraft); a connection that needs more than is left
+ * stops reading (starved) until some is freed. */
 
 static size_t conn_out_bytes(const conn *c) { return c->out[0].len + c->out[1].len; }
 
@@ -595,9 +629,17 @@ static void rbuf_released(struct ingest *ing)
         }
 }
 
+/* What a read buffer of `cap` bytes counts against --max-buffered: only
+ * what lies past the base buffer every connection has (bounded anyway by
+ * the connection limits), so a spent budget never stops a HELLO or a
+ * small message, only the growth that large messages need. */
+static size_t rbuf_over(size_t cap) { return cap > RBUF_BASE ? cap - RBUF_BASE : 0; }
+
 static void rbuf_free(conn *c)
 {
-    c->ing->rbuf_bytes -= c->rcap;
+    if (c->ing->overdraft == c)
+        c->ing->overdraft = NULL;
+    c->ing->rbuf_bytes -= rbuf_over(c->rcap);
     free(c->rbuf);
     c->rbuf = NULL;
     c->rcap = 0;
@@ -700,16 +742,23 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     size_t chunk = c->hello ? READ_CHUNK : HELLO_BUF;
     size_t limit = c->hello ? c->ing->srv->cfg.limits.max_msg + READ_CHUNK : HELLO_BUF;
     if (c->rcap - c->rlen < chunk && c->rcap < limit) {
-        size_t cap = c->rcap ? c->rcap * 2 : 2 * chunk;
+        size_t cap = c->rcap ? c->rcap * 2 : (c->hello ? RBUF_BASE : HELLO_BUF);
         while (cap - c->rlen < chunk)
             cap *= 2;
         if (cap > limit)
             cap = limit;
         uint8_t *p = NULL;
-        if (ing->rbuf_bytes - c->rcap + cap <= ing->srv->cfg.max_buffered)
+        size_t more = rbuf_over(cap) - rbuf_over(c->rcap);
+        int fits = more == 0 || ing->rbuf_bytes + more <= ing->srv->cfg.max_buffered;
+        /* Past the budget one connection at a time may still grow to finish
+         * its message, so connections holding parts of messages can never
+         * all wait for each other. */
+        if (!fits && !ing->overdraft)
+            ing->overdraft = c;
+        if (fits || ing->overdraft == c)
             p = realloc(c->rbuf, cap);
         if (p) {
-            ing->rbuf_bytes += cap - c->rcap;
+            ing->rbuf_bytes += rbuf_over(cap) - rbuf_over(c->rcap);
             c->rbuf = p;
             c->rcap = cap;
         }
