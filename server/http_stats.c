@@ -14,6 +14,7 @@
 
 #include "checkpoint.h"
 #include "emit.h"
+#include "ingest.h"
 #include "retention.h"
 #include "query.h"
 
@@ -62,7 +63,7 @@ int http_render_stats(server *srv, proto_buf *out)
 
     emit e;
     emit_json_init(&e, out);
-    e.map(&e, 27);
+    e.map(&e, 28);
     e.key(&e, "version");
     emit_cstr(&e, SLOTD_VERSION);
     kv_dbl(&e, "uptime_seconds", now_s(srv));
@@ -91,6 +92,19 @@ int http_render_stats(server *srv, proto_buf *out)
     e.end(&e);
     kv_u64(&e, "connections", m->connections);
     kv_u64(&e, "connections_accepted", m->connections_total);
+    ingest_stats is;
+    ingest_get_stats(srv, &is);
+    e.key(&e, "sessions");
+    e.map(&e, 7);
+    kv_u64(&e, "before_hello", is.pending);
+    kv_u64(&e, "past_hello", is.sessions);
+    kv_u64(&e, "evicted_before_hello", m->handshakes_evicted_total);
+    kv_u64(&e, "read_buffer_bytes", is.buffered);
+    kv_u64(&e, "waiting_for_buffer", is.starved);
+    e.key(&e, "client_names");
+    have_store ? e.u64(&e, srv->clients.n) : e.nil(&e);
+    kv_u64(&e, "client_names_forgotten", srv->clients.forgotten);
+    e.end(&e);
     e.key(&e, "errors");
     e.map(&e, PROTO_NCODES - 1);
     for (int c = 1; c < PROTO_NCODES; c++)
@@ -261,6 +275,16 @@ int http_render_metrics(server *srv, proto_buf *out)
     COUNTER("journal_errors_total", "Journal write or sync failures.", js.errors);
 
     GAUGE("connections", "Open TCP ingest connections.", m->connections);
+    ingest_stats is;
+    ingest_get_stats(srv, &is);
+    GAUGE("connections_before_hello", "TCP ingest connections that have not sent HELLO.",
+          is.pending);
+    COUNTER("connections_evicted_total",
+            "Connections closed before HELLO to make room (--max-handshakes).",
+            m->handshakes_evicted_total);
+    GAUGE("read_buffer_bytes", "Read-buffer bytes counted against --max-buffered.", is.buffered);
+    COUNTER("client_names_forgotten_total", "Idle client names forgotten (--max-clients).",
+            srv->clients.forgotten);
     if (!srv->replaying) {
         store_stats st;
         store_get_stats(srv->store, &st);

@@ -1092,6 +1092,18 @@ void ingest_stop(server *srv, void (*done)(server *srv))
     }
 }
 
+void ingest_get_stats(const server *srv, ingest_stats *st)
+{
+    const struct ingest *ing = srv->ingest;
+    memset(st, 0, sizeof *st);
+    if (!ing)
+        return;
+    st->pending = ing->npending;
+    st->sessions = ing->nauthed;
+    st->buffered = ing->rbuf_bytes;
+    st->starved = ing->nstarved;
+}
+
 void ingest_free(server *srv)
 {
     struct ingest *ing = srv->ingest;

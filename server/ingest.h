@@ -26,4 +26,13 @@ int ingest_start(server *srv);  /* listen; sets srv->tcp_port */
 void ingest_stop(server *srv, void (*done)(server *srv));
 void ingest_free(server *srv);
 
+typedef struct ingest_stats {
+    uint32_t pending;             /* connections before HELLO */
+    uint32_t sessions;            /* connections past HELLO */
+    uint64_t buffered;            /* read-buffer bytes counted against --max-buffered */
+    uint32_t starved;             /* connections waiting for --max-buffered room */
+} ingest_stats;
+/* Loop thread. */
+void ingest_get_stats(const server *srv, ingest_stats *st);
+
 #endif
