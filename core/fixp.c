@@ -61,9 +61,8 @@ static int parse_magnitude(const char *s, size_t len, size_t dot, int64_t *out)
 
 int fixp_from_str(const char *s, size_t len, int64_t *out)
 {
-    /* A leading '-' gets its own error when the rest is a number, so the
-     * client hears "negative" rather than "not a number". "-0" is zero, as
-     * the float -0.0 is. */
+    /* One leading '-', then the same digits as a positive value: the range
+     * is symmetric, so negating the magnitude cannot overflow. "-0" is 0. */
     int neg = len > 0 && s[0] == '-';
     if (neg) {
         s++;
@@ -75,11 +74,9 @@ int fixp_from_str(const char *s, size_t len, int64_t *out)
         return rc;
     int64_t v = 0;
     rc = parse_magnitude(s, len, dot, &v);
-    if (neg && (rc != FIXP_OK || v != 0))
-        return FIXP_ENEG; /* too large or too precise, but negative first */
     if (rc != FIXP_OK)
         return rc;
-    *out = v;
+    *out = neg ? -v : v;
     return FIXP_OK;
 }
 
@@ -87,9 +84,12 @@ int fixp_from_str(const char *s, size_t len, int64_t *out)
 
 int fixp_from_i64(int64_t units, int64_t *out)
 {
-    if (units < 0)
-        return FIXP_ENEG;
-    return fixp_from_u64((uint64_t)units, out);
+    if (units >= 0)
+        return fixp_from_u64((uint64_t)units, out);
+    if (units < -FIXP_MAX_UNITS)
+        return FIXP_ERANGE;
+    *out = units * FIXP_SCALE; /* >= -FIXP_MAX_UNITS * 1e8 > -INT64_MAX */
+    return FIXP_OK;
 }
 
 int fixp_from_u64(uint64_t units, int64_t *out)
@@ -170,12 +170,9 @@ static int round_large(double d, int64_t *out)
     return FIXP_ERANGE;
 }
 
-int fixp_from_double(double d, int64_t *out)
+/* The magnitude (d >= 0, -0.0 included) to fixed point. */
+static int from_magnitude(double d, int64_t *out)
 {
-    if (isnan(d) || isinf(d))
-        return FIXP_ENAN;
-    if (d < 0)
-        return FIXP_ENEG; /* -0.0 compares equal to 0 and passes */
     if (d < FIXP_EXACT_LIMIT) {
         *out = round_small(d);
         return FIXP_OK;
@@ -184,6 +181,21 @@ int fixp_from_double(double d, int64_t *out)
     if (d >= (double)(FIXP_MAX_UNITS + 1))
         return FIXP_ERANGE;
     return round_large(d, out);
+}
+
+int fixp_from_double(double d, int64_t *out)
+{
+    if (isnan(d) || isinf(d))
+        return FIXP_ENAN;
+    /* Negative: the magnitude's value, negated, so rounding is half away
+     * from zero on both sides and -x is exactly -(x). The largest
+     * magnitude is INT64_MAX: negating it cannot overflow. */
+    int64_t v;
+    int rc = from_magnitude(fabs(d), &v);
+    if (rc != FIXP_OK)
+        return rc;
+    *out = d < 0 ? -v : v;
+    return FIXP_OK;
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -235,8 +247,8 @@ const char *fixp_strerror(int rc)
     case FIXP_OK: return "ok";
     case FIXP_EINVAL: return "not a decimal number";
     case FIXP_EPRECISION: return "more than 8 decimal places";
-    case FIXP_ERANGE: return "number too large (max 92233720368.54775807)";
-    case FIXP_ENEG: return "negative number";
+    case FIXP_ERANGE: return "number out of range (magnitude at most 92233720368.54775807)";
+    case FIXP_ENEG: return "negative number where only values >= 0 are allowed";
     case FIXP_ENAN: return "NaN or infinity";
     }
     return "unknown fixed-point error";

@@ -1,8 +1,12 @@
 /* fixp — exact fixed-point numbers for prices and quantities.
  *
- * A value is a non-negative int64 count of 1e-8 units: 187.25 is stored as
- * 18'725'000'000. Eight decimals fit equity prices and fractional crypto
- * quantities; the int64 range still holds 92 billion whole units.
+ * A value is a signed int64 count of 1e-8 units: 187.25 is stored as
+ * 18'725'000'000, -37.63 as -3'763'000'000. Eight decimals fit equity prices
+ * and fractional crypto quantities; the range is symmetric, +-INT64_MAX
+ * units (+-92,233,720,368.54775807), so negating a value never overflows
+ * (INT64_MIN is never produced). Prices may be negative (spreads, some
+ * futures, rates); whether a slot accepts negatives is its kind's business
+ * (kind.h KIND_SIGNED), not the parsers'.
  *
  * Every parser either yields the exact value or fails with one of the
  * FIXP_E* codes below; nothing is silently truncated. Floats are rounded to
@@ -23,12 +27,13 @@ enum {
     FIXP_OK = 0,
     FIXP_EINVAL = -1,     /* not a decimal number ("", "1e5", "12a", " 1") */
     FIXP_EPRECISION = -2, /* more than 8 significant decimals */
-    FIXP_ERANGE = -3,     /* does not fit in int64 at scale 1e-8 */
-    FIXP_ENEG = -4,       /* negative */
+    FIXP_ERANGE = -3,     /* |value| > INT64_MAX units of 1e-8 */
+    FIXP_ENEG = -4,       /* negative where >= 0 is wanted (callers; the parsers never say it) */
     FIXP_ENAN = -5,       /* NaN or infinity */
 };
 
-/* Parse a decimal string "187.25", "0.00000001", "42", "42.", ".5". */
+/* Parse a decimal string "187.25", "0.00000001", "42", "42.", ".5",
+ * "-37.63": digits with at most one '.', optionally after one '-'. */
 int fixp_from_str(const char *s, size_t len, int64_t *out);
 /* Whole units (a msgpack integer) to fixed point. */
 int fixp_from_i64(int64_t units, int64_t *out);

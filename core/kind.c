@@ -7,6 +7,12 @@
 #define PACK(name, type, bits, flags, doc) r->name = (uint64_t)v[i++];
 #define UNPACK(name, type, bits, flags, doc) v[i++] = (int64_t)r->name;
 
+/* A signed slot is a full int64: unpack reads it back without sign extension. */
+#define SIGNED_WIDTH(name, type, bits, flags, doc) \
+    _Static_assert(!((flags) & KIND_SIGNED) || (bits) == 64, #name ": a signed slot is 64 bits");
+TRADE_SLOTS(SIGNED_WIDTH)
+OPTION_TRADE_SLOTS(SIGNED_WIDTH)
+
 static const kind_field trade_fields[] = {TRADE_SLOTS(FIELD)};
 static const kind_field option_trade_fields[] = {TRADE_SLOTS(FIELD) OPTION_TRADE_SLOTS(FIELD)};
 
@@ -94,9 +100,13 @@ int kind_check(const kind *k, int64_t *v, uint32_t present, int *bad)
             v[i] = 0;
             continue;
         }
-        /* U64 at full width may use all 64 bits; everything else is a
-         * non-negative int64 that must fit its bit-field. */
+        /* U64 at full width may use all 64 bits, a signed slot (64 bits
+         * wide) any int64 but INT64_MIN (fixp.h: the range is symmetric);
+         * everything else is a non-negative int64 that must fit its
+         * bit-field. */
         if (f->type == KIND_U64 && f->bits == 64)
+            continue;
+        if ((f->flags & KIND_SIGNED) && v[i] != INT64_MIN)
             continue;
         if (v[i] < 0 || (f->bits < 64 && (uint64_t)v[i] >> f->bits)) {
             *bad = i;

@@ -33,7 +33,7 @@
 
 typedef enum kind_type {
     KIND_TS = 1, /* ns since Unix epoch, >= 0; wire: int or msgpack timestamp */
-    KIND_FIX,    /* fixed point 1e-8, >= 0 (fixp.h); wire: int, float, string */
+    KIND_FIX,    /* fixed point 1e-8 (fixp.h), >= 0 unless KIND_SIGNED; wire: int, float, string */
     KIND_U64,    /* unsigned integer; wire: non-negative int */
     KIND_SIDE,   /* 0 unknown, 1 buy, 2 sell; wire: "B"/"S"/"buy"/"sell"/"" */
     KIND_RIGHT,  /* 1 call, 2 put; wire: "C"/"P"/"call"/"put" */
@@ -42,20 +42,24 @@ typedef enum kind_type {
 enum { KIND_SIDE_UNKNOWN = 0, KIND_SIDE_BUY = 1, KIND_SIDE_SELL = 2 };
 enum { KIND_RIGHT_CALL = 1, KIND_RIGHT_PUT = 2 };
 
-#define KIND_REQ 1 /* slot flag: the record must carry this slot */
+#define KIND_REQ 1    /* slot flag: the record must carry this slot */
+#define KIND_SIGNED 2 /* slot flag: negative values are valid (prices); the slot must be
+                       * 64 bits wide (unpack does not sign-extend). Without it a slot
+                       * holds values >= 0 (quantities, ids, times). */
 
 /* X(name, type, bits, flags, doc) — slot order is struct order and the
  * order of the array wire form (after the symbol). */
-#define TRADE_SLOTS(X)                                                          \
-    X(ts, KIND_TS, 64, KIND_REQ, "exchange time, ns since the Unix epoch")     \
-    X(px, KIND_FIX, 64, KIND_REQ, "price, fixed point, 8 decimals")            \
-    X(qty, KIND_FIX, 62, KIND_REQ, "quantity, fixed point, 8 decimals")        \
-    X(side, KIND_SIDE, 2, 0, "aggressor side: B (buy), S (sell) or unknown")   \
+#define TRADE_SLOTS(X)                                                                   \
+    X(ts, KIND_TS, 64, KIND_REQ, "exchange time, ns since the Unix epoch")              \
+    X(px, KIND_FIX, 64, KIND_REQ | KIND_SIGNED, "price, fixed point, 8 decimals, signed") \
+    X(qty, KIND_FIX, 62, KIND_REQ, "quantity, fixed point, 8 decimals, >= 0")           \
+    X(side, KIND_SIDE, 2, 0, "aggressor side: B (buy), S (sell) or unknown")            \
     X(id, KIND_U64, 64, 0, "trade id")
 
-#define OPTION_TRADE_SLOTS(X)                                                   \
-    X(strike, KIND_FIX, 64, KIND_REQ, "strike price, fixed point, 8 decimals") \
-    X(expiry, KIND_TS, 62, KIND_REQ, "expiry, ns since the Unix epoch")        \
+#define OPTION_TRADE_SLOTS(X)                                                            \
+    X(strike, KIND_FIX, 64, KIND_REQ | KIND_SIGNED,                                      \
+      "strike price, fixed point, 8 decimals, signed")                                   \
+    X(expiry, KIND_TS, 62, KIND_REQ, "expiry, ns since the Unix epoch")                 \
     X(right, KIND_RIGHT, 2, KIND_REQ, "C (call) or P (put)")
 
 #define KIND__MEMBER(name, type, bits, flags, doc) uint64_t name : bits;
@@ -90,7 +94,7 @@ typedef struct kind_field {
     uint8_t keylen;
     uint8_t type;    /* kind_type */
     uint8_t bits;    /* storage width */
-    uint8_t flags;   /* KIND_REQ */
+    uint8_t flags;   /* KIND_REQ, KIND_SIGNED */
     const char *doc;
 } kind_field;
 
@@ -124,8 +128,9 @@ int kind_field_index(const kind *k, const char *key, size_t len);
 int kind_is_a(const kind *k, const kind *base);
 
 /* Validate a value array before pack: every required slot present (bit i of
- * `present` set), every value in range for its type and width. Absent
- * optional slots are set to 0. On failure *bad is the offending index. */
+ * `present` set), every value in range for its type and width (negative
+ * only in a KIND_SIGNED slot). Absent optional slots are set to 0. On
+ * failure *bad is the offending index. */
 int kind_check(const kind *k, int64_t *v, uint32_t present, int *bad);
 
 /* Enumerated slots (KIND_SIDE, KIND_RIGHT): wire text <-> value. */

@@ -103,7 +103,11 @@ uint64_t snapshot_kind_fingerprint(void)
             const kind_field *kf = &k->fields[f];
             h = snapshot__fnv_u64(h, kf->keylen);
             h = snapshot__fnv(h, kf->key, kf->keylen);
-            h = snapshot__fnv_u64(h, (uint64_t)kf->type << 16 | (uint64_t)kf->bits << 8 | kf->flags);
+            /* KIND_SIGNED widens which values a slot accepts, not how it is
+             * stored (a 64-bit two's-complement field either way), so it
+             * is left out: snapshots from before signed prices still load. */
+            uint8_t flags = kf->flags & (uint8_t)~KIND_SIGNED;
+            h = snapshot__fnv_u64(h, (uint64_t)kf->type << 16 | (uint64_t)kf->bits << 8 | flags);
         }
         /* The layout the compiler chose: a probe record, packed. Distinct
          * bytes in every value, so reordered or resized slots show. */
@@ -154,7 +158,7 @@ static void snapshot__agg_put(unsigned char *r, const store_agg *a)
 {
     snapshot__put64(r + 40, a->count);
     snapshot__put128(r + 48, a->volume);
-    snapshot__put128(r + 64, a->notional);
+    snapshot__put128(r + 64, (unsigned __int128)a->notional); /* two's complement */
     snapshot__put64(r + 80, (uint64_t)a->open);
     snapshot__put64(r + 88, (uint64_t)a->high);
     snapshot__put64(r + 96, (uint64_t)a->low);
@@ -168,7 +172,7 @@ static void snapshot__agg_get(const unsigned char *r, store_agg *a)
     memset(a, 0, sizeof *a);
     a->count = snapshot__get64(r + 40);
     a->volume = snapshot__get128(r + 48);
-    a->notional = snapshot__get128(r + 64);
+    a->notional = (__int128)snapshot__get128(r + 64);
     a->open = (int64_t)snapshot__get64(r + 80);
     a->high = (int64_t)snapshot__get64(r + 88);
     a->low = (int64_t)snapshot__get64(r + 96);

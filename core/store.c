@@ -80,11 +80,16 @@ int64_t store_agg_vwap(const store_agg *a)
 {
     if (a->volume == 0)
         return 0;
-    /* notional is at 1e-16, volume at 1e-8: the quotient is at 1e-8. */
-    unsigned __int128 q = a->notional / a->volume, r = a->notional % a->volume;
-    if (r >= a->volume - r) /* r >= volume / 2, without overflow: half up */
+    /* notional is at 1e-16, volume at 1e-8: the quotient is at 1e-8. It is
+     * taken on the magnitude, so rounding is half away from zero whatever
+     * the sign; a VWAP lies between the lowest and highest price, so it
+     * fits an int64. */
+    int neg = a->notional < 0;
+    unsigned __int128 mag = neg ? -(unsigned __int128)a->notional : (unsigned __int128)a->notional;
+    unsigned __int128 q = mag / a->volume, r = mag % a->volume;
+    if (r >= a->volume - r) /* r >= volume / 2, without overflow */
         q++;
-    return (int64_t)q;
+    return neg ? -(int64_t)q : (int64_t)q;
 }
 
 /* ---- symbols ------------------------------------------------------------ */

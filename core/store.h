@@ -34,9 +34,10 @@
  * what a journal replay builds. A symbol with no committed trade (left) is
  * invisible to every query and to the symbol count.
  *
- * Numbers: prices and quantities are fixed point 1e-8 (fixp.h). Volume is
- * summed in 128 bits at 1e-8, notional (px*qty) in 128 bits at 1e-16, so
- * VWAP over any realistic history is exact. Open/close are the prices of the
+ * Numbers: prices and quantities are fixed point 1e-8 (fixp.h); prices are
+ * signed, quantities >= 0. Volume is summed in 128 bits at 1e-8, notional
+ * (px*qty) in signed 128 bits at 1e-16, so VWAP over any realistic history
+ * is exact. Open/close are the prices of the
  * earliest/latest timestamp (ties: first/last to arrive), so aggregates and
  * bars are right when trades arrive out of time order.
  *
@@ -144,13 +145,14 @@ const kind *store_batch_symbol_kind(const store *s, const store_batch *b, const 
 
 typedef struct store_agg {
     uint64_t count;
-    unsigned __int128 volume;   /* sum of qty, 1e-8 */
-    unsigned __int128 notional; /* sum of px*qty, 1e-16 */
+    unsigned __int128 volume;   /* sum of qty (qty >= 0), 1e-8 */
+    __int128 notional;          /* sum of px*qty, 1e-16; signed: prices may be negative */
     int64_t open, high, low, close;
     int64_t first_ts, last_ts;  /* min and max ts */
 } store_agg;
 
-/* VWAP at 1e-8, rounded half up; 0 when the volume is 0. */
+/* VWAP at 1e-8, rounded half away from zero (-0.000000005 -> -0.00000001,
+ * as 0.000000005 -> 0.00000001); 0 when the volume is 0. */
 int64_t store_agg_vwap(const store_agg *a);
 /* Fold one trade into an aggregate (the one rule used by ingest and bars). */
 void store_agg_add(store_agg *a, int64_t ts, int64_t px, int64_t qty);

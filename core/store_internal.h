@@ -282,7 +282,10 @@ static inline void store__agg_add(store_agg *a, int64_t ts, int64_t px, int64_t 
     }
     a->count++;
     a->volume += (uint64_t)qty;
-    a->notional += (unsigned __int128)(uint64_t)px * (uint64_t)qty;
+    /* |px * qty| < 2^63 * 2^62 fits; the sum wraps (two's complement, no
+     * UB) only past ~4 trades at both limits, which no history reaches. */
+    a->notional = (__int128)((unsigned __int128)a->notional +
+                             (unsigned __int128)((__int128)px * qty));
 }
 
 /* 1-31 bytes of valid UTF-8 without control characters. */

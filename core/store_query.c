@@ -134,7 +134,11 @@ int store_bars(const store *s, const char *sym, size_t symlen, int64_t from, int
 static unsigned __int128 store__key(const store *s, uint32_t id, store_by by)
 {
     const store_agg *a = &store__part(s, id)->agg;
-    return by == STORE_BY_COUNT ? a->count : by == STORE_BY_VOLUME ? a->volume : a->notional;
+    /* notional is signed: flipping its sign bit makes unsigned order the
+     * signed order (most negative lowest). */
+    return by == STORE_BY_COUNT    ? a->count
+           : by == STORE_BY_VOLUME ? a->volume
+                                   : (unsigned __int128)a->notional ^ ((unsigned __int128)1 << 127);
 }
 
 /* Does `a` rank before `b`? Larger key first, ties by lower id. */

@@ -217,9 +217,12 @@ __attribute__((noinline)) static int dec_value_slow(dec *d, const kind_field *f,
         else if (h.t == T_STR)
             rc = fixp_from_str((const char *)h.data, h.n, out);
         else if (h.t == T_NEG)
-            rc = FIXP_ENEG;
+            rc = fixp_from_i64(h.i, out);
         else
             return wrong_type(d, f, &h, "a number or a decimal string");
+        /* The kind says whether the slot is signed (prices) or not (qty). */
+        if (rc == FIXP_OK && *out < 0 && !(f->flags & KIND_SIGNED))
+            rc = FIXP_ENEG;
         if (rc != FIXP_OK)
             return tfail(d, PROTO_E_BAD_VALUE, f->key, "%s", fixp_strerror(rc));
         return 1;
@@ -301,7 +304,8 @@ other:
             uint64_t w = be64(p + 1);
             double x;
             memcpy(&x, &w, 8);
-            if (fixp_from_double(x, out) == FIXP_OK)
+            /* Negative: dec_value_slow, which knows the slot's sign rule. */
+            if (fixp_from_double(x, out) == FIXP_OK && *out >= 0)
                 return 9;
         }
     } else if (type == KIND_SIDE && c == 0xa1) {
@@ -378,8 +382,9 @@ static inline int stage(dec *d, tstate *t)
     const kinfo *ki = t->ki;
     int64_t *v = t->v;
     /* kind_check's verdict, cheaply: the decoders above only produce values
-     * that are non-negative and valid for their type, so what is left is
-     * presence and width. Anything off goes to kind_check for the error. */
+     * valid for their type (negative only in a KIND_SIGNED slot, which is
+     * 64 bits wide), so what is left is presence and width. Anything off
+     * goes to kind_check for the error. */
     const uint32_t all = (uint32_t)((1ull << k->nfields) - 1);
     int ok = (t->present & ki->req) == ki->req;
     for (uint32_t m = all & ~t->present; m; m &= m - 1) /* absent: 0 */
@@ -724,7 +729,8 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
     }
     ntrades = h.n;
     if (ntrades > lim->max_batch) {
-        fail(err, PROTO_E_TOO_LARGE, -1, "%u trades in a batch, the limit is %u", ntrades,
+        fail(err, PROTO_E_TOO_LARGE, -1,
+             "%u trades in a batch, more than the limit of %u (--max-batch)", ntrades,
              lim->max_batch);
         goto fail;
     }

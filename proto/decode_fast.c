@@ -68,8 +68,10 @@ __attribute__((constructor)) static void decode_fast_check(void)
         uint64_t key;
         uint8_t type, bits, flags;
     } want[TRADE_NFIELDS] = {
-        {KEY_TS, KIND_TS, 64, KIND_REQ},   {KEY_PX, KIND_FIX, 64, KIND_REQ},
-        {KEY_QTY, KIND_FIX, 62, KIND_REQ}, {KEY_SIDE, KIND_SIDE, 2, 0},
+        {KEY_TS, KIND_TS, 64, KIND_REQ},
+        {KEY_PX, KIND_FIX, 64, KIND_REQ | KIND_SIGNED}, /* a float may be negative */
+        {KEY_QTY, KIND_FIX, 62, KIND_REQ}, /* not signed: a negative float fails the width test */
+        {KEY_SIDE, KIND_SIDE, 2, 0},
         {KEY_ID, KIND_U64, 64, 0},
     };
     const kind *k = &kind_trade;
@@ -237,8 +239,9 @@ INLINE const uint8_t *fast_trade(const uint8_t *p, const uint8_t *end, store *s,
         p = rd_array(p + 1, c & 0x0f, &r);
     else
         return NULL;
-    /* The ranges stage() checks: the readers give ts and px in range;
-     * qty is a 62-bit slot. The trade must end inside the message. */
+    /* The ranges stage() checks: the readers give ts and px in range (px
+     * is signed); qty is a 62-bit slot, >= 0 (a negative float fails).
+     * The trade must end inside the message. */
     if (!p || p > end || (uint64_t)r.v[TRADE_qty] >> 62)
         return NULL;
     trade t;

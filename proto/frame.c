@@ -15,6 +15,7 @@
  */
 #include "proto.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 
 #define FRAME_DEPTH_CAP (sizeof(((proto_framer *)0)->left) / sizeof(uint32_t))
@@ -31,15 +32,22 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int frame_fail(proto_framer *f, proto_error *err, proto_code code, const char *fmt,
-                      unsigned long long a, unsigned long long b)
+/* Messages name the limit that was exceeded, its value and its flag (what
+ * the client can act on), then what tripped it. */
+__attribute__((format(printf, 4, 5))) static int frame_fail(proto_framer *f, proto_error *err,
+                                                            proto_code code, const char *fmt, ...)
 {
+    va_list ap;
     err->code = code;
     err->index = -1;
-    snprintf(err->msg, sizeof(err->msg), fmt, a, b);
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+    va_end(ap);
     proto_framer_reset(f);
     return -(int)code;
 }
+
+#define TOO_LONG "message larger than the %zu-byte limit (--max-message)"
 
 int proto_frame(proto_framer *f, const uint8_t *buf, size_t len, const proto_limits *lim,
                 size_t *msg_len, proto_error *err)
@@ -82,8 +90,7 @@ int proto_frame(proto_framer *f, const uint8_t *buf, size_t len, const proto_lim
                 /* d9-db str */ 2, 3, 5, /* dc dd array */ 3, 5, /* de df map */ 3, 5};
             if (c == 0xc1)
                 return frame_fail(f, err, PROTO_E_MALFORMED,
-                                  "invalid msgpack byte 0xc1 at offset %llu",
-                                  (unsigned long long)off, 0);
+                                  "invalid msgpack byte 0xc1 at offset %zu", off);
             hdr = hlen[c - 0xc0];
             const uint8_t *p = buf + off + 1;
             if (len - off < hdr) {
@@ -123,20 +130,26 @@ int proto_frame(proto_framer *f, const uint8_t *buf, size_t len, const proto_lim
         if (body > max - off - hdr) {
         body_too_long:
             return frame_fail(f, err, PROTO_E_TOO_LARGE,
-                              "a value declares %llu bytes, more than the %llu-byte message limit",
-                              (unsigned long long)body, (unsigned long long)max);
+                              TOO_LONG ": a %llu-byte value at byte %zu cannot fit", max,
+                              (unsigned long long)body, off);
         }
         off += hdr + (size_t)body;
 
         if (container) {
-            if (elems > max - off || elems > UINT32_MAX)
+            /* Each element takes a byte at least: more than are left
+             * means the message cannot end within the limit. */
+            if (elems > max - off || elems > UINT32_MAX) {
+                int map = c <= 0x8f || c >= 0xde;
                 return frame_fail(f, err, PROTO_E_TOO_LARGE,
-                                  "a container declares %llu elements, more than the "
-                                  "%llu-byte message limit can hold",
-                                  (unsigned long long)elems, (unsigned long long)max);
+                                  TOO_LONG ": %s of %llu %s after byte %zu cannot fit", max,
+                                  map ? "a map" : "an array",
+                                  (unsigned long long)(map ? elems / 2 : elems),
+                                  map ? "pairs" : "elements", off);
+            }
             if (depth >= maxd)
                 return frame_fail(f, err, PROTO_E_TOO_LARGE,
-                                  "msgpack nesting deeper than %llu", maxd, 0);
+                                  "msgpack nesting deeper than the limit of %u levels (--max-depth)",
+                                  maxd);
             if (elems > 0) {
                 f->left[depth++] = (uint32_t)elems;
                 continue;
@@ -164,6 +177,5 @@ complete:
     return PROTO_FRAME_DONE;
 
 too_long:
-    return frame_fail(f, err, PROTO_E_TOO_LARGE, "message exceeds the %llu-byte limit",
-                      (unsigned long long)max, 0);
+    return frame_fail(f, err, PROTO_E_TOO_LARGE, TOO_LONG, max);
 }

@@ -490,11 +490,12 @@ static void kv_fix(emit *e, const char *k, int64_t v)
     e->str(e, b, fixp_format(v, b));
 }
 
-/* The same for a 128-bit sum at 10^-decimals (8 or 16). The number is exact
- * (a fix) whenever the value is representable at 1e-8 in 64 bits. */
-static void kv_u128(emit *e, const char *k, unsigned __int128 v, int decimals)
+/* The same for a 128-bit sum at 10^-decimals (8 or 16), given as a sign
+ * and a magnitude (notional is signed: prices may be negative). The number
+ * is exact (a fix) whenever the value is representable at 1e-8 in 64 bits. */
+static void kv_sum(emit *e, const char *k, int neg, unsigned __int128 v, int decimals)
 {
-    char b[48];
+    char b[50];
     unsigned __int128 at8 = v;
     int exact = 1;
     for (int i = 8; i < decimals; i++) {
@@ -503,11 +504,22 @@ static void kv_u128(emit *e, const char *k, unsigned __int128 v, int decimals)
     }
     e->key(e, k);
     if (exact && at8 <= INT64_MAX)
-        e->fix(e, (int64_t)at8);
+        e->fix(e, neg ? -(int64_t)at8 : (int64_t)at8);
     else
-        e->dbl(e, u128_to_double(v, decimals));
+        e->dbl(e, neg ? -u128_to_double(v, decimals) : u128_to_double(v, decimals));
     key_s(e, k);
-    e->str(e, b, fmt_u128(v, decimals, b));
+    b[0] = '-';
+    e->str(e, neg ? b : b + 1, fmt_u128(v, decimals, b + 1) + (neg ? 1 : 0));
+}
+
+static void kv_u128(emit *e, const char *k, unsigned __int128 v, int decimals)
+{
+    kv_sum(e, k, 0, v, decimals);
+}
+
+static void kv_i128(emit *e, const char *k, __int128 v, int decimals)
+{
+    kv_sum(e, k, v < 0, v < 0 ? -(unsigned __int128)v : (unsigned __int128)v, decimals);
 }
 
 static void run_stats(const store *s, emit *e)
@@ -537,11 +549,28 @@ static void run_stats(const store *s, emit *e)
     e->end(e);
 }
 
+/* The symbol as received, for a message: control bytes (a NUL from
+ * "A%00B", newlines) as \xHH, so "A\0B" is not shown as "A". */
+static const char *sym_shown(const query_req *q, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < q->symlen && n + 5 <= cap; i++) {
+        unsigned char ch = (unsigned char)q->sym[i];
+        if (ch < 0x20 || ch == 0x7f)
+            n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", ch);
+        else
+            buf[n++] = (char)ch;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 static int store_fail(int rc, const query_req *q, proto_error *err)
 {
+    char shown[4 * STORE_SYM_MAX + 1];
     switch (rc) {
     case STORE_ENOTFOUND:
-        return fail(err, PROTO_E_NOT_FOUND, "no symbol '%s'", q->sym);
+        return fail(err, PROTO_E_NOT_FOUND, "no symbol '%s'", sym_shown(q, shown, sizeof shown));
     case STORE_ELIMIT:
         return fail(err, PROTO_E_BAD_QUERY,
                     "the query would scan more than %u trades or return more than %u bars: "
@@ -558,7 +587,7 @@ static int store_fail(int rc, const query_req *q, proto_error *err)
 static void emit_vol_notional_vwap(emit *e, const store_agg *a)
 {
     kv_u128(e, "volume", a->volume, 8);
-    kv_u128(e, "notional", a->notional, 16);
+    kv_i128(e, "notional", a->notional, 16);
     kv_fix(e, "vwap", store_agg_vwap(a));
 }
 
@@ -783,12 +812,14 @@ static void run_schema(emit *e)
         e->array(e, k->nfields);
         for (int j = 0; j < k->nfields; j++) {
             const kind_field *f = &k->fields[j];
-            e->map(e, 5);
+            e->map(e, 6);
             kv_str(e, "name", f->key);
             kv_str(e, "type", kind_type_name((kind_type)f->type));
             kv_u64(e, "bits", f->bits);
             e->key(e, "required");
             e->boolean(e, (f->flags & KIND_REQ) != 0);
+            e->key(e, "signed"); /* may be negative (prices); else >= 0 */
+            e->boolean(e, (f->flags & KIND_SIGNED) != 0);
             kv_str(e, "doc", f->doc);
             e->end(e);
         }

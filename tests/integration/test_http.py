@@ -262,7 +262,9 @@ def check_schema(s, world):
     onames = [sl["name"] for sl in kinds["option_trade"]["slots"]]
     assert onames[:len(names)] == names and {"strike", "expiry", "right"} <= set(onames), onames
     for sl in kinds["option_trade"]["slots"]:
-        assert set(sl) == {"name", "type", "bits", "required", "doc"}, sl
+        assert set(sl) == {"name", "type", "bits", "required", "signed", "doc"}, sl
+    signed = {sl["name"] for sl in kinds["option_trade"]["slots"] if sl["signed"]}
+    assert signed == {"px", "strike"}, signed  # prices may be negative, nothing else
     req = {sl["name"] for sl in kinds["trade"]["slots"] if sl["required"]}
     assert req == {"ts", "px", "qty"}, req
 

@@ -90,9 +90,9 @@ static void gen_value(gen *g, const kind_field *fd)
         case 2: msgpack_pack_double(g->pk, (double)(rnd() % 10000000) / 100.0 * (ok ? 1 : -1));
             break;
         case 3: msgpack_pack_float(g->pk, (float)(rnd() % 1000) / 4.0f); break;
-        case 4: {
+        case 4: { /* a '-' now and then: valid for prices, not for qty */
             unsigned long long ip = rnd() % 100000, fp = rnd() % 100000;
-            snprintf(txt, sizeof(txt), "%llu.%0*llu", ip, ok ? 4 : 9, fp);
+            snprintf(txt, sizeof(txt), "%s%llu.%0*llu", chance(20) ? "-" : "", ip, ok ? 4 : 9, fp);
             gstr(g, txt);
             break;
         }

@@ -55,6 +55,9 @@ static int ref_value(const msgpack_object *o, const kind_field *f, int64_t *out,
         else
             return ref_fail(err, PROTO_E_WRONG_TYPE, i, "trade %lld: %s: type", (long long)i,
                             f->key);
+        /* PROTOCOL.md 3.4: prices (KIND_SIGNED) may be negative, qty not. */
+        if (rc == FIXP_OK && *out < 0 && !(f->flags & KIND_SIGNED))
+            rc = FIXP_ENEG;
         if (rc != FIXP_OK)
             return ref_fail(err, PROTO_E_BAD_VALUE, i, "trade %lld: %s: %s", (long long)i,
                             f->key, fixp_strerror(rc));

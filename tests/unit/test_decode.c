@@ -333,11 +333,12 @@ static void test_numbers(void **state)
     assert_true(g.v[0][2] == (int64_t)((1ull << 62) / FIXP_SCALE) * FIXP_SCALE);
 
     struct { int what; proto_code code; const char *why; } bad[] = {
-        {0, PROTO_E_BAD_VALUE, "px: "},      {1, PROTO_E_BAD_VALUE, "px: "},
-        {2, PROTO_E_BAD_VALUE, "px: "},      {3, PROTO_E_BAD_VALUE, "px: "},
+        {0, PROTO_E_BAD_VALUE, "px: "},      {1, PROTO_E_BAD_VALUE, "qty: negative"},
+        {2, PROTO_E_BAD_VALUE, "qty: negative"}, {3, PROTO_E_BAD_VALUE, "px: "},
         {4, PROTO_E_BAD_VALUE, "px: "},      {5, PROTO_E_WRONG_TYPE, "px: expected"},
         {6, PROTO_E_BAD_VALUE, "qty: out of range"}, {7, PROTO_E_BAD_VALUE, "px: "},
-        {8, PROTO_E_WRONG_TYPE, "px: expected"},     {9, PROTO_E_BAD_VALUE, "px: "},
+        {8, PROTO_E_WRONG_TYPE, "px: expected"},     {9, PROTO_E_BAD_VALUE, "qty: negative"},
+        {10, PROTO_E_BAD_VALUE, "px: number out of range"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         begin(f, 1, 3, 3);
@@ -345,19 +346,28 @@ static void test_numbers(void **state)
             msgpack_pack_array(&f->pk, 4), S(f, "NUM"), U(f, 1), U(f, 1), U(f, 1);
         msgpack_pack_array(&f->pk, 4), S(f, "NUM"), U(f, 1);
         uint64_t qty = 1;
+        int negq = 0; /* a negative qty, in one of three forms */
         switch (bad[i].what) {
         case 0: S(f, "1.123456789"); break;
-        case 1: S(f, "-1"); break;
-        case 2: msgpack_pack_int64(&f->pk, -1); break;
+        case 1: U(f, 1), negq = 1; break;
+        case 2: U(f, 1), negq = 2; break;
         case 3: msgpack_pack_double(&f->pk, NAN); break;
         case 4: S(f, "1e5"); break;
         case 5: msgpack_pack_true(&f->pk); break;
         case 6: U(f, 1); qty = (1ull << 62) / FIXP_SCALE + 1; break;
         case 7: U(f, UINT64_MAX); break;
         case 8: msgpack_pack_bin_with_body(&f->pk, "1", 1); break;
-        case 9: msgpack_pack_double(&f->pk, -0.5); break;
+        case 9: U(f, 1), negq = 3; break;
+        case 10: msgpack_pack_int64(&f->pk, INT64_MIN); break;
         }
-        U(f, qty);
+        if (negq == 1)
+            S(f, "-1");
+        else if (negq == 2)
+            msgpack_pack_int64(&f->pk, -1);
+        else if (negq == 3)
+            msgpack_pack_double(&f->pk, -0.5);
+        else
+            U(f, qty);
         expect_err(f, bad[i].code, 2, bad[i].why);
     }
     /* The message names the reason. */
@@ -366,6 +376,70 @@ static void test_numbers(void **state)
     expect_err(f, PROTO_E_BAD_VALUE, 0, "trade 0: px: ");
     assert_true(strlen(fixp_strerror(FIXP_EPRECISION)) > 0);
     expect_err(f, PROTO_E_BAD_VALUE, 0, fixp_strerror(FIXP_EPRECISION));
+}
+
+/* Prices are signed in every wire form and both trade forms (the map form
+ * in key order is the fast path's shape); qty stays >= 0; strike is signed. */
+static void test_signed_prices(void **state)
+{
+    fx *f = *state;
+    const int64_t want[9] = {-3763000000LL, -5 * FIXP_SCALE, -100 * FIXP_SCALE, -3763000000LL,
+                             -50000000LL,   -1,              -INT64_MAX,        -3763000000LL,
+                             -3763000000LL};
+    begin(f, 1, 9, 3);
+    for (int i = 0; i < 7; i++) {
+        msgpack_pack_array(&f->pk, 4), S(f, "CL"), U(f, (uint64_t)(TS0 + i));
+        switch (i) {
+        case 0: S(f, "-37.63"); break;
+        case 1: msgpack_pack_int8(&f->pk, -5); break; /* negative fixint */
+        case 2: msgpack_pack_fix_int64(&f->pk, -100); break;
+        case 3: msgpack_pack_double(&f->pk, -37.63); break;
+        case 4: msgpack_pack_float(&f->pk, -0.5f); break;
+        case 5: S(f, "-0.00000001"); break;
+        case 6: S(f, "-92233720368.54775807"); break;
+        }
+        U(f, 1);
+    }
+    for (int i = 7; i < 9; i++) { /* map form, keys in order */
+        msgpack_pack_map(&f->pk, 4);
+        S(f, "sym"), S(f, "CL"), S(f, "ts"), U(f, (uint64_t)(TS0 + i)), S(f, "px");
+        if (i == 7)
+            msgpack_pack_double(&f->pk, -37.63);
+        else
+            S(f, "-37.63");
+        S(f, "qty"), U(f, 2);
+    }
+    expect_ok(f, 9);
+    commit(f);
+    got g;
+    scan(f, "CL", &g);
+    assert_int_equal(g.n, 9);
+    for (int i = 0; i < 9; i++)
+        if (g.v[i][TRADE_px] != want[i])
+            fail_msg("trade %d: px %lld, want %lld", i, (long long)g.v[i][TRADE_px],
+                     (long long)want[i]);
+
+    /* qty < 0 in the map form too, a float first read by the fast path. */
+    begin(f, 2, 1, 3);
+    msgpack_pack_map(&f->pk, 4);
+    S(f, "sym"), S(f, "CL"), S(f, "ts"), U(f, TS0), S(f, "px"), S(f, "1");
+    S(f, "qty"), msgpack_pack_double(&f->pk, -2.0);
+    expect_err(f, PROTO_E_BAD_VALUE, 0, "trade 0: qty: negative");
+    begin(f, 2, 1, 3);
+    msgpack_pack_array(&f->pk, 4), S(f, "CL"), U(f, TS0), S(f, "-92233720368.54775808"), U(f, 1);
+    expect_err(f, PROTO_E_BAD_VALUE, 0, "px: number out of range");
+
+    /* option_trade: a negative strike (and price). */
+    begin(f, 3, 1, 4);
+    msgpack_pack_array(&f->pk, 9), S(f, "SPRD"), U(f, TS0), S(f, "-1.25"), U(f, 1), S(f, "B");
+    U(f, 7), S(f, "-2.5"), U(f, TS0 + 86400000000000LL), S(f, "C");
+    S(f, "option_trade");
+    expect_ok(f, 1);
+    commit(f);
+    scan(f, "SPRD", &g);
+    assert_int_equal(g.n, 1);
+    assert_true(g.v[0][TRADE_px] == -125000000LL);
+    assert_true(g.v[0][OPTION_TRADE_strike] == -250000000LL);
 }
 
 static void option_trade_map(fx *f, const char *sym, const char *right)
@@ -475,7 +549,7 @@ static void test_message_errors(void **state)
     begin(f, 7, 3, 3);
     for (int i = 0; i < 3; i++)
         map_trade(f, "AAPL", TS0, "1", 1, "B", 1);
-    expect_err(f, PROTO_E_TOO_LARGE, -1, "limit is 2");
+    expect_err(f, PROTO_E_TOO_LARGE, -1, "limit of 2 (--max-batch)");
     decode(f, &seq, &e);
     assert_true(seq == 7);
     f->lim.max_batch = 100000;
@@ -755,6 +829,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_permutations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_numbers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signed_prices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_option_trade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trade_errors, setup, teardown),

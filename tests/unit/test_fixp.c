@@ -113,17 +113,28 @@ static void test_str_range(void **st)
     expect_str_err("18446744073709551616", FIXP_ERANGE);
 }
 
+/* Prices are signed (WTI settled at -37.63 on 2020-04-20): a leading '-'
+ * and the same digits as a positive value, the range symmetric around 0. */
 static void test_str_negative(void **st)
 {
     (void)st;
-    expect_str_err("-1", FIXP_ENEG);
-    expect_str_err("-0.5", FIXP_ENEG);
-    expect_str_err("-187.25", FIXP_ENEG);
-    expect_str_err("-.5", FIXP_ENEG);
-    expect_str_err("-0.00000001", FIXP_ENEG);
-    /* Negative before too precise / too large: the sign is the first problem. */
-    expect_str_err("-0.000000001", FIXP_ENEG);
-    expect_str_err("-99999999999999999999", FIXP_ENEG);
+    expect_str("-1", -FIXP_SCALE);
+    expect_str("-0.5", -50000000);
+    expect_str("-37.63", -3763000000LL);
+    expect_str("-.5", -50000000);
+    expect_str("-0.00000001", -1);
+    expect_str("-0", 0);
+    expect_str("-0.000000000", 0);
+    expect_str("-92233720368.54775807", -INT64_MAX);
+    /* The same errors as without the sign. */
+    expect_str_err("-0.000000001", FIXP_EPRECISION);
+    expect_str_err("-92233720368.54775808", FIXP_ERANGE); /* INT64_MIN: not a value */
+    expect_str_err("-99999999999999999999", FIXP_ERANGE);
+    expect_str_err("-", FIXP_EINVAL);
+    expect_str_err("--1", FIXP_EINVAL);
+    expect_str_err("- 1", FIXP_EINVAL);
+    expect_str_err("+1", FIXP_EINVAL);
+    expect_str_err("1-", FIXP_EINVAL);
 }
 
 /* ---- whole units -------------------------------------------------------- */
@@ -143,9 +154,13 @@ static void test_units(void **st)
     v = -7;
     assert_int_equal(fixp_from_i64(MAXU + 1, &v), FIXP_ERANGE);
     assert_int_equal(fixp_from_i64(INT64_MAX, &v), FIXP_ERANGE);
-    assert_int_equal(fixp_from_i64(-1, &v), FIXP_ENEG);
-    assert_int_equal(fixp_from_i64(INT64_MIN, &v), FIXP_ENEG);
+    assert_int_equal(fixp_from_i64(-MAXU - 1, &v), FIXP_ERANGE);
+    assert_int_equal(fixp_from_i64(INT64_MIN, &v), FIXP_ERANGE);
     assert_int_equal(v, -7);
+    assert_int_equal(fixp_from_i64(-1, &v), FIXP_OK);
+    assert_int_equal(v, -FIXP_SCALE);
+    assert_int_equal(fixp_from_i64(-MAXU, &v), FIXP_OK);
+    assert_int_equal(v, -MAXU * FIXP_SCALE);
 
     assert_int_equal(fixp_from_u64(0, &v), FIXP_OK);
     assert_int_equal(v, 0);
@@ -244,17 +259,38 @@ static void test_double_errors(void **st)
     expect_dbl_err(-NAN, FIXP_ENAN);
     expect_dbl_err(INFINITY, FIXP_ENAN);
     expect_dbl_err(-INFINITY, FIXP_ENAN);
-    expect_dbl_err(-1.0, FIXP_ENEG);
-    expect_dbl_err(-1e-300, FIXP_ENEG);
-    expect_dbl_err(-DBL_TRUE_MIN, FIXP_ENEG);
-    expect_dbl_err(-187.25, FIXP_ENEG);
     expect_dbl_err(92233720369.0, FIXP_ERANGE);
+    expect_dbl_err(-92233720369.0, FIXP_ERANGE);
+    expect_dbl_err(-1e19, FIXP_ERANGE);
+    expect_dbl_err(-DBL_MAX, FIXP_ERANGE);
     expect_dbl_err(92233720368.54776, FIXP_ERANGE);
     expect_dbl_err(1e11, FIXP_ERANGE);
     expect_dbl_err(9.3e18, FIXP_ERANGE);
     expect_dbl_err(1e19, FIXP_ERANGE);
     expect_dbl_err(1.8446744073709552e19, FIXP_ERANGE);
     expect_dbl_err(DBL_MAX, FIXP_ERANGE);
+}
+
+/* A negative double is the negated value of its magnitude: rounding is half
+ * away from zero on both sides, and the large-value rule is symmetric. */
+static void test_double_negative(void **st)
+{
+    (void)st;
+    expect_dbl(-37.63, -3763000000LL);
+    expect_dbl(-1.0, -FIXP_SCALE);
+    expect_dbl(-0.0, 0);
+    expect_dbl(-1e-300, 0);
+    expect_dbl(-DBL_TRUE_MIN, 0);
+    expect_dbl(-0.000000005, -1); /* the double is just above 5e-9: away from zero */
+    expect_dbl(-1234567890.12, -123456789012000000LL);
+    for (int i = 0; i < 100000; i++) {
+        double d = ldexp((double)(rnd() >> 11), -(int)(rnd() % 80)); /* < 2^53, many scales */
+        int64_t pos = 0, neg = 0;
+        int rp = fixp_from_double(d, &pos), rn = fixp_from_double(-d, &neg);
+        assert_int_equal(rp, rn);
+        if (rp == FIXP_OK)
+            assert_int_equal(neg, -pos);
+    }
 }
 
 static void test_double_large(void **st)
@@ -443,7 +479,8 @@ static void test_format_roundtrip(void **st)
             assert_int_equal(m, n + 1);
             assert_int_equal(neg[0], '-');
             assert_string_equal(neg + 1, buf);
-            assert_int_equal(fixp_from_str(neg, m, &back), FIXP_ENEG);
+            assert_int_equal(fixp_from_str(neg, m, &back), FIXP_OK);
+            assert_int_equal(back, -v);
         }
     }
 }
@@ -492,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_double_basic),
         cmocka_unit_test(test_double_half),
         cmocka_unit_test(test_double_errors),
+        cmocka_unit_test(test_double_negative),
         cmocka_unit_test(test_double_large),
         cmocka_unit_test(test_double_matches_text),
         cmocka_unit_test(test_double_random_small),

@@ -321,6 +321,42 @@ static void test_depth(void **state)
     assert_int_equal(frame_all(maps2, sizeof(maps2), &l, &n, &e), PROTO_FRAME_DONE);
 }
 
+/* Each TOO_LARGE message names the limit, its value and its flag, not
+ * the value that happened to hit it: a 6-element trade near the end of a
+ * too-long message is not "a container declares 6 elements". */
+static void expect_msg(const uint8_t *b, size_t len, const proto_limits *l, const char *a,
+                       const char *c)
+{
+    size_t n;
+    proto_error e;
+    assert_int_equal(frame_all(b, len, l, &n, &e), -PROTO_E_TOO_LARGE);
+    if (!strstr(e.msg, a) || !strstr(e.msg, c))
+        fail_msg("message \"%s\" lacks \"%s\" or \"%s\"", e.msg, a, c);
+}
+
+static void test_limit_messages(void **state)
+{
+    (void)state;
+    proto_limits l = lim_default();
+    l.max_msg = 100;
+    uint8_t b[128];
+    /* An array of 6 nils starting at byte 97 of a 100-byte budget. */
+    b[0] = 0xdc, b[1] = 0x00, b[2] = 0x02;      /* array16 of 2 */
+    b[3] = 0xc4, b[4] = 91;                     /* bin8 of 91: bytes 5..95 */
+    memset(b + 5, 0, 91);
+    b[96] = 0x96;                               /* the second element: 6 elements */
+    expect_msg(b, 97, &l, "100-byte", "--max-message");
+    b[96] = 0xa8;                               /* ... or an 8-byte string */
+    expect_msg(b, 97, &l, "100-byte", "--max-message");
+    const uint8_t str32[] = {0xdb, 0xff, 0xff, 0xff, 0xff};
+    expect_msg(str32, sizeof str32, &l, "100-byte", "--max-message");
+    uint8_t deep[20];
+    memset(deep, 0x91, sizeof deep);
+    l = lim_default();
+    l.max_depth = 6;
+    expect_msg(deep, sizeof deep, &l, "6", "--max-depth");
+}
+
 static void test_malformed(void **state)
 {
     (void)state;
@@ -447,6 +483,7 @@ int main(void)
         cmocka_unit_test(test_huge_declarations),
         cmocka_unit_test(test_message_too_long),
         cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_limit_messages),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_resumes_without_rescan),
         cmocka_unit_test(test_garbage_vs_msgpack_c),

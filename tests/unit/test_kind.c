@@ -37,11 +37,11 @@ static void test_field_tables(void **st)
         int type, bits, flags;
     } want[] = {
         {TRADE_ts, "ts", KIND_TS, 64, KIND_REQ},
-        {TRADE_px, "px", KIND_FIX, 64, KIND_REQ},
+        {TRADE_px, "px", KIND_FIX, 64, KIND_REQ | KIND_SIGNED},
         {TRADE_qty, "qty", KIND_FIX, 62, KIND_REQ},
         {TRADE_side, "side", KIND_SIDE, 2, 0},
         {TRADE_id, "id", KIND_U64, 64, 0},
-        {OPTION_TRADE_strike, "strike", KIND_FIX, 64, KIND_REQ},
+        {OPTION_TRADE_strike, "strike", KIND_FIX, 64, KIND_REQ | KIND_SIGNED},
         {OPTION_TRADE_expiry, "expiry", KIND_TS, 62, KIND_REQ},
         {OPTION_TRADE_right, "right", KIND_RIGHT, 2, KIND_REQ},
     };
@@ -286,7 +286,12 @@ static void test_check_ranges(void **st)
     expect_bad_value(t, TRADE_ts, INT64_MIN, KIND_ERANGE);
     expect_bad_value(t, TRADE_ts, INT64_MAX, KIND_OK);
     expect_bad_value(t, TRADE_ts, 0, KIND_OK);
-    expect_bad_value(t, TRADE_px, -1, KIND_ERANGE);
+    /* Prices are signed (KIND_SIGNED); the range is symmetric (fixp.h). */
+    expect_bad_value(t, TRADE_px, -1, KIND_OK);
+    expect_bad_value(t, TRADE_px, -INT64_MAX, KIND_OK);
+    expect_bad_value(t, TRADE_px, INT64_MIN, KIND_ERANGE);
+    expect_bad_value(o, OPTION_TRADE_strike, -1, KIND_OK);
+    expect_bad_value(o, OPTION_TRADE_strike, INT64_MIN, KIND_ERANGE);
     expect_bad_value(t, TRADE_px, INT64_MAX, KIND_OK);
     expect_bad_value(t, TRADE_px, 0, KIND_OK);
     expect_bad_value(t, TRADE_qty, Q62, KIND_OK);
@@ -305,7 +310,6 @@ static void test_check_ranges(void **st)
     expect_bad_value(t, TRADE_id, 0, KIND_OK);
 
     expect_bad_value(o, TRADE_qty, Q62 + 1, KIND_ERANGE); /* base rules still apply */
-    expect_bad_value(o, OPTION_TRADE_strike, -1, KIND_ERANGE);
     expect_bad_value(o, OPTION_TRADE_strike, INT64_MAX, KIND_OK);
     expect_bad_value(o, OPTION_TRADE_expiry, Q62, KIND_OK);
     expect_bad_value(o, OPTION_TRADE_expiry, Q62 + 1, KIND_ERANGE);

@@ -235,6 +235,58 @@ static void test_vwap_rounding(void **st)
     assert_int_equal(c.high, INT64_MAX);
 }
 
+/* Prices are signed (spreads, WTI at -37.63): notional is a signed sum,
+ * VWAP rounds half away from zero, top-N by notional orders signed values. */
+static void test_signed_prices(void **st)
+{
+    (void)st;
+    store_agg a = {0};
+    store_agg_add(&a, 1, -1, 1); /* -1.5e-8 -> -2e-8, as 1.5e-8 -> 2e-8 */
+    store_agg_add(&a, 2, -2, 1);
+    assert_int_equal(store_agg_vwap(&a), -2);
+    assert_true(a.notional == -3);
+    assert_int_equal(a.low, -2);
+    assert_int_equal(a.high, -1);
+    store_agg b = {0};
+    store_agg_add(&b, 1, -1, 2); /* (-1*2 - 2*1) / 3 = -1.33 -> -1 */
+    store_agg_add(&b, 2, -2, 1);
+    assert_int_equal(store_agg_vwap(&b), -1);
+    store_agg m = {0}; /* mixed signs: (-3763 * 10 + 1001 * 10) / 20 = -1381 */
+    store_agg_add(&m, 1, -3763, 10);
+    store_agg_add(&m, 2, 1001, 10);
+    assert_int_equal(store_agg_vwap(&m), -1381);
+    /* The negative extremes fit the signed 128-bit sum too. */
+    store_agg c = {0};
+    int64_t maxq = (int64_t)(((uint64_t)1 << 62) - 1);
+    for (int i = 0; i < 4; i++)
+        store_agg_add(&c, i, -INT64_MAX, maxq);
+    assert_int_equal(store_agg_vwap(&c), -INT64_MAX);
+    assert_true(c.notional < 0);
+
+    store *s = open_store(0, 0);
+    store_batch bt;
+    store_batch_init(&bt);
+    assert_int_equal(add(s, &bt, "POS", TS0, 1 * E8, 1 * E8, 1), STORE_OK);
+    assert_int_equal(add(s, &bt, "NEG", TS0, -3763 * E8 / 100, 10 * E8, 2), STORE_OK);
+    assert_int_equal(add(s, &bt, "ZERO", TS0, 0, 1 * E8, 3), STORE_OK);
+    assert_int_equal(store_batch_reserve(s, &bt), STORE_OK);
+    store_batch_commit(s, &bt);
+    store_symbol_info si;
+    assert_int_equal(store_symbol(s, "NEG", 3, &si), STORE_OK);
+    assert_true(si.agg.notional == (__int128)-3763 * E8 / 100 * 10 * E8);
+    assert_int_equal(store_agg_vwap(&si.agg), -3763 * E8 / 100);
+    uint32_t ids[3], n;
+    assert_int_equal(store_top(s, STORE_BY_NOTIONAL, 3, ids, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    const char *want[] = {"POS", "ZERO", "NEG"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_symbol_by_id(s, ids[i], &si), STORE_OK);
+        assert_string_equal(si.name, want[i]);
+    }
+    store_batch_free(&bt);
+    store_close(s);
+}
+
 /* ---- kinds -------------------------------------------------------------- */
 
 static void test_derived_kind(void **st)
@@ -950,7 +1002,7 @@ static void bf_agg(const bf_sym *y, int64_t from, int64_t to, store_agg *a)
             a->low = r->px;
         a->count++;
         a->volume += (u128)r->qty;
-        a->notional += (u128)r->px * (u128)r->qty;
+        a->notional += (__int128)r->px * r->qty;
     }
 }
 
@@ -958,8 +1010,11 @@ static int64_t bf_vwap(const store_agg *a)
 {
     if (a->volume == 0)
         return 0;
-    u128 q = a->notional / a->volume, r = a->notional - q * a->volume;
-    return (int64_t)(q + (2 * r >= a->volume));
+    int neg = a->notional < 0; /* half away from zero: round the magnitude */
+    u128 m = neg ? (u128)-a->notional : (u128)a->notional;
+    u128 q = m / a->volume, r = m - q * a->volume;
+    int64_t v = (int64_t)(q + (2 * r >= a->volume));
+    return neg ? -v : v;
 }
 
 static void agg_equal(const store_agg *a, const store_agg *b)
@@ -980,7 +1035,10 @@ static u128 bf_key(const bf_sym *y, store_by by)
 {
     store_agg a;
     bf_agg(y, INT64_MIN, INT64_MAX, &a);
-    return by == STORE_BY_COUNT ? a.count : by == STORE_BY_VOLUME ? a.volume : a.notional;
+    /* signed notional: its sign bit flipped orders like the signed value */
+    return by == STORE_BY_COUNT    ? a.count
+           : by == STORE_BY_VOLUME ? a.volume
+                                   : (u128)a.notional ^ ((u128)1 << 127);
 }
 
 static bf_sym *bf_syms;
@@ -1174,6 +1232,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),           cmocka_unit_test(test_vwap_rounding),
+        cmocka_unit_test(test_signed_prices),
         cmocka_unit_test(test_derived_kind),    cmocka_unit_test(test_kind_mismatch),
         cmocka_unit_test(test_symbol_validation), cmocka_unit_test(test_10000_symbols),
         cmocka_unit_test(test_symbol_limit),    cmocka_unit_test(test_out_of_order),
