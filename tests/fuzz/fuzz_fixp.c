@@ -3,20 +3,22 @@
  * Checks, for every input (besides ASan/UBSan finding nothing):
  *  - fixp_from_str on the raw bytes gives exactly the verdict of an
  *    independent reference (syntax, then ERANGE on the integer part, then
- *    EPRECISION, then ERANGE on the whole value, and ENEG for a '-' in
- *    front of anything but zero), and on success fixp_format prints the
- *    canonical text of the input (no leading zeros, no trailing fraction
- *    zeros), which parses back to the same value;
+ *    EPRECISION, then ERANGE on the whole value; a leading '-' negates the
+ *    value, the range being symmetric), and on success fixp_format prints
+ *    the canonical text of the input (no leading zeros, no trailing
+ *    fraction zeros, "-" unless zero), which parses back to the same value;
  *  - fixp_from_double on the first 8 bytes read as a double: NaN/inf are
- *    ENAN, negatives ENEG; below 2^26 the result is the nearest 1e-8 step
+ *    ENAN, a negative double is exactly the negated value of its magnitude
+ *    (same verdict); below 2^26 the result is the nearest 1e-8 step
  *    (checked in exact integer arithmetic, ties away from zero); from 2^26
  *    up the result's text converts back (strtod, correctly rounded) to the
  *    very same double and no shorter decimal does; ERANGE only past the
  *    largest value;
- *  - fixp_from_i64/u64 on the same 8 bytes: ENEG/ERANGE exactly at the
- *    bounds, the two agree, and the value is units * 1e8;
+ *  - fixp_from_i64/u64 on the same 8 bytes: ERANGE exactly at the
+ *    (symmetric) bounds, the two agree where both apply, and the value is
+ *    units * 1e8;
  *  - fixp_format on the 8 bytes as any int64 (negatives, INT64_MIN) fits
- *    FIXP_STRLEN and a non-negative value parses back.
+ *    FIXP_STRLEN and every value but INT64_MIN parses back.
  */
 #include <math.h>
 #include <stdint.h>
@@ -79,11 +81,11 @@ static int ref_from_str(const char *s, size_t len, char *canon, size_t canon_siz
         if (n - b > 19 || (n - b == 19 && memcmp(units + b, "9223372036854775807", 19) > 0))
             rc = FIXP_ERANGE;
     }
-    if (neg && (rc != FIXP_OK || !zero))
-        return FIXP_ENEG;
     if (rc == FIXP_OK) {
-        CHECK(ilen + flen + 3 <= canon_size);
+        CHECK(ilen + flen + 4 <= canon_size);
         size_t n = 0;
+        if (neg && !zero)
+            canon[n++] = '-';
         if (ilen == 0)
             canon[n++] = '0';
         memcpy(canon + n, s + ib, ilen);
@@ -110,7 +112,7 @@ static void check_str(const char *s, size_t len)
     }
     if (rc != FIXP_OK)
         return;
-    CHECK(v >= 0);
+    CHECK(v != INT64_MIN && (v <= 0 || s[0] != '-') && (v >= 0 || s[0] == '-'));
     size_t n = fixp_format(v, text);
     CHECK(n < FIXP_STRLEN && strlen(text) == n);
     if (strcmp(text, canon) != 0) {
@@ -163,8 +165,10 @@ static void check_double(double d)
         CHECK(rc == FIXP_ENAN);
         return;
     }
-    if (d < 0) {
-        CHECK(rc == FIXP_ENEG);
+    if (d < 0 || (d == 0 && signbit(d))) {
+        int64_t m = -7;
+        CHECK(fixp_from_double(-d, &m) == rc);
+        CHECK(rc != FIXP_OK || v == -m);
         return;
     }
     if (d < 0x1p26) {
@@ -207,8 +211,8 @@ static void check_units(int64_t i)
     int64_t a = -3, b = -3;
     int ra = fixp_from_i64(i, &a), rb = fixp_from_u64((uint64_t)i, &b);
     if (i < 0) {
-        CHECK(ra == FIXP_ENEG);
         CHECK(rb == FIXP_ERANGE); /* as unsigned it is >= 2^63 */
+        CHECK(i < -MAX_UNITS ? ra == FIXP_ERANGE : ra == FIXP_OK && a == i * FIXP_SCALE);
         return;
     }
     if (i > MAX_UNITS) {
@@ -232,7 +236,8 @@ static void check_format(int64_t v)
     if (v >= 0) {
         CHECK(fixp_from_str(text, n, &back) == FIXP_OK && back == v);
     } else {
-        CHECK(text[0] == '-' && fixp_from_str(text, n, &back) == FIXP_ENEG);
+        int rc = fixp_from_str(text, n, &back);
+        CHECK(text[0] == '-' && (v == INT64_MIN ? rc == FIXP_ERANGE : rc == FIXP_OK && back == v));
         if (v != INT64_MIN) {
             char pos[FIXP_STRLEN];
             fixp_format(-v, pos);
