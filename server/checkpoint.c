@@ -392,23 +392,82 @@ cleanup:
     return rc;
 }
 
-static int ckpt_fresh_store(server *srv)
+static int ckpt_fresh_store(server *srv, const store_config *sc)
 {
-    store_config sc = {.max_memory = srv->cfg.max_memory, .max_symbols = srv->cfg.max_symbols};
     store_close(srv->store);
     srv->store = NULL;
-    int rc = store_open(&srv->store, &sc);
+    int rc = store_open(&srv->store, sc);
     if (rc != STORE_OK)
         log_error("store_open_failed err=%s", store_strerror(rc));
     return rc == STORE_OK ? 0 : -1;
 }
 
-int checkpoint_load(server *srv)
+/* A snapshot too large for this store: name the flags and what they need
+ * (the header's partition count; the file's size, which is about what the
+ * store takes). */
+static void ckpt_too_big(const server *srv, uint64_t seg, char *buf, size_t n)
+{
+    char path[4096];
+    unsigned char hdr[SNAPSHOT_HEADER_BYTES];
+    struct stat sb;
+    int fd;
+    uint64_t parts = 0, size = 0;
+
+    ckpt_path(path, sizeof path, srv->cfg.data_dir, seg, "snap");
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+        if (fstat(fd, &sb) == 0)
+            size = (uint64_t)sb.st_size;
+        if (pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr)
+            parts = ckpt_get64(hdr + 24) & 0xffffffffu;
+        close(fd);
+    }
+    snprintf(buf, n, "the snapshot holds %" PRIu64 " symbols in %" PRIu64 " bytes: start with "
+             "--max-symbols %" PRIu64 " or more and --max-memory %" PRIu64 "M or more "
+             "(now %" PRIu32 " and %zu)", parts, size, parts,
+             size / 8 * 9 / (1 << 20) + 1, srv->cfg.max_symbols, srv->cfg.max_memory);
+}
+
+/* The journal must continue the snapshot chosen (n), or start at segment 1
+ * without one (n = 0): a checkpoint at n always leaves segment n + 1
+ * behind (the barrier creates it before the snapshot exists), and segments
+ * are only removed up to a durable snapshot. Otherwise what lay between is
+ * gone: refuse, naming the file, unless --salvage accepts the loss. */
+static int ckpt_journal_follows(const server *srv, uint64_t n, const uint64_t *segs, size_t nsegs)
+{
+    const char *dir = srv->cfg.data_dir;
+    char seg[64], snap[4096];
+
+    if (n == 0 && (nsegs == 0 || segs[0] == 1))
+        return 0;
+    if (n > 0 && nsegs && segs[nsegs - 1] > n)
+        return 0; /* consecutive from n + 1: journal_replay checks the rest */
+    journal_segment_name(seg, sizeof seg, n + 1);
+    if (n == 0) {
+        /* Either the snapshot of the checkpoint that removed segments
+         * 1..lo-1 was deleted, or they were, with no checkpoint at all. */
+        ckpt_path(snap, sizeof snap, dir, segs[0] - 1, "snap");
+        log_error("start_refused reason=\"no snapshot in %s, but the journal starts at segment %"
+                  PRIu64 ": %s (written by the checkpoint that removed the segments before it; "
+                  "it holds every trade and last_seq up to segment %" PRIu64 ") is missing, or "
+                  "%s is\" hint=\"restore the missing file; or start with --salvage to start "
+                  "from the journal alone, losing what it held\"%s", dir, segs[0], snap,
+                  segs[0] - 1, seg, srv->cfg.journal.salvage ? " action=salvage" : "");
+    } else {
+        log_error("start_refused reason=\"%s/%s is missing: every checkpoint (here at segment %"
+                  PRIu64 ") leaves the segment after it, which holds what was acknowledged "
+                  "since\" hint=\"restore that file; or start with --salvage to accept the "
+                  "loss\"%s", dir, seg, n, srv->cfg.journal.salvage ? " action=salvage" : "");
+    }
+    return srv->cfg.journal.salvage ? 0 : -1;
+}
+
+int checkpoint_load(server *srv, const store_config *sc)
 {
     const char *dir = srv->cfg.data_dir;
     uint64_t *snaps = NULL, *segs = NULL;
     size_t nsnaps = 0, nsegs = 0;
     int rc = ckpt_list(dir, "snap", &snaps, &nsnaps), out = -1, too_big = 0;
+    char big[512] = "";
 
     if (rc == 0 && (rc = journal_segments(dir, &segs, &nsegs)) == -ENOENT)
         rc = 0;
@@ -434,6 +493,8 @@ int checkpoint_load(server *srv)
         uint64_t t0 = uv_hrtime();
         if ((rc = ckpt_load_file(srv, n, &why, &info)) == 0) {
             double dt = (double)(uv_hrtime() - t0) / 1e9;
+            if (ckpt_journal_follows(srv, n, segs, nsegs) != 0)
+                goto cleanup; /* a real snapshot: its checkpoint left segment n + 1 */
             srv->cfg.journal.after_segment = n;
             if ((g_loaded = calloc(1, sizeof *g_loaded))) {
                 g_loaded->st.segment = n;
@@ -447,24 +508,30 @@ int checkpoint_load(server *srv)
             out = 0;
             goto cleanup;
         }
-        log_warn("snapshot_invalid file=%s err=\"%s\" action=%s", path, why,
+        if (rc == SNAPSHOT_EFULL && !too_big) {
+            too_big = 1;
+            ckpt_too_big(srv, n, big, sizeof big);
+        }
+        log_warn("snapshot_invalid file=%s err=\"%s%s%s\" action=%s", path, why,
+                 rc == SNAPSHOT_EFULL ? ": " : "", rc == SNAPSHOT_EFULL ? big : "",
                  i + 1 < nsnaps ? "try_older_snapshot" : "try_full_replay");
-        too_big |= rc == SNAPSHOT_EFULL;
-        if (ckpt_fresh_store(srv) != 0)
+        if (ckpt_fresh_store(srv, sc) != 0)
             goto cleanup;
         /* The client table is applied only after every check has passed,
          * so a failed load has left it empty. */
     }
-    if (nsnaps == 0 || (nsegs && lo == 1)) {
-        if (nsnaps)
-            log_warn("snapshot_fallback action=full_replay segments=%zu", nsegs);
+    if (nsnaps == 0) {
+        out = ckpt_journal_follows(srv, 0, segs, nsegs);
+        goto cleanup;
+    }
+    if (nsegs && lo == 1) {
+        log_warn("snapshot_fallback action=full_replay segments=%zu", nsegs);
         out = 0;
         goto cleanup;
     }
     log_error("start_refused reason=\"no usable snapshot in %s, and the journal no longer "
               "starts at segment 1 (oldest: %" PRIu64 "): starting would lose data\" hint=\"%s\"",
-              dir, lo, too_big ? "the snapshot is larger than --max-memory (or --max-symbols) "
-              "allows: raise them" : "restore an intact snapshot-*.snap (and the segments after "
+              dir, lo, too_big ? big : "restore an intact snapshot-*.snap (and the segments after "
               "it), or move the data directory away to start empty");
 cleanup:
     free(snaps);

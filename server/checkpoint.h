@@ -23,7 +23,12 @@
  * replayed. A damaged snapshot (bad CRC, wrong kinds, too large for
  * --max-memory, ...) is logged and skipped for an older one, or for a full
  * replay, but only while the journal still holds every segment after the
- * one chosen; otherwise start-up fails, naming the file and the gap.
+ * one chosen; otherwise start-up fails, naming the file and the gap. The
+ * journal must also continue the snapshots: a checkpoint at N always
+ * leaves segment N + 1 (the barrier creates it first), and without any
+ * snapshot the journal must start at segment 1. A journal starting later
+ * means a snapshot was deleted (or segment N + 1 was): start-up fails
+ * naming the missing file, unless --salvage accepts the loss.
  *
  * Files: <data-dir>/snapshot-<16 hex digits N>.snap (core/snapshot.h
  * format; the extra blob is the server's, below), .tmp while being written.
@@ -54,8 +59,9 @@ typedef struct checkpoint_stats {
 
 /* Start-up, on the replay thread before journal_replay (nothing else
  * touches the store or the client table): see above. May replace
- * srv->store. 0, or -1 after logging why start-up cannot go on. */
-int checkpoint_load(server *srv);
+ * srv->store by a fresh one opened with sc. 0, or -1 after logging why
+ * start-up cannot go on (start_refused, or checkpoint_load_failed). */
+int checkpoint_load(server *srv, const store_config *sc);
 
 /* Once ready (loop thread): start the triggers, and retention.
  * `replayed_bytes`: journal bytes replayed on top of the snapshot, which

@@ -80,7 +80,8 @@ static void usage(FILE *f)
         "                             when an ACK is sent (see README)     [interval]\n"
         "  --fsync-interval-ms N      fsync period for 'interval'         [10]\n"
         "  --journal-segment SIZE     rotate journal files at this size   [256M]\n"
-        "  --salvage                  replay past mid-journal corruption (skipping it)\n"
+        "  --salvage                  replay past mid-journal corruption and missing\n"
+        "                             segments or snapshot (what they held is lost)\n"
         "  --checkpoint-bytes SIZE    snapshot the store after this much journal, then\n"
         "                             remove the segments it covers; 0 = not by size [1G]\n"
         "  --checkpoint-interval DURATION\n"
@@ -95,7 +96,8 @@ static void usage(FILE *f)
         "                             this token: 1-256 bytes of visible ASCII  [none]\n"
         "  --token-file FILE          read the token from FILE (keeps it out of ps); one\n"
         "                             trailing newline is not part of it\n"
-        "  --max-message SIZE         largest message                     [16M]\n"
+        "  --max-message SIZE         largest message; at most 64M, the journal's\n"
+        "                             largest record                      [16M]\n"
         "  --max-batch N              most trades in one batch            [100000]\n"
         "  --max-depth N              deepest msgpack nesting             [16]\n"
         "  --max-connections N        most TCP connections past HELLO     [1024]\n"
@@ -237,7 +239,13 @@ static int apply_flag(server_config *cfg, int opt, const char *arg, int depth)
     case OPT_TOKEN: return apply_token(cfg, arg, 0);
     case OPT_TOKEN_FILE: return apply_token(cfg, arg, 1);
     case OPT_MAX_MSG:
-        if (parse_u64(arg, &v, 1) || v < 1024 || v > (1ull << 31)) return -1;
+        if (parse_u64(arg, &v, 1) || v < 1024) return -1;
+        if (v > JOURNAL_MAX_MSG) { /* an accepted message must fit one journal record */
+            fprintf(stderr, "slotd: --max-message %s (%llu bytes) is more than the journal can "
+                    "hold in one record: at most %zu (%zuM)\n", arg, (unsigned long long)v,
+                    JOURNAL_MAX_MSG, JOURNAL_MAX_MSG >> 20);
+            return -1;
+        }
         cfg->limits.max_msg = v;
         return 0;
     case OPT_MAX_BATCH:
@@ -427,23 +435,26 @@ static void replay_done(uv_work_t *req, int status)
     server *srv = req->data;
     srv->replaying = 0;
     srv->replay_ns = uv_hrtime() - srv->replay_ns;
-    int replay_rc = replay_res.rc;
+    /* status != 0: the work was cancelled, i.e. never ran. */
+    int replay_rc = replay_res.rc ? replay_res.rc : status ? REPLAY_ECANCELED : REPLAY_OK;
     journal_replay_stats replay_stats = replay_res.st;
-    if (replay_rc != 0 || status != 0) {
-        if (!srv->stopping && !replay_res.snapshot_failed)
-            log_error("replay_failed err=%s detail=\"%s\" hint=\"fix or move the bad segment, or "
-                      "start with --salvage to skip corrupt records\"",
-                      strerror(-(replay_rc ? replay_rc : status)), replay_stats.detail);
+    if (replay_rc != REPLAY_OK) {
+        /* snapshot_missing: checkpoint_load logged start_refused already. */
+        if (!srv->stopping && replay_rc != REPLAY_ESNAPSHOT)
+            log_error("replay_failed err=%s detail=\"%s\" hint=\"%s\"", replay_strerror(replay_rc),
+                      replay_res.detail, replay_hint(replay_rc));
         shutdown_begin(srv, srv->stopping ? 0 : 1);
         return;
     }
-    if (replay_stats.truncated_bytes || replay_stats.skipped_records)
-        log_warn("replay_repaired truncated_bytes=%llu skipped_records=%llu detail=\"%s\"",
-                 (unsigned long long)replay_stats.truncated_bytes,
-                 (unsigned long long)replay_stats.skipped_records, replay_stats.detail);
+    if (replay_stats.truncated_bytes || replay_stats.skipped_records ||
+        replay_stats.missing_segments)
+        log_warn("replay_repaired truncated_bytes=%llu skipped_records=%llu missing_segments=%llu "
+                 "detail=\"%s\"", (unsigned long long)replay_stats.truncated_bytes,
+                 (unsigned long long)replay_stats.skipped_records,
+                 (unsigned long long)replay_stats.missing_segments, replay_stats.detail);
     int rc = journal_open(&srv->journal, srv->loop, &srv->cfg.journal, NULL, NULL, NULL);
     if (rc != 0) {
-        log_error("journal_open_failed dir=%s err=%s", srv->cfg.journal.dir, uv_strerror(rc));
+        log_error("journal_open_failed dir=%s err=%s", srv->cfg.journal.dir, strerror(-rc));
         shutdown_begin(srv, 1);
         return;
     }
