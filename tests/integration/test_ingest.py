@@ -236,7 +236,7 @@ def test_batch_errors(s):
         ([good, {"sym": "ERRS", "ts": TS0, "px": "1"}], None, "MISSING_FIELD", 1, ["qty"]),
         ([good, dict(good, px=[1])], None, "WRONG_TYPE", 1, ["px"]),
         ([good, dict(good, px="1.123456789")], None, "BAD_VALUE", 1, ["px"]),
-        ([good, dict(good, px="-1")], None, "BAD_VALUE", 1, ["px"]),
+        ([good, dict(good, qty="-1")], None, "BAD_VALUE", 1, ["qty"]),  # prices may be < 0
         ([good, dict(good, qty=float("nan"))], None, "BAD_VALUE", 1, ["qty"]),
         ([good, dict(good, side="X")], None, "BAD_VALUE", 1, ["side"]),
         ([good, dict(good, sym="")], None, "BAD_SYMBOL", 1, []),
