@@ -30,6 +30,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "decnum.h"
 #include "decode_fast.h"
@@ -71,6 +72,7 @@ typedef struct dec {
     proto_error *err;
     const kind *declared; /* the batch's kind, or NULL */
     int64_t idx;          /* trade being decoded */
+    int64_t max_ts;       /* wall clock + lim->max_future_ns; INT64_MAX: no bound */
 } dec;
 
 /* One trade being decoded. */
@@ -375,6 +377,33 @@ static int fail_sym_first(dec *d, const uint8_t *first, uint32_t npairs, tstate 
 
 static int stage_failed(dec *d, tstate *t, int rc);
 
+/* The bound on ts for this batch: one clock read per batch, not per trade. */
+static int64_t max_ts_of(const proto_limits *lim)
+{
+    if (lim->max_future_ns <= 0)
+        return INT64_MAX;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    return lim->max_future_ns > INT64_MAX - ns ? INT64_MAX : ns + lim->max_future_ns;
+}
+
+/* BAD_VALUE for a ts beyond d->max_ts, the bound written as the flag is. */
+static __attribute__((noinline)) int ts_too_far(dec *d)
+{
+    static const struct {
+        int64_t ns;
+        const char *unit;
+    } units[] = {{86400000000000LL, "d"}, {3600000000000LL, "h"}, {60000000000LL, "m"},
+                 {1000000000LL, "s"},     {1000000LL, "ms"},      {1, "ns"}};
+    int64_t f = d->lim->max_future_ns;
+    size_t u = 0;
+    while (f % units[u].ns)
+        u++;
+    return tfail(d, PROTO_E_BAD_VALUE, "ts", "more than %lld%s ahead of the wall clock",
+                 (long long)(f / units[u].ns), units[u].unit);
+}
+
 /* Finish a trade: required slots and ranges, then stage it. */
 static inline int stage(dec *d, tstate *t)
 {
@@ -402,6 +431,8 @@ static inline int stage(dec *d, tstate *t)
             return tfail(d, PROTO_E_BAD_VALUE, k->fields[bad].key,
                          "out of range for its %u-bit slot", k->fields[bad].bits);
     }
+    if (v[TRADE_ts] > d->max_ts)
+        return ts_too_far(d);
     int rc = store_batch_add(d->s, d->b, (const char *)t->sym, t->symlen, k, v);
     if (rc == STORE_OK)
         return 0;
@@ -699,6 +730,7 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
     store_batch_reset(b);
     d.p = msg, d.end = msg + len;
     d.lim = lim, d.s = s, d.b = b, d.err = err, d.declared = NULL, d.idx = -1;
+    d.max_ts = max_ts_of(lim);
 
     if (rd_hdr(&d.p, d.end, &h, err))
         goto fail;
@@ -760,7 +792,7 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
      * not, and only it, through the general decoder, which decides it. */
     int fast = dec_fast_usable(d.declared);
     for (uint32_t i = 0; i < ntrades; i++) {
-        if (fast && (i += dec_fast(&d.p, d.end, s, b, ntrades - i)) == ntrades)
+        if (fast && (i += dec_fast(&d.p, d.end, s, b, ntrades - i, d.max_ts)) == ntrades)
             break;
         d.idx = i;
         if (dec_trade(&d))

@@ -227,7 +227,8 @@ INLINE const uint8_t *rd_array(const uint8_t *p, uint32_t n, rec *r)
 
 /* One trade at p, WINDOW bytes readable from p, the message ending at end:
  * staged, returning the byte after it, or NULL (nothing staged). */
-INLINE const uint8_t *fast_trade(const uint8_t *p, const uint8_t *end, store *s, store_batch *b)
+INLINE const uint8_t *fast_trade(const uint8_t *p, const uint8_t *end, store *s, store_batch *b,
+                                 int64_t max_ts)
 {
     rec r;
     const uint8_t c = *p;
@@ -242,7 +243,7 @@ INLINE const uint8_t *fast_trade(const uint8_t *p, const uint8_t *end, store *s,
     /* The ranges stage() checks: the readers give ts and px in range (px
      * is signed); qty is a 62-bit slot, >= 0 (a negative float fails).
      * The trade must end inside the message. */
-    if (!p || p > end || (uint64_t)r.v[TRADE_qty] >> 62)
+    if (!p || p > end || (uint64_t)r.v[TRADE_qty] >> 62 || r.v[TRADE_ts] > max_ts)
         return NULL;
     trade t;
     t.ts = (uint64_t)r.v[TRADE_ts];
@@ -258,23 +259,25 @@ INLINE const uint8_t *fast_trade(const uint8_t *p, const uint8_t *end, store *s,
 /* A trade in the last WINDOW bytes, read from a zero-padded copy; only
  * bytes it consumed count, and those are the message's (p <= end above). */
 static __attribute__((noinline)) const uint8_t *fast_tail(const uint8_t *p, const uint8_t *end,
-                                                          store *s, store_batch *b)
+                                                          store *s, store_batch *b, int64_t max_ts)
 {
     uint8_t pad[WINDOW] = {0};
     size_t left = (size_t)(end - p);
     if (left == 0)
         return NULL;
     memcpy(pad, p, left);
-    const uint8_t *q = fast_trade(pad, pad + left, s, b);
+    const uint8_t *q = fast_trade(pad, pad + left, s, b, max_ts);
     return q ? p + (q - pad) : NULL;
 }
 
-uint32_t dec_fast(const uint8_t **pp, const uint8_t *end, store *s, store_batch *b, uint32_t n)
+uint32_t dec_fast(const uint8_t **pp, const uint8_t *end, store *s, store_batch *b, uint32_t n,
+                  int64_t max_ts)
 {
     const uint8_t *p = *pp, *q;
     uint32_t i = 0;
     for (; i < n; i++, p = q) {
-        q = (size_t)(end - p) >= WINDOW ? fast_trade(p, end, s, b) : fast_tail(p, end, s, b);
+        q = (size_t)(end - p) >= WINDOW ? fast_trade(p, end, s, b, max_ts)
+                                        : fast_tail(p, end, s, b, max_ts);
         if (!q)
             break;
     }

@@ -161,6 +161,8 @@ proto_msg proto_msg_type(const uint8_t *msg, size_t len)
         return PROTO_MSG_T;
     if (slen == 1 && s[0] == 'Q')
         return PROTO_MSG_Q;
+    if (slen == 1 && s[0] == 'D')
+        return PROTO_MSG_D;
     if (slen == 5 && memcmp(s, "HELLO", 5) == 0)
         return PROTO_MSG_HELLO;
     return PROTO_MSG_UNKNOWN;

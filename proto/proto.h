@@ -91,7 +91,14 @@ int proto_frame(proto_framer *f, const uint8_t *buf, size_t len, const proto_lim
 
 /* ---- decoding ---------------------------------------------------------- */
 
-typedef enum proto_msg { PROTO_MSG_UNKNOWN, PROTO_MSG_HELLO, PROTO_MSG_T, PROTO_MSG_Q } proto_msg;
+/* PROTO_MSG_D: a journaled delete (query.h); clients never send it. */
+typedef enum proto_msg {
+    PROTO_MSG_UNKNOWN,
+    PROTO_MSG_HELLO,
+    PROTO_MSG_T,
+    PROTO_MSG_Q,
+    PROTO_MSG_D
+} proto_msg;
 /* The type of a framed message; PROTO_MSG_UNKNOWN if it is not an array
  * starting with a known type string. */
 proto_msg proto_msg_type(const uint8_t *msg, size_t len);

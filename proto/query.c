@@ -36,6 +36,7 @@ static const struct {
     [QUERY_BARS] = {"bars", P_FROM | P_TO | P_INTERVAL, 1},
     [QUERY_TOP] = {"top", P_TOP | P_BY, 0},
     [QUERY_SCHEMA] = {"schema", 0, 0},
+    [QUERY_DELETE] = {"delete", P_FROM | P_TO, 1},
 };
 #define NOPS (sizeof ops / sizeof ops[0])
 
@@ -272,6 +273,7 @@ int query_set_param(query_req *q, const char *name, size_t nlen, const char *val
         if (query_parse_time(val, vlen, bit == P_FROM ? &q->from : &q->to) < 0)
             return bad_value(err, pname, val, vlen,
                              "a time (ns since the epoch, or RFC 3339 like 2026-01-01T00:00:00.5Z)");
+        *(bit == P_FROM ? &q->has_from : &q->has_to) = 1;
         return 0;
     case P_LIMIT:
     case P_TOP:
@@ -327,7 +329,7 @@ static int decode_op(const msgpack_object_map *m, query_op *op, proto_error *err
         if (v->type != MSGPACK_OBJECT_STR)
             return fail(err, PROTO_E_BAD_QUERY, "'op' must be a string");
         return fail(err, PROTO_E_BAD_QUERY,
-                    "unknown op '%.*s': one of stats, symbol, trades, bars, top, schema",
+                    "unknown op '%.*s': one of stats, symbol, trades, bars, top, schema, delete",
                     (int)(v->via.str.size > SHOWN ? SHOWN : v->via.str.size), v->via.str.ptr);
     }
     return fail(err, PROTO_E_BAD_QUERY, "the query map has no 'op'");
@@ -854,6 +856,98 @@ int query_run(const store *s, const query_req *q, emit *e, proto_error *err)
     case QUERY_SCHEMA:
         run_schema(e);
         return 0;
+    case QUERY_DELETE:
+        break; /* a write: server/delete.c journals it, then applies it */
     }
     return fail(err, PROTO_E_BAD_QUERY, "unknown query op %d", (int)q->op);
+}
+
+/* ---- deletes ------------------------------------------------------------------------ */
+
+int query_delete_check(const query_req *q, proto_error *err)
+{
+    /* Both bounds explicit: "delete everything" must be said, not implied. */
+    if (!q->has_from || !q->has_to)
+        return fail(err, PROTO_E_BAD_QUERY, "delete needs both 'from' and 'to'");
+    if (q->from >= q->to)
+        return fail(err, PROTO_E_BAD_QUERY, "'from' must be before 'to'");
+    return 0;
+}
+
+static int query__buf_write(void *data, const char *buf, size_t len)
+{
+    return proto_buf_append(data, buf, len);
+}
+
+int query_pack_delete(proto_buf *out, const query_req *q)
+{
+    msgpack_packer pk;
+    out->len = 0;
+    msgpack_packer_init(&pk, out, query__buf_write);
+    int rc = msgpack_pack_array(&pk, 2) | msgpack_pack_str_with_body(&pk, "D", 1) |
+             msgpack_pack_map(&pk, 3) | msgpack_pack_str_with_body(&pk, "sym", 3) |
+             msgpack_pack_str_with_body(&pk, q->sym, q->symlen) |
+             msgpack_pack_str_with_body(&pk, "from", 4) | msgpack_pack_int64(&pk, q->from) |
+             msgpack_pack_str_with_body(&pk, "to", 2) | msgpack_pack_int64(&pk, q->to);
+    return rc ? -1 : 0;
+}
+
+int query_decode_delete(const uint8_t *msg, size_t len, query_req *q, proto_error *err)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    int rc = -1;
+    query_req_init(q, QUERY_DELETE);
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, (const char *)msg, len, &off) != MSGPACK_UNPACK_SUCCESS) {
+        fail(err, PROTO_E_MALFORMED, "the D record is not valid msgpack");
+        goto cleanup;
+    }
+    const msgpack_object *o = &u.data;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2 ||
+        !obj_is(&o->via.array.ptr[0], "D") || o->via.array.ptr[1].type != MSGPACK_OBJECT_MAP) {
+        fail(err, PROTO_E_BAD_MESSAGE, "a delete record is [\"D\", {sym, from, to}]");
+        goto cleanup;
+    }
+    const msgpack_object_map *m = &o->via.array.ptr[1].via.map;
+    int have_sym = 0;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+        int is_int = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                     v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        if (obj_is(k, "sym") && v->type == MSGPACK_OBJECT_STR) {
+            if (query_set_symbol(q, v->via.str.ptr, v->via.str.size, err) < 0)
+                goto cleanup;
+            have_sym = 1;
+        } else if (obj_is(k, "from") && is_int) {
+            q->from = v->via.i64, q->has_from = 1; /* written by query_pack_delete: int64 */
+        } else if (obj_is(k, "to") && is_int) {
+            q->to = v->via.i64, q->has_to = 1;
+        } else {
+            fail(err, PROTO_E_BAD_MESSAGE, "a delete record holds sym, from and to");
+            goto cleanup;
+        }
+    }
+    if (!have_sym) {
+        fail(err, PROTO_E_BAD_MESSAGE, "a delete record names its symbol");
+        goto cleanup;
+    }
+    rc = query_delete_check(q, err);
+cleanup:
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+void query_emit_deleted(emit *e, const query_req *q, uint64_t deleted)
+{
+    e->map(e, 4);
+    e->key(e, "symbol");
+    e->str(e, q->sym, q->symlen);
+    e->key(e, "from");
+    e->i64(e, q->from);
+    e->key(e, "to");
+    e->i64(e, q->to);
+    e->key(e, "deleted");
+    e->u64(e, deleted);
+    e->end(e);
 }

@@ -23,6 +23,7 @@ typedef enum query_op {
     QUERY_BARS,      /* OHLCV bars at interval over [from, to) */
     QUERY_TOP,       /* top N symbols by count | volume | notional */
     QUERY_SCHEMA,    /* record kinds and their slots */
+    QUERY_DELETE,    /* delete a symbol's trades in [from, to): a write, see below */
 } query_op;
 
 typedef struct query_req {
@@ -30,6 +31,7 @@ typedef struct query_req {
     char sym[STORE_SYM_MAX + 1];
     size_t symlen;
     int64_t from, to;   /* default: everything */
+    int has_from, has_to; /* given explicitly (delete needs both) */
     int64_t interval;   /* ns, bars only */
     uint64_t cursor;
     uint32_t limit;     /* trades; default 1000, max STORE_MAX_TRADES */
@@ -55,7 +57,23 @@ int query_parse_interval(const char *s, size_t len, int64_t *ns);
 int query_decode(const uint8_t *msg, size_t len, uint64_t *qid, query_req *q, proto_error *err);
 
 /* Run q and emit its result. Returns 0, or -1 with err (NOT_FOUND, BAD_QUERY)
- * and nothing emitted. */
+ * and nothing emitted. QUERY_DELETE is not run here (it is a write the
+ * server journals first: server/delete.c): BAD_QUERY. */
 int query_run(const store *s, const query_req *q, emit *e, proto_error *err);
+
+/* ---- deletes ---------------------------------------------------------------
+ * A delete is journaled like a batch, as the message
+ *   ["D", {"sym": SYM, "from": FROM_NS, "to": TO_NS}]
+ * (PROTO_MSG_D; never accepted from a client), and replayed from it. */
+
+/* Is the delete request complete? 0, or -1 with err (BAD_QUERY: 'from' and
+ * 'to' are both required, from < to). */
+int query_delete_check(const query_req *q, proto_error *err);
+/* The journal message for q (a checked QUERY_DELETE). 0 or -1 (memory). */
+int query_pack_delete(proto_buf *out, const query_req *q);
+/* Decode a journaled ["D", {...}] into q. 0, or -1 with err. */
+int query_decode_delete(const uint8_t *msg, size_t len, query_req *q, proto_error *err);
+/* The reply: {"symbol": SYM, "from": .., "to": .., "deleted": N}. */
+void query_emit_deleted(emit *e, const query_req *q, uint64_t deleted);
 
 #endif

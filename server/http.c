@@ -667,6 +667,13 @@ static void ep_top(const http_req *r, answer *a)
 
 static void answer_send(http_conn *c, answer *a);
 
+/* DELETE where only GET and HEAD are served. */
+static void answer_405(answer *a)
+{
+    answer_error(a, 405, "METHOD_NOT_ALLOWED", "DELETE is for /symbols/{sym}/trades only");
+    a->extra = "Allow: GET, HEAD\r\n";
+}
+
 /* DELETE /symbols/{sym}/trades is done (delete.h): 200 {"deleted": N, ...}
  * or the error. Unless it finished inside conn_answer, parsing resumes
  * with the requests that came after it. */
@@ -696,7 +703,8 @@ static void http_deleted(void *ctx, const query_req *q, uint64_t deleted, const 
     } else {
         proto_buf_free(&a.body);
     }
-    conn_unref(c); /* the reference route_delete took */
+    if (!c->capture)
+        conn_unref(c); /* the reference route_delete took */
 }
 
 /* A write: journaled first, answered when applied (delete.h). The
@@ -708,7 +716,8 @@ static void route_delete(const http_req *r, answer *a, const char *sym, size_t s
     if (route_parse(r->srv, a, QUERY_DELETE, sym, symlen, r->qs, r->qlen, &q) < 0)
         return;
     c->waiting = 1;
-    c->handles++; /* the connection outlives a close until the answer */
+    if (!c->capture)
+        c->handles++; /* the connection outlives a close until the answer */
     delete_submit(r->srv, &q, http_deleted, c);
 }
 
@@ -724,7 +733,7 @@ static void ep_symbol(const http_req *r, answer *a)
         if (symlen && seg_is(rest, rlen, "/trades"))
             route_delete(r, a, sym, symlen);
         else
-            answer_error(a, 405, "METHOD_NOT_ALLOWED", "DELETE is for /symbols/{sym}/trades");
+            answer_405(a);
         return;
     }
     if (symlen == 0)
@@ -840,7 +849,7 @@ static void route(http_conn *c, answer *a)
         r.rest = path + prefix;
         r.rlen = plen - prefix;
         if (r.method == HTTP_DELETE && ep->fn != ep_symbol)
-            answer_error(a, 405, "METHOD_NOT_ALLOWED", "DELETE is for /symbols/{sym}/trades");
+            answer_405(a);
         else
             ep->fn(&r, a);
     }
@@ -881,7 +890,7 @@ static void conn_answer(http_conn *c)
  * early (leaving the rest in rbuf, not reading) when answers pile up. */
 static void conn_feed(http_conn *c)
 {
-    while (c->roff < c->rlen && !c->closing && !c->close_after) {
+    while (c->roff < c->rlen && !c->closing && !c->close_after && !c->waiting) {
         size_t n = http_parser_execute(&c->parser, &parser_settings, c->rbuf + c->roff,
                                        c->rlen - c->roff);
         c->roff += n;
@@ -889,6 +898,10 @@ static void conn_feed(http_conn *c)
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0);
             conn_answer(c);
+            if (c->waiting) { /* a DELETE: nothing more until its answer (http_deleted) */
+                read_stop(c);
+                return;
+            }
             if (!c->in_request)
                 arm_timer(c, HTTP_IDLE_TIMEOUT_MS);
             if (c->unsent >= HTTP_WRITE_HWM) {
@@ -912,7 +925,7 @@ static void conn_feed(http_conn *c)
     }
     if (c->roff >= c->rlen)
         c->roff = c->rlen = 0;
-    if (!c->closing && !c->close_after && c->unsent < HTTP_WRITE_HWM)
+    if (!c->closing && !c->close_after && !c->waiting && c->unsent < HTTP_WRITE_HWM)
         read_start(c);
 }
 

@@ -525,7 +525,7 @@ def check_not_found(s, world):
 def check_method_and_limits(s, world):
     out = raw(s, b"POST /stats HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
     assert out.startswith(b"HTTP/1.1 405 "), out[:200]
-    assert b"\r\nAllow: GET, HEAD\r\n" in out and b"Connection: close" in out, out[:400]
+    assert b"\r\nAllow: GET, HEAD, DELETE\r\n" in out and b"Connection: close" in out, out[:400]
     assert b'"error":"METHOD_NOT_ALLOWED"' in out
     out = raw(s, b"DELETE /symbols/AAPL HTTP/1.1\r\nHost: x\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 405 "), out[:200]
