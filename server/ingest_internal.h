@@ -1,0 +1,113 @@
+/* ingest_internal — what ingest.c (requests: HELLO, T, Q and their
+ * replies) and ingest_conn.c (connections: accept, read, frame, write,
+ * budgets, deadlines, close) share. Loop thread only, all of it.
+ */
+#ifndef SLOTD_INGEST_INTERNAL_H
+#define SLOTD_INGEST_INTERNAL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "clients.h"
+#include "ingest.h"
+#include "log.h"
+#include "proto.h"
+
+#define READ_CHUNK (64 * 1024)
+#define OPS_HIGH 4096               /* in-flight requests per connection */
+#define OPS_LOW 1024
+#define OUT_HIGH (4u << 20)         /* unsent reply bytes per connection */
+#define OUT_LOW (1u << 20)
+#define JOURNAL_HIGH (256u << 20)   /* journal backlog that pauses all reading */
+#define JOURNAL_LOW (64u << 20)
+#define OP_POOL_MAX 1024
+#define BATCH_KEEP (1u << 20)       /* staged-batch capacity a pooled op may keep */
+#define FD_HEADROOM 8               /* warn when a new connection's fd is this near the limit */
+#define HELLO_MSG_MAX 4096          /* largest message before HELLO (a HELLO needs < 400 bytes) */
+#define HELLO_BUF 8192              /* read buffer before HELLO */
+#define LINGER_NS 1000000000u       /* after the last reply: read and discard this long at most */
+#define SWEEP_MS 250
+#define RBUF_BASE (2 * READ_CHUNK)  /* read buffer every connection past HELLO may have */
+
+typedef struct op op;
+typedef struct conn conn;
+
+struct ingest {
+    server *srv;
+    uv_tcp_t listener;
+    int listening;
+    uv_timer_t sweep;          /* idle, HELLO and linger deadlines */
+    conn *conns;               /* doubly linked */
+    conn *pend_head, *pend_tail; /* connections before HELLO, oldest first */
+    uint32_t npending, nauthed;
+    uint64_t rbuf_bytes;       /* read-buffer capacity of every connection (--max-buffered) */
+    uint32_t nstarved;         /* connections waiting for read-buffer room */
+    conn *overdraft;           /* the one connection allowed past --max-buffered */
+    op *pool;                  /* recycled ops */
+    uint32_t npool;
+    int paused_all;            /* journal backlog high */
+    void (*stopped)(server *srv);
+    uint64_t nofile;           /* RLIMIT_NOFILE at start; 0 = unknown/unlimited */
+    uint64_t fd_warned;        /* ns of the last fd_limit_near warning */
+};
+
+struct op {
+    op *next;
+    struct ingest *ing;
+    conn *c;         /* NULL once its connection is gone */
+    client_rec *cl;
+    int done;
+    uint64_t seq;
+    uint64_t t0;     /* ns, when the request was read */
+    store_batch batch;
+    proto_buf reply;
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    struct ingest *ing;
+    conn *prev, *next;
+    char peer[64];
+    char client[PROTO_NAME_MAX + 1];
+    char client_log[LOG_ESC_MAX(PROTO_NAME_MAX)]; /* escaped, for log lines */
+    size_t clen;
+    client_rec *cl;      /* the name this connection holds; NULL before HELLO or once fenced */
+    conn *pend_prev, *pend_next;
+    uint64_t opened;     /* ns, accept time (HELLO deadline) */
+    int hello, pending;  /* pending: in the before-HELLO list */
+    int starved;         /* reading stopped until --max-buffered has room */
+    int lingering;       /* replies sent, write side shut: discarding input until EOF */
+    uint64_t linger_until;
+    uv_shutdown_t sreq;
+    int reading, closing, close_after_flush;
+    uint8_t *rbuf;
+    size_t rlen, rcap;
+    proto_framer framer;
+    op *head, *tail;
+    uint32_t nops;
+    proto_buf out[2];   /* out[cur] accumulates; the other may be in a write */
+    int cur, writing;
+    uv_write_t wreq;
+    uint64_t last_active;
+    uint64_t msg_start;  /* ns: first byte of the incomplete message in rbuf; 0 = none */
+};
+
+static inline uint64_t now_ns(void) { return uv_hrtime(); }
+
+/* ingest.c: requests. */
+void dispatch(conn *c, const uint8_t *msg, size_t len);   /* one framed message */
+op *op_new(conn *c);                                      /* appended to c's FIFO */
+void op_recycle(struct ingest *ing, op *o);
+void op_error(server *srv, op *o, uint64_t id, const proto_error *err);
+void set_err(proto_error *e, proto_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ingest_conn.c: connections. */
+void conn_pump(conn *c);            /* move finished replies out, write, read or close */
+void conn_close(conn *c);           /* now: ops waiting for the journal outlive it */
+void conn_update_reading(conn *c);  /* start or stop reading per the budgets */
+void pending_remove(conn *c);       /* leave the before-HELLO list (HELLO done) */
+/* Answer `err` (id 0) after the replies owed, then close: the stream cannot go on. */
+void fatal_stream_error(conn *c, const proto_error *err);
+
+#endif
