@@ -1223,9 +1223,9 @@ static void test_rotation_during_sync(void **state)
     assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
     journal_sync_test_hook = hold_first_sync;
     feed(&e->loop, j, 0, 10, 10, &log, slots);
-    for (int i = 0; i < 5000 && !hold.entered; i++)
+    for (int i = 0; i < 5000 && !__atomic_load_n(&hold.entered, __ATOMIC_SEQ_CST); i++)
         usleep(1000);
-    assert_true(hold.entered); /* the sync thread now sits just before fdatasync(seg 1) */
+    assert_true(__atomic_load_n(&hold.entered, __ATOMIC_SEQ_CST)); /* the sync thread now sits just before fdatasync(seg 1) */
     for (size_t i = 10; i < 20; i++)
         append_one(j, i, &log, slots);
     assert_int_equal(journal_rotate_barrier(j, on_barrier, &b1), 0);
