@@ -30,7 +30,7 @@ SRC=$(for f in core/*.c proto/*.c server/*.c; do
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 ROOT=$(pwd)
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer $SAN -I$ROOT/core -I$ROOT/proto -I$ROOT/server
-        -I$ROOT/tests/unit $(pkg-config --cflags msgpack libuv jansson)"
+        -I$ROOT/tests/unit -I$ROOT/load $(pkg-config --cflags msgpack libuv jansson)"
 LIBS="$(pkg-config --libs msgpack libuv jansson) -lhttp_parser -lpthread -lm"
 
 echo "== build $(echo "$SRC" | wc -l) module sources into $OUT/libslotd_fuzz.a"
