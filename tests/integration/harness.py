@@ -8,6 +8,7 @@
 
 Runs under Debian's /usr/bin/python3 (python3-msgpack). Nothing is mocked.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -220,6 +221,52 @@ class Slotd:
     def http_json(self, path):
         status, _, body = self.http_get(path)
         return status, json.loads(body)
+
+
+def wait_for(pred, timeout=30, what="condition"):
+    """Poll pred() until true; AssertionError after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def stream_until_dead(s, name, first_seq, acked, batch_of, size, window=8):
+    """Pipeline batch_of(seq) (each `size` trades) from first_seq on, `window`
+    in flight, appending each acknowledged seq to `acked`, until the
+    connection dies (the server was killed)."""
+    c = s.connect(name)
+    seq, pending = first_seq, []
+    try:
+        while True:
+            while len(pending) < window:
+                c.send_batch(seq, batch_of(seq))
+                pending.append(seq)
+                seq += 1
+            r = c.recv()
+            assert r == ["ACK", pending[0], size], r
+            acked.append(pending.pop(0))
+    except (EOFError, ConnectionResetError, BrokenPipeError, OSError):
+        return
+
+
+@contextlib.contextmanager
+def small_tmpfs(size="4m"):
+    """A fresh tmpfs of `size` mounted for the block; yields its path, or None
+    where mounting is not allowed (the caller skips)."""
+    mnt = tempfile.mkdtemp(prefix="slotd-tmpfs-")
+    if subprocess.call(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", mnt]) != 0:
+        os.rmdir(mnt)
+        print("skip: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)")
+        yield None
+        return
+    try:
+        yield mnt
+    finally:
+        subprocess.call(["umount", "-l", mnt])
+        os.rmdir(mnt)
 
 
 class Results:

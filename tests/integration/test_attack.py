@@ -25,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import msgpack  # noqa: E402
-from harness import Client, Results, Slotd  # noqa: E402
+from harness import Client, Results, Slotd, wait_for  # noqa: E402
 from test_ingest import TS0, Background, expect_err, stats  # noqa: E402
 
 MiB = 1 << 20
@@ -53,15 +53,6 @@ def server_conns(s):
     status, doc = s.http_json("/stats")
     assert status == 200, doc
     return doc["connections"]
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def trade(sym, i=0):

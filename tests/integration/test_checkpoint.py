@@ -17,7 +17,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Results, Slotd  # noqa: E402
+from harness import Results, Slotd, stream_until_dead  # noqa: E402
 
 TS0 = 1767225600 * 10 ** 9
 SYMS = ["CKA", "CKB", "CKC", "CKD"]
@@ -211,22 +211,6 @@ def test_checkpoint_and_restart():
         assert status == 200 and "slotd_checkpoints_total" in text and "slotd_checkpoint_seconds" in text
 
 
-def stream_until_killed(s, first, acked):
-    c = s.connect("main")
-    seq, pending = first, []
-    try:
-        while True:
-            while len(pending) < 8:
-                c.send_batch(seq, batch("main", seq))
-                pending.append(seq)
-                seq += 1
-            r = c.recv()
-            assert r == ["ACK", pending[0], BATCH], r
-            acked.append(pending.pop(0))
-    except (EOFError, ConnectionResetError, BrokenPipeError, OSError):
-        return
-
-
 def test_crash_loop_with_checkpoints():
     """SIGKILL at random moments, checkpoints every ~256 KiB of journal: kills
     land before, during (child writing) and after checkpoints."""
@@ -236,7 +220,8 @@ def test_crash_loop_with_checkpoints():
         last = 0
         for rnd in range(rounds):
             acked = []
-            t = threading.Thread(target=stream_until_killed, args=(s, last + 1, acked))
+            t = threading.Thread(target=stream_until_dead,
+                                 args=(s, "main", last + 1, acked, lambda q: batch("main", q), BATCH))
             t.start()
             time.sleep(rng.uniform(0.2, 0.8))
             s.kill()

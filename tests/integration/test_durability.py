@@ -15,7 +15,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Results, Slotd  # noqa: E402
+from harness import Results, Slotd, small_tmpfs, stream_until_dead  # noqa: E402
 
 TS0 = 1767225600 * 10 ** 9
 SYMS = ["CRA", "CRB", "CRC", "CRD"]
@@ -68,23 +68,6 @@ def check_exact(s, last_seq):
     assert st["trades"] == len(expected), (st["trades"], len(expected))
 
 
-def stream_until_killed(s, first_seq, acked):
-    """Pipeline batches from first_seq until the connection dies."""
-    c = s.connect("crasher")
-    seq, pending = first_seq, []
-    try:
-        while True:
-            while len(pending) < 8:
-                c.send_batch(seq, batch_for(seq))
-                pending.append(seq)
-                seq += 1
-            r = c.recv()
-            assert r == ["ACK", pending[0], BATCH], r
-            acked.append(pending.pop(0))
-    except (EOFError, ConnectionResetError, BrokenPipeError, OSError):
-        return
-
-
 def test_crash_loop():
     rounds = int(os.environ.get("CRASH_ROUNDS", "6"))
     rng = random.Random(int(os.environ.get("CRASH_SEED", "42")))
@@ -92,7 +75,8 @@ def test_crash_loop():
         last = 0
         for rnd in range(rounds):
             acked = []
-            t = threading.Thread(target=stream_until_killed, args=(s, last + 1, acked))
+            t = threading.Thread(target=stream_until_dead,
+                                 args=(s, "crasher", last + 1, acked, batch_for, BATCH))
             t.start()
             time.sleep(rng.uniform(0.05, 0.6))
             s.kill()
@@ -200,14 +184,9 @@ def test_file_size_limit():
 
 def test_disk_full_recovers():
     """A full file system (a small tmpfs): ERR JOURNAL, then ACKs once space returns."""
-    import subprocess
-    import tempfile
-    mnt = tempfile.mkdtemp(prefix="slotd-tmpfs-")
-    if subprocess.call(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt]) != 0:
-        os.rmdir(mnt)
-        print("skip: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)")
-        return
-    try:
+    with small_tmpfs() as mnt:
+        if mnt is None:
+            return
         filler = os.path.join(mnt, "filler")
         with open(filler, "wb") as f:
             f.write(b"\0" * (3 << 20))
@@ -224,9 +203,6 @@ def test_disk_full_recovers():
             c.close()
             s.restart()
             check_exact(s, seq)
-    finally:
-        subprocess.call(["umount", "-l", mnt])
-        os.rmdir(mnt)
 
 
 def main():

@@ -23,7 +23,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
 import msgpack  # noqa: E402
-from harness import Client, Results, Slotd  # noqa: E402
+from harness import Results, Slotd  # noqa: E402
 
 TS0 = 1767225600 * 10 ** 9
 TOKEN = "s3cret-Token_0123456789.~+/="

@@ -263,6 +263,28 @@ def test_lower_symbols_or_memory_names_the_flag():
         assert summary(s, ["feed"], syms) == want
 
 
+def test_lower_symbols_after_snapshot():
+    """The same with a snapshot (3 symbols) and the journal after it (9 more):
+    the value named counts both; a snapshot alone too large names it too."""
+    few, more = ["F%d" % i for i in range(3)], ["M%d" % i for i in range(9)]
+    args = ["--checkpoint-on-exit", "--checkpoint-bytes", "0"]
+    with Slotd(args) as s:
+        send(s, "feed", 1, 3, lambda q: trades(q, 1000, syms=few))
+        assert s.stop() == 0
+        s.start(["--checkpoint-bytes", "0"])
+        send(s, "feed", 4, 3, lambda q: trades(q, 1000, syms=more))
+        want = summary(s, ["feed"], few + more)
+        s.stop()
+        logs = refused(s, ["--max-symbols", "5"], "replay_failed", "--max-symbols 12 or more")
+        s.start(["--max-symbols", "12"])
+        assert summary(s, ["feed"], few + more) == want
+        s.stop()
+        s.start(args)
+        assert s.stop() == 0                 # everything in the snapshot now
+        logs = refused(s, ["--max-symbols", "5"], "start_refused", "--max-symbols 12 or more")
+        assert "snapshot_invalid" in logs, logs
+
+
 def test_max_message_within_journal():
     """--max-message above the journal's largest record is refused at start;
     a message of the largest size is acknowledged and replayed."""
@@ -288,7 +310,8 @@ def test_max_message_within_journal():
 
 TESTS = [test_segment_missing_or_emptied, test_snapshot_missing,
          test_retention_replays_more_than_max_memory, test_lower_limits_replay,
-         test_lower_symbols_or_memory_names_the_flag, test_max_message_within_journal]
+         test_lower_symbols_or_memory_names_the_flag, test_lower_symbols_after_snapshot,
+         test_max_message_within_journal]
 
 
 def main():

@@ -16,15 +16,13 @@ import random
 import resource
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import msgpack  # noqa: E402
-from harness import Client, Results, Slotd  # noqa: E402
+from harness import Client, Results, Slotd, small_tmpfs, wait_for  # noqa: E402
 from test_ingest import TS0, expect_err  # noqa: E402
 
 MiB = 1 << 20
@@ -41,15 +39,6 @@ def held_count(c, sym):
         assert r[2] == "NOT_FOUND", r
         return 0
     return r[2]["count"]
-
-
-def wait_for(pred, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class LiteralClient:
@@ -181,12 +170,9 @@ def test_store_full_blocks_later_seqs():
 def test_journal_error_pipelined():
     """ERR JOURNAL under pipelining: every later seq is refused until the failed one is
     resent; once the disk has room the literal client delivers everything exactly once."""
-    mnt = tempfile.mkdtemp(prefix="slotd-tmpfs-")
-    if subprocess.call(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt]) != 0:
-        os.rmdir(mnt)
-        print("skip: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)")
-        return
-    try:
+    with small_tmpfs() as mnt:
+        if mnt is None:
+            return
         filler = os.path.join(mnt, "filler")
         with open(filler, "wb") as f:
             f.write(b"\0" * (3 << 20))
@@ -210,9 +196,6 @@ def test_journal_error_pipelined():
             q.close()
             s.restart()
             assert held_count(s.connect("check"), "LIT") == 100 * 1000
-    finally:
-        subprocess.call(["umount", "-l", mnt])
-        os.rmdir(mnt)
 
 
 def test_fencing_and_resume(s):
@@ -359,7 +342,6 @@ def test_client_names_bounded():
         c = s.connect("newcomer")                                 # one idle name forgotten
         c.send_batch(1, [trade("CN", 999)])
         assert c.recv() == ["ACK", 1, 1]
-        st = s.http_json("/stats")[1]
         assert held_count(c, "CN") == 51
 
 
