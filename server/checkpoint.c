@@ -496,6 +496,7 @@ int checkpoint_load(server *srv, const store_config *sc)
             if (ckpt_journal_follows(srv, n, segs, nsegs) != 0)
                 goto cleanup; /* a real snapshot: its checkpoint left segment n + 1 */
             srv->cfg.journal.after_segment = n;
+            free(g_loaded); /* a second load (replay's symbol count) replaces the first */
             if ((g_loaded = calloc(1, sizeof *g_loaded))) {
                 g_loaded->st.segment = n;
                 g_loaded->st.load_seconds = dt;
