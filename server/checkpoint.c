@@ -435,7 +435,7 @@ static void ckpt_too_big(const server *srv, uint64_t seg, char *buf, size_t n)
 static int ckpt_journal_follows(const server *srv, uint64_t n, const uint64_t *segs, size_t nsegs)
 {
     const char *dir = srv->cfg.data_dir;
-    char seg[64], snap[4096];
+    char seg[64], snap[4096], why[8192];
 
     if (n == 0 && (nsegs == 0 || segs[0] == 1))
         return 0;
@@ -446,19 +446,23 @@ static int ckpt_journal_follows(const server *srv, uint64_t n, const uint64_t *s
         /* Either the snapshot of the checkpoint that removed segments
          * 1..lo-1 was deleted, or they were, with no checkpoint at all. */
         ckpt_path(snap, sizeof snap, dir, segs[0] - 1, "snap");
-        log_error("start_refused reason=\"no snapshot in %s, but the journal starts at segment %"
-                  PRIu64 ": %s (written by the checkpoint that removed the segments before it; "
-                  "it holds every trade and last_seq up to segment %" PRIu64 ") is missing, or "
-                  "%s is\" hint=\"restore the missing file; or start with --salvage to start "
-                  "from the journal alone, losing what it held\"%s", dir, segs[0], snap,
-                  segs[0] - 1, seg, srv->cfg.journal.salvage ? " action=salvage" : "");
+        snprintf(why, sizeof why, "reason=\"no snapshot in %s, but the journal starts at segment %"
+                 PRIu64 ": %s (written by the checkpoint that removed the segments before it; it "
+                 "holds every trade and last_seq up to segment %" PRIu64 ") is missing, or %s is\" "
+                 "hint=\"restore the missing file; or start with --salvage to start from the "
+                 "journal alone, losing what it held\"", dir, segs[0], snap, segs[0] - 1, seg);
     } else {
-        log_error("start_refused reason=\"%s/%s is missing: every checkpoint (here at segment %"
-                  PRIu64 ") leaves the segment after it, which holds what was acknowledged "
-                  "since\" hint=\"restore that file; or start with --salvage to accept the "
-                  "loss\"%s", dir, seg, n, srv->cfg.journal.salvage ? " action=salvage" : "");
+        snprintf(why, sizeof why, "reason=\"%s/%s is missing: every checkpoint (here at segment %"
+                 PRIu64 ") leaves the segment after it, which holds what was acknowledged since\" "
+                 "hint=\"restore that file; or start with --salvage to accept the loss\"",
+                 dir, seg, n);
     }
-    return srv->cfg.journal.salvage ? 0 : -1;
+    if (!srv->cfg.journal.salvage) {
+        log_error("start_refused %s", why);
+        return -1;
+    }
+    log_warn("start_salvaged %s action=start_without_it", why);
+    return 0;
 }
 
 int checkpoint_load(server *srv, const store_config *sc)

@@ -177,6 +177,13 @@ def test_snapshot_missing():
         s.start(args)
         got = summary(s, ["feed"])
         assert got == want, (got, want)
+        assert s.stop() == 0
+        # --salvage starts without it, from what the journal holds, and says so.
+        for p in glob.glob(os.path.join(s.data_dir, "snapshot-*.snap")):
+            os.unlink(p)
+        s.start(["--salvage"])
+        assert "start_salvaged" in s.logs() and "start_refused" not in s.logs(), s.logs()
+        assert summary(s, ["feed"])["last_seq:feed"] == 0
 
 
 def test_retention_replays_more_than_max_memory():
