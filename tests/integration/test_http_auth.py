@@ -20,6 +20,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import msgpack  # noqa: E402
@@ -187,6 +188,8 @@ def test_health_beyond_connection_budget():
     with Slotd(["--token", TOKEN]) as s:
         keep = []
         try:
+            # Let the harness's own readiness connection leave the budget first.
+            time.sleep(0.3)
             # 256 keep-alive connections, each served once and left open.
             for _ in range(256):
                 k = socket.create_connection(("127.0.0.1", s.http_port), timeout=10)
