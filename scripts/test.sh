@@ -15,6 +15,7 @@ fi
 if [ "${1:-}" = "--tsan" ]; then
   dir=build-tsan; flags=(-DSLOTD_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo)
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
+  export SLOTD_RSS_SCALE=6   # shadow memory: see harness.rss_bytes
 fi
 cmake -S . -B "$dir" -DSLOTD_WERROR=ON "${flags[@]}" >/dev/null
 cmake --build "$dir" -j"$(nproc)"

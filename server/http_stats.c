@@ -34,7 +34,7 @@ static double replay_seconds(const server *srv)
 static uint64_t replay_records(const server *srv)
 {
     /* Written by the replay thread; a relaxed read gives a recent value. */
-    return __atomic_load_n(&srv->replay_records, __ATOMIC_RELAXED);
+    return srv->replay_records;
 }
 
 static void kv_u64(emit *e, const char *k, uint64_t v)

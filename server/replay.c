@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "delete.h"
 #include "log.h"
 #include "retention.h"
 
@@ -114,6 +115,8 @@ int replay_apply(server *srv, store_batch *b, const char *client, size_t clen, u
     uint64_t mseq = 0;
     int rc;
 
+    if (delete_is_record(msg, len)) /* a journaled delete (delete.h): no client, no seq */
+        return delete_replay(srv, msg, len) == 0 ? 0 : REPLAY_ERECORD;
     replay_limits(&lim);
     if (proto_decode_batch(msg, len, &lim, srv->store, b, &mseq, &err))
         return replay_decode_failed(&err, client, clen, seq);

@@ -52,8 +52,8 @@ typedef struct server {
     int ready;                /* replay finished, not shutting down */
     int replaying;            /* journal replay running on a worker thread: the
                                * store must not be touched by the loop thread */
-    int stopping;
-    uint64_t replay_records;
+    _Atomic int stopping;     /* set by the loop, read by the replay thread too */
+    _Atomic uint64_t replay_records; /* counted by the replay thread, read by /stats */
     uint64_t replay_ns;
     uint64_t rss_baseline;    /* RSS at start-up, before replay: memory/million base */
     int tcp_port, http_port;  /* bound ports (after listen) */
