@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate the README's operator examples: start slotd on spare loopback
+# Regenerate the operator examples in docs/operations.md: start slotd on spare loopback
 # ports, stream a few trades, and print each curl command with its output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
