@@ -64,13 +64,18 @@ class LiteralClient:
         order = sorted(self.todo)[:limit]
         sent = []
         for seq in order[:self.window]:
-            self.c.send_batch(seq, self.todo[seq])
+            b = self.todo[seq]
+            if isinstance(b, tuple):   # (trades, kind)
+                self.c.send_batch(seq, b[0], b[1])
+            else:
+                self.c.send_batch(seq, b)
             sent.append(seq)
         for seq in sent:
             r = self.c.recv()
             assert r[1] == seq, (r, seq)
             if r[0] == "ACK":
-                assert r[2] in (0, len(self.todo[seq])), r
+                b = self.todo[seq]
+                assert r[2] in (0, len(b[0] if isinstance(b, tuple) else b)), r
                 self.delivered[seq] = self.todo.pop(seq)
                 continue
             self.errors[r[2]] = self.errors.get(r[2], 0) + 1
@@ -196,6 +201,73 @@ def test_journal_error_pipelined():
             q.close()
             s.restart()
             assert held_count(s.connect("check"), "LIT") == 100 * 1000
+
+
+# Each data error a batch can carry, and how a client corrects it (array form:
+# [sym, ts, px, qty, side, id]). Corrected batches hold exactly the planned trades.
+def spoil(code, trades, rng):
+    t = list(trades)
+    k = rng.randrange(len(t))
+    good = t[k]
+    if code == "UNKNOWN_FIELD":
+        t[k] = {"sym": good[0], "ts": good[1], "px": good[2], "qty": good[3], "side": good[4],
+                "id": good[5], "venue": "X"}
+    elif code == "MISSING_FIELD":
+        t[k] = good[:3]
+    elif code == "WRONG_TYPE":
+        t[k] = [good[0], good[1], [1], good[3], good[4], good[5]]
+    elif code == "BAD_VALUE":
+        t[k] = [good[0], good[1], "1.123456789", good[3], good[4], good[5]]
+    elif code == "BAD_SYMBOL":
+        t[k] = ["X" * 40] + good[1:]
+    elif code == "UNKNOWN_KIND":
+        return (t, "no_such_kind"), trades
+    elif code == "KIND_MISMATCH":   # whole option_trade records for a trade symbol
+        return ([list(x) + ["100", TS0 * 2, "C"] for x in t], "option_trade"), trades
+    elif code == "TOO_LARGE":
+        t = t + [good] * (101 - len(t))
+    return t, trades
+
+
+def test_every_error_code_pipelined():
+    """Every batch error code, pipelined, over several connections of one name (each
+    new one fencing the last): a literal client delivers every planned trade exactly
+    once; a lost ACK or a doubled batch would change the count."""
+    codes = ["UNKNOWN_FIELD", "MISSING_FIELD", "WRONG_TYPE", "BAD_VALUE", "BAD_SYMBOL",
+             "UNKNOWN_KIND", "KIND_MISMATCH", "TOO_LARGE"]
+    rng = random.Random(5)
+    with Slotd(["--max-batch", "100"]) as s:
+        q = s.connect("setup")   # EVERY is a plain trade symbol: option_trade mismatches
+        q.send_batch(1, [trade("EVERY", 10 ** 9)])
+        assert q.recv() == ["ACK", 1, 1]
+        planned, spoiled, ids = {}, {}, 0
+        for seq in range(1, 121):
+            b = [trade("EVERY", ids + k) for k in range(40)]
+            ids += 40
+            if seq % 3 == 0:
+                code = codes[(seq // 3) % len(codes)]
+                bad, good = spoil(code, b, rng)
+                spoiled[seq] = (code, good)
+                planned[seq] = bad
+            else:
+                planned[seq] = b
+
+        def fix(seq, batch, err):
+            code, good = spoiled[seq]
+            assert err[2] == code, (seq, err)
+            return good
+        lc = LiteralClient(s, "every", planned, fix, window=30)
+        lc.connect()
+        for _ in range(200):
+            if not lc.todo:
+                break
+            lc.round()
+            old = lc.c
+            lc.connect()                       # fence, resume from last_seq
+            expect_err(old.recv(), 0, "FENCED")
+        assert not lc.todo, sorted(lc.todo)
+        assert held_count(q, "EVERY") == 1 + 120 * 40
+        assert set(lc.errors) >= set(codes) | {"BLOCKED"}, lc.errors
 
 
 def test_fencing_and_resume(s):
@@ -407,6 +479,7 @@ def main():
         res.run(test_err_then_corrected_resend_pipelined, s)
         res.run(test_blocked_is_exact, s)
         res.run(test_fencing_and_resume, s)
+    res.run(test_every_error_code_pipelined)
     res.run(test_store_full_blocks_later_seqs)
     res.run(test_journal_error_pipelined)
     res.run(test_hello_memory_bound)
