@@ -145,6 +145,8 @@ static inline int rd_hdr(const uint8_t **pp, const uint8_t *end, hdr *h, proto_e
         case 0xdd: h->t = T_ARR, h->n = be32(p), p += 4; break;
         case 0xde: h->t = T_MAP, h->n = be16(p), p += 2; break;
         case 0xdf: h->t = T_MAP, h->n = be32(p), p += 4; break;
+        default: /* 0xc1 returned above; every other byte 0xc0-0xdf has a case */
+            __builtin_unreachable();
         }
     }
     *pp = p;
