@@ -1,4 +1,4 @@
-/* checkpoint — snapshots that bound replay time, and retention.
+/* checkpoint — snapshots that bound replay time.
  *
  * Taking one never stops ingest (Redis BGSAVE style):
  *
@@ -33,9 +33,15 @@
  * Files: <data-dir>/snapshot-<16 hex digits N>.snap (core/snapshot.h
  * format; the extra blob is the server's, below), .tmp while being written.
  *
- * Retention (retention.c) is started and stopped with it; a checkpoint is
- * also due when retention dropped something since the last one (with
- * --checkpoint-interval), so disk follows memory.
+ * Retention (retention.c) has its own lifecycle (the server starts and
+ * stops it); a checkpoint is also due when retention dropped something
+ * since the last one (with --checkpoint-interval), so disk follows memory.
+ *
+ * Errors: one vocabulary. 0, or negative: -errno for a system error (Linux
+ * keeps those in -4095 .. -1), or CHECKPOINT_ESNAPSHOT plus a SNAPSHOT_*
+ * code (core/snapshot.h) for the snapshot format's own, below -4096. The
+ * ranges never overlap, so a child's -EINTR or -EIO is never read as a
+ * snapshot code; checkpoint_strerror names either.
  */
 #ifndef SLOTD_CHECKPOINT_H
 #define SLOTD_CHECKPOINT_H
@@ -43,6 +49,13 @@
 #include <stdint.h>
 
 #include "server.h"
+
+#define CHECKPOINT_ESNAPSHOT (-4096)
+
+/* A SNAPSHOT_* code (0 included) as a checkpoint error code. */
+int checkpoint_from_snapshot(int snapshot_rc);
+/* Human text for a checkpoint error code (never NULL). */
+const char *checkpoint_strerror(int rc);
 
 typedef struct checkpoint_stats {
     int in_progress;
@@ -63,7 +76,8 @@ typedef struct checkpoint_stats {
  * start-up cannot go on (start_refused, or checkpoint_load_failed). */
 int checkpoint_load(server *srv, const store_config *sc);
 
-/* Once ready (loop thread): start the triggers, and retention.
+/* Once ready (loop thread): start the triggers (not retention:
+ * retention_start).
  * `replayed_bytes`: journal bytes replayed on top of the snapshot, which
  * count toward the next size trigger. */
 int checkpoint_start(server *srv, uint64_t replayed_bytes);
@@ -71,7 +85,7 @@ int checkpoint_start(server *srv, uint64_t replayed_bytes);
 /* Graceful stop (loop thread), before journal_close: waits for a child
  * still writing (and finishes its clean-up), takes a last checkpoint in
  * process when --checkpoint-on-exit asks, closes its handles, then calls
- * done (perhaps later, from the loop). */
+ * done (perhaps later, from the loop). Retention is the caller's to stop. */
 void checkpoint_stop(server *srv, void (*done)(server *srv));
 
 void checkpoint_get_stats(const server *srv, checkpoint_stats *st);

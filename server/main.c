@@ -15,6 +15,7 @@
 #include "journal.h"
 #include "log.h"
 #include "replay.h"
+#include "retention.h"
 #include "server.h"
 #include "token.h"
 
@@ -463,6 +464,11 @@ static void replay_done(uv_work_t *req, int status)
         shutdown_begin(srv, 1);
         return;
     }
+    if ((rc = retention_start(srv)) != 0) {
+        log_error("retention_start_failed err=%s", uv_strerror(rc));
+        shutdown_begin(srv, 1);
+        return;
+    }
     srv->ready = !srv->stopping;
     store_stats st;
     store_get_stats(srv->store, &st);
@@ -492,7 +498,11 @@ static void checkpoint_stopped(server *srv)
 
 /* Connections are done: let a checkpoint in flight (and a last one, if
  * asked for) finish before the journal closes. */
-static void ingest_stopped(server *srv) { checkpoint_stop(srv, checkpoint_stopped); }
+static void ingest_stopped(server *srv)
+{
+    retention_stop(srv);
+    checkpoint_stop(srv, checkpoint_stopped);
+}
 
 static int shutdown_started;
 
@@ -606,7 +616,7 @@ int main(int argc, char **argv)
         goto fail;
     }
     if (srv->cfg.journal_off) {
-        if ((rc = checkpoint_start(srv, 0)) != 0) /* retention only */
+        if ((rc = retention_start(srv)) != 0) /* no checkpoints without a journal */
             goto fail;
         srv->ready = 1;
         log_warn("journal_off: acknowledged trades live only in memory");
@@ -621,12 +631,14 @@ int main(int argc, char **argv)
     uv_run(srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(srv->loop);
     checkpoint_free(srv);
+    retention_free(srv);
     ingest_free(srv);
     clients_free(&srv->clients);
     store_close(srv->store);
     return exit_code;
 fail:
     checkpoint_free(srv);
+    retention_free(srv);
     ingest_free(srv);
     clients_free(&srv->clients);
     store_close(srv->store);

@@ -360,6 +360,26 @@ def test_checkpoint_on_exit():
         assert files(s, "snapshot-*.snap") == snaps
 
 
+def test_child_error_reported_as_errno():
+    """A checkpoint child failing with a system error logs that error, not a
+    snapshot-format message: -ENOENT (2) once read as SNAPSHOT_EFORMAT (-2),
+    -EINTR as "different record kinds", -EIO as "checksum mismatch". The
+    temp file is a symlink into a missing directory, so the child's open()
+    fails with ENOENT, every time."""
+    with Slotd(["--checkpoint-bytes", "64K"]) as s:
+        tmp = os.path.join(s.data_dir, "snapshot-%016x.tmp" % 1)
+        os.symlink(os.path.join(s.data_dir, "missing", "x"), tmp)
+        send(s, "main", 1, 20)
+        wait_for_failure = time.time() + 60
+        while ckpt(s)["failures"] < 1:
+            assert time.time() < wait_for_failure, (ckpt(s), s.logs())
+            time.sleep(0.05)
+        logs = s.logs()
+        assert 'checkpoint_failed segment=1 stage=open err="%s"' % os.strerror(2) in logs, logs
+        assert "not a slotd snapshot" not in logs, logs
+        assert not files(s, "snapshot-*.snap")
+
+
 def main():
     res = Results()
     res.run(test_checkpoint_and_restart)
@@ -368,6 +388,7 @@ def main():
     res.run(test_damaged_snapshot_full_replay)
     res.run(test_retention)
     res.run(test_checkpoint_on_exit)
+    res.run(test_child_error_reported_as_errno)
     res.finish()
 
 
