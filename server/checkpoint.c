@@ -6,22 +6,19 @@
  * which asserts that the change is an edge of this diagram; each step
  * asserts the phase it expects on entry.
  *
- *          tick: a trigger, or the last one at stop (--checkpoint-on-exit)
- *   IDLE ------------------------------------------------------> BARRIER
- *    ^ ^ ^                                                         | | |
- *    | | +-- barrier error, nothing new, stopping, or failure -----+ | |
- *    | |                                                             | |
- *    | |              barrier callback: fork the child               | |
- *    | |     CHILD <-------------------------------------------------+ |
- *    | |      | |                                                      |
- *    | +------+ | killed, bad report, error: failure                   |
- *    |          |                                                      |
- *    |          | pipe EOF, waitpid, report ok     barrier callback    |
- *    |          v                                  while stopping:     |
- *    |       REMOVING <---------- snapshot written in process ---------+
- *    |          |
- *    +----------+ segments <= N, older snapshots, temp files removed
- *                 (worker thread; in process when stopping)
+ *             tick: a trigger; or stopping with --checkpoint-on-exit
+ *        +--------------------------------------------------+
+ *        |                                                  v
+ *      IDLE <--- barrier error, nothing new, stopping, --- BARRIER
+ *      ^  ^      extra/pipe/fork or in-process write error  |     |
+ *      |  |                                                  |     |
+ *      |  |                       barrier callback: fork     |     | barrier callback
+ *      |  |                                                  v     | while stopping:
+ *      |  +---- child killed, bad report, error --------- CHILD    | written in process
+ *      |                                                     |     |
+ *      |                     pipe EOF, waitpid, report ok    v     v
+ *      +----- removed: segments <= N, old snapshots, temps - REMOVING
+ *             (uv worker thread; in process when stopping)
  */
 #define _GNU_SOURCE
 #include "checkpoint_internal.h"

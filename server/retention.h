@@ -37,8 +37,12 @@ typedef struct retention_stats {
  * 0 = drop nothing (retention off, an empty store, or a cutoff <= 0).
  * Reads the store: loop thread, or the replay thread while it owns it. */
 int64_t retention_cutoff(const server *srv);
-/* Loop thread, once ready: starts the timer when --retention is set. */
+/* Its own lifecycle, run by the server (main.c), not by checkpoint.
+ * Loop thread, once ready: starts the timer when --retention is set.
+ * 0 or UV_ENOMEM. */
 int retention_start(server *srv);
+/* Loop thread, at shutdown: stops the timer (its handle closes with the
+ * loop's); retention_free after the loop has closed. */
 void retention_stop(server *srv);
 void retention_get_stats(const server *srv, retention_stats *st);
 void retention_free(server *srv);
