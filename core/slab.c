@@ -38,7 +38,8 @@
  * tests/unit/test_slab.c checks the table follows the rule. */
 static const uint32_t slab_classes[] = {96,  128, 160, 192, 224,  256,  288,  352,  416,  480, 544,
                                         640, 736, 832, 960, 1088, 1248, 1408, 1600, 1824, 2048};
-#define SLAB_NCLASSES ((int)(sizeof(slab_classes) / sizeof(slab_classes[0])))
+_Static_assert(sizeof(slab_classes) / sizeof(slab_classes[0]) == SLAB_NCLASSES,
+               "slab.h's SLAB_NCLASSES is the table's length");
 #define SLAB_MAX_PAGE 2048u
 
 /* A request may take a free page up to this many classes larger before a
@@ -89,6 +90,18 @@ size_t slab_class_size(size_t bytes)
 {
     int c = slab__class_of(bytes);
     return c < 0 ? 0 : slab_classes[c];
+}
+
+int slab_class_index(size_t bytes) { return slab__class_of(bytes); }
+
+size_t slab_class_bytes(int c)
+{
+    return c >= 0 && c < SLAB_NCLASSES ? slab_classes[c] : 0;
+}
+
+uint64_t slab_free_pages(const slab *s, int c)
+{
+    return c >= 0 && c < SLAB_NCLASSES ? s->cls[c].nfree : 0;
 }
 
 int slab_open(slab **out, size_t cap)

@@ -14,6 +14,15 @@
  * not strand a large page each; a freed page returns to its class's free
  * list and may also serve a smaller request.
  *
+ * What a request may get (the rule reservations are built on, store.c):
+ * slab_alloc of class c takes a free page of class c or c+1, else carves
+ * one of class c, else (at the cap) takes any free page of a class >= c;
+ * slab_alloc_reuse takes the largest free page in its range, else is
+ * slab_alloc. So a request of class c fails only when no free page of a
+ * class >= c is left AND carving size(c) would pass the cap; a free page
+ * never serves a request of a larger class. slab_free_pages tells, per
+ * class, how many free pages there are, for callers that count them.
+ *
  * The cap counts page bytes carved from chunks (live pages + free-listed
  * pages). A class's open chunk has an uncarved tail that is never touched;
  * the reservation is made larger than the cap by one chunk per class (plus
@@ -71,6 +80,13 @@ void slab_free(slab *s, slab_page *p);
  * than the largest class. */
 size_t slab_class_size(size_t bytes);
 size_t slab_max_page(void);
+/* Size classes: SLAB_NCLASSES of them, index 0 the smallest. */
+#define SLAB_NCLASSES 21
+/* Index of the class a request for `bytes` gets, or -1 if too large. */
+int slab_class_index(size_t bytes);
+size_t slab_class_bytes(int c);
+/* Free-listed pages of class c (0 <= c < SLAB_NCLASSES). */
+uint64_t slab_free_pages(const slab *s, int c);
 /* Could `bytes` be allocated without exceeding the cap? */
 int slab_can_alloc(const slab *s, size_t bytes);
 

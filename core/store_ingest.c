@@ -55,43 +55,196 @@ static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 /* ---- page growth -------------------------------------------------------- */
 
-/* Bytes appending `n` records to `p` could carve from the slab, whatever
- * free pages the slab hands out (see the top of the file). Reads only the
- * partition, not its pages. */
-static uint64_t store__need(const store *s, const part *p, uint64_t n)
+/* ---- memory cap ----------------------------------------------------------
+ *
+ * A reservation is what the pending records of a partition may ask of the
+ * slab, walking the growth policy from the real tail: growth steps i0..i1-1
+ * of the kind's ladder (one slab_alloc each), then `cs` records for chained
+ * pages. Whatever page the slab actually hands out, the requests commit
+ * makes are covered by that walk (a larger recycled page only skips steps;
+ * a chained page holds as many records as it has slots).
+ *
+ * Reserve admits a batch when, with it, the reservations of all reserved
+ * batches fit one of two rules (both are kept true by every commit, drop,
+ * delete and release, so whichever held at the last reserve still holds
+ * and commit never fails; see slab.h for what a request may get):
+ *
+ *  1. carving alone: used + pending_bytes <= cap, pending_bytes being the
+ *     bytes of every growth step plus a max page per capmax chained
+ *     records; free pages are not counted. The rule of a store that has
+ *     never freed a page.
+ *
+ *  2. free pages counted as far as they can serve: with R = cap - used,
+ *     k the largest class a pending request may need to find free (the
+ *     largest growth step's class; for chained records the smallest page a
+ *     chain takes), F(j) the free pages of class j, for that k
+ *
+ *        maxp * steps + chain  <=  R + sum over j >= k of v(j) F(j)
+ *
+ *     where steps counts the pending growth steps, chain = sum over kinds
+ *     of maxp * records / capmax plus one max page per partition with
+ *     chained records, and v(j) <= maxp is what a free page of class j is
+ *     worth: maxp * its slots / capmax, for the kind with the fewest. Each
+ *     request either carves (R falls by its size, the left side by at least
+ *     as much) or takes one free page (the right side falls by at most its
+ *     v; the left by at least as much: a growth step counts a max page,
+ *     since at the cap even a small one may take the largest free page, and
+ *     a chained page takes its slots' worth of the chain term). Pages freed
+ *     (growth, drops, deletes) only add to the right. So it holds until the
+ *     last request; and one of class c that failed would have found no free
+ *     page of class >= c and R < size(c) <= maxp, against the inequality at
+ *     k >= c. A free page of a class below every pending request's counts
+ *     for nothing, and two reservations never count the same page: the
+ *     left side is the sum of all of them.
+ *
+ * Rule 2 is checked only when rule 1 fails (near the cap): O(classes),
+ * whatever the number of pages. */
+
+/* part.resv: bits 0-4 first growth step, 5-9 end step, 10-31 the chained
+ * records, exact below 2^21, else in units of 2^11 rounded up (flagged by
+ * bit 21 of the field): counting more records is safe, and a partition
+ * with millions pending loses nothing measurable. */
+#define STORE__RESV_STEP_BITS 5
+#define STORE__RESV_EXACT ((uint64_t)1 << 21)
+#define STORE__RESV_UNIT_SHIFT 11
+_Static_assert(SLAB_NCLASSES < (1 << STORE__RESV_STEP_BITS), "a ladder step index fits 5 bits");
+
+static uint64_t store__resv_chain(uint32_t resv)
 {
-    const store_ladder *l = &s->ladder[p->kind];
-    uint64_t maxp = slab_max_page();
-    if (n <= p->room)
-        return 0;
-    if (p->flags & PART_CHAINED)
-        return ceil_div(n - p->room, l->capmax) * maxp;
-    /* Growing: the one page holds every record, so its capacity is its
-     * slots + room (0 with no page yet). Its slots, not agg.count: deletes
-     * leave tombstones in slots. */
-    uint64_t used = p->tail ? p->tail->count : 0;
-    uint64_t have = used + p->room, total = used + n, bytes = 0;
-    for (uint32_t i = 0; i < l->n && total > have; i++) {
-        if (l->cap[i] <= have) /* a larger recycled page skipped this step */
-            continue;
-        bytes += l->size[i];
-        have = l->cap[i];
-    }
-    if (total > have)
-        bytes += ceil_div(total - have, l->capmax) * maxp;
-    return bytes;
+    uint64_t code = resv >> (2 * STORE__RESV_STEP_BITS);
+    if (code & STORE__RESV_EXACT)
+        return (code & (STORE__RESV_EXACT - 1)) << STORE__RESV_UNIT_SHIFT;
+    return code;
 }
 
-/* Set p's reservation to `bytes`, keeping the store's total in step. */
-static int store__set_resv(store *s, part *p, uint64_t bytes)
+/* Pack a walk; nonzero when the records do not fit the field. */
+static int store__resv_pack(uint32_t i0, uint32_t i1, uint64_t cs, uint32_t *resv)
 {
-    uint64_t r8 = bytes >> 3; /* page sizes are multiples of 8 */
-    int over = r8 > UINT32_MAX;
-    if (over)
-        r8 = UINT32_MAX;
-    s->pending_bytes = s->pending_bytes - ((uint64_t)p->resv8 << 3) + (r8 << 3);
-    p->resv8 = (uint32_t)r8;
+    uint64_t code = cs;
+    if (cs >= STORE__RESV_EXACT) {
+        code = ceil_div(cs, (uint64_t)1 << STORE__RESV_UNIT_SHIFT);
+        if (code >= STORE__RESV_EXACT)
+            return 1;
+        code |= STORE__RESV_EXACT;
+    }
+    *resv = i0 | i1 << STORE__RESV_STEP_BITS | (uint32_t)code << (2 * STORE__RESV_STEP_BITS);
+    return 0;
+}
+
+/* The walk for appending `n` records to `p` (see above), packed into
+ * *resv. Reads only the partition, not its pages. */
+static int store__need(const store *s, const part *p, uint64_t n, uint32_t *resv)
+{
+    const store_ladder *l = &s->ladder[p->kind];
+    uint32_t i = 0, i0;
+    if (n <= p->room)
+        return *resv = 0, 0;
+    if (p->flags & PART_CHAINED)
+        return store__resv_pack(0, 0, n - p->room, resv);
+    /* Growing: the one page holds every record, so its capacity is its
+     * slots + room (0 with no page yet). Its slots, not agg.count: deletes
+     * leave tombstones in slots. Steps a larger recycled page skipped do
+     * not count. */
+    uint64_t used = p->tail ? p->tail->count : 0;
+    uint64_t have = used + p->room, total = used + n;
+    while (i < l->n && l->cap[i] <= have)
+        i++;
+    for (i0 = i; i < l->n && total > have; i++)
+        have = l->cap[i];
+    return store__resv_pack(i0, i, total > have ? total - have : 0, resv);
+}
+
+/* Add (dir = 1) or take back (dir = -1) a partition's reservation in the
+ * store's totals. */
+static void store__resv_count(store *s, const part *p, uint32_t resv, int dir)
+{
+    const store_ladder *l = &s->ladder[p->kind];
+    const uint32_t mask = (1u << STORE__RESV_STEP_BITS) - 1;
+    uint32_t i1 = (resv >> STORE__RESV_STEP_BITS) & mask;
+    uint64_t cs = store__resv_chain(resv), bytes = 0, parts = cs != 0;
+    for (uint32_t i = resv & mask; i < i1; i++) {
+        int c = slab_class_index(l->size[i]);
+        s->dem_steps[c] = dir > 0 ? s->dem_steps[c] + 1 : s->dem_steps[c] - 1;
+        bytes += l->size[i];
+    }
+    bytes += ceil_div(cs, l->capmax) * slab_max_page();
+    if (dir > 0) {
+        s->dem_chain[p->kind] += cs;
+        s->dem_chain_parts += parts;
+        s->pending_bytes += bytes;
+    } else {
+        s->dem_chain[p->kind] -= cs;
+        s->dem_chain_parts -= parts;
+        s->pending_bytes -= bytes;
+    }
+}
+
+/* Set p's reservation to what `n` pending records may ask for, keeping the
+ * store's totals in step. Nonzero if it does not fit (refuse the batch). */
+static int store__set_resv(store *s, part *p, uint64_t n)
+{
+    uint32_t resv = 0;
+    int over = store__need(s, p, n, &resv);
+    if (resv == p->resv)
+        return over;
+    store__resv_count(s, p, p->resv, -1);
+    store__resv_count(s, p, resv, 1);
+    p->resv = resv;
     return over;
+}
+
+/* What a free page of class k is worth (see above): the max-page bytes
+ * its slots stand for, for the kind with the fewest. */
+static uint64_t store__page_worth(const store *s, int k)
+{
+    uint64_t size = slab_class_bytes(k), v = slab_max_page();
+    for (unsigned i = 0; i < kind_count(); i++) {
+        const store_ladder *l = &s->ladder[i];
+        uint64_t slots = (size - SLAB_PAGE_HEADER) / l->slot;
+        if (slots == 0) /* no request of this kind is this small */
+            continue;
+        uint64_t w = slab_max_page() * slots / l->capmax;
+        v = w < v ? w : v;
+    }
+    return v;
+}
+
+/* Rule 2 above, with `room` = cap - used. */
+static int store__fits_free(const store *s, uint64_t room)
+{
+    const uint64_t maxp = slab_max_page();
+    unsigned __int128 need = (unsigned __int128)s->dem_chain_parts * maxp;
+    int k = 0;
+    for (unsigned i = 0; i < kind_count(); i++) {
+        const store_ladder *l = &s->ladder[i];
+        if (!s->dem_chain[i])
+            continue;
+        need += ceil_div(s->dem_chain[i] * maxp, l->capmax);
+        size_t min = SLAB_PAGE_HEADER + l->slot;
+        int m = slab_class_index(min > STORE__CHAIN_MIN ? min : STORE__CHAIN_MIN);
+        k = m > k ? m : k;
+    }
+    for (int c = 0; c < SLAB_NCLASSES; c++) {
+        need += (unsigned __int128)s->dem_steps[c] * maxp;
+        if (s->dem_steps[c])
+            k = c > k ? c : k;
+    }
+    unsigned __int128 have = room;
+    for (int j = k; j < SLAB_NCLASSES; j++)
+        have += (unsigned __int128)slab_free_pages(s->slab, j) * store__page_worth(s, j);
+    return need <= have;
+}
+
+/* Do the reservations of all reserved batches fit (rule 1 or 2 above)? */
+static int store__fits(const store *s)
+{
+    slab_stats st;
+    slab_get_stats(s->slab, &st);
+    uint64_t used = st.bytes_reserved + store__index_bytes(s);
+    if (used > s->cap)
+        return 0;
+    uint64_t room = s->cap - used;
+    return s->pending_bytes <= room || store__fits_free(s, room);
 }
 
 /* Give the tail room for one more record. The reservation guarantees the
@@ -480,7 +633,7 @@ static int store__pend(store *s, const store_batch *b, int dir)
     for (uint32_t i = 0; i < nt; i++) {
         part *p = store__part(s, s->touched[i]);
         p->flags &= (uint8_t)~PART_MARK;
-        over |= store__set_resv(s, p, store__need(s, p, p->pending));
+        over |= store__set_resv(s, p, p->pending);
     }
     return over;
 }
@@ -495,12 +648,9 @@ int store_batch_reserve(store *s, store_batch *b)
         return rc;
     uint64_t before = s->pending_bytes;
     int over = store__pend(s, b, 1);
-    slab_stats st;
-    slab_get_stats(s->slab, &st);
     uint64_t need = s->pending_bytes - before;
-    uint64_t total = st.bytes_reserved + store__index_bytes(s) + s->pending_bytes;
     /* A batch that needs no new page costs nothing, even past the cap. */
-    if (over || (need > 0 && total > s->cap)) {
+    if (over || (need > 0 && !store__fits(s))) {
         store__pend(s, b, -1);
         store__uncreate_new(s, b, base); /* no trace: not even the new symbols */
         return STORE_EFULL;
@@ -565,7 +715,7 @@ void store_batch_commit(store *s, store_batch *b)
             p->flags &= (uint8_t)~PART_FRESH; /* a committed trade: it stays */
         }
         store__agg_add(&p->agg, ts, (int64_t)t->px, (int64_t)t->qty);
-        if (--p->pending == 0 && p->resv8)
+        if (--p->pending == 0 && p->resv)
             store__set_resv(s, p, 0);
         off += sizeof *e + e->size;
     }
@@ -578,7 +728,7 @@ void store_batch_commit(store *s, store_batch *b)
             const store_entry *e = store__entry_at(b, off);
             part *p = store__part(s, e->pid);
             if (p->pending)
-                store__set_resv(s, p, store__need(s, p, p->pending));
+                store__set_resv(s, p, p->pending);
             off += sizeof *e + e->size;
         }
     }

@@ -33,7 +33,8 @@
 typedef struct part {
     slab_page *tail, *head; /* NULL until the first commit */
     uint32_t pending;       /* records of reserved, uncommitted batches */
-    uint32_t resv8;         /* bytes / 8 those records may carve (store__need) */
+    uint32_t resv;          /* what those records may ask of the slab, packed
+                             * (store_ingest.c: store__need, STORE__RESV_*) */
     uint32_t npages;
     uint16_t room;          /* free slots in the tail page */
     uint8_t flags;          /* PART_* */
@@ -128,7 +129,14 @@ struct store {
     uint64_t *table;    /* (hash << 32) | (id + 1); 0 = empty */
     uint32_t tmask;
     uint64_t trades, batches, visible, slot_bytes;
-    uint64_t pending_bytes; /* sum of resv8 * 8 */
+    uint64_t pending_bytes; /* page bytes the reservations may carve (sum of
+                             * their growth steps and max pages) */
+    /* The same reservations as slab requests (store_ingest.c, "memory
+     * cap"): growth steps per slab class, and records bound for chained
+     * pages per kind with the number of partitions holding such records. */
+    uint64_t dem_steps[SLAB_NCLASSES];
+    uint64_t dem_chain[KIND_MAX];
+    uint64_t dem_chain_parts;
     uint32_t nreserved;     /* batches reserved and not yet committed/released */
     int64_t newest_ts;      /* largest ts ever committed or restored; -1 = none */
     uint32_t drop_next;     /* retention: the next partition to look at */

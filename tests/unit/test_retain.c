@@ -500,6 +500,211 @@ static void test_delete_with_pending(void **st)
     }
 }
 
+/* ---- the memory cap after drops -------------------------------------------- */
+
+/* Stage `n` trades of `sym` (kind k) at ts from *ts on, then reserve. */
+static int stage(store *s, store_batch *b, const char *sym, const kind *k, int n, int64_t *ts)
+{
+    for (int i = 0; i < n; i++, (*ts)++) {
+        int64_t v[OPTION_TRADE_NFIELDS] = {*ts, 100 * E8, E8, 1, *ts, 100 * E8,
+                                           TS0 + 86400LL * 1000000000LL, 1};
+        assert_int_equal(store_batch_add(s, b, sym, strlen(sym), k, v), STORE_OK);
+    }
+    return store_batch_reserve(s, b);
+}
+
+/* Fill the store with batches of `n` trades of `sym` until reserve says
+ * STORE_FULL; returns the trades stored. */
+static uint64_t fill_to_cap(store *s, const char *sym, int n, int64_t *ts)
+{
+    store_batch b;
+    store_batch_init(&b);
+    uint64_t stored = 0;
+    int rc;
+    while ((rc = stage(s, &b, sym, &kind_trade, n, ts)) == STORE_OK) {
+        store_batch_commit(s, &b);
+        stored += (uint64_t)n;
+    }
+    assert_int_equal(rc, STORE_EFULL);
+    store_batch_release(s, &b);
+    store_batch_free(&b);
+    return stored;
+}
+
+/* The defect: once a store had reached its cap, pages retention freed
+ * stayed counted against it, so every batch that needed a page got
+ * STORE_FULL for ever. Fill, drop everything, and the same volume fits
+ * again, round after round, through free-listed pages. */
+static void test_cap_reached_then_drops_make_room(void **st)
+{
+    (void)st;
+    store *s = ck_open((size_t)2 << 20);
+    int64_t ts = TS0;
+    uint64_t first = fill_to_cap(s, "A", 500, &ts);
+    assert_true(first > 20000);
+    for (int round = 0; round < 5; round++) {
+        store_drop_result r;
+        assert_int_equal(store_drop_before(s, ts, UINT64_MAX, &r), STORE_OK);
+        assert_true(r.done);
+        store_stats ss;
+        store_get_stats(s, &ss);
+        assert_int_equal(ss.trades, 0);
+        /* The slab still holds the pages carved; they are free now. */
+        assert_true(ss.bytes_reserved > ss.bytes_cap / 2);
+        /* A new symbol (growth ladder, then chained pages) and the old one. */
+        uint64_t again = fill_to_cap(s, round % 2 ? "A" : "B", 500, &ts);
+        assert_true(again >= first * 9 / 10);
+        store_get_stats(s, &ss);
+        assert_true(ss.bytes_reserved + ss.bytes_pending <= ss.bytes_cap);
+    }
+    ck_agg_consistent(s, 0);
+    store_close(s);
+}
+
+/* Two reserved batches must not both count the same free pages: after a
+ * drop, one batch reserving about all of them leaves too little for a
+ * second as large; once the first commits, the second still gets
+ * STORE_FULL, and after another drop it fits. */
+static void test_free_pages_counted_once(void **st)
+{
+    (void)st;
+    store *s = ck_open((size_t)2 << 20);
+    int64_t ts = TS0;
+    uint64_t cap_trades = fill_to_cap(s, "A", 500, &ts);
+    store_drop_result r;
+    assert_int_equal(store_drop_before(s, ts, UINT64_MAX, &r), STORE_OK);
+    int big = (int)(cap_trades * 6 / 10);
+    store_batch b1, b2;
+    store_batch_init(&b1);
+    store_batch_init(&b2);
+    assert_int_equal(stage(s, &b1, "B", &kind_trade, big, &ts), STORE_OK);
+    assert_int_equal(stage(s, &b2, "C", &kind_trade, big, &ts), STORE_EFULL);
+    store_batch_commit(s, &b1);
+    store_batch_release(s, &b2);
+    assert_int_equal(stage(s, &b2, "C", &kind_trade, big, &ts), STORE_EFULL);
+    store_batch_release(s, &b2);
+    assert_int_equal(store_drop_before(s, ts, UINT64_MAX, &r), STORE_OK);
+    assert_int_equal(stage(s, &b2, "C", &kind_trade, big, &ts), STORE_OK);
+    store_batch_commit(s, &b2);
+    store_batch_free(&b1);
+    store_batch_free(&b2);
+    store_close(s);
+}
+
+/* Counter-test: free pages of a class too small for what a batch asks do
+ * not count. Thousands of one-trade symbols fill the cap with 96-byte
+ * pages; dropped, they are free but no growth step past 96 bytes can use
+ * them, so symbols that need larger pages are refused (counting free
+ * bytes would admit them, and commit would have to carve past the cap);
+ * a few two-trade batches still fit. */
+static void test_small_free_pages_do_not_count(void **st)
+{
+    (void)st;
+    store_config cfg = {.max_memory = (size_t)2 << 20, .max_symbols = 0};
+    store *s = NULL;
+    assert_int_equal(store_open(&s, &cfg), STORE_OK);
+    int64_t ts = TS0;
+    store_batch b;
+    store_batch_init(&b);
+    char sym[16];
+    int rc = STORE_OK;
+    uint32_t nsym = 0;
+    while (rc == STORE_OK) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(sym, sizeof sym, "S%u", nsym++);
+            int64_t v[TRADE_NFIELDS] = {ts++, 100 * E8, E8, 1, ts};
+            assert_int_equal(store_batch_add(s, &b, sym, strlen(sym), &kind_trade, v), STORE_OK);
+        }
+        if ((rc = store_batch_reserve(s, &b)) == STORE_OK)
+            store_batch_commit(s, &b);
+    }
+    assert_int_equal(rc, STORE_EFULL);
+    store_batch_release(s, &b);
+    store_drop_result r;
+    assert_int_equal(store_drop_before(s, ts, UINT64_MAX, &r), STORE_OK);
+    store_stats ss;
+    store_get_stats(s, &ss);
+    /* Little room left to carve, far more in free 96-byte pages. */
+    assert_true(ss.bytes_cap - ss.bytes_reserved < 64 * 1024);
+    assert_true(ss.bytes_reserved - ss.bytes_index > 400 * 1024);
+    /* Ten symbols of 63 trades each grow through every class to 2 KiB
+     * (~15 KiB of pages apiece): no step past 96 bytes can take a free page,
+     * so they would have to carve ~150 KiB past the cap. */
+    for (int i = 0; i < 10; i++) {
+        snprintf(sym, sizeof sym, "BIG%d", i);
+        for (int j = 0; j < 63; j++) {
+            int64_t v[TRADE_NFIELDS] = {ts++, 100 * E8, E8, 1, ts};
+            assert_int_equal(store_batch_add(s, &b, sym, strlen(sym), &kind_trade, v), STORE_OK);
+        }
+    }
+    assert_int_equal(store_batch_reserve(s, &b), STORE_EFULL);
+    store_batch_release(s, &b);
+    /* Trades of symbols that exist, two each, fit in free 96-byte pages. */
+    for (uint32_t i = 0; i < 50; i++) {
+        snprintf(sym, sizeof sym, "S%u", i);
+        for (int j = 0; j < 2; j++) {
+            int64_t v[TRADE_NFIELDS] = {ts++, 100 * E8, E8, 1, ts};
+            assert_int_equal(store_batch_add(s, &b, sym, strlen(sym), &kind_trade, v), STORE_OK);
+        }
+    }
+    assert_int_equal(store_batch_reserve(s, &b), STORE_OK);
+    store_batch_commit(s, &b);
+    store_batch_free(&b);
+    store_close(s);
+}
+
+/* Soundness under churn: random symbols of both kinds, random batch sizes,
+ * two batches reserved at a time, drops of the older half whenever the cap
+ * refuses. A reservation that counted a page the slab cannot hand out
+ * would abort in commit. */
+static void test_cap_churn_commits_never_fail(void **st)
+{
+    (void)st;
+    store *s = ck_open((size_t)3 << 20);
+    store_batch b[2];
+    store_batch_init(&b[0]);
+    store_batch_init(&b[1]);
+    int64_t ts = TS0;
+    char sym[16];
+    uint64_t refused = 0, stored = 0;
+    for (int iter = 0; iter < 3000; iter++) {
+        store_batch *x = &b[iter % 2];
+        if (x->reserved) {
+            store_batch_commit(s, x);
+            continue;
+        }
+        uint32_t n = 1 + (uint32_t)ck_below(ck_below(10) == 0 ? 3000 : 60);
+        for (uint32_t i = 0; i < n; i++) {
+            uint32_t k = (uint32_t)ck_below(400);
+            ck_sym((uint32_t)ck_below(k + 1), sym);
+            int64_t v[OPTION_TRADE_NFIELDS] = {ts++, 100 * E8, E8, 1, ts, 100 * E8,
+                                               TS0 + 86400LL * 1000000000LL, 1};
+            const kind *kd = store_batch_symbol_kind(s, x, sym, strlen(sym));
+            if (!kd)
+                kd = ck_below(5) == 0 ? &kind_option_trade : &kind_trade;
+            assert_int_equal(store_batch_add(s, x, sym, strlen(sym), kd, v), STORE_OK);
+        }
+        if (store_batch_reserve(s, x) == STORE_OK) {
+            stored += n;
+            continue;
+        }
+        refused++;
+        store_batch_release(s, x);
+        store_stats ss;
+        store_get_stats(s, &ss);
+        store_drop_result r;
+        int64_t cut = ts - (int64_t)(ck_below(2) ? ss.trades / 2 : ss.trades / 8);
+        assert_int_equal(store_drop_before(s, cut, UINT64_MAX, &r), STORE_OK);
+    }
+    store_batch_commit(s, &b[0]);
+    store_batch_commit(s, &b[1]);
+    assert_true(refused > 10);
+    assert_true(stored > 200000);
+    store_batch_free(&b[0]);
+    store_batch_free(&b[1]);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +718,10 @@ int main(void)
         cmocka_unit_test(test_delete_range),
         cmocka_unit_test(test_delete_newest),
         cmocka_unit_test(test_delete_with_pending),
+        cmocka_unit_test(test_cap_reached_then_drops_make_room),
+        cmocka_unit_test(test_free_pages_counted_once),
+        cmocka_unit_test(test_small_free_pages_do_not_count),
+        cmocka_unit_test(test_cap_churn_commits_never_fail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
