@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duration.h"
 #include "slotload.h"
 
 static void sl_usage(FILE *f)
@@ -22,7 +23,7 @@ static void sl_usage(FILE *f)
         "  --zipf S                 override the Zipf exponent\n"
         "  --seed N                 workload seed                        [1]\n"
         "  --trades N               send N trades (K, M suffixes)        [1M]\n"
-        "  --duration SECONDS       send for this long instead\n"
+        "  --duration DURATION      send for this long instead (90s, 500ms, 5m)\n"
         "  --connections N          TCP connections                      [4]\n"
         "  --inflight N             batches in flight per connection     [16]\n"
         "  --batch N                trades per batch                     [1000]\n"
@@ -32,7 +33,7 @@ static void sl_usage(FILE *f)
         "  --client-prefix NAME     client names are NAME-pid-nonce-i    [slotload]\n"
         "  --pool N                 most trades pre-encoded for --duration;\n"
         "                           the pool is cycled if the run needs more [10M]\n"
-        "  --stall-timeout SECONDS  give up when nothing is answered     [30]\n"
+        "  --stall-timeout DURATION give up when nothing is answered; 0 = never [30s]\n"
         "  --json                   final report as JSON on stdout\n"
         "  --csv FILE               per-second series: second,trades_per_s,acked,errors,p50_us,p99_us\n"
         "  --no-progress            no per-second progress\n"
@@ -40,6 +41,8 @@ static void sl_usage(FILE *f)
         "                           benchmarks): msgpack = the batch bodies slotload sends,\n"
         "                           resp = Redis XADD commands for redis-cli --pipe\n"
         "  --help\n"
+        "DURATION: a number with ns, us, ms, s, m, h or d, fractions allowed (1.5s); a bare\n"
+        "number is seconds (slotd's grammar, core/duration.h).\n"
         "Exit status: 0 all batches acknowledged, 1 any batch failed, 2 usage or set-up error.\n");
 }
 
@@ -68,6 +71,16 @@ static int sl_parse_double(const char *s, double *out)
     errno = 0;
     *out = strtod(s, &end);
     return errno || end == s || *end || !(*out >= 0) || isinf(*out) ? -1 : 0;
+}
+
+/* The one duration grammar (core/duration.h), as seconds; > 0 unless zero_ok. */
+static int sl_parse_duration(const char *s, double *out, int zero_ok)
+{
+    int64_t ns;
+    if (duration_parse(s, strlen(s), &ns) != DURATION_OK || (ns == 0 && !zero_ok))
+        return -1;
+    *out = (double)ns / DURATION_NS_PER_SEC;
+    return 0;
 }
 
 enum {
@@ -123,7 +136,7 @@ static int sl_apply(sl_config *c, int opt, const char *a, uint64_t *symbols, dou
     case O_SEED: return sl_parse_count(a, &c->seed);
     case O_TRADES: return sl_parse_count(a, &c->trades) || c->trades == 0 ? -1 : (c->duration = 0, 0);
     case O_DURATION:
-        return sl_parse_double(a, &c->duration) || c->duration <= 0 ? -1 : (c->trades = 0, 0);
+        return sl_parse_duration(a, &c->duration, 0) ? -1 : (c->trades = 0, 0);
     case O_CONNS: return sl_parse_count(a, &v) || v == 0 || v > 10000 ? -1 : (c->connections = (uint32_t)v, 0);
     case O_INFLIGHT: return sl_parse_count(a, &v) || v == 0 || v > 100000 ? -1 : (c->inflight = (uint32_t)v, 0);
     case O_BATCH: return sl_parse_count(a, &v) || v == 0 || v > 10000000 ? -1 : (c->batch = (uint32_t)v, 0);
@@ -135,7 +148,7 @@ static int sl_apply(sl_config *c, int opt, const char *a, uint64_t *symbols, dou
         return 0;
     case O_PREFIX: c->client_prefix = a; return *a ? 0 : -1;
     case O_POOL: return sl_parse_count(a, &c->pool) || c->pool == 0 ? -1 : 0;
-    case O_STALL: return sl_parse_double(a, &c->stall_timeout);
+    case O_STALL: return sl_parse_duration(a, &c->stall_timeout, 1);
     case O_JSON: c->json = 1; return 0;
     case O_CSV: c->csv = a; return 0;
     case O_NO_PROGRESS: c->progress = 0; return 0;
@@ -166,10 +179,14 @@ int sl_parse_args(int argc, char **argv, sl_config *c)
             exit(0);
         }
         if (opt == '?' || sl_apply(c, opt, optarg, &symbols, &zipf) != 0) {
-            if (opt != '?')
+            if (opt == O_DURATION || opt == O_STALL) /* what is accepted, not the usage */
+                fprintf(stderr, "slotload: --%s: '%s' is not a duration (%s)\n",
+                        sl_options[opt - O_HOST].name, optarg, DURATION_EXAMPLES);
+            else if (opt != '?')
                 fprintf(stderr, "slotload: bad value for --%s: '%s'\n", sl_options[opt - O_HOST].name,
                         optarg ? optarg : "");
-            fprintf(stderr, "slotload: see slotload --help\n");
+            if (opt == '?' || (opt != O_DURATION && opt != O_STALL))
+                fprintf(stderr, "slotload: see slotload --help\n");
             return -1;
         }
     }

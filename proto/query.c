@@ -15,6 +15,7 @@
 
 #include <msgpack.h>
 
+#include "duration.h"
 #include "fixp.h"
 
 #define DEFAULT_LIMIT 1000
@@ -202,31 +203,12 @@ int query_parse_time(const char *s, size_t len, int64_t *ns)
     return parse_rfc3339(s, len, ns);
 }
 
+/* The one duration grammar (core/duration.h): a bare number is seconds,
+ * like every duration flag; the TCP wire's integer stays ns (decode_params). */
 int query_parse_interval(const char *s, size_t len, int64_t *ns)
 {
-    static const struct {
-        const char *unit;
-        int64_t ns;
-    } units[] = {
-        {"ns", 1},          {"us", 1000},          {"\xc2\xb5s", 1000},       {"ms", 1000000},
-        {"s", NS_PER_SEC}, {"m", 60 * NS_PER_SEC}, {"h", 3600 * NS_PER_SEC}, {"d", 86400 * NS_PER_SEC},
-    };
-    size_t n = 0;
-    uint64_t u;
-    int64_t mul = 1, v;
-    while (n < len && s[n] >= '0' && s[n] <= '9')
-        n++;
-    if (n < len) {
-        size_t ulen = len - n;
-        mul = 0;
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-            if (strlen(units[i].unit) == ulen && memcmp(units[i].unit, s + n, ulen) == 0)
-                mul = units[i].ns;
-        if (!mul)
-            return -1;
-    }
-    if (parse_u64(s, n, &u) < 0 || u > INT64_MAX || __builtin_mul_overflow((int64_t)u, mul, &v) ||
-        v <= 0)
+    int64_t v;
+    if (duration_parse(s, len, &v) != DURATION_OK || v <= 0)
         return -1;
     *ns = v;
     return 0;
@@ -293,7 +275,8 @@ int query_set_param(query_req *q, const char *name, size_t nlen, const char *val
     case P_INTERVAL:
         if (query_parse_interval(val, vlen, &q->interval) < 0)
             return bad_value(err, pname, val, vlen,
-                             "an interval (ns, or a number with ns/us/ms/s/m/h/d, like 5m)");
+                             "an interval (a positive duration: 1.5s, 500ms, 5m, 1h, 1d; "
+                             "a bare number is seconds)");
         return 0;
     case P_BY:
         for (int i = 0; i < 3; i++)
@@ -364,7 +347,10 @@ static int decode_params(const msgpack_object_map *m, query_req *q, proto_error 
             val = v->via.str.ptr;
             vlen = v->via.str.size;
         } else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            vlen = (size_t)snprintf(num, sizeof num, "%llu", (unsigned long long)v->via.u64);
+            /* An integer time on the wire is ns (ts, from, to): so is an
+             * integer interval, while its text form is a duration. */
+            vlen = (size_t)snprintf(num, sizeof num, "%llu%s", (unsigned long long)v->via.u64,
+                                    obj_is(k, "interval") ? "ns" : "");
             val = num;
         } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
             vlen = (size_t)snprintf(num, sizeof num, "%lld", (long long)v->via.i64);

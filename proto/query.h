@@ -50,7 +50,8 @@ int query_set_param(query_req *q, const char *name, size_t nlen, const char *val
 int query_set_symbol(query_req *q, const char *sym, size_t len, proto_error *err);
 /* Parse a time: ns integer or RFC 3339 ("2026-01-01T00:00:00.5Z", offsets). */
 int query_parse_time(const char *s, size_t len, int64_t *ns);
-/* Parse an interval: ns integer or a duration "1s", "500ms", "5m", "1h", "1d". */
+/* Parse an interval: a positive duration (core/duration.h: "1.5s", "500ms",
+ * "5m"; a bare number is seconds). */
 int query_parse_interval(const char *s, size_t len, int64_t *ns);
 
 /* Decode the TCP form ["Q", qid, {"op": "symbol", "sym": ..., ...}]. */

@@ -8,9 +8,9 @@
  *    into civil time by gmtime_r at the input's offset, gives the input's
  *    own fields; formatted back as "YYYY-MM-DDThh:mm:ss.nnnnnnnnnZ" it
  *    parses to the same ns.
- *  - interval: accepted exactly when it is 1-20 digits with an optional
- *    unit from the documented list and the product is a positive int64;
- *    the value is digits * unit.
+ *  - interval: accepted exactly when it is the duration grammar (digits,
+ *    an optional fraction, an optional unit: none = seconds) and the exact
+ *    value is a positive whole int64 ns.
  *  - query_set_param: the input as the value of every parameter name for
  *    every op: accepted exactly when the parameter applies to the op and
  *    the value is valid (the same references; limit/top clamped); a refusal
@@ -171,23 +171,41 @@ static void check_time(const char *s, size_t len)
     }
 }
 
+/* The duration grammar (core/duration.h): digits, an optional '.' and 1-18
+ * digits, an optional unit (none = seconds); exact, positive, int64 ns. */
 static int ref_interval(const char *s, size_t len, int64_t *ns)
 {
     static const struct {
         const char *unit;
         int64_t ns;
-    } units[] = {{"", 1},         {"ns", 1},          {"us", 1000},          {"\xc2\xb5s", 1000},
-                 {"ms", 1000000}, {"s", 1000000000LL}, {"m", 60000000000LL}, {"h", 3600000000000LL},
+    } units[] = {{"", 1000000000LL}, {"ns", 1},          {"us", 1000},          {"\xc2\xb5s", 1000},
+                 {"ms", 1000000},    {"s", 1000000000LL}, {"m", 60000000000LL}, {"h", 3600000000000LL},
                  {"d", 86400000000000LL}};
-    size_t n = 0;
+    size_t n = 0, f = 0, nf = 0;
     while (n < len && s[n] >= '0' && s[n] <= '9')
         n++;
     uint64_t u;
-    if (ref_u64(s, n, &u) < 0)
-        return -1;
+    size_t z = 0; /* leading zeros */
+    while (z + 1 < n && s[z] == '0')
+        z++;
+    if (n == 0 || n - z > 19 || ref_u64(s + z, n - z, &u) < 0 || u > INT64_MAX)
+        return -1; /* 20+ significant digits: out of range whatever the unit */
+    unsigned __int128 frac = 0, scale = 1;
+    if (n < len && s[n] == '.') {
+        for (f = n + 1; f + nf < len && s[f + nf] >= '0' && s[f + nf] <= '9'; nf++) {
+            frac = frac * 10 + (unsigned)(s[f + nf] - '0');
+            scale *= 10;
+        }
+        if (nf == 0 || nf > 18)
+            return -1;
+        n = f + nf;
+    }
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (strlen(units[i].unit) == len - n && memcmp(units[i].unit, s + n, len - n) == 0) {
-            unsigned __int128 v = (unsigned __int128)u * (uint64_t)units[i].ns;
+            unsigned __int128 fns = frac * (uint64_t)units[i].ns;
+            if (fns % scale)
+                return -1;
+            unsigned __int128 v = (unsigned __int128)u * (uint64_t)units[i].ns + fns / scale;
             if (v == 0 || v > INT64_MAX)
                 return -1;
             *ns = (int64_t)v;
@@ -229,10 +247,13 @@ static int applies(query_op op, const char *name)
 static int ref_param(query_req *q, const char *name, const char *v, size_t len)
 {
     uint64_t u;
-    if (!strcmp(name, "from"))
-        return ref_time(v, len, &q->from);
-    if (!strcmp(name, "to"))
-        return ref_time(v, len, &q->to);
+    if (!strcmp(name, "from") || !strcmp(name, "to")) { /* a given bound is marked given */
+        int from = name[0] == 'f';
+        if (ref_time(v, len, from ? &q->from : &q->to) < 0)
+            return -1;
+        *(from ? &q->has_from : &q->has_to) = 1;
+        return 0;
+    }
     if (!strcmp(name, "interval"))
         return ref_interval(v, len, &q->interval);
     if (!strcmp(name, "cursor"))

@@ -451,7 +451,7 @@ def test_query_abuse():
         status, doc = s.http_json("/symbols/QSYM/trades?limit=1000000000")
         assert status == 200 and len(doc["trades"]) == 10000, status
         assert doc["next_cursor"] is not None, doc["next_cursor"]
-        status, doc = s.http_json("/symbols/QSYM/bars?interval=1")
+        status, doc = s.http_json("/symbols/QSYM/bars?interval=1ns")
         assert status == 400, (status, doc)
         status, doc = s.http_json("/symbols?top=1000000000")
         assert status == 200 and len(doc["symbols"]) == 1000, status

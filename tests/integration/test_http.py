@@ -391,7 +391,7 @@ def check_trades(s, world):
 
 
 def check_bars(s, world):
-    for interval, text in ((5 * SEC, "5s"), (SEC, "1000ms"), (60 * SEC, "1m"), (2500 * 10 ** 6, "2500000000")):
+    for interval, text in ((5 * SEC, "5s"), (SEC, "1000ms"), (60 * SEC, "1m"), (2500 * 10 ** 6, "2.5")):
         for rng in ("", "&from=2026-01-01T00:00:03Z&to=%d" % (TS0 + 20 * SEC)):
             lo, hi = (TS0 + 3 * SEC, TS0 + 20 * SEC) if rng else (None, None)
             doc = get_json(s, "/symbols/AAPL/bars?interval=%s%s" % (text, rng))

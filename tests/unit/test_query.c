@@ -107,7 +107,9 @@ static void bad_iv(const char *s)
 static void test_parse_interval(void **state)
 {
     (void)state;
-    assert_true(iv("1000") == 1000);
+    assert_true(iv("1000ns") == 1000);
+    assert_true(iv("2") == 2000000000); /* a bare number is seconds, as in every duration */
+    assert_true(iv("1.5s") == 1500000000);
     assert_true(iv("100ns") == 100);
     assert_true(iv("250us") == 250000);
     assert_true(iv("250\xc2\xb5s") == 250000);
@@ -120,7 +122,7 @@ static void test_parse_interval(void **state)
     bad_iv("0");
     bad_iv("0s");
     bad_iv("-1s");
-    bad_iv("1.5s");
+    bad_iv("1.5ns");
     bad_iv("1x");
     bad_iv("s");
     bad_iv("1 s");
@@ -238,6 +240,36 @@ static void pk_init(pk *k)
 }
 
 static void pk_str(pk *k, const char *s) { msgpack_pack_str_with_body(&k->p, s, strlen(s)); }
+
+/* On the TCP wire an integer interval is ns (like ts, from, to); its text
+ * form is the duration grammar, where a bare number is seconds. */
+static void test_decode_interval_units(void **state)
+{
+    (void)state;
+    for (int text = 0; text < 2; text++) {
+        pk k;
+        query_req q;
+        proto_error err;
+        uint64_t qid;
+        pk_init(&k);
+        msgpack_pack_array(&k.p, 3);
+        pk_str(&k, "Q");
+        msgpack_pack_uint64(&k.p, 1);
+        msgpack_pack_map(&k.p, 3);
+        pk_str(&k, "op");
+        pk_str(&k, "bars");
+        pk_str(&k, "sym");
+        pk_str(&k, "AAPL");
+        pk_str(&k, "interval");
+        if (text)
+            pk_str(&k, "2");
+        else
+            msgpack_pack_uint64(&k.p, 2);
+        assert_int_equal(query_decode((uint8_t *)k.sb.data, k.sb.size, &qid, &q, &err), 0);
+        assert_true(q.interval == (text ? 2000000000 : 2));
+        msgpack_sbuffer_destroy(&k.sb);
+    }
+}
 
 static void test_decode(void **state)
 {
@@ -698,7 +730,7 @@ static void test_run_bars(void **state)
 {
     (void)state;
     query_req q = req(QUERY_BARS, "AAPL");
-    param(&q, "interval", "2000");
+    param(&q, "interval", "2000ns");
     json_t *j = run(&q);
     assert_int_equal(iget(j, "interval"), 2000);
     json_t *bars = json_object_get(j, "bars");
@@ -829,6 +861,7 @@ int main(void)
 {
     const struct CMUnitTest parse_tests[] = {
         cmocka_unit_test(test_parse_time), cmocka_unit_test(test_parse_interval),
+        cmocka_unit_test(test_decode_interval_units),
         cmocka_unit_test(test_defaults),   cmocka_unit_test(test_set_param),
         cmocka_unit_test(test_decode),
     };
