@@ -3,7 +3,7 @@
  * Plain directory work with no journal handle, so the checkpoint code can
  * run it on a worker thread (removing gigabytes of segments can take a
  * while on some filesystems) and at start-up before the journal is open.
- * Segment numbers are never reused (journal.c), which is what makes
+ * Segment numbers are never reused (journal_writer.c), which is what makes
  * "every segment <= N" a stable description of a prefix of the journal.
  */
 #define _GNU_SOURCE
