@@ -6,7 +6,9 @@
   (--max-future refuses it), and bad trades can be deleted (Q "delete" and
   HTTP DELETE, journaled, replayed, authenticated);
 - cursor paging never skips a stored row while retention drops pages
-  between two pages.
+  between two pages;
+- a store that reached --max-memory keeps acknowledging batches while
+  retention frees pages (free-listed pages serve them).
 """
 import json
 import os
@@ -267,10 +269,80 @@ def test_cursor_across_retention():
         assert page2 == expect, (page2[:3], expect[:3])
 
 
+def test_full_store_recovers_under_retention():
+    """Once --max-memory was reached, pages retention frees must serve new
+    batches: they stay counted in the slab's carved bytes, and reserve used
+    to see no room, so every batch needing a page got STORE_FULL for ever
+    (live: 2,401 STORE_FULL with 2 MB of 16 MB in use)."""
+    syms = ["R%d" % i for i in range(8)]
+    size = 1000
+    t1 = TS0 + 1000 * SEC
+
+    def batch(first_id, ts0, step):
+        return [[syms[i % len(syms)], ts0 + i * step, "1.5", 1, "B", first_id + i]
+                for i in range(size)]
+
+    with Slotd(extra_args=["--max-memory", "16M", "--retention", "60s"]) as s:
+        c = s.connect("filler")
+        seq = 1
+        c.send_batch(seq, [["R0", t1, "1.5", 1, "B", 0]])
+        assert c.recv()[0] == "ACK"
+        # Fill to the cap within the horizon (50 s back from t1): nothing drops.
+        filled = 0
+        while True:
+            seq += 1
+            c.send_batch(seq, batch(seq * size, t1 - 50 * SEC + filled * 1000, 1000))
+            r = c.recv()
+            if r[0] != "ACK":
+                assert r[0] == "ERR" and r[2] == "STORE_FULL", r
+                break
+            filled += size
+            assert filled < 2000000, "the cap was never reached"
+        assert filled > 300000, filled
+        c.send_batch(seq, [])  # give the refused seq up, so later ones count
+        assert c.recv() == ["ACK", seq, 0]
+        # One trade two minutes on moves the horizon past everything (a new
+        # symbol's first page, or a trade that fits a tail page's room).
+        for i in range(20):
+            seq += 1
+            c.send_batch(seq, [["T%d" % i if i % 2 else syms[i % 8], t1 + 120 * SEC,
+                                "1.5", 1, "B", 10 ** 9 + i]])
+            r = c.recv()
+            if r[0] == "ACK":
+                break
+            assert r[0] == "ERR" and r[2] == "STORE_FULL", r
+            c.send_batch(seq, [])
+            assert c.recv() == ["ACK", seq, 0]
+        else:
+            raise AssertionError("no room for a single trade (filled %d)" % filled)
+        wait_dropped(s, filled // 2)
+        # Twice the cap's worth more, time moving forward: retention keeps
+        # making room, and the freed pages take the new trades.
+        acked, refused, ts = 0, 0, t1 + 121 * SEC
+        deadline = time.time() + 60
+        seq += 1
+        while acked < 2 * filled:
+            assert time.time() < deadline, (acked, refused)
+            c.send_batch(seq, batch(2 * 10 ** 9 + acked, ts, SEC // 1000))
+            r = c.recv()
+            if r[0] == "ACK":
+                acked += size
+                ts += size * SEC // 1000
+                seq += 1
+            else:  # retryable (the same seq again): retention runs about once a second
+                assert r[0] == "ERR" and r[2] == "STORE_FULL", r
+                refused += 1
+                time.sleep(0.05)
+        st = s.http_json("/stats")[1]
+        assert st["trades"] < filled, (st["trades"], filled)  # retention, not a bigger cap
+        c.close()
+
+
 if __name__ == "__main__":
     res = Results()
     res.run(test_journal_failure_leaves_no_symbol)
     res.run(test_far_future_ts_refused)
     res.run(test_delete)
     res.run(test_cursor_across_retention)
+    res.run(test_full_store_recovers_under_retention)
     res.finish()
