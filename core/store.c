@@ -10,7 +10,7 @@
  *   linear probing, <= 3/4 full      part (128 B, two cache lines)
  *   +-------------------+            +---------------------------------------+
  *   | hash32 | id+1     |---id------>| tail, head -> pages (below)           |
- *   | 0 = empty         |            | pending, resv8: reserved batches      |
+ *   | 0 = empty         |            | pending, resv: reserved batches       |
  *   +-------------------+            | npages, room, flags, kind             |
  *                                    | agg: count volume notional ohlc ts    |
  *                                    +---------------------------------------+
@@ -37,7 +37,9 @@
  * pages). Requests the commit makes are a subset of that walk whatever page
  * the slab actually hands out (a larger recycled page only skips steps; a
  * recycled chain page carves nothing), so slab bytes + index bytes + all
- * reservations <= cap guarantees commit never fails. No extra margin for
+ * reservations <= cap guarantees commit never fails. Free-listed pages
+ * (retention, deletes) also count, as far as they can serve those requests
+ * (store_ingest.c, "memory cap"). No extra margin for
  * chunk granularity is needed: the slab caps carved page bytes and maps one
  * spare chunk per class, so a partly carved chunk costs no cap and no RSS.
  */

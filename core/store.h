@@ -117,7 +117,11 @@ int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symle
                          const kind *k, const void *slot);
 /* Create the batch's new symbols, then hold the memory its trades may take.
  * STORE_EFULL (or STORE_ENOMEM) leaves the store as it was, without the new
- * symbols. A new symbol that another batch, staged at the same time, has
+ * symbols. Pages retention or deletes freed count as room, but only as far
+ * as the slab will hand them out for what the reserved batches may ask
+ * (a free page never serves a larger page class; two reservations never
+ * count the same page), so commit cannot fail (store_ingest.c, "memory
+ * cap"). A new symbol that another batch, staged at the same time, has
  * created since is used if its kind agrees: else STORE_EKIND, and
  * STORE_ESYMLIMIT if the symbols created since leave no room (neither
  * happens when, as in the server, each batch is staged and reserved before
@@ -247,7 +251,8 @@ void store_get_stats(const store *s, store_stats *st);
  * had been ingested (in the same order): count, volume and notional, and
  * open/high/low/close and first/last ts. A partition with nothing left
  * becomes invisible (as a symbol with no trade); its kind stays fixed.
- * Freed pages go back to the slab for reuse (reserved bytes do not shrink).
+ * Freed pages go back to the slab for reuse (reserved bytes do not shrink,
+ * but reserve counts free pages: see store_batch_reserve).
  * Absolute record indexes (scan cursors) of the records kept do not change.
  *
  * Work is bounded: a call reads about `budget` records (a partition looked
