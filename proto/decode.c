@@ -95,8 +95,9 @@ static int tfail(dec *d, proto_code code, const char *field, const char *fmt, ..
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
     if (field)
-        return fail(d->err, code, d->idx, "trade %lld: %s: %s", (long long)d->idx, field, why);
-    return fail(d->err, code, d->idx, "trade %lld: %s", (long long)d->idx, why);
+        return proto_error_set(d->err, code, d->idx, "trade %lld: %s: %s", (long long)d->idx,
+                               field, why);
+    return proto_error_set(d->err, code, d->idx, "trade %lld: %s", (long long)d->idx, why);
 }
 
 static inline uint64_t key_code(const uint8_t *s, uint32_t len, const uint8_t *end)
@@ -735,33 +736,33 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
     if (rd_hdr(&d.p, d.end, &h, err))
         goto fail;
     if (h.t != T_ARR || h.n < 3 || h.n > 4) {
-        fail(err, PROTO_E_BAD_MESSAGE, -1, "a batch is [\"T\", seq, [trades...], kind?]");
+        proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "a batch is [\"T\", seq, [trades...], kind?]");
         goto fail;
     }
     uint32_t nelem = h.n;
     if (rd_hdr(&d.p, d.end, &h, err))
         goto fail;
     if (!is_str(&h, "T")) {
-        fail(err, PROTO_E_BAD_MESSAGE, -1, "not a T message");
+        proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "not a T message");
         goto fail;
     }
     if (rd_hdr(&d.p, d.end, &h, err))
         goto fail;
     if (h.t != T_UINT || h.u == 0) {
-        fail(err, PROTO_E_BAD_MESSAGE, -1, "seq must be a positive integer");
+        proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "seq must be a positive integer");
         goto fail;
     }
     *seq = h.u;
     if (rd_hdr(&d.p, d.end, &h, err))
         goto fail;
     if (h.t != T_ARR) {
-        fail(err, PROTO_E_BAD_MESSAGE, -1, "the trades must be an array, not a %s",
+        proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "the trades must be an array, not a %s",
              mp_type_name(h.t));
         goto fail;
     }
     ntrades = h.n;
     if (ntrades > lim->max_batch) {
-        fail(err, PROTO_E_TOO_LARGE, -1,
+        proto_error_set(err, PROTO_E_TOO_LARGE, -1,
              "%u trades in a batch, more than the limit of %u (--max-batch)", ntrades,
              lim->max_batch);
         goto fail;
@@ -774,12 +775,12 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
         if (h.t == T_STR) {
             d.declared = kind_by_name((const char *)h.data, h.n);
             if (!d.declared) {
-                fail(err, PROTO_E_UNKNOWN_KIND, -1, "unknown kind \"%.*s\"",
+                proto_error_set(err, PROTO_E_UNKNOWN_KIND, -1, "unknown kind \"%.*s\"",
                      (int)(h.n > 40 ? 40 : h.n), (const char *)h.data);
                 goto fail;
             }
         } else if (h.t != T_NIL) {
-            fail(err, PROTO_E_BAD_MESSAGE, -1, "the kind must be a string, not a %s",
+            proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "the kind must be a string, not a %s",
                  mp_type_name(h.t));
             goto fail;
         }
@@ -805,7 +806,7 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
     return 0;
 
 trailing:
-    fail(err, PROTO_E_MALFORMED, -1, "%zu bytes after the message's value",
+    proto_error_set(err, PROTO_E_MALFORMED, -1, "%zu bytes after the message's value",
          (size_t)(d.end - d.p));
 fail:
     store_batch_reset(b);

@@ -15,8 +15,6 @@
  */
 #include "proto.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 
 #define FRAME_DEPTH_CAP (sizeof(((proto_framer *)0)->left) / sizeof(uint32_t))
 
@@ -34,18 +32,8 @@ static uint32_t be32(const uint8_t *p)
 
 /* Messages name the limit that was exceeded, its value and its flag (what
  * the client can act on), then what tripped it. */
-__attribute__((format(printf, 4, 5))) static int frame_fail(proto_framer *f, proto_error *err,
-                                                            proto_code code, const char *fmt, ...)
-{
-    va_list ap;
-    err->code = code;
-    err->index = -1;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    va_end(ap);
-    proto_framer_reset(f);
-    return -(int)code;
-}
+#define frame_fail(f, err, code, ...) \
+    (proto_error_set((err), (code), -1, __VA_ARGS__), proto_framer_reset(f), -(int)(code))
 
 #define TOO_LONG "message larger than the %zu-byte limit (--max-message)"
 

@@ -7,9 +7,7 @@
 #ifndef SLOTD_MPREAD_H
 #define SLOTD_MPREAD_H
 
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
@@ -53,26 +51,9 @@ static inline uint64_t be64(const uint8_t *p)
 #endif
 }
 
-static inline int vfail(proto_error *err, proto_code code, int64_t index, const char *fmt, va_list ap)
-{
-    err->code = code;
-    err->index = index;
-    vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-    return -1;
-}
-
-static inline int fail(proto_error *err, proto_code code, int64_t index, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vfail(err, code, index, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static inline int truncated(proto_error *err)
 {
-    return fail(err, PROTO_E_MALFORMED, -1, "the message ends inside a msgpack value");
+    return proto_error_set(err, PROTO_E_MALFORMED, -1, "the message ends inside a msgpack value");
 }
 
 /* Read one header at *pp (< end). Returns 0, or -1 with err set when the
@@ -102,7 +83,7 @@ static inline int rd_hdr(const uint8_t **pp, const uint8_t *end, hdr *h, proto_e
         static const uint8_t need[32] = {0, 0, 0, 0, 1, 2, 4, 2, 3, 5, 4, 8, 1, 2, 4, 8,
                                          1, 2, 4, 8, 2, 3, 5, 9, 17, 1, 2, 4, 2, 4, 2, 4};
         if (c == 0xc1)
-            return fail(err, PROTO_E_MALFORMED, -1, "invalid msgpack byte 0xc1");
+            return proto_error_set(err, PROTO_E_MALFORMED, -1, "invalid msgpack byte 0xc1");
         if (avail < need[c - 0xc0])
             return truncated(err);
         switch (c) {

@@ -10,6 +10,8 @@
 #include "proto.h"
 
 #include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,17 @@ const char *proto_code_name(proto_code c)
 const char *proto_code_doc(proto_code c)
 {
     return (unsigned)c < PROTO_NCODES ? code_docs[c] : "unknown error code";
+}
+
+int proto_error_set(proto_error *e, proto_code code, int64_t index, const char *fmt, ...)
+{
+    va_list ap;
+    e->code = code;
+    e->index = index;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 void proto_limits_default(proto_limits *l)
@@ -178,18 +191,18 @@ int proto_decode_hello(const uint8_t *msg, size_t len, proto_hello *out, proto_e
     if (rd_hdr(&p, end, &h, err))
         return -1;
     if (h.t != T_ARR || h.n < 1)
-        return fail(err, PROTO_E_NOT_HELLO, -1, "the first message must be HELLO");
+        return proto_error_set(err, PROTO_E_NOT_HELLO, -1, "the first message must be HELLO");
     uint32_t nelem = h.n;
     if (rd_hdr(&p, end, &h, err))
         return -1;
     if (!is_str(&h, "HELLO"))
-        return fail(err, PROTO_E_NOT_HELLO, -1, "the first message must be HELLO");
+        return proto_error_set(err, PROTO_E_NOT_HELLO, -1, "the first message must be HELLO");
     if (nelem != 2)
-        return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO is [\"HELLO\", {\"client\": name}]");
+        return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "HELLO is [\"HELLO\", {\"client\": name}]");
     if (rd_hdr(&p, end, &h, err))
         return -1;
     if (h.t != T_MAP)
-        return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO's argument must be a map");
+        return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "HELLO's argument must be a map");
     for (uint32_t i = 0, n = h.n; i < n; i++) {
         hdr k, v;
         if (rd_hdr(&p, end, &k, err))
@@ -208,22 +221,22 @@ int proto_decode_hello(const uint8_t *msg, size_t len, proto_hello *out, proto_e
             continue;
         }
         if (v.t != T_STR)
-            return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO %s must be a string",
+            return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "HELLO %s must be a string",
                         is_client ? "client" : "token");
         /* NUL inside would truncate the name or token as a C string. */
         if (memchr(v.data, 0, v.n))
-            return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO %s contains a NUL byte",
+            return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "HELLO %s contains a NUL byte",
                         is_client ? "client" : "token");
         if (is_client) {
             if (v.n < 1 || v.n > PROTO_NAME_MAX)
-                return fail(err, PROTO_E_BAD_MESSAGE, -1, "client name must be 1-%d bytes",
+                return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "client name must be 1-%d bytes",
                             PROTO_NAME_MAX);
             memcpy(out->client, v.data, v.n);
             out->client[v.n] = 0;
             have_client = 1;
         } else {
             if (v.n > PROTO_TOKEN_MAX)
-                return fail(err, PROTO_E_UNAUTHORIZED, -1, "token longer than %d bytes",
+                return proto_error_set(err, PROTO_E_UNAUTHORIZED, -1, "token longer than %d bytes",
                             PROTO_TOKEN_MAX);
             memcpy(out->token, v.data, v.n);
             out->token[v.n] = 0;
@@ -231,8 +244,8 @@ int proto_decode_hello(const uint8_t *msg, size_t len, proto_hello *out, proto_e
         }
     }
     if (!have_client)
-        return fail(err, PROTO_E_BAD_MESSAGE, -1, "HELLO needs {\"client\": name}");
+        return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "HELLO needs {\"client\": name}");
     if (p != end)
-        return fail(err, PROTO_E_MALFORMED, -1, "bytes after the HELLO value");
+        return proto_error_set(err, PROTO_E_MALFORMED, -1, "bytes after the HELLO value");
     return 0;
 }

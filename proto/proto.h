@@ -69,6 +69,12 @@ typedef struct proto_error {
     char msg[200];
 } proto_error;
 
+/* The one formatter of proto_error (decoders, framer, query layer, ingest):
+ * sets code and index (-1: no trade) and formats msg, cut to fit and always
+ * NUL-terminated. Returns -1, so a decoder can `return proto_error_set(..)`. */
+int proto_error_set(proto_error *e, proto_code code, int64_t index, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ---- framing ----------------------------------------------------------- */
 
 /* Finds where each msgpack value ends, incrementally: bytes already scanned

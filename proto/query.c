@@ -8,7 +8,6 @@
  */
 #include "query.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,17 +42,8 @@ static const struct {
 
 static const char *const by_names[] = {"count", "volume", "notional"};
 
-__attribute__((format(printf, 3, 4))) static int fail(proto_error *err, proto_code code,
-                                                     const char *fmt, ...)
-{
-    va_list ap;
-    err->code = code;
-    err->index = -1;
-    va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    return -1;
-}
+/* A query error names no trade: index -1. */
+#define fail(err, code, ...) proto_error_set((err), (code), -1, __VA_ARGS__)
 
 void query_req_init(query_req *q, query_op op)
 {

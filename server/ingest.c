@@ -20,7 +20,6 @@
  * reading when high and resume when drained.
  */
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,16 +93,6 @@ void op_error(server *srv, op *o, uint64_t id, const proto_error *err)
     log_debug("request_error peer=%s code=%s id=%llu msg=\"%s\"", o->c ? o->c->peer : "-",
               proto_code_name(err->code), (unsigned long long)id, err->msg);
     op_finish(o);
-}
-
-void set_err(proto_error *e, proto_code code, const char *fmt, ...)
-{
-    va_list ap;
-    e->code = code;
-    e->index = -1;
-    va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- batches ----------------------------------------------------------------- */

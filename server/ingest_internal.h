@@ -99,8 +99,8 @@ void dispatch(conn *c, const uint8_t *msg, size_t len);   /* one framed message 
 op *op_new(conn *c);                                      /* appended to c's FIFO */
 void op_recycle(struct ingest *ing, op *o);
 void op_error(server *srv, op *o, uint64_t id, const proto_error *err);
-void set_err(proto_error *e, proto_code code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* An ingest error names no trade: proto_error_set with index -1. */
+#define set_err(e, code, ...) proto_error_set((e), (code), -1, __VA_ARGS__)
 
 /* ingest_conn.c: connections. */
 void conn_pump(conn *c);            /* move finished replies out, write, read or close */

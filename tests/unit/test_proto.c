@@ -136,6 +136,25 @@ static void test_pack_err(void **state)
     proto_buf_free(&b);
 }
 
+/* proto_error_set: the one formatter of proto_error (decoders, framer,
+ * query layer, ingest): code, index and message set together, the message
+ * cut to fit and always terminated, -1 returned for `return ...(...)`. */
+static void test_error_set(void **state)
+{
+    proto_error e;
+    memset(&e, 'x', sizeof e);
+    assert_int_equal(proto_error_set(&e, PROTO_E_BAD_VALUE, 7, "trade %d: %s", 7, "px"), -1);
+    assert_int_equal(e.code, PROTO_E_BAD_VALUE);
+    assert_int_equal(e.index, 7);
+    assert_string_equal(e.msg, "trade 7: px");
+    char big[sizeof e.msg * 2];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    assert_int_equal(proto_error_set(&e, PROTO_E_MALFORMED, -1, "%s", big), -1);
+    assert_int_equal(e.index, -1);
+    assert_int_equal(strlen(e.msg), sizeof e.msg - 1);
+}
+
 static void test_msg_type(void **state)
 {
     (void)state;
@@ -255,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_pack_welcome), cmocka_unit_test(test_pack_ack_appends),
         cmocka_unit_test(test_pack_err),     cmocka_unit_test(test_msg_type),
         cmocka_unit_test(test_hello),
+        cmocka_unit_test(test_error_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
