@@ -202,7 +202,7 @@ static void ckpt_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         uv_read_stop(s);
-        uv_close((uv_handle_t *)s, ckpt_pipe_closed);
+        server_close((uv_handle_t *)s, ckpt_pipe_closed);
     }
 }
 
@@ -305,7 +305,7 @@ static void ckpt_on_barrier(void *ctx, int status, uint64_t seg)
         rc = uv_read_start((uv_stream_t *)&ck->pipe, ckpt_on_alloc, ckpt_on_read);
     if (rc != 0) { /* cannot watch it: wait for it instead */
         log_warn("checkpoint_watch_failed err=%s action=wait", uv_strerror(rc));
-        uv_close((uv_handle_t *)&ck->pipe, ckpt_pipe_closed);
+        server_close((uv_handle_t *)&ck->pipe, ckpt_pipe_closed);
     }
     log_info("checkpoint_started segment=%" PRIu64 " pid=%d fork_ms=%.2f", seg, (int)pid,
              (double)(uv_hrtime() - f0) / 1e6);

@@ -367,7 +367,7 @@ void conn_close(conn *c)
         c->next->prev = c->prev;
     log_info("conn_close peer=%s client=%s conns=%u", c->peer, c->client_log,
              ing->srv->metrics.connections);
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    server_close((uv_handle_t *)&c->tcp, on_conn_closed);
 }
 
 static void conn_peer_name(conn *c)
@@ -406,7 +406,7 @@ static void on_connection(uv_stream_t *l, int status)
     c->wreq.data = c;
     uv_tcp_init(srv->loop, &c->tcp);
     if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_accept_failed);
+        server_close((uv_handle_t *)&c->tcp, on_accept_failed);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -541,7 +541,7 @@ void ingest_stop(server *srv, void (*done)(server *srv))
     struct ingest *ing = srv->ingest;
     ing->stopped = done;
     if (ing->listening) {
-        uv_close((uv_handle_t *)&ing->listener, NULL);
+        server_close((uv_handle_t *)&ing->listener, NULL);
         ing->listening = 0;
     }
     if (!ing->conns) {

@@ -63,6 +63,27 @@ typedef struct server {
     struct retention *retention;   /* --retention (retention.c) */
 } server;
 
+/* uv_close for every handle that owns a descriptor (TCP, pipe). libuv
+ * closes descriptors with syscall(SYS_close), which ThreadSanitizer does not
+ * see (google/sanitizers#1376): when a thread then opens a file and gets the
+ * socket's old number, TSan reports a race on the descriptor. Under TSan the
+ * close is announced through the sanitizer's syscall hooks first. */
+#if defined(__SANITIZE_THREAD__)
+void __sanitizer_syscall_pre_impl_close(long fd);
+void __sanitizer_syscall_post_impl_close(long res, long fd);
+#endif
+static inline void server_close(uv_handle_t *h, uv_close_cb cb)
+{
+#if defined(__SANITIZE_THREAD__)
+    uv_os_fd_t fd;
+    if (uv_fileno(h, &fd) == 0) {
+        __sanitizer_syscall_pre_impl_close(fd);
+        __sanitizer_syscall_post_impl_close(0, fd);
+    }
+#endif
+    uv_close(h, cb);
+}
+
 /* Current resident memory of this process in bytes (from /proc/self/statm). */
 uint64_t server_rss_bytes(void);
 
