@@ -9,6 +9,7 @@
  */
 #include "emit.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,6 +74,51 @@ int proto_buf_printf(proto_buf *b, const char *fmt, ...)
 
 void emit_cstr(emit *e, const char *s) { e->str(e, s, strlen(s)); }
 
+/* ---- declared counts (debug builds) ---------------------------------------- */
+
+#define COUNT_LEVELS ((uint32_t)(sizeof(((emit *)0)->declared) / sizeof(uint64_t)))
+
+/* One element (a key, a value, or a container being opened) written at the
+ * current level. Called before depth changes for an opened container. */
+static void count_element(emit *e)
+{
+#ifndef NDEBUG
+    if (e->err || e->depth == 0 || e->depth >= COUNT_LEVELS)
+        return;
+    assert(e->written[e->depth] < e->declared[e->depth] &&
+           "more elements than the container declared (emit.h)");
+    e->written[e->depth]++;
+#else
+    (void)e;
+#endif
+}
+
+/* A container just opened (depth already incremented) declaring n. */
+static void count_open(emit *e, uint32_t n, int is_map)
+{
+#ifndef NDEBUG
+    if (e->depth >= COUNT_LEVELS)
+        return;
+    e->declared[e->depth] = is_map ? 2 * (uint64_t)n : n;
+    e->written[e->depth] = 0;
+#else
+    (void)e, (void)n, (void)is_map;
+#endif
+}
+
+/* The innermost container is closing (depth not yet decremented). */
+static void count_close(emit *e)
+{
+#ifndef NDEBUG
+    if (e->err || e->depth == 0 || e->depth >= COUNT_LEVELS)
+        return;
+    assert(e->written[e->depth] == e->declared[e->depth] &&
+           "fewer elements than the container declared (emit.h)");
+#else
+    (void)e;
+#endif
+}
+
 /* ---- msgpack ---------------------------------------------------------------- */
 
 static int mp_write(void *data, const char *buf, size_t len)
@@ -92,26 +138,35 @@ static int mp_write(void *data, const char *buf, size_t len)
 static void mp_map(emit *e, uint32_t n)
 {
     MP(e);
+    count_element(e);
     msgpack_pack_map(&pk, n);
     e->depth++;
+    count_open(e, n, 1);
 }
 
 static void mp_array(emit *e, uint32_t n)
 {
     MP(e);
+    count_element(e);
     msgpack_pack_array(&pk, n);
     e->depth++;
+    count_open(e, n, 0);
 }
 
 static void mp_end(emit *e)
 {
-    if (e->depth)
-        e->depth--;
+    if (e->depth == 0) {
+        e->err = 1; /* end without an open container: caller bug */
+        return;
+    }
+    count_close(e);
+    e->depth--;
 }
 
 static void mp_str(emit *e, const char *s, size_t len)
 {
     MP(e);
+    count_element(e);
     msgpack_pack_str_with_body(&pk, s, len);
 }
 
@@ -120,18 +175,21 @@ static void mp_key(emit *e, const char *k) { mp_str(e, k, strlen(k)); }
 static void mp_i64(emit *e, int64_t v)
 {
     MP(e);
+    count_element(e);
     msgpack_pack_int64(&pk, v);
 }
 
 static void mp_u64(emit *e, uint64_t v)
 {
     MP(e);
+    count_element(e);
     msgpack_pack_uint64(&pk, v);
 }
 
 static void mp_dbl(emit *e, double v)
 {
     MP(e);
+    count_element(e);
     msgpack_pack_double(&pk, v);
 }
 
@@ -140,6 +198,7 @@ static void mp_fix(emit *e, int64_t v) { mp_dbl(e, fixp_to_double(v)); }
 static void mp_bool(emit *e, int v)
 {
     MP(e);
+    count_element(e);
     if (v)
         msgpack_pack_true(&pk);
     else
@@ -149,6 +208,7 @@ static void mp_bool(emit *e, int v)
 static void mp_nil(emit *e)
 {
     MP(e);
+    count_element(e);
     msgpack_pack_nil(&pk);
 }
 
@@ -199,9 +259,10 @@ static void js_sep(emit *e)
     e->first[e->depth] = 0;
 }
 
-static void js_open(emit *e, char c, int is_map)
+static void js_open(emit *e, char c, uint32_t n, int is_map)
 {
     js_sep(e);
+    count_element(e);
     js_raw(e, &c, 1);
     if (e->depth >= JSON_MAX_DEPTH) {
         /* Query results nest four deep; this is a caller bug, not input. */
@@ -211,17 +272,19 @@ static void js_open(emit *e, char c, int is_map)
     e->depth++;
     e->first[e->depth] = 1;
     e->is_map[e->depth] = (uint8_t)is_map;
+    count_open(e, n, is_map);
 }
 
-static void js_map(emit *e, uint32_t n) { js_open(e, '{', 1); }
-static void js_array(emit *e, uint32_t n) { js_open(e, '[', 0); }
+static void js_map(emit *e, uint32_t n) { js_open(e, '{', n, 1); }
+static void js_array(emit *e, uint32_t n) { js_open(e, '[', n, 0); }
 
 static void js_end(emit *e)
 {
-    if (e->depth == 0) {
+    if (e->depth == 0 || e->depth > JSON_MAX_DEPTH) { /* the latter cannot be: tells gcc */
         e->err = 1;
         return;
     }
+    count_close(e);
     js_raw(e, e->is_map[e->depth] ? "}" : "]", 1);
     e->depth--;
 }
@@ -320,6 +383,7 @@ static void js_string(emit *e, const char *s, size_t len)
 static void js_str(emit *e, const char *s, size_t len)
 {
     js_sep(e);
+    count_element(e);
     js_string(e, s, len);
 }
 
@@ -329,6 +393,7 @@ static void js_key(emit *e, const char *k)
         e->err = 1; /* a key outside a map: caller bug */
         return;
     }
+    count_element(e);
     if (!e->first[e->depth])
         js_raw(e, ",", 1);
     e->first[e->depth] = 0;
@@ -340,6 +405,7 @@ static void js_key(emit *e, const char *k)
 static void js_text(emit *e, const char *s, int n)
 {
     js_sep(e);
+    count_element(e);
     if (n > 0)
         js_raw(e, s, (size_t)n);
 }

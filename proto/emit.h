@@ -7,6 +7,12 @@
  * (call key() then one value). Fixed-point values are emitted as numbers
  * (JSON: exact decimal text; msgpack: float64) — callers that must give the
  * exact decimal too emit a second `<key>_s` string (see query.c).
+ *
+ * Contract, asserted in debug builds (NDEBUG unset) for both encoders: a
+ * container gets exactly the elements it declared (a key and its value are
+ * two of a map's 2n). A wrong count would corrupt msgpack silently: the
+ * reader takes the next value as the missing element. Once err is set the
+ * output is abandoned and no longer checked.
  */
 #ifndef SLOTD_EMIT_H
 #define SLOTD_EMIT_H
@@ -37,6 +43,12 @@ struct emit {
     uint8_t is_map[64];
     uint8_t after_key;
     void *impl;
+    /* Debug builds (NDEBUG unset): elements each open container declared
+     * (a map's pairs count twice: key and value) and has been given, per
+     * level; a miscount is asserted at the extra element or at end(). The
+     * fields exist in every build so the struct has one layout. */
+    uint64_t declared[64];
+    uint64_t written[64];
 };
 
 /* Both append to `out` (not cleared). */

@@ -14,6 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "emit.h"
 
@@ -91,7 +95,7 @@ static void test_json_numbers(void **state)
     proto_buf b = {0};
     emit e;
     emit_json_init(&e, &b);
-    e.array(&e, 0);
+    e.array(&e, 18);
     e.i64(&e, INT64_MIN);
     e.i64(&e, INT64_MAX);
     e.u64(&e, UINT64_MAX);
@@ -285,6 +289,88 @@ static void test_json_misuse(void **state)
     proto_buf_free(&b);
 }
 
+/* ---- declared container counts (debug builds) ------------------------------ */
+
+/* A miscounted container is a caller bug that corrupts msgpack silently (the
+ * reader takes the next value as the missing element), so debug builds
+ * assert. Each case runs in a child: it must die of SIGABRT. */
+typedef void (*misuse_fn)(emit *e);
+
+static void dies_of_assert(misuse_fn fn, int json)
+{
+#ifdef NDEBUG
+    (void)fn, (void)json;
+    skip(); /* the count check is a debug-build assertion */
+#else
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 2); /* the assertion message is expected */
+        proto_buf b = {0};
+        emit e;
+        if (json)
+            emit_json_init(&e, &b);
+        else
+            emit_msgpack_init(&e, &b);
+        fn(&e);
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
+#endif
+}
+
+static void map_short(emit *e) /* declared 2 pairs, wrote 1 */
+{
+    e->map(e, 2);
+    e->key(e, "a");
+    e->i64(e, 1);
+    e->end(e);
+}
+
+static void map_long(emit *e) /* declared 1 pair, wrote 2 */
+{
+    e->map(e, 1);
+    e->key(e, "a");
+    e->i64(e, 1);
+    e->key(e, "b");
+    e->i64(e, 2);
+    e->end(e);
+}
+
+static void nested_array_short(emit *e) /* the inner array is short */
+{
+    e->map(e, 1);
+    e->key(e, "xs");
+    e->array(e, 3);
+    e->u64(e, 1);
+    e->nil(e);
+    e->end(e);
+    e->end(e);
+}
+
+static void container_counts_as_one(emit *e) /* an inner map is one element of its array */
+{
+    e->array(e, 1);
+    e->map(e, 0);
+    e->end(e);
+    e->boolean(e, 1);
+    e->end(e);
+}
+
+static void test_count_asserted(void **state)
+{
+    (void)state;
+    misuse_fn cases[] = {map_short, map_long, nested_array_short, container_counts_as_one};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int json = 0; json <= 1; json++)
+            dies_of_assert(cases[i], json);
+}
+
 static void test_msgpack(void **state)
 {
     (void)state;
@@ -402,6 +488,7 @@ int main(void)
         cmocka_unit_test(test_json_misuse),       cmocka_unit_test(test_msgpack),
         cmocka_unit_test(test_appends_not_clears), cmocka_unit_test(test_buf_helpers),
         cmocka_unit_test(test_format_double),
+        cmocka_unit_test(test_count_asserted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
