@@ -127,8 +127,9 @@ int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symle
  * happens when, as in the server, each batch is staged and reserved before
  * the next is staged). */
 int store_batch_reserve(store *s, store_batch *b);
-/* Commit empties the batch (ready for the next add); committing a batch that
- * is not reserved stores nothing. Release empties it too, undoing the
+/* Commit empties the batch (ready for the next add). Only a reserved batch
+ * may be committed: asserted in debug builds (NDEBUG unset); with NDEBUG an
+ * unreserved batch stores nothing. Release empties it too, undoing the
  * reservation and removing the fresh symbols no other reserved batch
  * holds (see above); releasing a batch that is not reserved only resets it. */
 void store_batch_commit(store *s, store_batch *b);

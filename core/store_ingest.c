@@ -13,6 +13,7 @@
  */
 #include "store.h"
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -687,7 +688,8 @@ void store_batch_release(store *s, store_batch *b)
 
 void store_batch_commit(store *s, store_batch *b)
 {
-    if (!b->reserved) /* contract: reserve first; an unreserved batch is not stored */
+    assert(b->reserved && "store_batch_commit: reserve first (store.h)");
+    if (!b->reserved) /* NDEBUG builds: an unreserved batch is not stored */
         return;
     /* Partitions and tail pages are scattered over megabytes and most slot
      * writes start a line never touched before: a three-stage pipeline

@@ -696,8 +696,9 @@ static void test_cap_churn_commits_never_fail(void **st)
         int64_t cut = ts - (int64_t)(ck_below(2) ? ss.trades / 2 : ss.trades / 8);
         assert_int_equal(store_drop_before(s, cut, UINT64_MAX, &r), STORE_OK);
     }
-    store_batch_commit(s, &b[0]);
-    store_batch_commit(s, &b[1]);
+    for (int j = 0; j < 2; j++)
+        if (b[j].reserved) /* commit only a reserved batch (asserted) */
+            store_batch_commit(s, &b[j]);
     assert_true(refused > 10);
     assert_true(stored > 200000);
     store_batch_free(&b[0]);

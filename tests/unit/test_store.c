@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "kind.h"
 #include "store.h"
@@ -656,9 +660,26 @@ static void test_all_or_nothing(void **st)
     /* No trace: the symbol the released batch created is gone, kind and all. */
     assert_null(store_symbol_kind(s, "NEW2", 4));
 
-    /* Commit without reserve stores nothing; release twice is harmless. */
+    /* Commit without reserve is a caller bug: debug builds abort (in a
+     * child, so this store lives on); NDEBUG builds store nothing. Release
+     * twice is harmless. */
     assert_int_equal(add(s, &b, "AAA", TS0, E8, E8, 1), STORE_OK);
+#ifndef NDEBUG
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 2); /* the assertion message is expected */
+        store_batch_commit(s, &b);
+        _exit(0);
+    }
+    int wst = 0;
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGABRT);
+#else
     store_batch_commit(s, &b);
+#endif
     store_batch_release(s, &b);
     store_batch_reset(&b);
     snap(s, snap_syms, 5, &after);
