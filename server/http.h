@@ -7,6 +7,14 @@
  * Queries go through query.h (the same code as the TCP Q message); only the
  * parameter syntax and the JSON encoding live here. Keep-alive; requests
  * beyond the header/URL limits are refused, never buffered.
+ *
+ * Files: http.c (listener, lifecycle, connection budgets), http_conn.c
+ * (connection I/O, parser callbacks, keep-alive, the reserve),
+ * http_routes.c (endpoint table, handlers, auth), http_stats.c (/stats,
+ * /metrics bodies); http_internal.h is private to them.
+ *
+ * Loop thread only: http_start, http_stop and every callback run on the
+ * thread that called http_start (asserted in debug builds).
  */
 #ifndef SLOTD_HTTP_H
 #define SLOTD_HTTP_H
