@@ -51,9 +51,12 @@ static inline uint64_t be64(const uint8_t *p)
 #endif
 }
 
+/* The -1 is returned here, not proto_error_set's: inlined into the readers
+ * it shows the compiler that a failed read does not return 0. */
 static inline int truncated(proto_error *err)
 {
-    return proto_error_set(err, PROTO_E_MALFORMED, -1, "the message ends inside a msgpack value");
+    proto_error_set(err, PROTO_E_MALFORMED, -1, "the message ends inside a msgpack value");
+    return -1;
 }
 
 /* Read one header at *pp (< end). Returns 0, or -1 with err set when the
@@ -82,8 +85,10 @@ static inline int rd_hdr(const uint8_t **pp, const uint8_t *end, hdr *h, proto_e
         /* Bytes after the type byte that the header needs. */
         static const uint8_t need[32] = {0, 0, 0, 0, 1, 2, 4, 2, 3, 5, 4, 8, 1, 2, 4, 8,
                                          1, 2, 4, 8, 2, 3, 5, 9, 17, 1, 2, 4, 2, 4, 2, 4};
-        if (c == 0xc1)
-            return proto_error_set(err, PROTO_E_MALFORMED, -1, "invalid msgpack byte 0xc1");
+        if (c == 0xc1) {
+            proto_error_set(err, PROTO_E_MALFORMED, -1, "invalid msgpack byte 0xc1");
+            return -1;
+        }
         if (avail < need[c - 0xc0])
             return truncated(err);
         switch (c) {
