@@ -205,7 +205,7 @@ static int ts_from_ext(dec *d, const kind_field *f, const hdr *h, int64_t *out)
  * of line so the fast paths stay small. */
 __attribute__((noinline)) static int dec_value_slow(dec *d, const kind_field *f, int64_t *out)
 {
-    hdr h;
+    hdr h = {0}; /* rd_hdr sets what its type needs; gcc -O3 cannot see that (off the fast path) */
     int rc;
     if (rd_hdr(&d->p, d->end, &h, d->err))
         return -1;
