@@ -67,7 +67,9 @@ typedef struct server {
  * closes descriptors with syscall(SYS_close), which ThreadSanitizer does not
  * see (google/sanitizers#1376): when a thread then opens a file and gets the
  * socket's old number, TSan reports a race on the descriptor. Under TSan the
- * close is announced through the sanitizer's syscall hooks first. */
+ * close is announced through the sanitizer's syscall hooks right after
+ * uv_close, which for these handles stops polling and closes the descriptor
+ * before it returns. */
 #if defined(__SANITIZE_THREAD__)
 void __sanitizer_syscall_pre_impl_close(long fd);
 void __sanitizer_syscall_post_impl_close(long res, long fd);
@@ -76,12 +78,15 @@ static inline void server_close(uv_handle_t *h, uv_close_cb cb)
 {
 #if defined(__SANITIZE_THREAD__)
     uv_os_fd_t fd;
-    if (uv_fileno(h, &fd) == 0) {
+    int have = uv_fileno(h, &fd) == 0;
+    uv_close(h, cb); /* streams and pipes: epoll_ctl and SYS_close happen in here */
+    if (have) {
         __sanitizer_syscall_pre_impl_close(fd);
         __sanitizer_syscall_post_impl_close(0, fd);
     }
-#endif
+#else
     uv_close(h, cb);
+#endif
 }
 
 /* Current resident memory of this process in bytes (from /proc/self/statm). */
