@@ -219,8 +219,11 @@ static size_t parse_responses(const char *p, size_t n, resp *rs)
             CHECK(r->blen > 0 && r->body[r->blen - 1] == '\n');
             r->volatile_body = 1;
         }
+        /* A 405 names what is allowed: GET and HEAD everywhere, DELETE where
+         * the method itself is unknown to slotd (trades accept it). */
         if (r->status == 405)
-            CHECK(find(r->hdr, r->hlen, "\r\nAllow: GET, HEAD\r\n") != NULL);
+            CHECK(find(r->hdr, r->hlen, "\r\nAllow: GET, HEAD\r\n") != NULL ||
+                  find(r->hdr, r->hlen, "\r\nAllow: GET, HEAD, DELETE\r\n") != NULL);
     }
     for (size_t i = 0; i + 1 < nr; i++)
         CHECK(!rs[i].close); /* nothing is answered after a close */
