@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# abtest.sh — is server B as fast as server A? Interleaved runs of
+# load/bench.sh (same slotload, fresh server and data dir each run), A then
+# B, N times; prints each pair, the B/A ratio per pair, and the median ratio
+# with its spread. The ratio of a pair measured back to back is what this
+# noisy machine can compare (see docs/performance.md, "How to read").
+#
+#   load/abtest.sh A_SLOTD B_SLOTD [--repeat N] [bench.sh flags...]
+#   load/abtest.sh /tmp/wt-base/build-bench/server/slotd build-bench/server/slotd \
+#       --repeat 5 --trades 3M
+#
+# slotload is taken from --slotload PATH (default build-bench/load/slotload,
+# built by bench.sh if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+a=$(realpath "$1") b=$(realpath "$2"); shift 2
+repeat=3 slotload=build-bench/load/slotload bench=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeat) repeat=$2; shift 2 ;;
+    --slotload) slotload=$2; shift 2 ;;
+    *) bench+=("$1"); shift ;;
+  esac
+done
+if [ ! -x "$slotload" ]; then
+  load/bench.sh --trades 1 >/dev/null 2>&1 || true   # builds build-bench
+fi
+slotload=$(realpath "$slotload")
+
+# bench.sh takes a build dir: one per side, holding links to the binaries.
+dirs=$(mktemp -d)
+trap 'rm -rf "$dirs"' EXIT
+for side in a b; do
+  mkdir -p "$dirs/$side/server" "$dirs/$side/load"
+  ln -s "$slotload" "$dirs/$side/load/slotload"
+done
+ln -s "$a" "$dirs/a/server/slotd"
+ln -s "$b" "$dirs/b/server/slotd"
+
+rate() {
+  load/bench.sh --no-build --build-dir "$dirs/$1" --json "${bench[@]}" 2>/dev/null |
+    awk -F'[:,]' '/^  "trades_per_s":/ {printf "%d", $2}'
+}
+
+printf 'run  %14s %14s  %6s\n' "A trades/s" "B trades/s" "B/A"
+ratios=()
+for i in $(seq "$repeat"); do
+  ra=$(rate a) rb=$(rate b)
+  [ -n "$ra" ] && [ -n "$rb" ] && [ "$ra" -gt 0 ] || { echo "abtest.sh: run $i failed" >&2; exit 1; }
+  r=$(awk -v a="$ra" -v b="$rb" 'BEGIN { printf "%.3f", b / a }')
+  ratios+=("$r")
+  printf '%3d  %14d %14d  %6s\n' "$i" "$ra" "$rb" "$r"
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk -v n="$repeat" '
+  { v[NR] = $1 }
+  END {
+    med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    printf "B/A median %.3f  (min %.3f .. max %.3f over %d interleaved pairs)\n", med, v[1], v[n], n
+  }'
+echo "A = $a"
+echo "B = $b"
