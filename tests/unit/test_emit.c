@@ -300,6 +300,7 @@ typedef struct misuse {
     int json;
 } misuse;
 
+#ifndef NDEBUG
 static void run_misuse(void *ctx)
 {
     misuse *m = ctx;
@@ -311,6 +312,7 @@ static void run_misuse(void *ctx)
         emit_msgpack_init(&e, &b);
     m->fn(&e);
 }
+#endif
 
 static void dies_of_assert(misuse_fn fn, int json)
 {

@@ -364,7 +364,7 @@ static void test_double_random_small(void **st)
  * from zero like the rest of fixp (printf would break ties to even). Built
  * from the exact binary expansion, which "%.60f" prints in full here (a
  * double >= 2^26 has at most 26 fractional bits). */
-static void shortest_text(double d, char *out)
+static void shortest_text(double d, char out[static 64])
 {
     char exact[128], digits[128];
     snprintf(exact, sizeof exact, "%.60f", d);
@@ -390,12 +390,13 @@ static void shortest_text(double d, char *out)
             }
         }
         int rl = p + (il - intlen);
+        /* d < 2^37 and p <= 20 fit in 64 bytes; the o bound tells gcc -O3 so. */
         int o = 0;
-        for (int i = 0; i < il; i++)
+        for (int i = 0; i < il && o < 62; i++)
             out[o++] = i < rl ? r[i] : '0';
         if (rl > il) {
             out[o++] = '.';
-            for (int i = il; i < rl; i++)
+            for (int i = il; i < rl && o < 63; i++)
                 out[o++] = r[i];
         }
         out[o] = '\0';
