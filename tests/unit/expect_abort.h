@@ -1,7 +1,7 @@
 /* expect_abort — run fn(ctx) in a forked child and assert that it dies of
  * SIGABRT: how the tests check a debug-build assertion (a contract the
- * caller broke) without losing the test process. Include after cmocka.h;
- * the callers skip it under NDEBUG, where the assertion is compiled out. */
+ * caller broke) without losing the test process. Include after cmocka.h.
+ * Under NDEBUG, where the assertion is compiled out, the test is skipped. */
 #ifndef SLOTD_TEST_EXPECT_ABORT_H
 #define SLOTD_TEST_EXPECT_ABORT_H
 
@@ -12,6 +12,10 @@
 
 static inline void expect_abort(void (*fn)(void *ctx), void *ctx)
 {
+#ifdef NDEBUG
+    (void)fn, (void)ctx;
+    skip();
+#else
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -25,6 +29,7 @@ static inline void expect_abort(void (*fn)(void *ctx), void *ctx)
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGABRT);
+#endif
 }
 
 #endif
