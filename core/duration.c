@@ -17,17 +17,6 @@ static const struct {
 };
 #define NUNITS (sizeof units / sizeof units[0])
 
-const char *duration_strerror(int rc)
-{
-    switch (rc) {
-    case DURATION_OK: return "ok";
-    case DURATION_ESYNTAX: return "not a duration";
-    case DURATION_EPRECISION: return "finer than a nanosecond";
-    case DURATION_ERANGE: return "longer than ~292 years (int64 ns)";
-    }
-    return "unknown duration error";
-}
-
 /* The unit named by s[0..len); a bare number is seconds. 0 if none. */
 static int64_t unit_ns(const char *s, size_t len)
 {

@@ -18,18 +18,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 #define DURATION_NS_PER_SEC 1000000000LL
 
 /* What is accepted, for error messages: "'5x' is not a duration (e.g. ...)". */
 #define DURATION_EXAMPLES "e.g. 90s, 500ms, 5m"
 
-enum {
-    DURATION_OK = 0,
-    DURATION_ESYNTAX = -1,    /* not a duration ("", "5x", "-1s", "1 s", "1e3s") */
-    DURATION_EPRECISION = -2, /* not a whole number of ns ("1.5ns") */
-    DURATION_ERANGE = -3,     /* more than INT64_MAX ns (~292 years) */
-};
-const char *duration_strerror(int rc);
+/* Errors: 0 or a DURATION_E* code, declared in err.h (core_strerror). */
 
 /* Parse s[0..len) into *ns; on error *ns is untouched. */
 int duration_parse(const char *s, size_t len, int64_t *ns);

@@ -240,16 +240,3 @@ double fixp_to_double(int64_t v)
         return (double)v / (double)FIXP_SCALE;
     return (double)(v / FIXP_SCALE) + (double)(v % FIXP_SCALE) / (double)FIXP_SCALE;
 }
-
-const char *fixp_strerror(int rc)
-{
-    switch (rc) {
-    case FIXP_OK: return "ok";
-    case FIXP_EINVAL: return "not a decimal number";
-    case FIXP_EPRECISION: return "more than 8 decimal places";
-    case FIXP_ERANGE: return "number out of range (magnitude at most 92233720368.54775807)";
-    case FIXP_ENEG: return "negative number where only values >= 0 are allowed";
-    case FIXP_ENAN: return "NaN or infinity";
-    }
-    return "unknown fixed-point error";
-}

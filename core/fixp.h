@@ -9,9 +9,10 @@
  * (kind.h KIND_SIGNED), not the parsers'.
  *
  * Every parser either yields the exact value or fails with one of the
- * FIXP_E* codes below; nothing is silently truncated. Floats are rounded to
- * the nearest 1e-8 (half away from zero); decimal strings are parsed exactly
- * and rejected if they carry a non-zero ninth decimal.
+ * FIXP_E* codes (err.h, core_strerror); nothing is silently truncated.
+ * Floats are rounded to the nearest 1e-8 (half away from zero); decimal
+ * strings are parsed exactly and rejected if they carry a non-zero ninth
+ * decimal.
  */
 #ifndef SLOTD_FIXP_H
 #define SLOTD_FIXP_H
@@ -19,18 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 #define FIXP_DECIMALS 8
 #define FIXP_SCALE 100000000LL
 #define FIXP_STRLEN 32 /* enough for any formatted value plus NUL */
-
-enum {
-    FIXP_OK = 0,
-    FIXP_EINVAL = -1,     /* not a decimal number ("", "1e5", "12a", " 1") */
-    FIXP_EPRECISION = -2, /* more than 8 significant decimals */
-    FIXP_ERANGE = -3,     /* |value| > INT64_MAX units of 1e-8 */
-    FIXP_ENEG = -4,       /* negative where >= 0 is wanted (callers; the parsers never say it) */
-    FIXP_ENAN = -5,       /* NaN or infinity */
-};
 
 /* Parse a decimal string "187.25", "0.00000001", "42", "42.", ".5",
  * "-37.63": digits with at most one '.', optionally after one '-'. */
@@ -48,8 +42,5 @@ int fixp_from_double(double d, int64_t *out);
  * buf must hold FIXP_STRLEN bytes. Negative values (differences) are allowed. */
 size_t fixp_format(int64_t v, char *buf);
 double fixp_to_double(int64_t v);
-
-/* Human text for a FIXP_E* code. */
-const char *fixp_strerror(int rc);
 
 #endif

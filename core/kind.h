@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
+
 typedef enum kind_type {
     KIND_TS = 1, /* ns since Unix epoch, >= 0; wire: int or msgpack timestamp */
     KIND_FIX,    /* fixed point 1e-8 (fixp.h), >= 0 unless KIND_SIGNED; wire: int, float, string */
@@ -112,12 +114,7 @@ typedef struct kind {
 extern const kind kind_trade;
 extern const kind kind_option_trade;
 
-enum {
-    KIND_OK = 0,
-    KIND_EMISSING = -1, /* a required slot is absent */
-    KIND_ERANGE = -2,   /* a value does not fit its slot */
-    KIND_EVALUE = -3,   /* not a valid value for the slot's type */
-};
+/* Errors: 0 or a KIND_E* code, declared in err.h (core_strerror). */
 
 const kind *kind_by_id(unsigned id);                      /* NULL past the last */
 const kind *kind_by_name(const char *name, size_t len);   /* NULL if unknown */

@@ -20,22 +20,6 @@
 
 #define SNAPSHOT__HCRC 60 /* header bytes covered by the header crc */
 
-const char *snapshot_strerror(int rc)
-{
-    switch (rc) {
-    case SNAPSHOT_OK: return "ok";
-    case SNAPSHOT_EIO: return "read or write failed, or the stream ended early";
-    case SNAPSHOT_EFORMAT: return "not a slotd snapshot, or damaged";
-    case SNAPSHOT_EVERSION: return "snapshot format version not supported by this build";
-    case SNAPSHOT_EKIND: return "snapshot written by a build with different record kinds";
-    case SNAPSHOT_ECRC: return "snapshot checksum mismatch: the file is damaged";
-    case SNAPSHOT_EFULL: return "snapshot does not fit --max-memory / --max-symbols";
-    case SNAPSHOT_ENOMEM: return "out of memory";
-    case SNAPSHOT_EINVAL: return "invalid argument (or the store is not empty)";
-    }
-    return "unknown snapshot error";
-}
-
 /* ---- little-endian fields ------------------------------------------------ */
 
 static void snapshot__put32(unsigned char *p, uint32_t v)

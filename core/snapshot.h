@@ -65,18 +65,7 @@
 #define SNAPSHOT_TRAILER_BYTES 16
 #define SNAPSHOT_EXTRA_MAX ((uint64_t)1 << 30) /* a larger one is corruption */
 
-enum snapshot_rc {
-    SNAPSHOT_OK = 0,
-    SNAPSHOT_EIO = -1,      /* the read or write function failed (or the stream ended) */
-    SNAPSHOT_EFORMAT = -2,  /* not a snapshot, or a field that cannot be right */
-    SNAPSHOT_EVERSION = -3, /* a format version this build does not read */
-    SNAPSHOT_EKIND = -4,    /* written by a build with other record kinds */
-    SNAPSHOT_ECRC = -5,     /* checksum mismatch: the bytes were damaged */
-    SNAPSHOT_EFULL = -6,    /* the store's memory cap (or symbol limit) is too small */
-    SNAPSHOT_ENOMEM = -7,
-    SNAPSHOT_EINVAL = -8,   /* bad arguments, or loading into a non-empty store */
-};
-const char *snapshot_strerror(int rc);
+/* Errors: 0 or a SNAPSHOT_E* code, declared in err.h (core_strerror). */
 
 typedef struct snapshot_io {
     /* Consume exactly n bytes / produce exactly n bytes into p: 0, or

@@ -53,22 +53,6 @@
 #include "slab.h"
 #include "store_internal.h"
 
-const char *store_strerror(int rc)
-{
-    switch (rc) {
-    case STORE_OK: return "ok";
-    case STORE_EFULL: return "STORE_FULL: the memory cap would be exceeded";
-    case STORE_ESYMBOL: return "symbol must be 1-31 bytes of UTF-8 without control characters";
-    case STORE_EKIND: return "symbol already holds another record kind";
-    case STORE_ESYMLIMIT: return "too many distinct symbols";
-    case STORE_ENOMEM: return "out of memory for the symbol table";
-    case STORE_ENOTFOUND: return "no such symbol";
-    case STORE_EINVAL: return "invalid query parameter";
-    case STORE_ELIMIT: return "query exceeds a work bound: narrow it";
-    }
-    return "unknown store error";
-}
-
 /* ---- aggregates --------------------------------------------------------- */
 
 /* The rule is store__agg_add (store_internal.h), inlined into commit, bars

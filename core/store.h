@@ -50,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "err.h"
 #include "kind.h"
 
 #define STORE_SYM_MAX 31               /* bytes of UTF-8 */
@@ -59,18 +60,7 @@
 #define STORE_SCAN_BUDGET (1u << 22)   /* records examined per query call */
 #define STORE_CURSOR_END UINT64_MAX
 
-enum store_rc {
-    STORE_OK = 0,
-    STORE_EFULL = -1,     /* the memory cap would be exceeded */
-    STORE_ESYMBOL = -2,   /* symbol not 1..31 bytes of valid UTF-8 (or has control chars) */
-    STORE_EKIND = -3,     /* symbol already holds another kind */
-    STORE_ESYMLIMIT = -4, /* more distinct symbols than max_symbols */
-    STORE_ENOMEM = -5,    /* the OS refused memory for the symbol table */
-    STORE_ENOTFOUND = -6, /* no such symbol (or it has no trades yet) */
-    STORE_EINVAL = -7,    /* bad query parameter */
-    STORE_ELIMIT = -8,    /* the query would exceed a work bound: narrow it */
-};
-const char *store_strerror(int rc);
+/* Errors: 0 or a STORE_E* code, declared in err.h (core_strerror). */
 
 typedef struct store_config {
     size_t max_memory;    /* cap on slab + index bytes; 0 = 1 GiB */

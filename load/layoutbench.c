@@ -177,7 +177,7 @@ static u128 slots_scan(void *vctx)
             if (rc == STORE_ENOTFOUND) /* a symbol Zipf never drew */
                 break;
             if (rc != STORE_OK)
-                die("store_scan", store_strerror(rc));
+                die("store_scan", core_strerror(rc));
             cursor = next;
         } while (next != STORE_CURSOR_END);
     }
@@ -197,14 +197,14 @@ static void slots_add(store *s, store_batch *b, const char *sym, const workload_
         die("kind_check", kind_trade.fields[bad].key);
     int rc = store_batch_add(s, b, sym, strlen(sym), &kind_trade, v);
     if (rc != STORE_OK)
-        die("store_batch_add", store_strerror(rc));
+        die("store_batch_add", core_strerror(rc));
 }
 
 static void slots_flush(store *s, store_batch *b)
 {
     int rc = store_batch_reserve(s, b);
     if (rc != STORE_OK)
-        die("store_batch_reserve", store_strerror(rc));
+        die("store_batch_reserve", core_strerror(rc));
     store_batch_commit(s, b);
     store_batch_reset(b);
 }
@@ -222,7 +222,7 @@ static void run_slots(const opts *o, result *r)
     double t0 = now_ns();
     int rc = store_open(&c.s, &cfg);
     if (rc != STORE_OK)
-        die("store_open", store_strerror(rc));
+        die("store_open", core_strerror(rc));
     for (uint64_t i = 0; i < o->trades; i++) {
         workload_trade t;
         workload_next(&w, &t);

@@ -60,7 +60,7 @@ static int ref_value(const msgpack_object *o, const kind_field *f, int64_t *out,
             rc = FIXP_ENEG;
         if (rc != FIXP_OK)
             return ref_fail(err, PROTO_E_BAD_VALUE, i, "trade %lld: %s: %s", (long long)i,
-                            f->key, fixp_strerror(rc));
+                            f->key, core_strerror(rc));
         return 1;
     case KIND_TS:
         if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {

@@ -246,7 +246,7 @@ static double w1_load(const char *path, uint64_t want_trades)
     int rc = snapshot_load(s, &io, &extra, &elen, &info);
     double dt = now_s() - t0;
     if (rc != SNAPSHOT_OK || info.trades != want_trades) {
-        fprintf(stderr, "snapshot_load: %s\n", snapshot_strerror(rc));
+        fprintf(stderr, "snapshot_load: %s\n", core_strerror(rc));
         exit(1);
     }
     free(extra);

@@ -227,7 +227,7 @@ __attribute__((noinline)) static int dec_value_slow(dec *d, const kind_field *f,
         if (rc == FIXP_OK && *out < 0 && !(f->flags & KIND_SIGNED))
             rc = FIXP_ENEG;
         if (rc != FIXP_OK)
-            return tfail(d, PROTO_E_BAD_VALUE, f->key, "%s", fixp_strerror(rc));
+            return tfail(d, PROTO_E_BAD_VALUE, f->key, "%s", core_strerror(rc));
         return 1;
     case KIND_TS:
         if (h.t == T_UINT) {
@@ -465,7 +465,7 @@ static int stage_failed(dec *d, tstate *t, int rc)
         return tfail(d, PROTO_E_SYMBOL_LIMIT, NULL, "symbol %.*s would exceed the symbol limit",
                      n, sym);
     default:
-        return tfail(d, PROTO_E_STORE_FULL, NULL, "%s", store_strerror(rc));
+        return tfail(d, PROTO_E_STORE_FULL, NULL, "%s", core_strerror(rc));
     }
 }
 

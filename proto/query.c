@@ -555,9 +555,9 @@ static int store_fail(int rc, const query_req *q, proto_error *err)
                     "narrow from/to or widen the interval",
                     STORE_SCAN_BUDGET, STORE_MAX_BARS);
     case STORE_EINVAL:
-        return fail(err, PROTO_E_BAD_QUERY, "invalid query parameters: %s", store_strerror(rc));
+        return fail(err, PROTO_E_BAD_QUERY, "invalid query parameters: %s", core_strerror(rc));
     default:
-        return fail(err, PROTO_E_BAD_QUERY, "query failed: %s", store_strerror(rc));
+        return fail(err, PROTO_E_BAD_QUERY, "query failed: %s", core_strerror(rc));
     }
 }
 

@@ -41,26 +41,6 @@
 #define CKPT_TICK_MS 200
 #define CKPT_RETRY_NS (10ull * 1000000000u) /* after a failure */
 
-_Static_assert(CHECKPOINT_ESNAPSHOT + SNAPSHOT_EIO < -4095,
-               "snapshot codes must lie below every -errno (Linux: -4095 .. -1)");
-
-/* ---- errors ------------------------------------------------------------ */
-
-int checkpoint_from_snapshot(int snapshot_rc)
-{
-    assert(snapshot_rc <= 0 && snapshot_rc >= SNAPSHOT_EINVAL);
-    return snapshot_rc ? CHECKPOINT_ESNAPSHOT + snapshot_rc : 0;
-}
-
-const char *checkpoint_strerror(int rc)
-{
-    if (rc == 0)
-        return "ok";
-    if (rc < CHECKPOINT_ESNAPSHOT)
-        return snapshot_strerror(rc - CHECKPOINT_ESNAPSHOT);
-    return strerror(-rc);
-}
-
 /* ---- taking a checkpoint (loop thread) ------------------------------------ */
 
 static void ckpt_stop_continue(checkpoint *ck);
@@ -95,7 +75,7 @@ static void ckpt_fail(checkpoint *ck, const char *stage, int rc)
     ckpt_set_phase(ck, CKPT_IDLE);
     ck->retry_at = uv_hrtime() + CKPT_RETRY_NS;
     log_warn("checkpoint_failed segment=%" PRIu64 " stage=%s err=\"%s\" retry_seconds=%llu",
-             ck->seg, stage, checkpoint_strerror(rc), CKPT_RETRY_NS / 1000000000u);
+             ck->seg, stage, server_strerror(rc), CKPT_RETRY_NS / 1000000000u);
     ckpt_stop_continue(ck);
 }
 
@@ -139,7 +119,7 @@ static void ckpt_done(checkpoint *ck)
     ck->dropped_at = ck->dropped_pending;
     if (ck->remove_rc)
         log_warn("checkpoint_cleanup_failed segment=%" PRIu64 " err=\"%s\" (retried next time)",
-                 ck->seg, checkpoint_strerror(ck->remove_rc));
+                 ck->seg, server_strerror(ck->remove_rc));
     log_info("checkpoint_done file=%s segment=%" PRIu64 " trades=%" PRIu64 " bytes=%" PRIu64
              " seconds=%.3f segments_removed=%" PRIu64, ck->snap_path, ck->seg,
              ck->report.trades, ck->report.bytes, ck->st.last_seconds, ck->removed);

@@ -37,11 +37,10 @@
  * stops it); a checkpoint is also due when retention dropped something
  * since the last one (with --checkpoint-interval), so disk follows memory.
  *
- * Errors: one vocabulary. 0, or negative: -errno for a system error (Linux
- * keeps those in -4095 .. -1), or CHECKPOINT_ESNAPSHOT plus a SNAPSHOT_*
- * code (core/snapshot.h) for the snapshot format's own, below -4096. The
- * ranges never overlap, so a child's -EINTR or -EIO is never read as a
- * snapshot code; checkpoint_strerror names either.
+ * Errors: 0, or negative: -errno for a system error, or a SNAPSHOT_E* code
+ * (core/err.h) for the snapshot format's own. The ranges never overlap
+ * (server_err.h), so a child's -EINTR or -EIO is never read as a snapshot
+ * code; server_strerror names either.
  */
 #ifndef SLOTD_CHECKPOINT_H
 #define SLOTD_CHECKPOINT_H
@@ -49,13 +48,6 @@
 #include <stdint.h>
 
 #include "server.h"
-
-#define CHECKPOINT_ESNAPSHOT (-4096)
-
-/* A SNAPSHOT_* code (0 included) as a checkpoint error code. */
-int checkpoint_from_snapshot(int snapshot_rc);
-/* Human text for a checkpoint error code (never NULL). */
-const char *checkpoint_strerror(int rc);
 
 typedef struct checkpoint_stats {
     int in_progress;

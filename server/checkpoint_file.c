@@ -136,7 +136,7 @@ void ckpt_write_file(checkpoint *ck, ckpt_report *r)
     memcpy(r->stage, "write", 6);
     rc = snapshot_save(srv->store, ck->extra, ck->extra_len, &io, &info);
     /* The writer's own -errno says more than "the write function failed". */
-    r->rc = rc == SNAPSHOT_EIO && o.err ? o.err : checkpoint_from_snapshot(rc);
+    r->rc = rc == SNAPSHOT_EIO && o.err ? o.err : rc;
     if (r->rc == 0 && o.len && (r->rc = ckpt_write_all(o.fd, o.buf, o.len)) == 0)
         o.len = 0;
     if (r->rc == 0) {
@@ -276,8 +276,8 @@ int ckpt_load_file(server *srv, uint64_t seg, const char **why, snapshot_info *i
         *why = strerror(errno);
         goto cleanup;
     }
-    rc = checkpoint_from_snapshot(SNAPSHOT_EFORMAT);
-    *why = checkpoint_strerror(rc);
+    rc = SNAPSHOT_EFORMAT;
+    *why = server_strerror(rc);
     if (sb.st_size < SNAPSHOT_HEADER_BYTES + SNAPSHOT_TRAILER_BYTES)
         goto cleanup;
     map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -289,11 +289,11 @@ int ckpt_load_file(server *srv, uint64_t seg, const char **why, snapshot_info *i
     madvise(map, (size_t)sb.st_size, MADV_SEQUENTIAL);
     ckpt_in in = {map, (size_t)sb.st_size, 0};
     snapshot_io io = {.read = ckpt_in_read, .crc = crc32c, .ctx = &in};
-    if ((rc = checkpoint_from_snapshot(snapshot_load(srv->store, &io, &extra, &elen, info)))) {
-        *why = checkpoint_strerror(rc);
+    if ((rc = snapshot_load(srv->store, &io, &extra, &elen, info))) {
+        *why = server_strerror(rc);
         goto cleanup;
     }
-    rc = checkpoint_from_snapshot(SNAPSHOT_EFORMAT);
+    rc = SNAPSHOT_EFORMAT;
     if (in.pos != in.size) {
         *why = "bytes after the snapshot's end";
         goto cleanup;

@@ -11,8 +11,8 @@
  *   checkpoint_load.c  start-up: which snapshot to load, and whether the
  *                      journal continues it
  *
- * Errors: one vocabulary, checkpoint.h's (-errno, or CHECKPOINT_ESNAPSHOT
- * plus a SNAPSHOT_* code); every function here returns 0 or one of those.
+ * Errors: checkpoint.h's (-errno, or a SNAPSHOT_E* code); every function
+ * here returns 0 or one of those.
  */
 #ifndef SLOTD_CHECKPOINT_INTERNAL_H
 #define SLOTD_CHECKPOINT_INTERNAL_H
@@ -33,7 +33,7 @@ typedef enum ckpt_phase { CKPT_IDLE, CKPT_BARRIER, CKPT_CHILD, CKPT_REMOVING } c
 
 /* What the child reports through its pipe (same binary: a raw struct). */
 typedef struct ckpt_report {
-    int rc;           /* 0, or a checkpoint error code (checkpoint_strerror); see stage */
+    int rc;           /* 0, -errno or a SNAPSHOT_E* code (server_strerror); see stage */
     char stage[16];   /* where it failed */
     uint64_t bytes, trades;
 } ckpt_report;

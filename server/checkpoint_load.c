@@ -18,8 +18,6 @@
 #include "journal.h"
 #include "log.h"
 
-#define CKPT_EFULL (CHECKPOINT_ESNAPSHOT + SNAPSHOT_EFULL)
-
 /* Stats from checkpoint_load, before checkpoint_start takes them. */
 static checkpoint *g_loaded;
 
@@ -44,7 +42,7 @@ static int ckpt_fresh_store(server *srv, const store_config *sc)
     srv->store = NULL;
     int rc = store_open(&srv->store, sc);
     if (rc != STORE_OK)
-        log_error("store_open_failed err=%s", store_strerror(rc));
+        log_error("store_open_failed err=%s", server_strerror(rc));
     return rc == STORE_OK ? 0 : -1;
 }
 
@@ -159,12 +157,12 @@ int checkpoint_load(server *srv, const store_config *sc)
             out = 0;
             goto cleanup;
         }
-        if (rc == CKPT_EFULL && !too_big) {
+        if (rc == SNAPSHOT_EFULL && !too_big) {
             too_big = 1;
             ckpt_too_big(srv, n, big, sizeof big);
         }
         log_warn("snapshot_invalid file=%s err=\"%s%s%s\" action=%s", path, why,
-                 rc == CKPT_EFULL ? ": " : "", rc == CKPT_EFULL ? big : "",
+                 rc == SNAPSHOT_EFULL ? ": " : "", rc == SNAPSHOT_EFULL ? big : "",
                  i + 1 < nsnaps ? "try_older_snapshot" : "try_full_replay");
         if (ckpt_fresh_store(srv, sc) != 0)
             goto cleanup;

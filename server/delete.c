@@ -29,7 +29,7 @@ static uint64_t delete_apply(server *srv, const query_req *q)
     uint64_t n = 0;
     int rc = store_delete_range(srv->store, q->sym, q->symlen, q->from, q->to, &n);
     if (rc != STORE_OK && rc != STORE_ENOTFOUND)
-        log_warn("delete_refused sym=%.*s err=%s", (int)q->symlen, q->sym, store_strerror(rc));
+        log_warn("delete_refused sym=%.*s err=%s", (int)q->symlen, q->sym, server_strerror(rc));
     return n;
 }
 

@@ -36,22 +36,6 @@ typedef struct ctx {
 } ctx;
 _Static_assert(sizeof flags_table / sizeof flags_table[0] <= 64, "one 'given' bit per flag");
 
-const char *flags_strerror(int rc)
-{
-    switch (rc) {
-    case FLAGS_OK: return "ok";
-    case FLAGS_HELP: return "help asked for";
-    case FLAGS_VERSION: return "version asked for";
-    case FLAGS_EUNKNOWN: return "unknown flag";
-    case FLAGS_EVALUE: return "bad value";
-    case FLAGS_ERANGE: return "value out of range";
-    case FLAGS_ECONFIG: return "config file problem";
-    case FLAGS_ECONFLICT: return "flags contradict each other";
-    case FLAGS_ENOMEM: return "out of memory";
-    }
-    return "unknown flags error";
-}
-
 __attribute__((format(printf, 3, 4))) static int say(ctx *c, int rc, const char *fmt, ...)
 {
     va_list ap;
@@ -251,7 +235,7 @@ static int set_token(ctx *c, const flag_def *f, const char *v)
     int rc = token_load(v, f->type == FLAG_TOKEN_FILE, &tok);
     if (rc != TOKEN_OK)
         return say(c, rc == TOKEN_ENOMEM ? FLAGS_ENOMEM : FLAGS_EVALUE, "--%s: %s%s%s", f->name,
-                   token_strerror(rc), rc == TOKEN_EFILE ? ": " : "",
+                   server_strerror(rc), rc == TOKEN_EFILE ? ": " : "",
                    rc == TOKEN_EFILE ? strerror(errno) : "");
     free((char *)c->cfg->token);
     c->cfg->token = tok;

@@ -147,14 +147,8 @@ enum {
     FLAGS_OK = 0,
     FLAGS_HELP = 1,        /* --help or -h: print flags_usage, exit 0 */
     FLAGS_VERSION = 2,     /* --version */
-    FLAGS_EUNKNOWN = -1,   /* no such flag, or a stray argument */
-    FLAGS_EVALUE = -2,     /* a value of the wrong form, or a missing one */
-    FLAGS_ERANGE = -3,     /* well formed, out of the flag's range */
-    FLAGS_ECONFIG = -4,    /* a --config file cannot be read or nests too deep */
-    FLAGS_ECONFLICT = -5,  /* flags that contradict each other */
-    FLAGS_ENOMEM = -6,
+    /* errors: a FLAGS_E* code, declared in server_err.h (server_strerror) */
 };
-const char *flags_strerror(int rc);
 
 #define FLAGS_MSG_MAX 512
 #define FLAGS_CONFIG_DEPTH 4 /* a --config may name another, this many files deep */

@@ -175,7 +175,7 @@ static void dispatch_batch(conn *c, const uint8_t *msg, size_t len)
     int rc = store_batch_reserve(srv->store, &o->batch);
     if (rc != STORE_OK) {
         set_err(&err, PROTO_E_STORE_FULL, "storing the batch would exceed the memory cap (%s)",
-                store_strerror(rc));
+                server_strerror(rc));
         batch_refuse(srv, o, cl, &err);
         return;
     }

@@ -43,7 +43,7 @@ static void replay_done(uv_work_t *req, int status)
     if (replay_rc != REPLAY_OK) {
         /* snapshot_missing: checkpoint_load logged start_refused already. */
         if (!srv->stopping && replay_rc != REPLAY_ESNAPSHOT)
-            log_error("replay_failed err=%s detail=\"%s\" hint=\"%s\"", replay_strerror(replay_rc),
+            log_error("replay_failed err=%s detail=\"%s\" hint=\"%s\"", server_err_name(replay_rc),
                       replay_res.detail, replay_hint(replay_rc));
         shutdown_begin(srv, srv->stopping ? 0 : 1);
         return;
@@ -189,7 +189,8 @@ int main(int argc, char **argv)
     srv->rss_baseline = server_rss_bytes();
     store_config sc = {.max_memory = srv->cfg.max_memory, .max_symbols = srv->cfg.max_symbols};
     if ((rc = store_open(&srv->store, &sc)) != 0) {
-        log_error("store_open_failed err=%s max_memory=%zu", store_strerror(rc), srv->cfg.max_memory);
+        log_error("store_open_failed err=%s max_memory=%zu", server_strerror(rc),
+                  srv->cfg.max_memory);
         return 1;
     }
     if ((rc = ingest_init(srv)) != 0)

@@ -27,23 +27,6 @@ typedef struct replay_ctx {
     uint64_t drop_at;               /* journal bytes at which retention runs next */
 } replay_ctx;
 
-const char *replay_strerror(int rc)
-{
-    switch (rc) {
-    case REPLAY_OK: return "ok";
-    case REPLAY_ECORRUPT: return "corrupt_record";
-    case REPLAY_EGAP: return "segment_missing";
-    case REPLAY_ESNAPSHOT: return "snapshot_missing";
-    case REPLAY_EMEMORY: return "max_memory_too_small";
-    case REPLAY_ESYMBOLS: return "max_symbols_too_small";
-    case REPLAY_ERECORD: return "record_not_applicable";
-    case REPLAY_ENOMEM: return "out_of_memory";
-    case REPLAY_EIO: return "data_dir_unreadable";
-    case REPLAY_ECANCELED: return "canceled";
-    }
-    return "unknown";
-}
-
 const char *replay_hint(int rc)
 {
     switch (rc) {
@@ -135,7 +118,7 @@ int replay_apply(server *srv, store_batch *b, const char *client, size_t clen, u
         if (rc == STORE_ENOMEM)
             return REPLAY_ENOMEM;
         log_error("replay_error client=%.*s seq=%" PRIu64 " err=\"%s\"", (int)clen, client, seq,
-                  store_strerror(rc));
+                  server_strerror(rc));
         return REPLAY_ERECORD;
     }
     store_batch_commit(srv->store, b);

@@ -15,32 +15,18 @@
  * would have dropped as it goes (periodically, and before giving up on a
  * full store), so whatever ran within --max-memory can restart.
  *
- * Errors: one vocabulary, REPLAY_*; replay_result.detail says what exactly
- * (the file and offset, the flag and the value needed) and replay_hint what
- * the operator can do. Only REPLAY_ECORRUPT and REPLAY_EGAP are what
- * --salvage is for.
+ * Errors: the REPLAY_E* codes of server_err.h (server_err_name is the
+ * log's err=, server_strerror the text); replay_result.detail says what
+ * exactly (the file and offset, the flag and the value needed) and
+ * replay_hint what the operator can do. Only REPLAY_ECORRUPT and
+ * REPLAY_EGAP are what --salvage is for.
  */
 #ifndef SLOTD_REPLAY_H
 #define SLOTD_REPLAY_H
 
 #include "server.h"
 
-enum replay_rc {
-    REPLAY_OK = 0,
-    REPLAY_ECORRUPT = -1,  /* a damaged record with valid records after it */
-    REPLAY_EGAP = -2,      /* a journal segment is missing or was emptied */
-    REPLAY_ESNAPSHOT = -3, /* no usable snapshot where the journal needs one (logged
-                            * by checkpoint_load as start_refused) */
-    REPLAY_EMEMORY = -4,   /* the acknowledged trades need more than --max-memory */
-    REPLAY_ESYMBOLS = -5,  /* ... more distinct symbols than --max-symbols */
-    REPLAY_ERECORD = -6,   /* a record this build cannot apply even permissively */
-    REPLAY_ENOMEM = -7,    /* the OS refused memory (client table, store index) */
-    REPLAY_EIO = -8,       /* the data directory cannot be read, or is in use */
-    REPLAY_ECANCELED = -9, /* shutdown began during replay */
-};
-/* Short name for the log (err=...): "corrupt_record", "segment_missing"... */
-const char *replay_strerror(int rc);
-/* What the operator can do about it. */
+/* What the operator can do about a REPLAY_E* code ("" for others). */
 const char *replay_hint(int rc);
 
 typedef struct replay_result {

@@ -11,6 +11,7 @@
 #include "journal.h"
 #include "metrics.h"
 #include "proto.h"
+#include "server_err.h"
 #include "store.h"
 
 #define SLOTD_VERSION "0.1.0"

@@ -5,19 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *token_strerror(int rc)
-{
-    switch (rc) {
-    case TOKEN_OK: return "ok";
-    case TOKEN_EEMPTY: return "the token is empty";
-    case TOKEN_ELONG: return "the token is longer than 256 bytes";
-    case TOKEN_ECHAR: return "the token may hold only visible ASCII (no spaces or control bytes)";
-    case TOKEN_EFILE: return "the token file cannot be read";
-    case TOKEN_ENOMEM: return "out of memory";
-    }
-    return "unknown token error";
-}
-
 static int token_check(const char *s, size_t len)
 {
     if (len == 0)

@@ -14,18 +14,11 @@
 #include <stddef.h>
 
 #include "proto.h"
+#include "server_err.h"
 
 #define TOKEN_MAX PROTO_TOKEN_MAX
 
-enum {
-    TOKEN_OK = 0,
-    TOKEN_EEMPTY = -1, /* no bytes */
-    TOKEN_ELONG = -2,  /* more than TOKEN_MAX bytes */
-    TOKEN_ECHAR = -3,  /* a byte outside 0x21-0x7e */
-    TOKEN_EFILE = -4,  /* the file cannot be read (errno says why) */
-    TOKEN_ENOMEM = -5,
-};
-const char *token_strerror(int rc);
+/* Errors: 0 or a TOKEN_E* code, declared in server_err.h (server_strerror). */
 
 /* The token given by --token ARG (is_file 0) or --token-file ARG (1):
  * *out is a malloc'd NUL-terminated copy, or nothing on error. */

@@ -83,7 +83,7 @@ static void test_syntax(void **st)
                                 "1s5", "0x10", "1.0000000000000000001s", "\xc2\xb5s", "1\xc2s"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_err(bad[i], DURATION_ESYNTAX);
-    assert_string_equal(duration_strerror(DURATION_ESYNTAX), "not a duration");
+    assert_string_equal(core_strerror(DURATION_ESYNTAX), "not a duration");
 }
 
 static void test_range(void **st)

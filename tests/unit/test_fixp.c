@@ -505,19 +505,6 @@ static void test_to_double(void **st)
     }
 }
 
-static void test_strerror(void **st)
-{
-    (void)st;
-    int codes[] = {FIXP_OK, FIXP_EINVAL, FIXP_EPRECISION, FIXP_ERANGE, FIXP_ENEG, FIXP_ENAN};
-    for (size_t i = 0; i < 6; i++) {
-        assert_non_null(fixp_strerror(codes[i]));
-        for (size_t j = 0; j < i; j++)
-            assert_string_not_equal(fixp_strerror(codes[i]), fixp_strerror(codes[j]));
-    }
-    assert_non_null(fixp_strerror(-99));
-    assert_non_null(fixp_strerror(42));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -538,7 +525,6 @@ int main(void)
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_roundtrip),
         cmocka_unit_test(test_to_double),
-        cmocka_unit_test(test_strerror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

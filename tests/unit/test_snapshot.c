@@ -133,19 +133,22 @@ static void test_damage_refused(void **st)
     ck_fill(a, 12, 300, TS0, &id);
     ck_buf m = {0};
     save(a, &m, "extra", NULL);
-    int rc, codes[16] = {0};
+    /* Counts by SNAPSHOT_E* code: SNAPSHOT_EIO (the first) at 0. */
+    int rc, codes[SNAPSHOT_EIO - SNAPSHOT_EINVAL + 1] = {0};
+#define SEEN(code) codes[SNAPSHOT_EIO - (code)]
     for (size_t i = 0; i < m.len; i++) {
         unsigned char was = m.b[i];
         m.b[i] ^= (unsigned char)(1 + ck_below(255));
         store *r = restore_from(&m, 0, &rc, NULL, NULL);
-        assert_true(rc < 0);
-        codes[-rc]++;
+        assert_true(rc <= SNAPSHOT_EIO && rc >= SNAPSHOT_EINVAL);
+        SEEN(rc)++;
         store_close(r);
         m.b[i] = was;
     }
     print_message("byte flips: EFORMAT %d ECRC %d EKIND %d EVERSION %d EIO %d EFULL %d\n",
-                  codes[-SNAPSHOT_EFORMAT], codes[-SNAPSHOT_ECRC], codes[-SNAPSHOT_EKIND],
-                  codes[-SNAPSHOT_EVERSION], codes[-SNAPSHOT_EIO], codes[-SNAPSHOT_EFULL]);
+                  SEEN(SNAPSHOT_EFORMAT), SEEN(SNAPSHOT_ECRC), SEEN(SNAPSHOT_EKIND),
+                  SEEN(SNAPSHOT_EVERSION), SEEN(SNAPSHOT_EIO), SEEN(SNAPSHOT_EFULL));
+#undef SEEN
     size_t full = m.len;
     for (size_t n = 0; n < full; n++) {
         m.len = n;
