@@ -274,6 +274,23 @@ def small_tmpfs(size="4m"):
         os.rmdir(mnt)
 
 
+@contextlib.contextmanager
+def nearly_full_disk():
+    """A 4 MiB tmpfs with 3 MiB taken by a filler file: yields (data_dir,
+    filler) — unlink the filler and space returns — or None where mounting
+    is not allowed (the caller skips)."""
+    with small_tmpfs() as mnt:
+        if mnt is None:
+            yield None
+            return
+        filler = os.path.join(mnt, "filler")
+        with open(filler, "wb") as f:
+            f.write(b"\0" * (3 << 20))
+        data = os.path.join(mnt, "data")
+        os.mkdir(data)
+        yield data, filler
+
+
 class Results:
     """Minimal runner: each check is a function; prints 'N passed, N failed'."""
 

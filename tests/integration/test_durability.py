@@ -15,7 +15,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Results, Slotd, small_tmpfs, stream_until_dead  # noqa: E402
+from harness import Results, Slotd, nearly_full_disk, stream_until_dead  # noqa: E402
 
 TS0 = 1767225600 * 10 ** 9
 SYMS = ["CRA", "CRB", "CRC", "CRD"]
@@ -184,14 +184,10 @@ def test_file_size_limit():
 
 def test_disk_full_recovers():
     """A full file system (a small tmpfs): ERR JOURNAL, then ACKs once space returns."""
-    with small_tmpfs() as mnt:
-        if mnt is None:
+    with nearly_full_disk() as disk:
+        if disk is None:
             return
-        filler = os.path.join(mnt, "filler")
-        with open(filler, "wb") as f:
-            f.write(b"\0" * (3 << 20))
-        data = os.path.join(mnt, "data")
-        os.mkdir(data)
+        data, filler = disk
         with Slotd(data_dir=data) as s:
             c = s.connect("filler")
             seq, r = fill_until_journal_error(c, 1)

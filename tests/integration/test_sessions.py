@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import msgpack  # noqa: E402
-from harness import Client, Results, Slotd, small_tmpfs, wait_for  # noqa: E402
+from harness import Client, Results, Slotd, nearly_full_disk, wait_for  # noqa: E402
 from test_ingest import TS0, expect_err  # noqa: E402
 
 MiB = 1 << 20
@@ -175,14 +175,10 @@ def test_store_full_blocks_later_seqs():
 def test_journal_error_pipelined():
     """ERR JOURNAL under pipelining: every later seq is refused until the failed one is
     resent; once the disk has room the literal client delivers everything exactly once."""
-    with small_tmpfs() as mnt:
-        if mnt is None:
+    with nearly_full_disk() as disk:
+        if disk is None:
             return
-        filler = os.path.join(mnt, "filler")
-        with open(filler, "wb") as f:
-            f.write(b"\0" * (3 << 20))
-        data = os.path.join(mnt, "data")
-        os.mkdir(data)
+        data, filler = disk
         with Slotd(["--journal-segment", "1M"], data_dir=data) as s:
             rng = random.Random(2)
             batches = make_batches(100, 1000, 0.0, rng)
