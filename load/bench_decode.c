@@ -26,16 +26,12 @@
 #include "fixp.h"
 #include "proto.h"
 #include "ref_decode.h"
-#include "workload.h"
+#include "workload_pack.h"
 
 #define NTRADES 1000
 
-static void pack_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str_with_body(pk, s, n);
-}
-
-/* The same wire form slotload sends (px as text), or px as a float64. */
+/* A W1 batch of NTRADES in the wire form slotload sends (px as text), or
+ * with px as float64. */
 static void build(msgpack_sbuffer *sb, int array, int pxfloat)
 {
     msgpack_packer pk;
@@ -45,43 +41,8 @@ static void build(msgpack_sbuffer *sb, int array, int pxfloat)
         fprintf(stderr, "workload_init failed\n");
         exit(1);
     }
-    msgpack_pack_array(&pk, 3);
-    pack_str(&pk, "T", 1);
-    msgpack_pack_uint64(&pk, 1);
-    msgpack_pack_array(&pk, NTRADES);
-    for (int i = 0; i < NTRADES; i++) {
-        workload_trade t;
-        char sym[16], px[FIXP_STRLEN];
-        workload_next(&w, &t);
-        int symlen = workload_symbol(t.sym, sym);
-        size_t pxlen = fixp_format(t.px, px);
-        const char *side = t.side == KIND_SIDE_SELL ? "S" : "B";
-        if (!array) {
-            msgpack_pack_map(&pk, 6);
-            pack_str(&pk, "sym", 3);
-        } else {
-            msgpack_pack_array(&pk, 6);
-        }
-        pack_str(&pk, sym, (size_t)symlen);
-        if (!array)
-            pack_str(&pk, "ts", 2);
-        msgpack_pack_int64(&pk, t.ts);
-        if (!array)
-            pack_str(&pk, "px", 2);
-        if (pxfloat)
-            msgpack_pack_double(&pk, fixp_to_double(t.px));
-        else
-            pack_str(&pk, px, pxlen);
-        if (!array)
-            pack_str(&pk, "qty", 3);
-        msgpack_pack_int64(&pk, t.qty / FIXP_SCALE);
-        if (!array)
-            pack_str(&pk, "side", 4);
-        pack_str(&pk, side, 1);
-        if (!array)
-            pack_str(&pk, "id", 2);
-        msgpack_pack_uint64(&pk, t.id);
-    }
+    workload_pack_batch(&pk, &w, 1, NTRADES,
+                        (array ? WORKLOAD_ARRAY : 0) | (pxfloat ? WORKLOAD_PX_FLOAT : 0));
     workload_free(&w);
 }
 

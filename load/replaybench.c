@@ -36,7 +36,7 @@
 #include "journal.h"
 #include "server.h"
 #include "snapshot.h"
-#include "workload.h"
+#include "workload_pack.h"
 
 static double now_s(void)
 {
@@ -102,63 +102,6 @@ static double replay_once(uv_loop_t *loop, const journal_config *c, journal_repl
 }
 
 /* ---- w1: end to end ------------------------------------------------------ */
-
-typedef struct w1_buf {
-    char *data;
-    size_t len, cap;
-} w1_buf;
-
-static int w1_buf_write(void *ctx, const char *p, size_t n)
-{
-    w1_buf *b = ctx;
-    if (b->len + n > b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 1 << 16;
-        while (b->cap < b->len + n)
-            b->cap *= 2;
-        if (!(b->data = realloc(b->data, b->cap)))
-            exit(1);
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-static void w1_str(msgpack_packer *pk, const char *s, size_t n)
-{
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
-/* One ["T", seq, [trade maps]] message, as slotload sends it. */
-static void w1_batch(workload *w, uint64_t seq, uint32_t n, char (*names)[16], w1_buf *out)
-{
-    msgpack_packer pk;
-    out->len = 0;
-    msgpack_packer_init(&pk, out, w1_buf_write);
-    msgpack_pack_array(&pk, 3);
-    w1_str(&pk, "T", 1);
-    msgpack_pack_uint64(&pk, seq);
-    msgpack_pack_array(&pk, n);
-    for (uint32_t i = 0; i < n; i++) {
-        workload_trade t;
-        char px[FIXP_STRLEN];
-        workload_next(w, &t);
-        size_t pxlen = fixp_format(t.px, px);
-        msgpack_pack_map(&pk, 6);
-        w1_str(&pk, "sym", 3);
-        w1_str(&pk, names[t.sym], strlen(names[t.sym]));
-        w1_str(&pk, "ts", 2);
-        msgpack_pack_int64(&pk, t.ts);
-        w1_str(&pk, "px", 2);
-        w1_str(&pk, px, pxlen);
-        w1_str(&pk, "qty", 3);
-        msgpack_pack_int64(&pk, t.qty / FIXP_SCALE);
-        w1_str(&pk, "side", 4);
-        w1_str(&pk, t.side == KIND_SIDE_SELL ? "S" : "B", 1);
-        w1_str(&pk, "id", 2);
-        msgpack_pack_uint64(&pk, t.id);
-    }
-}
 
 static store_batch w1_staged;
 
@@ -266,12 +209,12 @@ static int w1_main(uint64_t trades, const char *base, uint32_t nsym)
     }
     /* Journal the batches. */
     workload w;
-    char(*names)[16] = malloc((size_t)nsym * sizeof *names);
-    w1_buf msg = {0};
-    if (!names || workload_init(&w, nsym, 1.1, 42) != 0)
+    msgpack_sbuffer msg;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&msg);
+    msgpack_packer_init(&pk, &msg, msgpack_sbuffer_write);
+    if (workload_init(&w, nsym, 1.1, 42) != 0)
         return 1;
-    for (uint32_t i = 0; i < nsym; i++)
-        workload_symbol(i, names[i]);
     uv_loop_t loop;
     uv_loop_init(&loop);
     journal_config c = {.dir = dir, .fsync = JOURNAL_FSYNC_NEVER};
@@ -282,8 +225,9 @@ static int w1_main(uint64_t trades, const char *base, uint32_t nsym)
     uint64_t seq = 0;
     for (uint64_t left = trades; left;) {
         uint32_t n = left < 1000 ? (uint32_t)left : 1000;
-        w1_batch(&w, ++seq, n, names, &msg);
-        if (journal_append(j, "bench", 5, seq, msg.data, msg.len, on_done, &done))
+        msgpack_sbuffer_clear(&msg);
+        workload_pack_batch(&pk, &w, ++seq, n, 0);
+        if (journal_append(j, "bench", 5, seq, msg.data, msg.size, on_done, &done))
             return 1;
         if (journal_pending(j) > (64u << 20))
             uv_run(&loop, UV_RUN_ONCE);
@@ -296,8 +240,7 @@ static int w1_main(uint64_t trades, const char *base, uint32_t nsym)
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     workload_free(&w);
-    free(names);
-    free(msg.data);
+    msgpack_sbuffer_destroy(&msg);
     printf("W1 %u symbols: %llu trades in %llu batches, journal %.1f MB (%.1f B/trade)\n", nsym,
            (unsigned long long)trades, (unsigned long long)seq, (double)js.bytes / 1e6,
            (double)js.bytes / (double)trades);

@@ -7,7 +7,6 @@
 #include "workload.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,5 +170,18 @@ void workload_next(workload *w, workload_trade *t)
 
 int workload_symbol(uint32_t sym, char *buf)
 {
-    return snprintf(buf, 16, "SYM%04u", (unsigned)sym);
+    /* By hand, not snprintf: encoders call this once per trade. */
+    char d[10];
+    int n = 0;
+    do
+        d[n++] = (char)('0' + sym % 10);
+    while ((sym /= 10) != 0);
+    while (n < 4)
+        d[n++] = '0';
+    int len = 3 + n;
+    buf[0] = 'S', buf[1] = 'Y', buf[2] = 'M';
+    for (int i = 0; i < n; i++)
+        buf[3 + i] = d[n - 1 - i];
+    buf[len] = '\0';
+    return len;
 }
