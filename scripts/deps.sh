@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libuv1-dev libmsgpack-dev libhttp-parser-dev libjansson-dev libcmocka-dev)
 case "${1:-}" in
-  test) pkgs+=(python3 python3-msgpack python3-yaml prometheus clang libclang-rt-14-dev systemd valgrind) ;;
+  test) pkgs+=(python3 python3-msgpack python3-yaml python3-venv python3-setuptools python3-pip prometheus clang libclang-rt-14-dev systemd valgrind) ;;
   bench) pkgs+=(python3 python3-msgpack redis-server redis-tools gnuplot-nox valgrind) ;;
 esac
 missing=()

@@ -1,0 +1,142 @@
+"""slotd.Client: queries over TCP `Q` messages (PROTOCOL.md 6)."""
+import socket
+
+import msgpack
+
+from . import _conn
+from ._values import interval as _interval, query_time
+from .errors import Closed, NotFound, ProtocolError, QueryError
+
+PAGE_MAX = 10_000  # the server's largest trades page
+
+
+class Client:
+    """A blocking query connection.
+
+    Client(host="127.0.0.1", port=7400, client="query", token=None, timeout=30.0)
+
+    The name is a client name like a sender's, and one connection holds a
+    name at a time (PROTOCOL.md 2.3): two Clients open at once need two names.
+    Times (start, end) are int ns, datetime (naive = UTC) or RFC 3339 text;
+    ranges are start <= ts < end. Fixed-point results come as a float under
+    their key and an exact decimal string under key + "_s".
+    """
+
+    def __init__(self, host="127.0.0.1", port=7400, client="query", token=None, timeout=30.0):
+        _conn.check_name(client, token)
+        self._sock = socket.create_connection((host, port), timeout=timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._unpacker = _conn.unpacker()
+        self._qid = 0
+        try:
+            self._sock.sendall(_conn.hello(client, token))
+            t, _, code, message, _ = _conn.parse_reply(self._recv())
+            if t != "WELCOME":
+                raise _conn.fatal(code or t, message, "HELLO")
+        except BaseException:
+            self.close()
+            raise
+
+    def _recv(self):
+        while True:
+            for msg in self._unpacker:
+                return msg
+            data = self._sock.recv(1 << 16)
+            if not data:
+                raise ProtocolError("slotd closed the connection")
+            self._unpacker.feed(data)
+
+    def _call(self, req):
+        if self._sock is None:
+            raise Closed("the client is closed")
+        self._qid += 1
+        self._sock.sendall(msgpack.packb(["Q", self._qid, req], use_bin_type=True))
+        msg = self._recv()
+        t, rid, code, message, _ = _conn.parse_reply(msg)
+        if t == "R" and rid == self._qid and len(msg) == 3:
+            return msg[2]
+        if t == "ERR" and rid == self._qid:
+            if code == "NOT_FOUND":
+                raise NotFound(code, message)
+            raise QueryError(code, message)
+        if t == "ERR":  # about the session: UNAUTHORIZED, FENCED, ...
+            raise _conn.fatal(code, message, "query")
+        raise ProtocolError("unexpected reply %r to query %d" % (msg, self._qid))
+
+    @staticmethod
+    def _range(req, start, end):
+        start, end = query_time(start, "start"), query_time(end, "end")
+        if start is not None:
+            req["from"] = start
+        if end is not None:
+            req["to"] = end
+        return req
+
+    def stats(self):
+        """Global store statistics (as GET /stats)."""
+        return self._call({"op": "stats"})
+
+    def symbol(self, sym):
+        """A symbol's aggregates: count, volume, notional, vwap, OHLC, first/last ts."""
+        return self._call({"op": "symbol", "sym": sym})
+
+    def trades(self, sym, start=None, end=None, limit=None, page=PAGE_MAX):
+        """Every trade of sym with start <= ts < end, in arrival order, as an
+        iterator that follows the cursors page by page (`page` trades a
+        query); at most `limit` trades if given. The first page is fetched
+        now, so NotFound is raised by this call."""
+        if limit is not None and limit < 0:
+            raise ValueError("limit: >= 0")
+        req = self._range({"op": "trades", "sym": sym, "cursor": 0}, start, end)
+        page = max(1, min(int(page), PAGE_MAX))
+        first = self._page(req, page, limit)
+        return self._iter(req, page, limit, first)
+
+    def _page(self, req, page, left):
+        req["limit"] = page if left is None else max(1, min(page, left))
+        return self._call(req)
+
+    def _iter(self, req, page, left, r):
+        while True:
+            rows = r["trades"]
+            if left is not None:
+                rows = rows[:left]
+                left -= len(rows)
+            yield from rows
+            if r.get("next_cursor") is None or left == 0:
+                return
+            req["cursor"] = r["next_cursor"]
+            r = self._page(req, page, left)
+
+    def bars(self, sym, interval, start=None, end=None):
+        """OHLCV bars of `interval` (int ns, timedelta, or a duration string
+        such as "5m"; a bare number in a string is seconds)."""
+        req = {"op": "bars", "sym": sym, "interval": _interval(interval)}
+        return self._call(self._range(req, start, end))
+
+    def top(self, n=10, by="count"):
+        """The top n symbols by "count", "volume" or "notional"."""
+        return self._call({"op": "top", "top": n, "by": by})
+
+    def schema(self):
+        """The record kinds and their slots."""
+        return self._call({"op": "schema"})
+
+    def delete(self, sym, start, end):
+        """Deletes sym's trades with start <= ts < end; answered once durable:
+        {"symbol", "from", "to", "deleted": N}."""
+        if start is None or end is None:
+            raise ValueError("delete: start and end are both required")
+        return self._call(self._range({"op": "delete", "sym": sym}, start, end))
+
+    def close(self):
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
