@@ -441,6 +441,20 @@ def test_values_and_context_manager():
             pass
 
 
+def test_linger_seals_on_the_next_call():
+    with Slotd() as s:
+        with slotd.Sender(port=s.tcp_port, client="linger", linger=0.05) as snd:
+            snd.trade("L", TS0, "1", 1)
+            snd.trade("L", TS0 + 1, "1", 1)
+            assert snd.sealed == 0, "sealed before batch_size or linger"
+            time.sleep(0.1)
+            snd.trade("L", TS0 + 2, "1", 1)   # linger passed: the first two seal now
+            assert snd.sealed == 2 and snd.stats["open_records"] == 1, snd.stats
+            time.sleep(0.1)
+            snd.process()                      # and in process() (either mode)
+            assert snd.sealed == 3, snd.stats
+
+
 # -- queries -------------------------------------------------------------------
 def test_client_queries():
     with Slotd() as s:
@@ -508,7 +522,8 @@ def test_pip_install_without_index():
 
 def main():
     res = Results()
-    for fn in (test_pip_install_without_index, test_client_queries, test_values_and_context_manager, test_bad_trade_gives_up_one_batch,
+    for fn in (test_pip_install_without_index, test_client_queries, test_values_and_context_manager,
+               test_linger_seals_on_the_next_call, test_bad_trade_gives_up_one_batch,
                test_wrong_token_is_fatal_without_storm, test_timeout_names_refused_connection,
                test_nonblocking_with_selector, test_store_full_then_room, test_not_ready_during_replay,
                test_producer_killed_resumes_from_spool, test_slotd_killed_under_1m_trades):

@@ -110,7 +110,7 @@ class Sender:
         self._reported = 0           # errors already raised by flush()
         self._hello = _conn.hello(client, token)
         self._pack = msgpack.Packer(use_bin_type=True).pack
-        self._open, self._open_kind, self._open_t0 = [], "", 0.0
+        self._open, self._open_kind, self._seal_at = [], "", 0.0
         self._queue = collections.deque()   # sealed, not acknowledged, seq order
         self._next = 0                # index in _queue of the next batch to send
         self._inflight = collections.deque()  # (seq, gen) sent on this connection
@@ -128,6 +128,7 @@ class Sender:
         self._t_progress = _now()
         self._fatal = None
         self._closed = False
+        self._dead = False            # _fatal or _closed: the one test on the hot path
         self._max_sent = 0
         self._stats = collections.Counter()
         self._spool = None
@@ -148,7 +149,7 @@ class Sender:
     def trade(self, sym, ts, px, qty, side=None, id=None):
         """Appends one `trade` (array form). side: None, "B", "S" (or "buy",
         "sell", "U"); id: None or a uint64."""
-        if self._fatal is not None or self._closed:
+        if self._dead:
             self._check()
         if type(sym) is not str:
             raise TypeError("sym: expected str, got %s" % type(sym).__name__)
@@ -156,8 +157,12 @@ class Sender:
             ts = ts_ns(ts)
             if not _INT_MIN <= ts < _INT_END:
                 raise OverflowError("ts: %d does not fit 64 bits" % ts)
-        px = _num(px, "px")
-        qty = _num(qty, "qty")
+        t = type(px)  # the common types inline: this is the hot path
+        if t is not str and t is not float and (t is not int or not _INT_MIN <= px < _INT_END):
+            px = _num(px, "px")
+        t = type(qty)
+        if t is not str and t is not float and (t is not int or not _INT_MIN <= qty < _INT_END):
+            qty = _num(qty, "qty")
         if id is not None:
             if type(id) is not int or not 0 <= id < _INT_END:
                 raise TypeError("id: expected an int 0..2^64-1, got %r" % (id,))
@@ -170,6 +175,13 @@ class Sender:
             rec = [sym, ts, px, qty, side]
         else:
             rec = [sym, ts, px, qty]
+        o = self._open
+        if o and not self._open_kind and self._buffered < self.max_buffered and _now() < self._seal_at:
+            o.append(rec)  # what _append does when nothing is due
+            if len(o) >= self.batch_size:
+                self._seal()
+                self._step()
+            return
         self._append(rec, "")
 
     def send(self, record, kind=None):
@@ -201,12 +213,12 @@ class Sender:
 
     def _append(self, rec, kind):
         if self._open:
-            if kind != self._open_kind or _now() - self._open_t0 >= self.linger:
+            if kind != self._open_kind or _now() >= self._seal_at:
                 self._seal()
         if self._buffered >= self.max_buffered:
             self._room()
         if not self._open:
-            self._open_t0 = _now()
+            self._seal_at = _now() + self.linger
             self._open_kind = kind
         self._open.append(rec)
         if len(self._open) >= self.batch_size:
@@ -287,7 +299,7 @@ class Sender:
         """When _step has something to do without I/O (inf: nothing)."""
         t = math.inf
         if self._open:
-            t = self._open_t0 + self.linger
+            t = self._seal_at
         if self._sock is None and self._wants_connection():
             t = min(t, self._retry_at)
         if self._hold_until > _now():
@@ -320,7 +332,7 @@ class Sender:
         if self._fatal is not None or self._closed:
             return
         now = _now()
-        if self._open and now - self._open_t0 >= self.linger:
+        if self._open and now >= self._seal_at:
             self._seal()
         if self._sock is None:
             if now < self._retry_at or not self._wants_connection():
@@ -530,6 +542,7 @@ class Sender:
         """A fatal error: the sender stops; every call raises it."""
         if self._fatal is None:
             self._fatal = exc
+        self._dead = True
         self._drop_connection()
 
     def _check(self):
@@ -606,7 +619,7 @@ class Sender:
                 self.flush(timeout)
         finally:
             self._drop_connection()
-            self._closed = True
+            self._closed = self._dead = True
             if self._spool is not None:
                 self._spool.close()
 
