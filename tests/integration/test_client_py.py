@@ -498,6 +498,26 @@ def test_client_queries():
             assert c.symbol("QB")["count"] == 20
 
 
+def test_readme_quickstart():
+    """The README's "Stream your first trades" code runs as printed (port aside)."""
+    import contextlib
+    import io
+    import re
+    root = os.path.join(HERE, "..", "..")
+    text = open(os.path.join(root, "README.md")).read()
+    code = re.search(r"## Stream your first trades.*?```python\n(.*?)```", text, re.S).group(1)
+    with Slotd() as s:
+        out = io.StringIO()
+        cwd = os.getcwd()
+        os.chdir(root)                 # the snippet puts proto/python on sys.path
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(code.replace("port=7400", "port=%d" % s.tcp_port), {})
+        finally:
+            os.chdir(cwd)
+        assert "'count': 1" in out.getvalue() and "'vwap_s': '187.25'" in out.getvalue(), out.getvalue()
+
+
 # -- packaging -----------------------------------------------------------------
 def test_pip_install_without_index():
     """The documented install: a venv over Debian's packages, pip with no index."""
@@ -523,7 +543,7 @@ def test_pip_install_without_index():
 def main():
     res = Results()
     for fn in (test_pip_install_without_index, test_client_queries, test_values_and_context_manager,
-               test_linger_seals_on_the_next_call, test_bad_trade_gives_up_one_batch,
+               test_linger_seals_on_the_next_call, test_readme_quickstart, test_bad_trade_gives_up_one_batch,
                test_wrong_token_is_fatal_without_storm, test_timeout_names_refused_connection,
                test_nonblocking_with_selector, test_store_full_then_room, test_not_ready_during_replay,
                test_producer_killed_resumes_from_spool, test_slotd_killed_under_1m_trades):
