@@ -73,6 +73,7 @@ typedef struct dec {
     const kind *declared; /* the batch's kind, or NULL */
     int64_t idx;          /* trade being decoded */
     int64_t max_ts;       /* wall clock + lim->max_future_ns; INT64_MAX: no bound */
+    int skipped;          /* a value was skipped unread (it may nest deeper than a trade) */
 } dec;
 
 /* One trade being decoded. */
@@ -610,6 +611,7 @@ static int dec_map_trade(dec *d, uint32_t npairs)
                 if (!t.sym && find_sym(d, first, npairs, &t))
                     return -1;
                 if (d->lim->ignore_unknown) {
+                    d->skipped = 1;
                     if (skip(&d->p, end, 1, d->err))
                         return -1;
                     p = d->p;
@@ -695,8 +697,11 @@ static int dec_array_trade(dec *d, uint32_t n)
         t.present |= (uint32_t)r << i;
     }
     d->p = p;
-    if (nv > nf && skip(&d->p, d->end, nv - nf, d->err))
-        return -1;
+    if (nv > nf) {
+        d->skipped = 1;
+        if (skip(&d->p, d->end, nv - nf, d->err))
+            return -1;
+    }
     return stage(d, &t);
 }
 
@@ -721,8 +726,13 @@ static int dec_trade(dec *d)
 
 /* ---- messages ----------------------------------------------------------- */
 
-int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, store *s,
-                       store_batch *b, uint64_t *seq, proto_error *err)
+/* The message at msg, decoded and staged. framed: msg[0..len) is exactly one
+ * message (proto_frame found its end). Unframed: msg[0..len) is what has
+ * arrived, the message's end unknown; it is wherever the decode stops, so
+ * there is no check for trailing bytes, and *msg_len is set on success. */
+static int decode_batch(const uint8_t *msg, size_t len, int framed, const proto_limits *lim,
+                        store *s, store_batch *b, uint64_t *seq, size_t *msg_len,
+                        proto_error *err)
 {
     dec d;
     hdr h;
@@ -732,6 +742,7 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
     d.p = msg, d.end = msg + len;
     d.lim = lim, d.s = s, d.b = b, d.err = err, d.declared = NULL, d.idx = -1;
     d.max_ts = max_ts_of(lim);
+    d.skipped = 0;
 
     if (rd_hdr(&d.p, d.end, &h, err))
         goto fail;
@@ -784,9 +795,9 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
                  mp_type_name(h.t));
             goto fail;
         }
-        if (d.p != d.end)
+        if (framed && d.p != d.end)
             goto trailing;
-        d.end = d.p;
+        d.end = d.p; /* unframed: the message's end is now known */
         d.p = trades;
     }
     /* Trades in the common shape go through dec_fast; the first that does
@@ -801,9 +812,11 @@ int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, 
     }
     if (nelem == 4)
         skip(&d.p, d.end, 1, err); /* the kind, already checked */
-    if (d.p != d.end)
+    if (framed && d.p != d.end)
         goto trailing;
-    return 0;
+    if (!framed)
+        *msg_len = (size_t)(d.p - msg);
+    return d.skipped ? 1 : 0;
 
 trailing:
     proto_error_set(err, PROTO_E_MALFORMED, -1, "%zu bytes after the message's value",
@@ -811,4 +824,35 @@ trailing:
 fail:
     store_batch_reset(b);
     return -1;
+}
+
+int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, store *s,
+                       store_batch *b, uint64_t *seq, proto_error *err)
+{
+    return decode_batch(msg, len, 1, lim, s, b, seq, NULL, err) < 0 ? -1 : 0;
+}
+
+/* Sound because a decode that succeeds has read every byte of the message
+ * as msgpack (rd_hdr's rules are the framer's, 0xc1 included), so the value
+ * ends where the decode stopped and proto_frame would find that end. What
+ * the decode does not check is the framer's limits: the length against
+ * max_msg (every framer limit holds for a value that ends within it), and
+ * nesting, which is outer array, trades array, trade — three levels —
+ * unless a value was skipped unread (ignore_unknown), whose depth is not
+ * known. Those cases, and every failure (a message not complete yet
+ * included), go back to the caller, which frames and decides. */
+int proto_decode_batch_prefix(const uint8_t *buf, size_t avail, const proto_limits *lim,
+                              store *s, store_batch *b, uint64_t *seq, size_t *msg_len)
+{
+    proto_error scratch;
+    size_t n = 0;
+    /* (PROTO_DEPTH_CAP is more than 3.) */
+    if (lim->max_depth < 3 || decode_batch(buf, avail, 0, lim, s, b, seq, &n, &scratch) != 0 ||
+        n > lim->max_msg) {
+        store_batch_reset(b);
+        *seq = 0;
+        return 0;
+    }
+    *msg_len = n;
+    return 1;
 }

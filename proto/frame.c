@@ -16,7 +16,6 @@
 #include "proto.h"
 
 
-#define FRAME_DEPTH_CAP (sizeof(((proto_framer *)0)->left) / sizeof(uint32_t))
 
 void proto_framer_reset(proto_framer *f)
 {
@@ -41,8 +40,7 @@ int proto_frame(proto_framer *f, const uint8_t *buf, size_t len, const proto_lim
                 size_t *msg_len, proto_error *err)
 {
     const size_t max = lim->max_msg;
-    const uint32_t maxd = lim->max_depth < FRAME_DEPTH_CAP ? lim->max_depth
-                                                           : (uint32_t)FRAME_DEPTH_CAP;
+    const uint32_t maxd = lim->max_depth < PROTO_DEPTH_CAP ? lim->max_depth : PROTO_DEPTH_CAP;
     size_t off = f->off;
     uint32_t depth = f->depth;
 

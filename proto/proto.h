@@ -81,10 +81,11 @@ int proto_error_set(proto_error *e, proto_code code, int64_t index, const char *
  * are not scanned again when more arrive, so a 16 MiB message read in 64 KiB
  * pieces costs one pass. Never allocates; rejects a declared length or
  * nesting beyond the limits as soon as it is seen. */
+#define PROTO_DEPTH_CAP 32 /* the framer's nesting limit, whatever max_depth says */
 typedef struct proto_framer {
     size_t off;        /* bytes of the current message scanned so far */
     uint32_t depth;
-    uint32_t left[32]; /* elements still to skip at each open level */
+    uint32_t left[PROTO_DEPTH_CAP]; /* elements still to skip at each open level */
 } proto_framer;
 
 enum { PROTO_FRAME_MORE = 0, PROTO_FRAME_DONE = 1 };
@@ -126,6 +127,17 @@ int proto_decode_hello(const uint8_t *msg, size_t len, proto_hello *out, proto_e
  * message got far enough to carry one (else 0) so the ERR can echo it. */
 int proto_decode_batch(const uint8_t *msg, size_t len, const proto_limits *lim, store *s,
                        store_batch *b, uint64_t *seq, proto_error *err);
+
+/* One pass instead of two for a T batch already complete in the buffer:
+ * buf[0..avail) is what has arrived from a message's first byte on, its end
+ * not yet known. Returns 1 when it starts with a T message that
+ * proto_frame (under lim) would frame as buf[0..*msg_len) and
+ * proto_decode_batch would accept: b and *seq are then exactly what those
+ * two calls give. Returns 0 otherwise — not a T, not complete yet, any
+ * error, or a limit only the framer checks — with b reset and nothing
+ * reported: the caller frames and decodes the usual way, which decides. */
+int proto_decode_batch_prefix(const uint8_t *buf, size_t avail, const proto_limits *lim,
+                              store *s, store_batch *b, uint64_t *seq, size_t *msg_len);
 
 /* ---- encoding (msgpack-c) ------------------------------------------------ */
 

@@ -33,9 +33,9 @@ static void conn_fence(conn *old);
 
 /* ---- ops ----------------------------------------------------------------- */
 
-op *op_new(conn *c)
+/* An op from the pool (or new), not yet in any FIFO. */
+static op *op_get(struct ingest *ing)
 {
-    struct ingest *ing = c->ing;
     op *o = ing->pool;
     if (o) {
         ing->pool = o->next;
@@ -47,18 +47,31 @@ op *op_new(conn *c)
     }
     o->next = NULL;
     o->ing = ing;
-    o->c = c;
+    o->c = NULL;
     o->cl = NULL;
     o->done = 0;
     o->seq = 0;
     o->t0 = now_ns();
     o->reply.len = 0;
+    return o;
+}
+
+static void op_queue(conn *c, op *o)
+{
+    o->c = c;
     if (c->tail)
         c->tail->next = o;
     else
         c->head = o;
     c->tail = o;
     c->nops++;
+}
+
+op *op_new(conn *c)
+{
+    op *o = op_get(c->ing);
+    if (o)
+        op_queue(c, o);
     return o;
 }
 
@@ -98,6 +111,7 @@ void op_error(server *srv, op *o, uint64_t id, const proto_error *err)
 /* ---- batches ----------------------------------------------------------------- */
 
 static void batch_journaled(void *ctx, int status);
+static void batch_staged(conn *c, op *o, const uint8_t *msg, size_t len);
 
 static void batch_ack(server *srv, op *o, uint64_t n)
 {
@@ -129,8 +143,7 @@ static void batch_refuse(server *srv, op *o, client_rec *cl, const proto_error *
  * behind a refused seq (BLOCKED), new. */
 static void dispatch_batch(conn *c, const uint8_t *msg, size_t len)
 {
-    struct ingest *ing = c->ing;
-    server *srv = ing->srv;
+    server *srv = c->ing->srv;
     client_rec *cl = c->cl;
     op *o = op_new(c);
     proto_error err = {0};
@@ -144,6 +157,43 @@ static void dispatch_batch(conn *c, const uint8_t *msg, size_t len)
         batch_refuse(srv, o, cl, &err);
         return;
     }
+    batch_staged(c, o, msg, len);
+}
+
+/* A T message not framed yet, decoded in the same pass that finds its end
+ * (proto_decode_batch_prefix): what dispatch then dispatch_batch would do
+ * for it. Returns the message's length, or 0 with nothing done — the
+ * caller frames it, and dispatch decides. */
+size_t dispatch_prefix(conn *c, const uint8_t *buf, size_t avail)
+{
+    struct ingest *ing = c->ing;
+    server *srv = ing->srv;
+    size_t len = 0;
+    if (!c->hello || proto_msg_type(buf, avail) != PROTO_MSG_T)
+        return 0;
+    op *o = op_get(ing);
+    if (!o)
+        return 0;
+    if (!proto_decode_batch_prefix(buf, avail, &srv->cfg.limits, srv->store, &o->batch, &o->seq,
+                                   &len)) {
+        op_recycle(ing, o);
+        return 0;
+    }
+    srv->metrics.messages_total++;
+    c->last_active = now_ns();
+    op_queue(c, o);
+    assert(c->cl && c->cl->owner == c);
+    batch_staged(c, o, buf, len);
+    return len;
+}
+
+/* The rest of dispatch_batch, for a batch decoded and staged in o. */
+static void batch_staged(conn *c, op *o, const uint8_t *msg, size_t len)
+{
+    struct ingest *ing = c->ing;
+    server *srv = ing->srv;
+    client_rec *cl = c->cl;
+    proto_error err = {0};
     if (o->seq == 0) {
         set_err(&err, PROTO_E_BAD_MESSAGE, "batch seq must be > 0");
         batch_refuse(srv, o, cl, &err);

@@ -90,12 +90,17 @@ struct conn {
     uv_write_t wreq;
     uint64_t last_active;
     uint64_t msg_start;  /* ns: first byte of the incomplete message in rbuf; 0 = none */
+    size_t last_len;     /* bytes of the last message: a guess at whether the next is whole */
 };
 
 static inline uint64_t now_ns(void) { return uv_hrtime(); }
 
 /* ingest.c: requests. */
 void dispatch(conn *c, const uint8_t *msg, size_t len);   /* one framed message */
+/* A message not framed yet (buf[0..avail) from its first byte): a T batch
+ * complete in the buffer is decoded and dispatched in one pass, returning
+ * its length; 0: nothing done, frame it and call dispatch. */
+size_t dispatch_prefix(conn *c, const uint8_t *buf, size_t avail);
 op *op_new(conn *c);                                      /* appended to c's FIFO */
 void op_recycle(struct ingest *ing, op *o);
 void op_error(server *srv, op *o, uint64_t id, const proto_error *err);

@@ -3,6 +3,9 @@
  * Input: one knob byte, then a byte stream. Each framed message is decoded
  * by proto_decode_batch (store A) and ref_decode_batch (store B); verdict,
  * code, trade index, echoed seq and the staged bytes must be identical.
+ * proto_decode_batch_prefix, given the rest of the stream, must take the
+ * message exactly when framing and decoding do (same length, same staged
+ * bytes), short of a skipped value or a depth limit below 3.
  * Accepted batches are committed to both stores, so later messages meet
  * symbols whose kind is fixed. Bytes that do not frame are still given to
  * the direct decoder (it must be safe on anything) and HELLO decoding.
@@ -44,13 +47,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t knob = data[0];
     lim.ignore_unknown = knob & 1;
     lim.max_batch = knob & 2 ? (knob >> 2) % 8 : 100000;
-    lim.max_msg = 1u << 20;
+    lim.max_msg = knob >> 6 == 2 ? 256 : 1u << 20;
+    lim.max_depth = knob >> 6 == 1 ? 3 : knob >> 6 == 3 ? 2 : lim.max_depth;
     data++, size--;
 
     store *a = open_store(), *r = open_store();
-    store_batch ba, br;
+    store_batch ba, br, bp;
     store_batch_init(&ba);
     store_batch_init(&br);
+    store_batch_init(&bp);
     size_t pos = 0;
     while (pos < size) {
         proto_framer f;
@@ -61,6 +66,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t *msg = malloc(len);
         memcpy(msg, data + pos, len);
         int frc = proto_frame(&f, msg, len, &lim, &n, &fe);
+        /* The one-pass path on the rest of the stream: it takes a message
+         * only if framing takes it with the same length (and the decode
+         * below must then accept it, staging the same bytes). */
+        uint64_t sp = 0;
+        size_t plen = 0;
+        int took = proto_decode_batch_prefix(msg, len, &lim, a, &bp, &sp, &plen);
+        if (took && (frc != PROTO_FRAME_DONE || plen != n))
+            abort();
+        if (!took && bp.n != 0)
+            abort();
         if (frc != PROTO_FRAME_DONE) {
             uint64_t seq;
             proto_error e;
@@ -91,6 +106,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (ba.n != br.n || ba.len != br.len || (ba.len && memcmp(ba.buf, br.buf, ba.len)))
             abort();
+        if (took && (rc1 != 0 || sp != s1 || bp.len != ba.len ||
+                     (ba.len && memcmp(ba.buf, bp.buf, ba.len))))
+            abort();
+        /* Declining what framing and decoding accept: only a skipped value
+         * (its depth unknown) or a depth limit below a trade's. */
+        if (!took && rc1 == 0 && proto_msg_type(m, n) == PROTO_MSG_T && !lim.ignore_unknown &&
+            lim.max_depth >= 3)
+            abort();
+        store_batch_reset(&bp);
         if (rc1 == 0 && ba.n) {
             if (store_batch_reserve(a, &ba) != STORE_OK || store_batch_reserve(r, &br) != STORE_OK)
                 abort();
@@ -104,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     store_batch_free(&ba);
     store_batch_free(&br);
+    store_batch_free(&bp);
     store_close(a);
     store_close(r);
     return 0;

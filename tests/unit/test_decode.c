@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "fixp.h"
+#include "decode_fx.h"
 #include "proto.h"
 #include "gen_batch.h"
 #include "ref_decode.h"
@@ -22,36 +23,8 @@
 
 /* ---- fixture and message building --------------------------------------- */
 
-typedef struct fx {
-    store *s;
-    store_batch b;
-    proto_limits lim;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof(*f));
-    store_config cfg = {64u << 20, 8};
-    assert_int_equal(store_open(&f->s, &cfg), STORE_OK);
-    store_batch_init(&f->b);
-    proto_limits_default(&f->lim);
-    msgpack_sbuffer_init(&f->sb);
-    msgpack_packer_init(&f->pk, &f->sb, msgpack_sbuffer_write);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    store_batch_free(&f->b);
-    store_close(f->s);
-    msgpack_sbuffer_destroy(&f->sb);
-    free(f);
-    return 0;
-}
+static int setup(void **state) { return fx_setup(state, 8); }
+static int teardown(void **state) { return fx_teardown(state); }
 
 static void S(fx *f, const char *s) { msgpack_pack_str_with_body(&f->pk, s, strlen(s)); }
 static void U(fx *f, uint64_t v) { msgpack_pack_uint64(&f->pk, v); }

@@ -18,6 +18,7 @@
 
 #include "decnum.h"
 #include "fixp.h"
+#include "decode_fx.h"
 #include "proto.h"
 #include "ref_decode.h"
 
@@ -91,36 +92,8 @@ static void test_decimal_readers(void **state)
 
 /* ---- fixtures ------------------------------------------------------------- */
 
-typedef struct fx {
-    store *s;
-    store_batch b;
-    proto_limits lim;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-} fx;
-
-static int setup(void **state)
-{
-    fx *f = calloc(1, sizeof(*f));
-    store_config cfg = {64u << 20, 100};
-    assert_int_equal(store_open(&f->s, &cfg), STORE_OK);
-    store_batch_init(&f->b);
-    proto_limits_default(&f->lim);
-    msgpack_sbuffer_init(&f->sb);
-    msgpack_packer_init(&f->pk, &f->sb, msgpack_sbuffer_write);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fx *f = *state;
-    store_batch_free(&f->b);
-    store_close(f->s);
-    msgpack_sbuffer_destroy(&f->sb);
-    free(f);
-    return 0;
-}
+static int setup(void **state) { return fx_setup(state, 100); }
+static int teardown(void **state) { return fx_teardown(state); }
 
 static void S(fx *f, const char *s, size_t n) { msgpack_pack_str_with_body(&f->pk, s, n); }
 
