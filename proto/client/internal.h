@@ -1,0 +1,220 @@
+/* The client library's internal interfaces (prefix slotd__): the batch
+ * encoder (encode.c), the reply parser (reply.c), the spool (spool.c), the
+ * CRC-32 (crc32.c), and the sender's state shared by sender.c (records,
+ * batches, the public calls) and sender_io.c (socket, replies, waiting).
+ * Nothing here is exported from the shared library. */
+#ifndef SLOTD_CLIENT_INTERNAL_H
+#define SLOTD_CLIENT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "slotd/client.h"
+
+/* ---- crc32.c: CRC-32 as zlib computes it (the spool's checksum) --------- */
+uint32_t slotd__crc32(uint32_t crc, const void *p, size_t n);
+
+/* ---- encode.c ------------------------------------------------------------ */
+
+typedef struct slotd__buf {
+    char *data;
+    size_t len, cap;
+} slotd__buf;
+
+/* Room for n more bytes: 0 or SLOTD_ENOMEM. */
+int slotd__buf_reserve(slotd__buf *b, size_t n);
+int slotd__buf_write(void *b, const char *p, size_t n); /* a msgpack_packer callback */
+
+/* Bytes in front of a batch's body kept free for its message header
+ * ["T", seq, <array header>: fixarray + "T" + uint64 + array32. */
+#define SLOTD__PREFIX 24
+
+/* Encoders writing at p (room for slotd__TRADE_MAX(symlen) bytes); each
+ * returns the end. A trade in array form: [sym, ts, px, qty, side, id]. */
+#define SLOTD__TRADE_MAX(symlen) (64 + (symlen))
+char *slotd__enc_trade(char *p, const char *sym, size_t symlen, int64_t ts, double px, double qty,
+                       int side, uint64_t id);
+char *slotd__enc_trade_fixed(char *p, const char *sym, size_t symlen, int64_t ts, int64_t px_e8,
+                             int64_t qty_e8, int side, uint64_t id);
+char *slotd__enc_uint(char *p, uint64_t v);
+char *slotd__enc_int(char *p, int64_t v);
+char *slotd__enc_double(char *p, double d);
+char *slotd__enc_str(char *p, const char *s, size_t n);
+/* A fixed-point count of 1e-8 as an exact decimal ("-37.63"): the length
+ * written at p (at most 22 bytes). */
+size_t slotd__fixed_text(char *p, int64_t v);
+/* The header of a msgpack array of n elements, written to END at `end`
+ * (so a body can be prefixed in place): its first byte. */
+char *slotd__array_hdr_before(char *end, uint32_t n);
+
+/* ---- reply.c ------------------------------------------------------------- */
+
+enum { SLOTD__R_ACK = 1, SLOTD__R_ERR, SLOTD__R_WELCOME, SLOTD__R_OTHER };
+
+typedef struct slotd__reply {
+    int type;
+    uint64_t seq;        /* ACK: seq; ERR: id; WELCOME: last_seq */
+    uint64_t n;          /* ACK: n_stored */
+    int64_t index;       /* ERR: index of the first bad record, -1 nil */
+    char code[32];       /* ERR: the server's code, cut to fit */
+    char message[256];   /* ERR: the server's message, cut to fit */
+} slotd__reply;
+
+/* Replies larger than this (or declaring a larger string or container)
+ * are a protocol error: query pages are the largest, about 1 MiB. */
+#define SLOTD__REPLY_MAX ((uint64_t)64 << 20)
+
+/* One whole reply message of n bytes: 0, or SLOTD_EPROTOCOL for anything
+ * not shaped as PROTOCOL.md says (r->message then says what). */
+int slotd__reply_parse(const char *msg, size_t n, slotd__reply *r);
+
+/* What the sender does with an ERR code (docs/clients.md table). */
+enum {
+    SLOTD__C_BLOCKED = 1, /* resend after the refused seq */
+    SLOTD__C_TRANSIENT,   /* back off, resend from that seq */
+    SLOTD__C_PERMANENT,   /* give the batch up (settle with an empty batch) */
+    SLOTD__C_RETRY_CONN,  /* session refused for now: reconnect with back-off */
+    SLOTD__C_FATAL,       /* stop the sender */
+};
+/* The class of `code`; `seq0`: the error's id is 0 (a session or stream
+ * error, not a batch's). Fatal codes set *fatal_rc. */
+int slotd__code_class(const char *code, int seq0, int *fatal_rc);
+/* The slot a record error names: "trade 3: px: ..." gives "px"; "" if none. */
+void slotd__error_field(const char *message, char *field, size_t cap);
+
+/* A stream of replies: bytes in, messages out, without allocating per
+ * message (and never what a header merely declares). */
+typedef struct slotd__reader {
+    char *buf;
+    size_t off, len, cap; /* unread bytes: buf[off .. len) */
+} slotd__reader;
+void slotd__reader_init(slotd__reader *r);
+void slotd__reader_destroy(slotd__reader *r);
+void slotd__reader_reset(slotd__reader *r);
+/* Room for at least `want` more bytes (*cap: how many fit), NULL if out of
+ * memory; then slotd__reader_commit(r, bytes received). */
+char *slotd__reader_space(slotd__reader *r, size_t want, size_t *cap);
+void slotd__reader_commit(slotd__reader *r, size_t n);
+/* 1 with the next reply in *out, 0 when more bytes are needed, or
+ * SLOTD_EPROTOCOL (invalid stream, limits exceeded, a malformed reply). */
+int slotd__reader_next(slotd__reader *r, slotd__reply *out);
+
+/* ---- spool.c ------------------------------------------------------------- */
+
+typedef struct slotd__spool {
+    int fd;
+    char *path;
+    int sync;
+    uint64_t size;      /* bytes in the file */
+    uint64_t last_seq;  /* highest seq written (BATCH or STATE) */
+    uint64_t sealed;    /* its sealed count */
+    uint64_t acked;     /* highest ACKED written */
+    int history;        /* the file held a BATCH or STATE: last_seq is known */
+} slotd__spool;
+
+/* A batch read back, not known to be acknowledged: 0 or an error code. */
+typedef int (*slotd__spool_batch_fn)(void *u, uint64_t seq, uint64_t sealed, uint32_t ntrades,
+                                     const char *kind, size_t kind_len, const char *body,
+                                     size_t len);
+
+/* Opens (creating) and locks the spool, cuts a torn tail, and hands every
+ * unacknowledged batch to fn in seq order. 0, SLOTD_ELOCKED, SLOTD_ESPOOL
+ * (err says the file, offset and what), SLOTD_ENOMEM. */
+int slotd__spool_open(slotd__spool *sp, const char *path, int sync, slotd__spool_batch_fn fn,
+                      void *u, char *err, size_t errlen);
+int slotd__spool_batch(slotd__spool *sp, uint64_t seq, uint64_t sealed, uint32_t ntrades,
+                       const char *kind, size_t kind_len, const char *body, size_t len);
+int slotd__spool_ack(slotd__spool *sp, uint64_t seq);
+/* Rewrites the file as header + STATE (call only when all is acknowledged). */
+int slotd__spool_compact(slotd__spool *sp);
+void slotd__spool_close(slotd__spool *sp);
+
+/* ---- the sender ---------------------------------------------------------- */
+
+typedef struct slotd__batch {
+    struct slotd__batch *next;
+    uint64_t seq;       /* 0 until known (first WELCOME without spool history) */
+    uint64_t sealed;    /* trades sealed up to and including this batch */
+    uint32_t ntrades;
+    uint8_t given_up;   /* refused: travels as ["T", seq, []] */
+    uint8_t acked;
+    uint8_t sent;       /* written at least once (a later write is a resend) */
+    uint8_t kind_len;
+    char kind[32];
+    void *user;
+    char *mem;          /* free bytes for the header, the trades array, the kind tail */
+    size_t body_off, body_len; /* the trades array */
+    size_t size;        /* bytes of mem in use */
+    char *msg;          /* the message to write, set when it is first written */
+    size_t msg_len;
+    char settle[16];    /* ["T", seq, []] for a given-up batch */
+} slotd__batch;
+
+enum { SLOTD__IDLE, SLOTD__CONNECTING, SLOTD__HELLO, SLOTD__READY, SLOTD__STOPPED };
+
+struct slotd_sender {
+    slotd_sender_opts o;
+    char *host, *client, *token; /* copies of the options' strings */
+
+    /* the open batch */
+    slotd__buf open;             /* SLOTD__PREFIX free bytes, then records */
+    uint32_t open_n;
+    char open_kind[32];          /* "" = trade */
+    uint64_t open_t0;            /* ms: its first record (linger) */
+    size_t rec_start;            /* slotd_record_*: the open record's map header */
+    uint32_t rec_fields;
+    int in_record;
+
+    /* the queue: sealed batches not yet done, in seq order */
+    slotd__batch *head, *tail;
+    slotd__batch *wr;            /* the next batch with bytes to write */
+    size_t wr_off;
+    slotd__batch *reply;         /* the batch the next reply answers */
+    uint32_t inflight;
+    uint64_t queued_bytes, queued_batches;
+    uint64_t next_seq;
+    int seq_known;
+    uint64_t sealed, sealed_batches, done_batches;
+    int rewind;                  /* a refusal: resend from the head once replies drain */
+    int rewind_backoff;          /* ... after a transient one, backing off first */
+
+    /* the connection */
+    int state, fd;
+    int want_write;              /* the socket refused bytes: wait for POLLOUT */
+    int in_io;                   /* inside process/kick: no re-entry */
+    slotd__reader rd;
+    slotd__buf hello;
+    size_t hello_off;
+    uint64_t retry_at;           /* ms: next connect (IDLE) or resend (rewind) */
+    int backoff_ms, retry_backoff_ms;
+    int fatal_rc;
+    uint64_t t_progress;         /* ms: last ACK, or when the queue last became non-empty */
+    char obstacle[320];          /* why batches are not being acknowledged */
+    uint64_t ack_to_spool;       /* highest seq acknowledged, not yet in the spool */
+
+    slotd__spool spool;
+    int has_spool;
+    int batch_failed;            /* a batch given up since the last flush */
+    slotd_batch_error last;
+    slotd_sender_stats st;
+};
+
+uint64_t slotd__now_ms(void);
+/* sender.c */
+int slotd__seal(slotd_sender *s);
+int slotd__assign_seqs(slotd_sender *s, uint64_t last_seq);
+void slotd__batch_free(slotd__batch *b);
+void slotd__set_error(slotd_sender *s, int code, const char *wire_code, uint64_t seq, int64_t index,
+                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* sender_io.c */
+void slotd__io_init(slotd_sender *s);
+void slotd__io_close(slotd_sender *s);
+/* Write what the window allows without blocking; then try a connect if due. */
+void slotd__kick(slotd_sender *s);
+/* One round: poll up to wait_ms (-1: until an event or timer), process. */
+int slotd__step(slotd_sender *s, int wait_ms);
+void slotd__stop(slotd_sender *s, int rc);
+
+#endif
