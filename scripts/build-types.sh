@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every standard CMake build type builds from this tree (as a packager would
 # build it: no tests, no load tools, so neither cmocka nor jansson needed),
-# and `cmake --install` puts slotd, slotload and the unit file into a prefix.
+# and `cmake --install` puts slotd, slotload, the unit file and the C client
+# (libslotd-client, slotd/client.h, slotd-client.pc) into a prefix; the
+# client's example then builds against that prefix and runs against slotd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
@@ -18,8 +20,31 @@ echo "Release -O3 -Werror: ok"
 cmake -S . -B "$out/inst" -DCMAKE_BUILD_TYPE=Release -DSLOTD_BUILD_TESTS=OFF >/dev/null
 cmake --build "$out/inst" -j"$(nproc)" >/dev/null
 cmake --install "$out/inst" --prefix "$out/prefix" >/dev/null
-for f in bin/slotd bin/slotload lib/systemd/system/slotd.service; do
+# GNUInstallDirs' libdir: lib, lib64 or lib/<multiarch>, wherever the .pc went.
+pc=$(cd "$out/prefix" && find . -path '*/pkgconfig/slotd-client.pc' | head -1)
+libdir=$(dirname "$(dirname "${pc:-./lib/pkgconfig/x}")")
+libdir=${libdir#./}
+for f in bin/slotd bin/slotload lib/systemd/system/slotd.service include/slotd/client.h \
+         "$libdir/libslotd-client.a" "$libdir/libslotd-client.so.0" "$libdir/pkgconfig/slotd-client.pc"; do
   test -e "$out/prefix/$f" || { echo "cmake --install: $f missing" >&2; exit 1; }
 done
 "$out/prefix/bin/slotd" --version
 echo "cmake --install: ok"
+
+# The C client's example, built against the INSTALLED library through its
+# pkg-config file, run against a slotd from the same prefix.
+export PKG_CONFIG_PATH="$out/prefix/$libdir/pkgconfig"
+# shellcheck disable=SC2046
+cc -std=gnu11 -Wall -Wextra -Werror proto/client/examples/first_trades.c \
+  $(pkg-config --cflags --libs slotd-client) -Wl,-rpath,"$out/prefix/$libdir" -o "$out/first_trades"
+mkdir -p "$out/data"
+"$out/prefix/bin/slotd" --listen 127.0.0.1:0 --http off --data-dir "$out/data" \
+  --port-file "$out/ports" >"$out/slotd.log" 2>&1 &
+slotd_pid=$!
+trap 'kill "$slotd_pid" 2>/dev/null || true; rm -rf "$out"' EXIT
+for _ in $(seq 200); do grep -q . "$out/ports" 2>/dev/null && break; sleep 0.05; done
+"$out/first_trades" "$(cut -d' ' -f1 "$out/ports")" ||
+  { echo "first_trades failed; slotd log:" >&2; cat "$out/slotd.log" >&2; exit 1; }
+kill "$slotd_pid"
+wait "$slotd_pid" || true
+echo "client example against the installed library: ok"

@@ -2,7 +2,8 @@
 # The ingest and HTTP integration tests against a slotd running under
 # valgrind memcheck: invalid reads/writes, uninitialised values, bad frees
 # and definite leaks (checked when slotd exits after SIGTERM).
-#   scripts/memcheck.sh               test_ingest and test_http
+#   scripts/memcheck.sh               test_ingest, test_http and test_client_c
+#                                     (the C client's driver under memcheck too)
 #   scripts/memcheck.sh test_attack   any tests/integration/test_*.py by name
 # Plain Debug build (no sanitizers) in build-memcheck/.
 # Fails if a test fails or any valgrind log holds an error; the logs stay in
@@ -15,7 +16,7 @@ root=$PWD
 dir=$root/build-memcheck
 logs=$dir/memcheck
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DSLOTD_SANITIZE=OFF >/dev/null
-cmake --build "$dir" -j2 --target slotd
+cmake --build "$dir" -j2 --target slotd client_drive
 rm -rf "$logs"
 mkdir -p "$logs"
 
@@ -32,11 +33,22 @@ exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \\
 EOF
 chmod +x "$wrapper"
 export SLOTD_BIN=$wrapper
+# The C client (tests/client/client_drive.c on libslotd-client), likewise:
+# test_client_c.py runs it through SLOTD_CLIENT_DRIVE.
+cwrapper=$dir/client_drive-memcheck
+cat >"$cwrapper" <<EOF
+#!/bin/sh
+exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \\
+  --errors-for-leak-kinds=definite --track-fds=no --quiet \\
+  --log-file="$logs/client.%p.log" "$dir/tests/client_drive" "\$@"
+EOF
+chmod +x "$cwrapper"
+export SLOTD_CLIENT_DRIVE=$cwrapper SLOTD_BUILD_DIR=$dir
 export SLOTD_TEST_SCALE=${SLOTD_TEST_SCALE:-0.1}
 
 failed=()
 tests=("$@")
-[ ${#tests[@]} -eq 0 ] && tests=(test_ingest test_http)
+[ ${#tests[@]} -eq 0 ] && tests=(test_ingest test_http test_client_c)
 for t in "${tests[@]}"; do
   echo "== $t (slotd under memcheck)"
   start=$SECONDS
@@ -46,7 +58,7 @@ done
 
 # --quiet: a log has content only when valgrind reported something.
 nlogs=$(find "$logs" -name 'slotd.*.log' | wc -l)
-dirty=$(find "$logs" -name 'slotd.*.log' -size +0c | sort)
+dirty=$(find "$logs" \( -name 'slotd.*.log' -o -name 'client.*.log' \) -size +0c | sort)
 if [ -n "$dirty" ]; then
   for f in $dirty; do
     echo "---- $f"

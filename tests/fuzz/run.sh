@@ -3,7 +3,7 @@
 # after the other, one job each.
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
 #   targets: every tests/fuzz/fuzz_*.c (fuzz_frame fuzz_decode fuzz_fixp
-#   fuzz_time fuzz_http)
+#   fuzz_time fuzz_http fuzz_client_reply)
 # Needs clang with libFuzzer (Debian: apt-get install -y clang libclang-rt-14-dev).
 # Builds into build-fuzz/ (override with FUZZ_BUILD); findings land there as
 # crash-*/leak-*/timeout-* files and the run exits non-zero. The corpus that
@@ -24,12 +24,13 @@ mkdir -p "$OUT/obj"
 # proto and server, less any file with a main() (slotd's, benchmarks). They
 # go into one archive; each target links only the objects it references
 # (fuzz_frame pulls no libuv code, fuzz_http pulls http.c and its callees).
-SRC=$(for f in core/*.c proto/*.c server/*.c; do
+SRC=$(for f in core/*.c proto/*.c proto/client/*.c server/*.c; do
           grep -Eq '^int main ?\(' "$f" || echo "$f"
       done)
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 ROOT=$(pwd)
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer $SAN -I$ROOT/core -I$ROOT/proto -I$ROOT/server
+        -I$ROOT/proto/client -I$ROOT/proto/client/include
         -I$ROOT/tests/unit -I$ROOT/load $(pkg-config --cflags msgpack libuv jansson)"
 LIBS="$(pkg-config --libs msgpack libuv jansson) -lhttp_parser -lpthread -lm"
 

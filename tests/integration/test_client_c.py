@@ -26,7 +26,8 @@ from harness import Results, Slotd, wait_for  # noqa: E402
 
 BUILD = os.environ.get("SLOTD_BUILD_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build")
-DRIVE = os.path.join(BUILD, "tests", "client_drive")
+# scripts/memcheck.sh runs the driver under valgrind through a wrapper.
+DRIVE = os.environ.get("SLOTD_CLIENT_DRIVE") or os.path.join(BUILD, "tests", "client_drive")
 SCALE = float(os.environ.get("SLOTD_TEST_SCALE") or 1)
 TS0 = 1767225600000000000
 ETIMEDOUT, EBATCH, EUNAUTHORIZED = -5004, -5005, -5006
