@@ -4,9 +4,11 @@
  * One thread, one libuv loop: slotd and slotload share two cores, so the
  * client must cost as little as possible while the clock runs. Every batch
  * body (the msgpack array of trades) is therefore encoded before the timed
- * phase; sending a batch is a 12-byte header ["T", seq, ...] plus a pointer
- * into that buffer, handed to one writev. Replies are parsed with
- * msgpack-c's streaming unpacker straight out of the read buffer.
+ * phase. The protocol is libslotd-client's (proto/client, the official C
+ * client): one non-blocking sender per connection, its socket watched by a
+ * uv_poll_t and its timer by a uv_timer_t; a batch is handed over with
+ * slotd_send_raw, ACKs come back through on_ack, refused batches through
+ * on_error. Reconnects, resends and seqs are the library's.
  *
  * Closed loop (--rate 0): each connection keeps --inflight batches in
  * flight; latency runs from the write to the ACK. Open loop (--rate R):
@@ -17,7 +19,7 @@
  * omission). A due batch with no free in-flight slot waits for an ACK.
  */
 #include <errno.h>
-#include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -27,9 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <msgpack.h>
 #include <uv.h>
 
+#include "slotd/client.h"
 #include "slotload.h"
 
 /* ---- time ---------------------------------------------------------------- */
@@ -54,11 +56,9 @@ static void sl_cpu(double *user, double *sys)
 
 /* ---- the client ---------------------------------------------------------- */
 
-enum { SL_CONNECTING, SL_HELLO, SL_READY, SL_CLOSED };
-enum { SL_PHASE_CONNECT, SL_PHASE_RUN, SL_PHASE_DRAIN, SL_PHASE_DONE };
+enum { SL_PHASE_RUN = 1, SL_PHASE_DRAIN, SL_PHASE_DONE };
 
 typedef struct sl_flight {
-    uint64_t seq;
     uint64_t t0; /* send time (closed loop) or due time (open loop) */
     uint32_t ntrades;
 } sl_flight;
@@ -66,29 +66,23 @@ typedef struct sl_flight {
 struct sl_run;
 
 typedef struct sl_conn {
-    uv_tcp_t tcp;
-    uv_connect_t creq;
     struct sl_run *run;
-    int state;
+    slotd_sender *s;
+    uv_poll_t *poll;  /* on the sender's socket; a new one per socket */
+    int events;       /* what poll watches (UV_READABLE | UV_WRITABLE) */
+    uv_timer_t timer; /* the sender's next deadline (back-off, ...) */
     char name[96];
-    uint64_t next_seq;
-    msgpack_unpacker up;
-    sl_flight *fl; /* FIFO ring of cfg->inflight: ACKs come back in order */
+    uint64_t sent;    /* batches handed over: approximates the seq for wire_bytes */
+    sl_flight *fl;    /* FIFO ring of cfg->inflight: ACKs come back in order */
     uint32_t head, count;
 } sl_conn;
-
-/* A batch write: the header lives here, the body in the shared buffer. */
-typedef struct sl_wreq {
-    uv_write_t req;
-    char hdr[16];
-} sl_wreq;
 
 typedef struct sl_run {
     const sl_config *cfg;
     uv_loop_t *loop;
     sl_batches bt;
     sl_conn *conns;
-    uint32_t nready, rr;
+    uint32_t rr;
     int phase;
     uint64_t dispatched;   /* batches handed to connections so far */
     uint64_t limit;        /* batches to send; UINT64_MAX in --duration mode */
@@ -98,6 +92,7 @@ typedef struct sl_run {
     uv_poll_t tpoll;
     uv_timer_t tick;
     uv_signal_t sigint;
+    uv_idle_t closer;      /* closes the senders outside their callbacks */
     int tpoll_on;
     /* per-second state */
     uint64_t second, prev_acked, last_progress_ns;
@@ -110,6 +105,7 @@ typedef struct sl_run {
 
 static void sl_pump(sl_run *r);
 static void sl_finish(sl_run *r);
+static void sl_on_poll(uv_poll_t *p, int status, int events);
 
 /* Stop the run early: the first reason given is the one reported. */
 __attribute__((format(printf, 2, 3))) static void sl_fatal(sl_run *r, const char *fmt, ...)
@@ -140,25 +136,29 @@ static void sl_count_err(sl_result *res, const char *code, size_t len)
     res->errs[i].batches = 1;
 }
 
+static void sl_on_close_free(uv_handle_t *h) { free(h); }
 static void sl_on_close(uv_handle_t *h) { (void)h; }
 
-static void sl_conn_close(sl_conn *c, const char *why)
+/* After the last callback of the run: the senders go (closing their
+ * sockets through sl_on_socket), then the idle handle itself. */
+static void sl_on_closer(uv_idle_t *h)
 {
-    if (c->state == SL_CLOSED)
-        return;
-    if (c->count) { /* batches that will never be answered */
-        c->run->res->lost_batches += c->count;
-        for (uint32_t i = 0; i < c->count; i++)
-            sl_count_err(c->run->res, why, strlen(why));
+    sl_run *r = h->data;
+    for (uint32_t i = 0; i < r->cfg->connections; i++) {
+        sl_conn *c = &r->conns[i];
+        if (c->count) /* batches that will never be answered */
+            r->res->lost_batches += c->count;
         c->count = 0;
+        if (c->s)
+            slotd_sender_close(c->s, 0);
+        c->s = NULL;
+        uv_close((uv_handle_t *)&c->timer, sl_on_close);
     }
-    if (c->state == SL_READY && c->run->nready)
-        c->run->nready--;
-    c->state = SL_CLOSED;
-    uv_close((uv_handle_t *)&c->tcp, sl_on_close);
+    uv_close((uv_handle_t *)h, sl_on_close);
 }
 
-/* All connections drained (or dead): stop timers so uv_run returns. */
+/* All connections drained (or the run stopped): close everything so
+ * uv_run returns. */
 static void sl_finish(sl_run *r)
 {
     if (r->phase == SL_PHASE_DONE)
@@ -167,7 +167,7 @@ static void sl_finish(sl_run *r)
         r->phase = SL_PHASE_DRAIN;
     if (!r->res->fatal)
         for (uint32_t i = 0; i < r->cfg->connections; i++)
-            if (r->conns[i].state != SL_CLOSED && r->conns[i].count)
+            if (r->conns[i].count)
                 return;
     r->phase = SL_PHASE_DONE;
     if (r->t_start) {
@@ -176,83 +176,167 @@ static void sl_finish(sl_run *r)
         r->res->cpu_user = u - r->res->cpu_user;
         r->res->cpu_sys = sy - r->res->cpu_sys;
     }
-    for (uint32_t i = 0; i < r->cfg->connections; i++)
-        sl_conn_close(&r->conns[i], "DISCONNECTED");
+    uv_idle_start(&r->closer, sl_on_closer);
     uv_close((uv_handle_t *)&r->tick, sl_on_close);
     uv_close((uv_handle_t *)&r->sigint, sl_on_close);
     if (r->tpoll_on)
         uv_close((uv_handle_t *)&r->tpoll, sl_on_close);
 }
 
-static void sl_on_write(uv_write_t *req, int status)
+/* Watch what the sender now waits for: its socket's events, its timer. */
+static void sl_watch(sl_conn *c)
 {
-    sl_conn *c = req->data;
-    free(req);
-    if (status < 0 && c->state != SL_CLOSED) {
-        sl_conn_close(c, "DISCONNECTED");
-        sl_fatal(c->run, "write failed: %s", uv_strerror(status));
+    if (!c->s)
+        return;
+    int ev = slotd_sender_events(c->s);
+    int want = (ev & POLLIN ? UV_READABLE : 0) | (ev & POLLOUT ? UV_WRITABLE : 0);
+    if (c->poll && want != c->events) {
+        if (want)
+            uv_poll_start(c->poll, want, sl_on_poll);
+        else
+            uv_poll_stop(c->poll);
+        c->events = want;
+    }
+    int t = slotd_sender_timeout_ms(c->s);
+    if (t >= 0)
+        uv_timer_start(&c->timer, c->timer.timer_cb, (uint64_t)t, 0);
+    else if (uv_is_active((uv_handle_t *)&c->timer))
+        uv_timer_stop(&c->timer);
+}
+
+static void sl_process(sl_conn *c, int revents)
+{
+    sl_run *r = c->run;
+    if (!c->s)
+        return;
+    int rc = slotd_sender_process(c->s, revents);
+    if (rc < 0) {
+        sl_fatal(r, "%s: %s", c->name, slotd_sender_last_error(c->s)->message);
+        return;
+    }
+    sl_watch(c);
+    if (r->phase == SL_PHASE_RUN)
+        sl_pump(r);
+    else if (r->phase == SL_PHASE_DRAIN)
+        sl_finish(r);
+}
+
+static void sl_on_poll(uv_poll_t *p, int status, int events)
+{
+    int rev = (events & UV_READABLE ? POLLIN : 0) | (events & UV_WRITABLE ? POLLOUT : 0);
+    sl_process(p->data, status < 0 ? rev | POLLERR : rev);
+}
+
+static void sl_on_timer(uv_timer_t *t)
+{
+    sl_process(t->data, 0);
+}
+
+/* The library opened or is about to close its socket. */
+static void sl_on_socket(void *u, int fd, int open)
+{
+    sl_conn *c = u;
+    if (!open) {
+        if (c->poll)
+            uv_close((uv_handle_t *)c->poll, sl_on_close_free);
+        c->poll = NULL;
+        c->events = 0;
+        return;
+    }
+    c->poll = malloc(sizeof *c->poll);
+    if (!c->poll || uv_poll_init(c->run->loop, c->poll, fd) != 0) {
+        free(c->poll);
+        c->poll = NULL;
+        sl_fatal(c->run, "%s: cannot watch the socket", c->name);
+        return;
+    }
+    c->poll->data = c;
+    c->events = UV_READABLE | UV_WRITABLE; /* a connect completes as writable */
+    uv_poll_start(c->poll, c->events, sl_on_poll);
+}
+
+/* A batch is done (stored, or given up): latency from its t0. */
+static sl_flight *sl_done(sl_conn *c)
+{
+    sl_run *r = c->run;
+    if (c->count == 0)
+        return NULL;
+    sl_flight *f = &c->fl[c->head];
+    uint64_t now = sl_now();
+    uint64_t lat = now > f->t0 ? now - f->t0 : 0;
+    c->head = (c->head + 1) % r->cfg->inflight;
+    c->count--;
+    r->t_last = now;
+    hist_record(r->res->lat, lat);
+    hist_record(r->lat_sec, lat);
+    return f;
+}
+
+static void sl_on_ack(void *u, uint64_t seq, uint32_t ntrades, void *batch_user)
+{
+    sl_conn *c = u;
+    (void)seq;
+    (void)batch_user;
+    if (sl_done(c)) {
+        c->run->res->acked_batches++;
+        c->run->res->acked_trades += ntrades;
     }
 }
 
-/* ["T", seq, <body>]: fixarray 3, fixstr "T", then seq as a msgpack uint. */
-static size_t sl_batch_header(char *h, uint64_t seq)
+static void sl_on_error(void *u, const slotd_batch_error *e)
 {
-    size_t n = 0;
-    h[n++] = (char)0x93;
-    h[n++] = (char)0xa1;
-    h[n++] = 'T';
-    if (seq < 128) {
-        h[n++] = (char)seq;
-        return n;
+    sl_conn *c = u;
+    sl_run *r = c->run;
+    if (e->code != SLOTD_EBATCH) { /* the sender stopped */
+        sl_fatal(r, "%s: %s", c->name, e->message);
+        return;
     }
-    h[n++] = (char)0xcf; /* uint64, big endian: always valid, 9 bytes */
-    for (int i = 7; i >= 0; i--)
-        h[n++] = (char)(seq >> (i * 8));
-    return n;
+    sl_done(c);
+    r->res->err_batches++;
+    sl_count_err(r->res, e->wire_code, strlen(e->wire_code));
+    if (r->res->err_batches <= 5)
+        fprintf(stderr, "slotload: batch %llu on %s: %s\n", (unsigned long long)e->seq, c->name,
+                e->message);
+}
+
+/* The seq's msgpack size in ["T", seq, ...] (fresh names start at 1). */
+static size_t sl_uint_size(uint64_t v)
+{
+    return v < 128 ? 1 : v <= 0xff ? 2 : v <= 0xffff ? 3 : v <= 0xffffffffu ? 5 : 9;
 }
 
 static void sl_send(sl_conn *c, uint64_t k, uint64_t t0)
 {
     sl_run *r = c->run;
     uint64_t b = k % r->bt.n; /* --duration cycles through the pool */
-    sl_wreq *w = malloc(sizeof *w);
-    if (!w) {
-        sl_fatal(r, "out of memory");
-        return;
-    }
-    size_t hl = sl_batch_header(w->hdr, c->next_seq);
     size_t blen = r->bt.off[b + 1] - r->bt.off[b];
-    uv_buf_t bufs[2] = {uv_buf_init(w->hdr, (unsigned)hl),
-                        uv_buf_init(r->bt.buf.data + r->bt.off[b], (unsigned)blen)};
     sl_flight *f = &c->fl[(c->head + c->count) % r->cfg->inflight];
-    f->seq = c->next_seq++;
     f->t0 = t0;
+    f->ntrades = r->bt.ntrades[b];
     if (r->cfg->rate > 0) {
         uint64_t now = sl_now();
         hist_record(r->res->lag, now > t0 ? now - t0 : 0);
     }
-    f->ntrades = r->bt.ntrades[b];
     c->count++;
     r->dispatched++;
     r->res->sent_batches++;
     r->res->sent_trades += f->ntrades;
-    r->res->wire_bytes += hl + blen;
-    w->req.data = c;
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, 2, sl_on_write);
+    r->res->wire_bytes += 3 + sl_uint_size(++c->sent) + blen;
+    int rc = slotd_send_raw(c->s, NULL, r->bt.buf.data + r->bt.off[b], blen, f->ntrades, NULL);
     if (rc < 0) {
-        free(w);
-        sl_conn_close(c, "DISCONNECTED");
-        sl_fatal(r, "write failed: %s", uv_strerror(rc));
+        sl_fatal(r, "%s: send: %s", c->name, slotd_strerror(rc));
+        return;
     }
+    sl_watch(c);
 }
 
-/* The next ready connection with a free in-flight slot, round robin. */
+/* The next connection with a free in-flight slot, round robin. */
 static sl_conn *sl_pick(sl_run *r)
 {
     uint32_t n = r->cfg->connections;
     for (uint32_t i = 0; i < n; i++) {
         sl_conn *c = &r->conns[(r->rr + i) % n];
-        if (c->state == SL_READY && c->count < r->cfg->inflight) {
+        if (c->s && c->count < r->cfg->inflight) {
             r->rr = (r->rr + i + 1) % n;
             return c;
         }
@@ -307,190 +391,6 @@ static void sl_on_timerfd(uv_poll_t *p, int status, int events)
     sl_pump(r);
 }
 
-/* ---- replies ------------------------------------------------------------- */
-
-static int sl_is(const msgpack_object *o, const char *s)
-{
-    size_t n = strlen(s);
-    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n && memcmp(o->via.str.ptr, s, n) == 0;
-}
-
-static uint64_t sl_u64(const msgpack_object *o)
-{
-    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
-}
-
-static void sl_on_welcome(sl_conn *c, const msgpack_object *a, uint32_t n)
-{
-    sl_run *r = c->run;
-    uint64_t last = 0;
-    if (n >= 2 && a[1].type == MSGPACK_OBJECT_MAP)
-        for (uint32_t i = 0; i < a[1].via.map.size; i++)
-            if (sl_is(&a[1].via.map.ptr[i].key, "last_seq"))
-                last = sl_u64(&a[1].via.map.ptr[i].val);
-    c->next_seq = last + 1;
-    c->state = SL_READY;
-    if (++r->nready == r->cfg->connections) {
-        r->phase = SL_PHASE_RUN;
-        r->t_start = r->t_last = r->last_progress_ns = sl_now();
-        sl_cpu(&r->res->cpu_user, &r->res->cpu_sys);
-        if (r->cfg->duration > 0)
-            r->t_deadline = r->t_start + (uint64_t)(r->cfg->duration * 1e9);
-        sl_pump(r);
-    }
-}
-
-/* ACK or ERR for the oldest in-flight batch. */
-static void sl_on_reply(sl_conn *c, const msgpack_object *a, uint32_t n, int is_ack)
-{
-    sl_run *r = c->run;
-    uint64_t seq = n >= 2 ? sl_u64(&a[1]) : 0;
-    if (c->count == 0 || c->fl[c->head].seq != seq) {
-        if (!is_ack && n >= 4 && a[2].type == MSGPACK_OBJECT_STR) {
-            char code[64], msg[160];
-            snprintf(code, sizeof code, "%.*s", (int)a[2].via.str.size, a[2].via.str.ptr);
-            snprintf(msg, sizeof msg, "%.*s",
-                     a[3].type == MSGPACK_OBJECT_STR ? (int)a[3].via.str.size : 0,
-                     a[3].type == MSGPACK_OBJECT_STR ? a[3].via.str.ptr : "");
-            sl_conn_close(c, code);
-            sl_fatal(r, "server error %s: %s", code, msg);
-        } else {
-            sl_conn_close(c, "PROTOCOL");
-            sl_fatal(r, "reply out of order on %s", c->name);
-        }
-        return;
-    }
-    sl_flight *f = &c->fl[c->head];
-    uint64_t now = sl_now();
-    uint64_t lat = now > f->t0 ? now - f->t0 : 0;
-    c->head = (c->head + 1) % r->cfg->inflight;
-    c->count--;
-    r->t_last = now;
-    hist_record(r->res->lat, lat);
-    hist_record(r->lat_sec, lat);
-    if (is_ack) {
-        r->res->acked_batches++;
-        r->res->acked_trades += n >= 3 ? sl_u64(&a[2]) : 0;
-        return;
-    }
-    r->res->err_batches++;
-    if (n >= 3 && a[2].type == MSGPACK_OBJECT_STR)
-        sl_count_err(r->res, a[2].via.str.ptr, a[2].via.str.size);
-    else
-        sl_count_err(r->res, "ERR", 3);
-    if (r->res->err_batches <= 5 && n >= 4 && a[3].type == MSGPACK_OBJECT_STR)
-        fprintf(stderr, "slotload: batch %llu on %s: %.*s\n", (unsigned long long)seq, c->name,
-                (int)a[3].via.str.size, a[3].via.str.ptr);
-}
-
-static void sl_dispatch(sl_conn *c, const msgpack_object *o)
-{
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0) {
-        sl_conn_close(c, "PROTOCOL");
-        sl_fatal(c->run, "unexpected reply on %s", c->name);
-        return;
-    }
-    const msgpack_object *a = o->via.array.ptr;
-    uint32_t n = o->via.array.size;
-    if (sl_is(&a[0], "ACK"))
-        sl_on_reply(c, a, n, 1);
-    else if (sl_is(&a[0], "ERR"))
-        sl_on_reply(c, a, n, 0);
-    else if (sl_is(&a[0], "WELCOME") && c->state == SL_HELLO)
-        sl_on_welcome(c, a, n);
-    /* anything else (an R we did not ask for) is ignored */
-}
-
-static void sl_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    sl_conn *c = h->data;
-    (void)suggested;
-    /* Read straight into the unpacker's buffer: no copy. */
-    if (!msgpack_unpacker_reserve_buffer(&c->up, 64 << 10)) {
-        *buf = uv_buf_init(NULL, 0);
-        return;
-    }
-    *buf = uv_buf_init(msgpack_unpacker_buffer(&c->up),
-                       (unsigned)msgpack_unpacker_buffer_capacity(&c->up));
-}
-
-static void sl_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    sl_conn *c = s->data;
-    sl_run *r = c->run;
-    (void)buf;
-    if (nread < 0) {
-        int busy = c->count > 0 || r->phase == SL_PHASE_CONNECT;
-        sl_conn_close(c, "DISCONNECTED");
-        if (busy)
-            sl_fatal(r, "connection closed by the server (%s)", uv_strerror((int)nread));
-        else
-            sl_finish(r);
-        return;
-    }
-    if (nread == 0)
-        return;
-    msgpack_unpacker_buffer_consumed(&c->up, (size_t)nread);
-    msgpack_unpacked m;
-    msgpack_unpacked_init(&m);
-    int rc;
-    while (c->state != SL_CLOSED && (rc = msgpack_unpacker_next(&c->up, &m)) == MSGPACK_UNPACK_SUCCESS)
-        sl_dispatch(c, &m.data);
-    msgpack_unpacked_destroy(&m);
-    if (c->state != SL_CLOSED && rc == MSGPACK_UNPACK_PARSE_ERROR) {
-        sl_conn_close(c, "PROTOCOL");
-        sl_fatal(r, "unparsable reply on %s", c->name);
-        return;
-    }
-    if (r->phase == SL_PHASE_RUN)
-        sl_pump(r);
-    else if (r->phase == SL_PHASE_DRAIN)
-        sl_finish(r);
-}
-
-static void sl_on_hello_written(uv_write_t *req, int status)
-{
-    sl_conn *c = req->data;
-    free(((sl_buf *)(req + 1))->data); /* struct hello_req: the buffer follows */
-    free(req);
-    if (status < 0 && c->state != SL_CLOSED) {
-        sl_conn_close(c, "DISCONNECTED");
-        sl_fatal(c->run, "HELLO failed: %s", uv_strerror(status));
-    }
-}
-
-static void sl_on_connect(uv_connect_t *req, int status)
-{
-    sl_conn *c = req->data;
-    if (status < 0) {
-        sl_conn_close(c, "CONNECT");
-        sl_fatal(c->run, "cannot connect: %s", uv_strerror(status));
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_read_start((uv_stream_t *)&c->tcp, sl_alloc, sl_on_read);
-    /* ["HELLO", {"client": name}]; the bytes live with the request. */
-    struct hello_req {
-        uv_write_t req;
-        sl_buf b;
-    } *w = calloc(1, sizeof *w);
-    if (!w) {
-        sl_fatal(c->run, "out of memory");
-        return;
-    }
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &w->b, sl_buf_write);
-    msgpack_pack_array(&pk, 2);
-    sl_pack_str(&pk, "HELLO", 5);
-    msgpack_pack_map(&pk, 1);
-    sl_pack_str(&pk, "client", 6);
-    sl_pack_str(&pk, c->name, strlen(c->name));
-    uv_buf_t ub = uv_buf_init(w->b.data, (unsigned)w->b.len);
-    w->req.data = c;
-    c->state = SL_HELLO;
-    uv_write(&w->req, (uv_stream_t *)&c->tcp, &ub, 1, sl_on_hello_written);
-}
-
 /* ---- once a second ------------------------------------------------------- */
 
 static void sl_on_tick(uv_timer_t *t)
@@ -517,7 +417,7 @@ static void sl_on_tick(uv_timer_t *t)
     /* Watchdog: a run always ends, even against a server that went silent.
      * The clock runs while a connection is pending or a batch is unanswered. */
     uint64_t replies = res->acked_batches + res->err_batches;
-    if (replies != r->last_replies || (r->phase != SL_PHASE_CONNECT && inflight == 0)) {
+    if (replies != r->last_replies || inflight == 0) {
         r->last_replies = replies;
         r->t_reply = now;
     }
@@ -532,7 +432,7 @@ static void sl_on_sigint(uv_signal_t *s, int signum)
 {
     sl_run *r = s->data;
     (void)signum;
-    if (r->phase == SL_PHASE_DRAIN || r->phase == SL_PHASE_CONNECT) {
+    if (r->phase == SL_PHASE_DRAIN) {
         fprintf(stderr, "\nslotload: interrupted twice, exiting\n");
         exit(130);
     }
@@ -543,20 +443,7 @@ static void sl_on_sigint(uv_signal_t *s, int signum)
 
 /* ---- setup --------------------------------------------------------------- */
 
-static int sl_resolve(const char *host, int port, struct sockaddr_storage *out)
-{
-    struct addrinfo hints = {0}, *ai;
-    char ps[16];
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(ps, sizeof ps, "%d", port);
-    if (getaddrinfo(host, ps, &hints, &ai) != 0)
-        return -1;
-    memcpy(out, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
-    return 0;
-}
-
-static int sl_conns_start(sl_run *r, const struct sockaddr *addr)
+static int sl_conns_start(sl_run *r)
 {
     const sl_config *cfg = r->cfg;
     /* A name no earlier run used, so every connection starts at last_seq 0. */
@@ -564,31 +451,40 @@ static int sl_conns_start(sl_run *r, const struct sockaddr *addr)
     for (uint32_t i = 0; i < cfg->connections; i++) {
         sl_conn *c = &r->conns[i];
         c->run = r;
-        c->state = SL_CONNECTING;
         snprintf(c->name, sizeof c->name, "%.40s-%d-%llx-%u", cfg->client_prefix, (int)getpid(),
                  nonce & 0xffffffffffull, i);
         c->fl = calloc(cfg->inflight, sizeof *c->fl);
-        if (!c->fl || !msgpack_unpacker_init(&c->up, 64 << 10))
+        if (!c->fl)
             return -1;
-        uv_tcp_init(r->loop, &c->tcp);
-        c->tcp.data = c;
-        c->creq.data = c;
-        int rc = uv_tcp_connect(&c->creq, &c->tcp, addr, sl_on_connect);
-        if (rc < 0) {
-            fprintf(stderr, "slotload: connect: %s\n", uv_strerror(rc));
+        uv_timer_init(r->loop, &c->timer);
+        c->timer.data = c;
+        c->timer.timer_cb = sl_on_timer; /* sl_watch starts it with this callback */
+        slotd_sender_opts o;
+        slotd_sender_opts_init(&o);
+        o.host = cfg->host;
+        o.port = cfg->port;
+        o.client = c->name;
+        o.window = cfg->inflight; /* slotload never hands over more than that */
+        o.max_buffered = SIZE_MAX;
+        o.linger_ms = 0;
+        o.nonblocking = 1;
+        o.retry_timeout_ms = INT32_MAX; /* the stall watchdog decides */
+        o.on_ack = sl_on_ack;
+        o.on_error = sl_on_error;
+        o.on_socket = sl_on_socket;
+        o.user = c;
+        int rc = slotd_sender_new(&o, &c->s);
+        if (rc != 0) {
+            fprintf(stderr, "slotload: %s: %s\n", c->name, slotd_strerror(rc));
             return -1;
         }
+        sl_watch(c);
     }
     return 0;
 }
 
 static int sl_run_loop(const sl_config *cfg, sl_run *r)
 {
-    struct sockaddr_storage addr;
-    if (sl_resolve(cfg->host, cfg->port, &addr) != 0) {
-        fprintf(stderr, "slotload: cannot resolve %s\n", cfg->host);
-        return -1;
-    }
     r->loop = uv_default_loop();
     r->conns = calloc(cfg->connections, sizeof *r->conns);
     r->lat_sec = malloc(sizeof *r->lat_sec);
@@ -611,18 +507,26 @@ static int sl_run_loop(const sl_config *cfg, sl_run *r)
     uv_signal_init(r->loop, &r->sigint);
     r->sigint.data = r;
     uv_signal_start(&r->sigint, sl_on_sigint, SIGINT);
+    uv_idle_init(r->loop, &r->closer);
+    r->closer.data = r;
     r->t_reply = sl_now();
-    if (sl_conns_start(r, (const struct sockaddr *)&addr) != 0)
+    if (sl_conns_start(r) != 0)
         return -1;
+    /* The clock starts now: the senders connect and say HELLO while the
+     * first batches queue (their seqs follow each WELCOME's last_seq). */
+    r->phase = SL_PHASE_RUN;
+    r->t_start = r->t_last = r->last_progress_ns = sl_now();
+    sl_cpu(&r->res->cpu_user, &r->res->cpu_sys);
+    if (cfg->duration > 0)
+        r->t_deadline = r->t_start + (uint64_t)(cfg->duration * 1e9);
+    sl_pump(r);
     uv_run(r->loop, UV_RUN_DEFAULT);
     if (r->prog)
         sl_progress_end(r->prog, r->prog_tty);
     r->res->seconds = r->t_start && r->t_last > r->t_start ? (double)(r->t_last - r->t_start) / 1e9 : 0;
     close(r->tfd);
-    for (uint32_t i = 0; i < cfg->connections; i++) {
+    for (uint32_t i = 0; i < cfg->connections; i++)
         free(r->conns[i].fl);
-        msgpack_unpacker_destroy(&r->conns[i].up);
-    }
     free(r->conns);
     free(r->lat_sec);
     uv_loop_close(r->loop);

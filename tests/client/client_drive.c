@@ -4,7 +4,7 @@
  * (or -1 for --bad-at i: a BAD_VALUE). With --resume the source starts at
  * slotd_sender_sealed() (the spool's count), as an application would.
  *
- * Prints "sealed N" lines with --progress, one "error {...}" line per
+ * Prints "sealed N acked M" lines with --progress, one "error {...}" line per
  * on_error, and at the end one JSON line: {"rc": ..., "err": {...},
  * "stats": {...}}. Exit status 0 whatever flush returned (the test reads
  * the JSON); 2 for bad arguments or a sender that cannot be created. */
@@ -185,7 +185,10 @@ int main(int argc, char **argv)
         } while (rc == SLOTD_EAGAIN);
         if (o.batch_size && (i + 1) % o.batch_size == 0) {
             if (progress) {
-                printf("sealed %llu\n", (unsigned long long)slotd_sender_sealed(s));
+                slotd_sender_stats ps;
+                slotd_sender_stats_get(s, &ps);
+                printf("sealed %llu acked %llu\n", (unsigned long long)slotd_sender_sealed(s),
+                       (unsigned long long)ps.acked_trades);
                 fflush(stdout);
             }
             if (pace_us)

@@ -137,7 +137,7 @@ def test_slotd_killed_under_1m_trades():
 # -- the producer killed, restarted on its spool -----------------------------
 def run_producer(port, spool, n, kill_at=None, before_kill=None):
     """Runs the driver on the spool (resuming at sealed); SIGKILLs it once it
-    has sealed kill_at trades (after before_kill()). Returns where it started
+    has sealed kill_at trades and had some acknowledged (after before_kill()). Returns where it started
     and the final result (None when killed)."""
     p = subprocess.Popen(drive_args(port, "producer", n=n, syms=7, prefix="P", batch=500,
                                     spool=spool, resume=True, progress=True, pace_us=200,
@@ -150,7 +150,10 @@ def run_producer(port, spool, n, kill_at=None, before_kill=None):
             w = line.split()
             if w[0] == "start":
                 start = int(w[1])
-            elif w[0] == "sealed" and kill_at is not None and int(w[1]) >= kill_at:
+            # Killed once connected (a fresh spool learns its seqs from the
+            # first WELCOME) and past kill_at.
+            elif w[0] == "sealed" and kill_at is not None and int(w[1]) >= kill_at \
+                    and int(w[3]) > 0:
                 if before_kill:
                     before_kill()
                 p.kill()
