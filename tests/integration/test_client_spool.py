@@ -9,12 +9,16 @@ docs/clients.md fixes for both client libraries:
   - the lock: a second holder (same process or another) gets SpoolLocked
   - compaction: an all-acknowledged spool shrinks to its STATE, and a new
     sender continues its seqs and `sealed` (slotd stores what follows)
+  - one spool, two libraries: a spool the Python sender left is finished by
+    the C library (tests/client/client_drive) and the other way round
 """
 import os
+import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -29,6 +33,8 @@ from harness import Results, Slotd  # noqa: E402
 from slotd._spool import Spool  # noqa: E402
 
 TS0 = 1767225600000000000
+BUILD = os.environ.get("SLOTD_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
+DRIVE = os.path.join(BUILD, "tests", "client_drive")
 
 
 def body(first, n, sym="SP"):
@@ -236,11 +242,80 @@ def test_compaction_and_continuation():
         assert struct.unpack_from("<Q", recs[-2][2])[0] == last + 1
 
 
+def stored(s, sym):
+    with slotd.Client(port=s.tcp_port, client="reader") as c:
+        return sorted(t["id"] for t in c.trades(sym))
+
+
+def drive(port, client, spool, n, sym_prefix, popen=False, **extra):
+    """client_drive: trade i is <prefix>0, ts TS0 + i, id i; --resume starts
+    at the spool's sealed count."""
+    args = [DRIVE, "--port", str(port), "--client", client, "--spool", spool, "--resume",
+            "--n", str(n), "--prefix", sym_prefix, "--syms", "1", "--batch", "100"]
+    for k, v in extra.items():
+        args += ["--" + k.replace("_", "-")] + ([] if v is True else [str(v)])
+    if popen:
+        return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    p = subprocess.run(args, stdout=subprocess.PIPE, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout
+    return p.stdout
+
+
+def test_spool_shared_with_the_c_library():
+    assert os.access(DRIVE, os.X_OK), "build tests/client_drive first (%s)" % DRIVE
+    with Slotd() as s:
+        # Python leaves batches unacknowledged in its spool; C finishes them.
+        p = tmp_spool()
+        snd = slotd.Sender(port=s.tcp_port, client="py-then-c", spool=p, batch_size=100)
+        snd.trade("M0", TS0, "100", 1, "B", 0)
+        snd.flush()
+        s.proc.send_signal(signal.SIGSTOP)   # nothing is acknowledged from here on
+        try:
+            for i in range(1, 5001):
+                snd.trade("M0", TS0 + i, "100", 1, "S", i)
+            assert snd.pending == 50, snd.pending
+            snd.close(flush=False)
+        finally:
+            s.proc.send_signal(signal.SIGCONT)
+        out = drive(s.tcp_port, "py-then-c", p, 8000, "M")
+        assert "start 5001" in out and '"rc": 0' in out, out
+        assert stored(s, "M0") == list(range(8000))
+
+        # C is killed with batches unacknowledged in its spool; Python finishes.
+        q = tmp_spool()
+        # A first run to the end leaves C's STATE record; with the seqs known
+        # from it, the second run spools each batch as it seals (a new spool
+        # waits for the first WELCOME, which the C sender reads late).
+        assert '"rc": 0' in drive(s.tcp_port, "c-then-py", q, 1000, "N")
+        n = 100_000                    # paced: about a second, never done before the kill
+        c = drive(s.tcp_port, "c-then-py", q, n, "N", popen=True, progress=True, pace_us=1000)
+        try:
+            for line in c.stdout:
+                # Batches reach the spool once their seqs are known (WELCOME):
+                # wait for some, so the spool holds C's work.
+                if line.startswith("sealed") and os.path.getsize(q) > 20_000:
+                    s.proc.send_signal(signal.SIGSTOP)
+                    time.sleep(0.1)
+                    c.kill()
+                    break
+        finally:
+            c.stdout.close()
+            c.wait(60)
+            s.proc.send_signal(signal.SIGCONT)
+        with slotd.Sender(port=s.tcp_port, client="c-then-py", spool=q, batch_size=100) as snd:
+            start = snd.sealed
+            print("  C's spool: resumed at %d with %d batches pending" % (start, snd.pending))
+            assert 1000 < start < n and snd.pending > 0, (start, snd.pending)
+            for i in range(start, n):
+                snd.trade("N0", TS0 + i, "100", 1, "S", i)
+        assert stored(s, "N0") == list(range(n))
+
+
 def main():
     res = Results()
     for fn in (test_format_on_disk, test_torn_tail_is_cut, test_damage_is_refused_with_offset,
                test_lock, test_sender_resends_whole_batches_of_torn_spool,
-               test_compaction_and_continuation):
+               test_compaction_and_continuation, test_spool_shared_with_the_c_library):
         res.run(fn)
     res.finish()
 
