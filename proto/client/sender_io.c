@@ -485,6 +485,15 @@ void slotd__kick(slotd_sender *s)
     uint64_t now = slotd__now_ms();
     if (s->state == SLOTD__IDLE && now >= s->retry_at)
         start_connect(s);
+    if (s->state == SLOTD__CONNECTING) { /* done connecting? (no waiting) */
+        struct pollfd p = {.fd = s->fd, .events = POLLOUT};
+        if (poll(&p, 1, 0) > 0)
+            connected(s);
+    }
+    if (s->state == SLOTD__HELLO) { /* the WELCOME may be in: then batches can go */
+        write_hello(s);
+        read_replies(s);
+    }
     if (s->state == SLOTD__READY) {
         if (s->retry_at && now >= s->retry_at)
             s->retry_at = 0;
