@@ -52,6 +52,8 @@ _Static_assert(sizeof(slab_page) == 32, "the page header is 32 bytes");
 
 typedef struct slab_class {
     unsigned char *cur, *end; /* carve window in the class's open chunk */
+    unsigned char *told;      /* the ahead hook was told up to here (slab_set_ahead) */
+    uint32_t chunks;          /* chunks this class has opened */
     slab_page *free;          /* free list, linked through ->next */
     uint64_t nfree;
 } slab_class;
@@ -66,6 +68,9 @@ struct slab {
     uint64_t pages;     /* live pages */
     uint64_t freemask;  /* bit c: class c has a free page */
     slab_class cls[SLAB_NCLASSES];
+    slab_ahead_fn ahead_fn; /* slab_set_ahead */
+    void *ahead_ctx;
+    size_t ahead;
 };
 
 size_t slab_max_page(void) { return SLAB_MAX_PAGE; }
@@ -165,6 +170,33 @@ static slab_page *slab__pop(slab *s, int c)
     return slab__hand_out(s, p, slab_classes[c]);
 }
 
+/* Tell the ahead hook the next bytes class k will carve, up to `ahead`
+ * past its carve pointer, once less than half of that is told. */
+static inline void slab__ahead(const slab *s, slab_class *k)
+{
+    /* Only a class on its second chunk or later: one that has filled a
+     * chunk is likely to fill more, while the many classes a growing symbol
+     * passes through once would each leave `ahead` bytes touched unused. */
+    if (!s->ahead_fn || k->chunks < 2)
+        return;
+    unsigned char *from = k->told > k->cur ? k->told : k->cur; /* told: maybe an old chunk */
+    if (from >= k->end || (size_t)(from - k->cur) >= s->ahead / 2)
+        return;
+    size_t room = (size_t)(k->end - k->cur);
+    unsigned char *to = k->cur + (s->ahead < room ? s->ahead : room);
+    s->ahead_fn(s->ahead_ctx, from, (size_t)(to - from));
+    k->told = to;
+}
+
+void slab_set_ahead(slab *s, slab_ahead_fn fn, void *ctx, size_t ahead)
+{
+    s->ahead_fn = fn;
+    s->ahead_ctx = ctx;
+    s->ahead = ahead;
+    for (int c = 0; c < SLAB_NCLASSES; c++)
+        slab__ahead(s, &s->cls[c]);
+}
+
 /* A new page of class c from its open chunk (opening one if needed). */
 static slab_page *slab__carve(slab *s, int c)
 {
@@ -179,7 +211,9 @@ static slab_page *slab__carve(slab *s, int c)
         k->cur = s->base + s->opened;
         k->end = k->cur + SLAB_CHUNK / size * size;
         s->opened += SLAB_CHUNK;
+        k->chunks++;
     }
+    slab__ahead(s, k);
     slab_page *p = (slab_page *)k->cur;
     k->cur += size;
     s->carved += size;

@@ -92,6 +92,20 @@ int slab_can_alloc(const slab *s, size_t bytes);
 
 void slab_get_stats(const slab *s, slab_stats *st);
 
+/* Memory ahead of need. Each class carves its open chunk front to back, so
+ * the bytes its next pages will take are known: `fn` is told them, about
+ * `ahead` bytes past the class's carve pointer (never past its chunk), each
+ * time the part already told runs below half of that, and when a chunk is
+ * opened — for the classes that have filled a chunk already (the busy
+ * ones: a class a growing symbol passes through once is left alone). It runs on the thread that allocates, inside slab_alloc, and must
+ * only hand the range on: the server pre-faults it on another thread, so
+ * that carving a new page seldom costs the allocating thread a page fault.
+ * The range may be written by the allocator at any time after the call:
+ * whoever touches it must not change its bytes. Memory cost: at most
+ * `ahead` bytes per busy class touched before they are carved. fn NULL: off. */
+typedef void (*slab_ahead_fn)(void *ctx, void *from, size_t len);
+void slab_set_ahead(slab *s, slab_ahead_fn fn, void *ctx, size_t ahead);
+
 static inline uint32_t slab_page_cap(const slab_page *p, size_t slot_size)
 {
     return (uint32_t)((p->size - SLAB_PAGE_HEADER) / slot_size);

@@ -314,6 +314,12 @@ fail:
     return rc;
 }
 
+void store_set_ahead(store *s, void (*fn)(void *ctx, void *from, size_t len), void *ctx,
+                     size_t ahead)
+{
+    slab_set_ahead(s->slab, fn, ctx, ahead);
+}
+
 void store_close(store *s)
 {
     if (!s)

@@ -71,6 +71,10 @@ typedef struct store store; /* opaque */
 
 int store_open(store **out, const store_config *cfg);
 void store_close(store *s);
+/* The slab's memory-ahead hook (slab.h, slab_set_ahead): `fn` is told,
+ * on the thread that ingests, which bytes new pages will come from next. */
+void store_set_ahead(store *s, void (*fn)(void *ctx, void *from, size_t len), void *ctx,
+                     size_t ahead);
 
 /* ---- ingest ------------------------------------------------------------ */
 

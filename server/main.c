@@ -15,6 +15,7 @@
 #include "ingest.h"
 #include "journal.h"
 #include "log.h"
+#include "prefault.h"
 #include "replay.h"
 #include "retention.h"
 #include "server.h"
@@ -31,6 +32,16 @@ static int exit_code;
 static void replay_work(uv_work_t *req) { replay_run(req->data, &replay_res); }
 
 static void shutdown_begin(server *srv, int code);
+
+/* The store is final (replay may have replaced it): its new pages are
+ * faulted in off the loop from now on. Only saves time, so a failure is a
+ * warning. */
+static void server_prefault_start(server *srv)
+{
+    int rc = prefault_start(&srv->prefault, srv->store);
+    if (rc != 0)
+        log_warn("prefault_start_failed err=%s", server_strerror(rc));
+}
 
 static void replay_done(uv_work_t *req, int status)
 {
@@ -70,6 +81,7 @@ static void replay_done(uv_work_t *req, int status)
         shutdown_begin(srv, 1);
         return;
     }
+    server_prefault_start(srv);
     srv->ready = !srv->stopping;
     store_stats st;
     store_get_stats(srv->store, &st);
@@ -225,6 +237,7 @@ int main(int argc, char **argv)
     if (srv->cfg.journal_off) {
         if ((rc = retention_start(srv)) != 0) /* no checkpoints without a journal */
             goto fail;
+        server_prefault_start(srv);
         srv->ready = 1;
         log_warn("journal_off: acknowledged trades live only in memory");
     } else {
@@ -237,6 +250,7 @@ int main(int argc, char **argv)
     }
     uv_run(srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(srv->loop);
+    prefault_stop(srv->prefault, srv->store);
     checkpoint_free(srv);
     retention_free(srv);
     ingest_free(srv);
@@ -244,6 +258,7 @@ int main(int argc, char **argv)
     store_close(srv->store);
     return exit_code;
 fail:
+    prefault_stop(srv->prefault, srv->store);
     checkpoint_free(srv);
     retention_free(srv);
     ingest_free(srv);

@@ -62,6 +62,7 @@ typedef struct server {
     struct http *http;        /* HTTP side (http.c) */
     struct checkpoint *checkpoint; /* snapshots (checkpoint.c) */
     struct retention *retention;   /* --retention (retention.c) */
+    struct prefault *prefault;     /* new slab pages faulted in off the loop (prefault.c) */
 } server;
 
 /* uv_close for every handle that owns a descriptor (TCP, pipe). libuv

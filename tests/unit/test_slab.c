@@ -236,12 +236,90 @@ static void test_stats(void **st)
     slab_close(NULL);
 }
 
+/* ---- memory ahead (slab_set_ahead) ----------------------------------------- */
+
+#define AHEAD_MAX 4096
+typedef struct told {
+    size_t n;
+    unsigned char *from[AHEAD_MAX];
+    size_t len[AHEAD_MAX];
+} told;
+
+static void record(void *ctx, void *from, size_t len)
+{
+    told *t = ctx;
+    assert_true(t->n < AHEAD_MAX);
+    t->from[t->n] = from;
+    t->len[t->n++] = len;
+}
+
+/* Was [p, p + n) told, in one range? */
+static int covered(const told *t, const void *p, size_t n)
+{
+    const unsigned char *a = p;
+    for (size_t i = 0; i < t->n; i++)
+        if (a >= t->from[i] && a + n <= t->from[i] + t->len[i])
+            return 1;
+    return 0;
+}
+
+/* The hook is told the bytes a class will carve next, ahead of its carve
+ * pointer and inside its chunk, only once the class has filled a chunk;
+ * a class carving a few pages is never told anything. */
+static void test_ahead(void **st)
+{
+    (void)st;
+    slab *s;
+    told *t = calloc(1, sizeof *t);
+    const size_t ahead = 64 << 10;
+    assert_int_equal(slab_open(&s, 64 * MiB), 0);
+    slab_set_ahead(s, record, t, ahead);
+    assert_int_equal(t->n, 0); /* nothing carved yet */
+    /* A few small pages: a class on its first chunk. */
+    for (int i = 0; i < 100; i++)
+        assert_non_null(slab_alloc(s, 96));
+    assert_int_equal(t->n, 0);
+    /* Fill the 2048 class's first chunk: nothing told; from its second
+     * chunk on, every page carved was told before it was handed out. */
+    size_t per_chunk = SLAB_CHUNK / 2048, second = 0;
+    for (size_t i = 0; i < 5 * per_chunk; i++) {
+        slab_page *p = slab_alloc(s, 2048);
+        assert_non_null(p);
+        if (i < per_chunk) {
+            assert_int_equal(t->n, 0);
+            continue;
+        }
+        second++;
+        assert_true(covered(t, p, 2048));
+        /* Never more than `ahead` past the page, never past its chunk. */
+        const unsigned char *last = t->from[t->n - 1] + t->len[t->n - 1];
+        assert_true(last <= (const unsigned char *)p + ahead);
+    }
+    assert_int_equal(second, 4 * per_chunk);
+    /* Told once per half of `ahead` carved, give or take a chunk's start. */
+    assert_true(t->n >= 4 * SLAB_CHUNK / ahead && t->n <= 4 * (SLAB_CHUNK / (ahead / 2) + 1));
+    /* No range crosses a chunk boundary (the first starts a chunk). */
+    for (size_t i = 0; i < t->n; i++) {
+        uintptr_t a = (uintptr_t)t->from[i], e = a + t->len[i] - 1;
+        assert_true((a - (uintptr_t)t->from[0]) / SLAB_CHUNK ==
+                    (e - (uintptr_t)t->from[0]) / SLAB_CHUNK);
+    }
+    /* Off: nothing more is told. */
+    size_t n = t->n;
+    slab_set_ahead(s, NULL, NULL, 0);
+    for (size_t i = 0; i < per_chunk; i++)
+        assert_non_null(slab_alloc(s, 2048));
+    assert_int_equal(t->n, n);
+    slab_close(s);
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classes),    cmocka_unit_test(test_alloc_free_reuse),
         cmocka_unit_test(test_many_pages), cmocka_unit_test(test_cap),
-        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_stats),      cmocka_unit_test(test_ahead),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
