@@ -183,7 +183,7 @@ static int from_magnitude(double d, int64_t *out)
     return round_large(d, out);
 }
 
-int fixp_from_double(double d, int64_t *out)
+int fixp_from_double_exact(double d, int64_t *out)
 {
     if (isnan(d) || isinf(d))
         return FIXP_ENAN;

@@ -36,7 +36,36 @@ int fixp_from_u64(uint64_t units, int64_t *out);
  * double cannot tell neighbouring 1e-8 steps apart, the shortest decimal that
  * reproduces the double is taken instead, so 1234567890.12 stays exactly that
  * (a float and the same number as a string agree up to 15 digits). */
-int fixp_from_double(double d, int64_t *out);
+static inline int fixp_from_double(double d, int64_t *out);
+/* The same rule for every double, without fixp_from_double's fast path. */
+int fixp_from_double_exact(double d, int64_t *out);
+
+/* Below this magnitude (2^52 / 1e8) d * 1e8 is below 2^52, where every
+ * half-integer is a double. */
+#define FIXP_FAST_LIMIT 45035996.0
+
+/* The fast path: p = d * 1e8 rounded, g the integer nearest p. Rounding is
+ * monotone and g +- 1/2 are doubles, so if p lies strictly between them so
+ * does the exact product, whose nearest integer — the exact rule's answer,
+ * no tie possible — is then g. Only p exactly on a half (or d too large,
+ * or NaN, which fails both compares) goes the exact way. What clients send
+ * (187.25, 0.1: the nearest double to a decimal of <= 8 decimals) lands
+ * within a hair of g. Inline: a multiply and a few compares in the
+ * decoder's loop instead of floor, fma and a call. */
+static inline int fixp_from_double(double d, int64_t *out)
+{
+    double a = d < 0 ? -d : d;
+    if (a < FIXP_FAST_LIMIT) {
+        double p = a * 1e8;
+        int64_t g = (int64_t)(p + 0.5); /* any integer near p will do: checked next */
+        double off = p - (double)g;      /* exact: both below 2^52 and close */
+        if (off > -0.5 && off < 0.5) {
+            *out = d < 0 ? -g : g;
+            return FIXP_OK;
+        }
+    }
+    return fixp_from_double_exact(d, out);
+}
 
 /* Shortest exact decimal text: "187.25", "0.00000001", "42". Returns length;
  * buf must hold FIXP_STRLEN bytes. Negative values (differences) are allowed. */

@@ -293,6 +293,57 @@ static void test_double_negative(void **st)
     }
 }
 
+/* One double through the fast path and the exact rule: the same verdict,
+ * and for d < 2^26 the same value as the decimal reference. */
+static void expect_fast_agrees(double d)
+{
+    int64_t fast = -12345, exact = -54321;
+    int rf = fixp_from_double(d, &fast), re = fixp_from_double_exact(d, &exact);
+    if (rf != re || (rf == FIXP_OK && fast != exact))
+        fail_msg("%.17g: fast rc %d %lld, exact rc %d %lld", d, rf, (long long)fast, re,
+                 (long long)exact);
+    if (rf == FIXP_OK && fabs(d) < 67108864.0) {
+        int64_t ref = ref_round(fabs(d));
+        assert_int_equal(fast, d < 0 ? -ref : ref);
+    }
+}
+
+/* The fast path's edges (fixp.h): the magnitude limit, d * 1e8 near a
+ * half or not, and both signs. */
+static void test_double_fast_path(void **st)
+{
+    (void)st;
+    const double lim = FIXP_FAST_LIMIT;
+    const double edge[] = {0.0, -0.0, 1e-8, 2e-8, 2.5e-9, 5e-9, 7.5e-9, 1.5e-8, 0.1, 0.29,
+                           187.25, 1e-300, lim, nextafter(lim, 0), nextafter(lim, 1e9),
+                           45035995.99999999, 45035995.999999985, 45035996.00000001,
+                           67108863.99999999, 4503599627370495.0 / 1e8};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        expect_fast_agrees(edge[i]);
+        expect_fast_agrees(-edge[i]);
+    }
+    /* d = (g + f) / 1e8 for f around the half, and the neighbouring
+     * doubles of each, at every scale below the limit. */
+    const double fr[] = {0, 0.2, 0.25, 0.3, 0.4999, 0.49999999, 0.5, 0.50000001, 0.5001, 0.75};
+    for (int i = 0; i < 20000; i++) {
+        uint64_t g = rnd() % (uint64_t)(lim * 1e8) >> (rnd() % 50);
+        double f = fr[rnd() % (sizeof fr / sizeof fr[0])];
+        double d = ((double)g + (rnd() & 1 ? f : -f)) / 1e8;
+        if (d < 0)
+            continue;
+        expect_fast_agrees(d);
+        expect_fast_agrees(nextafter(d, 0));
+        expect_fast_agrees(-nextafter(d, 1e12));
+    }
+    /* Every decimal of <= 8 decimals below the limit takes the fast path's
+     * answer, which must be that decimal. */
+    for (int i = 0; i < 20000; i++) {
+        int64_t g = (int64_t)(rnd() % (uint64_t)(lim * 1e8)) >> (rnd() % 50);
+        expect_dbl((double)g / 1e8, g);
+        expect_dbl(-(double)g / 1e8, -g);
+    }
+}
+
 static void test_double_large(void **st)
 {
     (void)st;
@@ -521,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_double_large),
         cmocka_unit_test(test_double_matches_text),
         cmocka_unit_test(test_double_random_small),
+        cmocka_unit_test(test_double_fast_path),
         cmocka_unit_test(test_double_random_large),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_roundtrip),
