@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +41,11 @@
 #include "retention.h"
 
 #define CKPT_TICK_MS 200
+#define CKPT_NICE 10 /* the child's CPU priority, below the loop's */
+/* ioprio_set(2): glibc has no wrapper and no header for these. */
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_CLASS_IDLE 3
+#define IOPRIO_CLASS_SHIFT 13
 #define CKPT_RETRY_NS (10ull * 1000000000u) /* after a failure */
 
 /* ---- taking a checkpoint (loop thread) ------------------------------------ */
@@ -215,6 +222,12 @@ __attribute__((noreturn)) static void ckpt_child(checkpoint *ck, int wfd, pid_t 
             close(fd);
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Behind the loop for the disk and the CPU: idle I/O class (heeded by
+     * the bfq and mq-deadline schedulers; "none" ignores it, and the
+     * paced writes of checkpoint_file.c are what bound the child's I/O
+     * there) and a lower CPU priority. Failures change nothing else. */
+    syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+    setpriority(PRIO_PROCESS, 0, CKPT_NICE);
     ckpt_write_file(ck, &r);
     ckpt_write_all(3, &r, sizeof r);
     _exit(r.rc == 0 ? 0 : 1);

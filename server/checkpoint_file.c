@@ -87,7 +87,45 @@ typedef struct ckpt_out {
     unsigned char *buf;
     size_t len;
     int err;
+    uint64_t off;    /* bytes written to the file */
+    uint64_t paced;  /* [0, paced) has been handed to writeback */
 } ckpt_out;
+
+/* Paced writes. Left to itself the kernel lets a snapshot's dirty pages
+ * pile up (gigabytes) and writes them back in bursts, the last one in
+ * fsync, saturating the disk the journal syncs on for seconds. Instead,
+ * every CKPT_PACE bytes the window just written is handed to writeback,
+ * and the child waits for the window before it to reach the disk (then
+ * drops it from the page cache: nobody reads a snapshot being written).
+ * So at most two windows are dirty or in flight at a time, and the
+ * child, not the journal, waits for the disk. Errors are ignored: this
+ * only shapes the I/O, and the final fsync reports any write error. */
+#define CKPT_PACE ((uint64_t)8 << 20)
+
+static void ckpt_pace(ckpt_out *o)
+{
+    while (o->off - o->paced >= CKPT_PACE) {
+        uint64_t w = o->paced;
+        sync_file_range(o->fd, (off64_t)w, CKPT_PACE, SYNC_FILE_RANGE_WRITE);
+        if (w >= CKPT_PACE) {
+            sync_file_range(o->fd, (off64_t)(w - CKPT_PACE), CKPT_PACE,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                SYNC_FILE_RANGE_WAIT_AFTER);
+            posix_fadvise(o->fd, (off_t)(w - CKPT_PACE), CKPT_PACE, POSIX_FADV_DONTNEED);
+        }
+        o->paced = w + CKPT_PACE;
+    }
+}
+
+/* Write p[0..n) at the file's end, then pace. */
+static int ckpt_out_flush(ckpt_out *o, const void *p, size_t n)
+{
+    if ((o->err = ckpt_write_all(o->fd, p, n)) < 0)
+        return -1;
+    o->off += n;
+    ckpt_pace(o);
+    return 0;
+}
 
 int ckpt_write_all(int fd, const void *p, size_t n)
 {
@@ -107,11 +145,11 @@ static int ckpt_out_write(void *ctx, const void *p, size_t n)
 {
     ckpt_out *o = ctx;
     if (o->len + n > CKPT_WBUF) {
-        if ((o->err = ckpt_write_all(o->fd, o->buf, o->len)) < 0)
+        if (ckpt_out_flush(o, o->buf, o->len) < 0)
             return -1;
         o->len = 0;
         if (n >= CKPT_WBUF)
-            return (o->err = ckpt_write_all(o->fd, p, n)) < 0 ? -1 : 0;
+            return ckpt_out_flush(o, p, n);
     }
     memcpy(o->buf + o->len, p, n);
     o->len += n;

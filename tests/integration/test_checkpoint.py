@@ -380,6 +380,42 @@ def test_child_error_reported_as_errno():
         assert not files(s, "snapshot-*.snap")
 
 
+def test_large_snapshot_paced():
+    """A snapshot of several pacing windows (checkpoint_file.c: every 8 MiB
+    the child hands a window to writeback, waits for the one before and
+    drops it from the cache): it is written whole and restores every trade
+    and aggregate exactly."""
+    n_batches, per = 160, 5000               # 800k trades: a ~26 MiB snapshot
+    with Slotd(["--checkpoint-bytes", "8M", "--journal-segment", "4M"]) as s:
+        c = s.connect("big")
+        pending = []
+        for seq in range(1, n_batches + 1):
+            base = (seq - 1) * per
+            c.send_batch(seq, [[SYMS[(base + i) % 4], TS0 + base + i, "%d.25" % (100 + i % 7),
+                                1 + i % 9, "B", base + i] for i in range(per)])
+            pending.append(seq)
+            if len(pending) == 8:
+                assert c.recv() == ["ACK", pending.pop(0), per]
+        for seq in pending:
+            assert c.recv() == ["ACK", seq, per]
+        c.close()
+        ck = settle(s)
+        assert ck["checkpoints"] >= 1 and ck["failures"] == 0, ck
+        snap = files(s, "snapshot-*.snap")
+        assert snap and os.path.getsize(snap[-1]) > 16 << 20, snap  # two windows and more
+        def aggregates():  # a restored store packs its pages anew: their count may differ
+            return {sym: {k: v for k, v in s.connect().query(1, {"op": "symbol", "sym": sym})[2].items()
+                          if k != "pages"} for sym in SYMS}
+        before = aggregates()
+        s.kill()
+        s.start()
+        doc = s.http_json("/stats")[1]
+        assert doc["checkpoint"]["loaded_trades"] > 500000, doc["checkpoint"]
+        after = aggregates()
+        assert after == before, (before, after)
+        assert sum(r["count"] for r in after.values()) == n_batches * per, after
+
+
 def main():
     res = Results()
     res.run(test_checkpoint_and_restart)
@@ -389,6 +425,7 @@ def main():
     res.run(test_retention)
     res.run(test_checkpoint_on_exit)
     res.run(test_child_error_reported_as_errno)
+    res.run(test_large_snapshot_paced)
     res.finish()
 
 
