@@ -13,7 +13,8 @@
  *    (checked in exact integer arithmetic, ties away from zero); from 2^26
  *    up the result's text converts back (strtod, correctly rounded) to the
  *    very same double and no shorter decimal does; ERANGE only past the
- *    largest value;
+ *    largest value; and its inline fast path agrees with
+ *    fixp_from_double_exact (verdict and value);
  *  - fixp_from_i64/u64 on the same 8 bytes: ERANGE exactly at the
  *    (symmetric) bounds, the two agree where both apply, and the value is
  *    units * 1e8;
@@ -159,8 +160,11 @@ static int reproduces(int64_t v, double d)
 
 static void check_double(double d)
 {
-    int64_t v = -7;
+    int64_t v = -7, x = -9;
     int rc = fixp_from_double(d, &v);
+    /* The inline fast path and the full rule: one verdict, one value. */
+    int rx = fixp_from_double_exact(d, &x);
+    CHECK(rx == rc && (rc != FIXP_OK || x == v));
     if (isnan(d) || isinf(d)) {
         CHECK(rc == FIXP_ENAN);
         return;
