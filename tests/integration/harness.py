@@ -21,6 +21,11 @@ import time
 
 import msgpack
 
+# The official Python client (proto/python/): tests that are not about the
+# raw protocol send through it (Slotd.sender).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "proto", "python"))
+
 RSS_SCALE = float(os.environ.get("SLOTD_RSS_SCALE") or 1)
 SLOTD_BIN = os.environ.get("SLOTD_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "server", "slotd")
@@ -196,6 +201,11 @@ class Slotd:
     # -- clients --------------------------------------------------------
     def connect(self, name=None, token=None, hello=True):
         return Client(self.tcp_port, name, token, hello)
+
+    def sender(self, name, **opts):
+        """An official slotd.Sender for this server (opts as slotd.Sender's)."""
+        import slotd
+        return slotd.Sender(port=self.tcp_port, client=name, **opts)
 
     def http_raw(self, data, timeout=10.0):
         s = socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout)

@@ -131,31 +131,27 @@ def make_trades():
 
 
 def ingest(s, world):
-    c = s.connect(name="http-test")
+    """Through the official Python client: 20 trades a batch, then the
+    option trades (a kind change seals a batch of their own)."""
     trades = make_trades()
-    seq = 0
-    for i in range(0, len(trades), 20):
-        chunk = trades[i:i + 20]
-        seq += 1
-        c.send_batch(seq, chunk)
-        r = c.recv()
-        assert r == ["ACK", seq, len(chunk)], r
-        for t in chunk:
-            world.add(t)
-        world.batches += 1
     opts = []
     for i in range(6):
         opts.append({"sym": OPT, "ts": TS0 + i * 500 * 10 ** 6, "px": str(Decimal("3.5") + i),
                      "qty": 10 + i, "side": "S" if i % 2 else "B", "id": 1000 + i,
                      "strike": "200", "expiry": TS0 + 15 * 86400 * SEC, "right": "P"})
-    seq += 1
-    c.send_batch(seq, opts, kind="option_trade")
-    r = c.recv()
-    assert r == ["ACK", seq, len(opts)], r
+    with s.sender("http-test", batch_size=20, linger=3600) as snd:
+        for t in trades:
+            snd.send(t)
+        for t in opts:
+            snd.send(t, kind="option_trade")
+        snd.flush()
+        st = snd.stats
+    assert st["trades_acked"] == len(trades) + len(opts) and not st["batches_given_up"], st
+    for t in trades:
+        world.add(t)
     for t in opts:
         world.add(t, "option_trade")
-    world.batches += 1
-    return c
+    world.batches += st["batches_acked"]
 
 
 # ---- HTTP helpers ----------------------------------------------------------------
