@@ -22,6 +22,7 @@ typedef struct sl_config {
     uint32_t connections, inflight, batch;
     double rate;               /* trades/s; 0 = closed loop, as fast as acks allow */
     int form_array;            /* 0 map, 1 array */
+    int px_float;              /* px as float64 (1) or exact decimal text (0) */
     const char *client_prefix;
     int json, progress;
     const char *csv;

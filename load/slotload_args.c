@@ -30,6 +30,7 @@ static void sl_usage(FILE *f)
         "  --rate TRADES_PER_S      open loop at this rate; latency from the scheduled\n"
         "                           send time (no coordinated omission); 0 = closed loop [0]\n"
         "  --form map|array         trade wire form                      [map]\n"
+        "  --px text|float          px as decimal text or as float64     [text]\n"
         "  --client-prefix NAME     client names are NAME-pid-nonce-i    [slotload]\n"
         "  --pool N                 most trades pre-encoded for --duration;\n"
         "                           the pool is cycled if the run needs more [10M]\n"
@@ -85,7 +86,7 @@ static int sl_parse_duration(const char *s, double *out, int zero_ok)
 
 enum {
     O_HOST = 1000, O_PORT, O_HTTP_PORT, O_WORKLOAD, O_SYMBOLS, O_ZIPF, O_SEED, O_TRADES,
-    O_DURATION, O_CONNS, O_INFLIGHT, O_BATCH, O_RATE, O_FORM, O_PREFIX, O_POOL, O_STALL,
+    O_DURATION, O_CONNS, O_INFLIGHT, O_BATCH, O_RATE, O_FORM, O_PX, O_PREFIX, O_POOL, O_STALL,
     O_JSON, O_CSV, O_NO_PROGRESS, O_EXPORT, O_HELP,
 };
 
@@ -104,6 +105,7 @@ static const struct option sl_options[] = {
     {"batch", required_argument, 0, O_BATCH},
     {"rate", required_argument, 0, O_RATE},
     {"form", required_argument, 0, O_FORM},
+    {"px", required_argument, 0, O_PX},
     {"client-prefix", required_argument, 0, O_PREFIX},
     {"pool", required_argument, 0, O_POOL},
     {"stall-timeout", required_argument, 0, O_STALL},
@@ -145,6 +147,11 @@ static int sl_apply(sl_config *c, int opt, const char *a, uint64_t *symbols, dou
         if (strcmp(a, "map") && strcmp(a, "array"))
             return -1;
         c->form_array = strcmp(a, "array") == 0;
+        return 0;
+    case O_PX:
+        if (strcmp(a, "text") && strcmp(a, "float"))
+            return -1;
+        c->px_float = strcmp(a, "float") == 0;
         return 0;
     case O_PREFIX: c->client_prefix = a; return *a ? 0 : -1;
     case O_POOL: return sl_parse_count(a, &c->pool) || c->pool == 0 ? -1 : 0;

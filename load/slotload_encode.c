@@ -59,7 +59,8 @@ int sl_encode(const sl_config *cfg, uint64_t trades, sl_batches *bt)
         uint32_t n = left < cfg->batch ? (uint32_t)left : cfg->batch;
         bt->off[i] = bt->buf.len;
         bt->ntrades[i] = n;
-        workload_pack_trades(&pk, &w, n, cfg->form_array ? WORKLOAD_ARRAY : 0);
+        workload_pack_trades(&pk, &w, n, (cfg->form_array ? WORKLOAD_ARRAY : 0) |
+                                             (cfg->px_float ? WORKLOAD_PX_FLOAT : 0));
         left -= n;
     }
     bt->off[bt->n] = bt->buf.len;

@@ -247,10 +247,10 @@ void sl_report_text(FILE *f, const sl_config *cfg, const sl_result *r)
     sl_derived d;
     char a[32], b[32];
     sl_derive(r, &d);
-    fprintf(f, "\nslotload: %s (%u symbols, zipf %.2f, seed %llu), %s form, %u conn x %u in flight, "
+    fprintf(f, "\nslotload: %s (%u symbols, zipf %.2f, seed %llu), %s form, px %s, %u conn x %u in flight, "
                "batch %u, %s\n",
             cfg->workload, cfg->symbols, cfg->zipf, (unsigned long long)cfg->seed,
-            cfg->form_array ? "array" : "map", cfg->connections, cfg->inflight, cfg->batch,
+            cfg->form_array ? "array" : "map", cfg->px_float ? "float" : "text", cfg->connections, cfg->inflight, cfg->batch,
             cfg->rate > 0 ? "open loop" : "closed loop");
     if (cfg->rate > 0)
         fprintf(f, "  %-26s %s trades/s\n", "target rate", sl_commas((uint64_t)cfg->rate, a));
@@ -305,6 +305,7 @@ void sl_report_json(FILE *f, const sl_config *cfg, const sl_result *r)
     json_object_set_new(c, "zipf", json_real(cfg->zipf));
     json_object_set_new(c, "seed", json_integer((json_int_t)cfg->seed));
     json_object_set_new(c, "form", json_string(cfg->form_array ? "array" : "map"));
+    json_object_set_new(c, "px", json_string(cfg->px_float ? "float" : "text"));
     json_object_set_new(c, "connections", json_integer(cfg->connections));
     json_object_set_new(c, "inflight", json_integer(cfg->inflight));
     json_object_set_new(c, "batch", json_integer(cfg->batch));
