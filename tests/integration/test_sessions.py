@@ -345,6 +345,10 @@ def test_buffered_bound():
         assert small.recv() == ["ACK", 1, 1]
         go.set()
         for c in cs:
+            # The eight 520k-trade batches are decoded one after another, at
+            # most two buffered at a time: under TSan or valgrind the last
+            # ACK can be minutes away. The timeout only guards against a hang.
+            c.sock.settimeout(600)
             assert c.recv() == ["ACK", 1, 520000]
         for t in ts:
             t.join(30)
