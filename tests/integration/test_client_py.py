@@ -456,6 +456,15 @@ def test_linger_seals_on_the_next_call():
 
 
 # -- queries -------------------------------------------------------------------
+def test_default_client_names_do_not_fence():
+    """Two Clients open at once with the default name: both keep working."""
+    with Slotd() as s:
+        with slotd.Client(port=s.tcp_port) as a, slotd.Client(port=s.tcp_port) as b:
+            assert a.stats()["trades"] == 0
+            assert b.stats()["trades"] == 0
+            assert a.stats()["trades"] == 0   # a was not fenced by b's HELLO
+
+
 def test_client_queries():
     with Slotd() as s:
         with slotd.Sender(port=s.tcp_port, client="q") as snd:
@@ -542,7 +551,7 @@ def test_pip_install_without_index():
 
 def main():
     res = Results()
-    for fn in (test_pip_install_without_index, test_client_queries, test_values_and_context_manager,
+    for fn in (test_pip_install_without_index, test_client_queries, test_default_client_names_do_not_fence, test_values_and_context_manager,
                test_linger_seals_on_the_next_call, test_readme_quickstart, test_bad_trade_gives_up_one_batch,
                test_wrong_token_is_fatal_without_storm, test_timeout_names_refused_connection,
                test_nonblocking_with_selector, test_store_full_then_room, test_not_ready_during_replay,

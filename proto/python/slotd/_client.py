@@ -1,4 +1,6 @@
 """slotd.Client: queries over TCP `Q` messages (PROTOCOL.md 6)."""
+import itertools
+import os
 import socket
 
 import msgpack
@@ -8,21 +10,27 @@ from ._values import interval as _interval, query_time
 from .errors import Closed, NotFound, ProtocolError, QueryError
 
 PAGE_MAX = 10_000  # the server's largest trades page
+_names = itertools.count(1)  # default client names: one per Client
 
 
 class Client:
     """A blocking query connection.
 
-    Client(host="127.0.0.1", port=7400, client="query", token=None, timeout=30.0)
+    Client(host="127.0.0.1", port=7400, client=None, token=None, timeout=30.0)
 
     The name is a client name like a sender's, and one connection holds a
-    name at a time (PROTOCOL.md 2.3): two Clients open at once need two names.
+    name at a time (PROTOCOL.md 2.3). By default each Client gets a name of
+    its own ("query-<pid>-<n>-<random>"), so Clients open at once never
+    fence each other; a name that never stores a batch is one the server may
+    forget first (PROTOCOL.md 5.3).
     Times (start, end) are int ns, datetime (naive = UTC) or RFC 3339 text;
     ranges are start <= ts < end. Fixed-point results come as a float under
     their key and an exact decimal string under key + "_s".
     """
 
-    def __init__(self, host="127.0.0.1", port=7400, client="query", token=None, timeout=30.0):
+    def __init__(self, host="127.0.0.1", port=7400, client=None, token=None, timeout=30.0):
+        if client is None:
+            client = "query-%d-%d-%s" % (os.getpid(), next(_names), os.urandom(3).hex())
         _conn.check_name(client, token)
         self._sock = socket.create_connection((host, port), timeout=timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
