@@ -112,18 +112,18 @@ def check_exact(s, last, step=1000):
 
 
 def send(s, client, first, n, step=1000, window=8):
-    """Pipelined batches first..first+n-1; every one must be acknowledged."""
-    c = s.connect(client)
-    pending, seq = [], first
-    while seq < first + n or pending:
-        while seq < first + n and len(pending) < window:
-            c.send_batch(seq, batch(client, seq, step))
-            pending.append(seq)
-            seq += 1
-        r = c.recv()
-        assert r == ["ACK", pending[0], BATCH], r
-        pending.pop(0)
-    c.close()
+    """Batches first..first+n-1 through the official Python client (one
+    sealed batch per seq: it resumes at the name's last_seq + 1); flush
+    returns once every one is acknowledged."""
+    with s.sender(client, batch_size=BATCH, linger=3600, window=window) as snd:
+        for seq in range(first, first + n):
+            for t in batch(client, seq, step):
+                snd.send(t)
+        snd.flush()
+        st = snd.stats
+    assert st["batches_acked"] == n and st["trades_acked"] == n * BATCH, st
+    assert not st["batches_given_up"], st
+    assert last_seq(s, client) == first + n - 1  # the seqs the checks expect
 
 
 def last_seq(s, client):
