@@ -202,6 +202,14 @@ class Slotd:
     def connect(self, name=None, token=None, hello=True):
         return Client(self.tcp_port, name, token, hello)
 
+    def pause(self):
+        """SIGSTOP: slotd keeps its sockets but answers nothing until resume()."""
+        self.proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     def sender(self, name, **opts):
         """An official slotd.Sender for this server (opts as slotd.Sender's)."""
         import slotd

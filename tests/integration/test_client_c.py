@@ -172,17 +172,12 @@ def test_producer_killed_resumes_from_spool():
     n, syms = int(250_000 * max(SCALE, 0.4)), ["P%d" % i for i in range(7)]
     with Slotd() as s:
         spool = os.path.join(s.data_dir, "producer.spool")
-
-        def stall_slotd():
-            # slotd stopped: batches sealed from now on stay unacknowledged,
-            # so the restart must resend them from the spool.
-            s.proc.send_signal(signal.SIGSTOP)
-            time.sleep(0.5)
-
+        # slotd paused before the kill: batches sealed from then on stay
+        # unacknowledged, so the restart must resend them from the spool.
         try:
-            start1, _ = run_producer(s.tcp_port, spool, n, kill_at=n // 5, before_kill=stall_slotd)
+            start1, _ = run_producer(s.tcp_port, spool, n, kill_at=n // 5, before_kill=s.pause)
         finally:
-            s.proc.send_signal(signal.SIGCONT)
+            s.resume()
         acked_before = stats(s)["trades"]
         start2, _ = run_producer(s.tcp_port, spool, n, kill_at=n * 3 // 5)
         start3, res = run_producer(s.tcp_port, spool, n)
