@@ -86,14 +86,21 @@ def test_slotd_killed_under_1m_trades():
     port = free_port()
     with Slotd(extra_args=["--listen", "127.0.0.1:%d" % port]) as s:
         out = {}
+        # The trades are handed over in four parts; part k+1 waits for the
+        # k-th kill, so every kill lands before the sender can have flushed.
+        parts = [n * k // 4 for k in range(5)]
+        gates = [threading.Event() for _ in range(3)]
 
         def stream():
             try:
                 t0 = time.time()
                 snd = slotd.Sender(port=port, client="stream", batch_size=1000, window=32,
                                    retry_timeout=120)
-                for i in range(n):
-                    snd.trade(syms[i % nsym], TS0 + i, "187.25", 1 + i % 7, "B", i)
+                for k in range(4):
+                    if k:
+                        gates[k - 1].wait(120)
+                    for i in range(parts[k], parts[k + 1]):
+                        snd.trade(syms[i % nsym], TS0 + i, "187.25", 1 + i % 7, "B", i)
                 out["handed"] = time.time() - t0
                 snd.flush()
                 out["flushed"] = time.time() - t0
@@ -108,7 +115,7 @@ def test_slotd_killed_under_1m_trades():
         t = threading.Thread(target=stream)
         t.start()
         kills = []
-        for at in (n * 15 // 100, n * 40 // 100, n * 70 // 100):
+        for k, at in enumerate((n * 15 // 100, n * 40 // 100, n * 70 // 100)):
             wait_for(lambda: server_stats(s)["trades"] >= at or "error" in out, timeout=120,
                      what="%d trades stored" % at)
             assert "error" not in out and "flushed" not in out, out
@@ -116,6 +123,7 @@ def test_slotd_killed_under_1m_trades():
             kills.append(at)
             time.sleep(0.2)   # the sender meets a refused connection
             s.start()
+            gates[k].set()
         t.join(300)
         assert not t.is_alive(), "sender did not finish"
         if "error" in out:
@@ -180,17 +188,12 @@ def test_producer_killed_resumes_from_spool():
     n, syms = 250_000, ["P%d" % i for i in range(7)]
     with Slotd() as s:
         spool = os.path.join(s.data_dir, "producer.spool")
-
-        def stall_slotd():
-            # slotd stopped: batches sealed from now on stay unacknowledged,
-            # so the restart must resend them from the spool.
-            s.proc.send_signal(signal.SIGSTOP)
-            time.sleep(0.5)
-
+        # slotd paused before the kill: batches sealed from then on stay
+        # unacknowledged, so the restart must resend them from the spool.
         try:
-            start1, _ = run_producer(s.tcp_port, spool, n, kill_at=50_000, before_kill=stall_slotd)
+            start1, _ = run_producer(s.tcp_port, spool, n, kill_at=50_000, before_kill=s.pause)
         finally:
-            s.proc.send_signal(signal.SIGCONT)
+            s.resume()
         start2, pending2 = run_producer(s.tcp_port, spool, n, kill_at=150_000)
         start3, pending3 = run_producer(s.tcp_port, spool, n)
         print("  restarts resumed at %d (%d batches spooled) and %d (%d)"
