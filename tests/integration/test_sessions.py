@@ -317,7 +317,10 @@ def test_buffered_bound():
     """Authenticated clients each holding a 12 MiB message unfinished: --max-buffered
     bounds what they pin together; a small client is still served; each message still
     completes once others finish."""
-    with Slotd(["--max-buffered", "24M", "--max-message", "16M", "--max-batch", "1000000"]) as s:
+    # --idle-timeout 1h: a paused message must arrive within the idle timeout
+    # of its first byte, and under TSan the eight decodes can take minutes.
+    with Slotd(["--max-buffered", "24M", "--max-message", "16M", "--max-batch", "1000000",
+                "--idle-timeout", "1h"]) as s:
         rss0 = s.rss_bytes()
         big = msgpack.packb(["T", 1, [trade("BIG%d" % (i % 3), i) for i in range(520000)]],
                             use_bin_type=True)
@@ -349,7 +352,8 @@ def test_buffered_bound():
             # most two buffered at a time: under TSan or valgrind the last
             # ACK can be minutes away. The timeout only guards against a hang.
             c.sock.settimeout(600)
-            assert c.recv() == ["ACK", 1, 520000]
+            r = c.recv()
+            assert r == ["ACK", 1, 520000], r
         for t in ts:
             t.join(30)
         assert not errors, errors
