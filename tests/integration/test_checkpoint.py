@@ -17,7 +17,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Results, Slotd, stream_until_dead  # noqa: E402
+from harness import Results, Slotd, send_batches, stream_until_dead  # noqa: E402
 
 TS0 = 1767225600 * 10 ** 9
 SYMS = ["CKA", "CKB", "CKC", "CKD"]
@@ -112,18 +112,7 @@ def check_exact(s, last, step=1000):
 
 
 def send(s, client, first, n, step=1000, window=8):
-    """Batches first..first+n-1 through the official Python client (one
-    sealed batch per seq: it resumes at the name's last_seq + 1); flush
-    returns once every one is acknowledged."""
-    with s.sender(client, batch_size=BATCH, linger=3600, window=window) as snd:
-        for seq in range(first, first + n):
-            for t in batch(client, seq, step):
-                snd.send(t)
-        snd.flush()
-        st = snd.stats
-    assert st["batches_acked"] == n and st["trades_acked"] == n * BATCH, st
-    assert not st["batches_given_up"], st
-    assert last_seq(s, client) == first + n - 1  # the seqs the checks expect
+    send_batches(s, client, first, n, lambda seq: batch(client, seq, step), window)
 
 
 def last_seq(s, client):

@@ -15,7 +15,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Results, Slotd, nearly_full_disk, stream_until_dead  # noqa: E402
+from harness import Results, Slotd, nearly_full_disk, send_batches, stream_until_dead  # noqa: E402
 
 TS0 = 1767225600 * 10 ** 9
 SYMS = ["CRA", "CRB", "CRC", "CRD"]
@@ -98,12 +98,7 @@ def journal_files(d):
 
 
 def ingest(s, name, first, n):
-    c = s.connect(name)
-    for seq in range(first, first + n):
-        c.send_batch(seq, batch_for(seq))
-    for seq in range(first, first + n):
-        assert c.recv() == ["ACK", seq, BATCH]
-    c.close()
+    send_batches(s, name, first, n, batch_for)
 
 
 def test_torn_tail():

@@ -247,19 +247,19 @@ def test_cursor_across_retention():
     at the first stored row after page 1. Before the fix the cursor was an
     offset from the current first page, and every dropped row shifted it."""
     with Slotd(extra_args=["--retention", "5m"]) as s:
-        c = s.connect("pager")
         n = 6000
-        for b in range(n // 1000):
-            c.send_batch(b + 1, [{"sym": "PG", "ts": TS0 + i * SEC // 10, "px": "1", "qty": 1,
-                                  "id": i} for i in range(b * 1000, b * 1000 + 1000)])
-            assert c.recv()[0] == "ACK"
+        with s.sender("pager") as snd:
+            for i in range(n):
+                snd.trade("PG", TS0 + i * SEC // 10, "1", 1, None, i)
+            snd.flush()
+        c = s.connect("reader")
         d0 = wait_dropped(s, 0)
         r = c.query(2, {"op": "trades", "sym": "PG", "limit": 1000})[2]
         page1 = [t["id"] for t in r["trades"]]
         cursor = r["next_cursor"]
         # Newest moves 2 minutes on: retention drops pages past page 1's end.
-        c.send_batch(100, [{"sym": "PG", "ts": TS0 + 720 * SEC, "px": "1", "qty": 1, "id": n}])
-        assert c.recv()[0] == "ACK"
+        with s.sender("pager") as snd:
+            snd.trade("PG", TS0 + 720 * SEC, "1", 1, None, n)
         wait_dropped(s, d0)
         r = c.query(3, {"op": "trades", "sym": "PG", "limit": 1000, "cursor": cursor})[2]
         page2 = [t["id"] for t in r["trades"]]
