@@ -8,10 +8,11 @@
  *
  *   table: open addressing,          blocks[id >> 8]: parts[256], keys[256]
  *   linear probing, <= 3/4 full      part (128 B, two cache lines)
- *   +-------------------+            +---------------------------------------+
- *   | hash32 | id+1     |---id------>| tail, head -> pages (below)           |
- *   | 0 = empty         |            | pending, resv: reserved batches       |
- *   +-------------------+            | npages, room, flags, kind             |
+ *   +-------------------------+      +---------------------------------------+
+ *   | key word 0 | hash32     |      | tail, head -> pages (below)           |
+ *   | id+1 (| not-trade bit) |-id-->| pending, resv: reserved batches       |
+ *   | 0 = empty               |      | npages, room, flags, kind             |
+ *   +-------------------------+      |                                       |
  *                                    | agg: count volume notional ohlc ts    |
  *                                    +---------------------------------------+
  *                                    key (32 B): len, name[31], zero padding
@@ -137,17 +138,17 @@ const part *store__lookup(const store *s, const char *sym, size_t len, uint32_t 
 static int store__table_grow(store *s)
 {
     uint32_t n = (s->tmask + 1) * 2;
-    uint64_t *t = calloc(n, sizeof *t);
+    store_tabent *t = calloc(n, sizeof *t);
     if (!t)
         return STORE_ENOMEM;
     for (uint32_t i = 0; i <= s->tmask; i++) {
-        uint64_t e = s->table[i];
-        if (!e)
+        const store_tabent *e = &s->table[i];
+        if (!e->ref)
             continue;
-        uint32_t j = (uint32_t)(e >> 32) & (n - 1);
-        while (t[j])
+        uint32_t j = e->hash & (n - 1);
+        while (t[j].ref)
             j = (j + 1) & (n - 1);
-        t[j] = e;
+        t[j] = *e;
     }
     free(s->table);
     s->table = t;
@@ -198,7 +199,8 @@ int store__create(store *s, const store_key *key, uint32_t h, uint32_t pos, uint
     p->kind = kid;
     *store__first(s, *id) = 0;
     s->blocks[*id >> STORE__BLOCK_SHIFT]->keys[*id & (STORE__BLOCK - 1)] = *key;
-    s->table[pos] = (uint64_t)h << 32 | (*id + 1);
+    s->table[pos] = (store_tabent){key->w[0], h,
+                                   (*id + 1) | (kid == kind_trade.id ? 0 : STORE__REF_OTHER)};
     return STORE_OK;
 }
 
@@ -211,16 +213,16 @@ static void store__table_del(store *s, uint32_t h, uint32_t id)
 {
     const uint32_t mask = s->tmask;
     uint32_t i = h & mask;
-    while ((uint32_t)s->table[i] != id + 1)
+    while (s->table[i].ref == 0 || store__ref_id(s->table[i].ref) != id)
         i = (i + 1) & mask; /* present: the caller created it */
-    for (uint32_t j = (i + 1) & mask; s->table[j]; j = (j + 1) & mask) {
-        uint32_t home = (uint32_t)(s->table[j] >> 32) & mask;
+    for (uint32_t j = (i + 1) & mask; s->table[j].ref; j = (j + 1) & mask) {
+        uint32_t home = s->table[j].hash & mask;
         if (((j - home) & mask) >= ((j - i) & mask)) { /* home at or before the hole */
             s->table[i] = s->table[j];
             i = j;
         }
     }
-    s->table[i] = 0;
+    s->table[i] = (store_tabent){0, 0, 0};
 }
 
 void store__pop(store *s, uint32_t base)
@@ -337,7 +339,7 @@ uint64_t store__index_bytes(const store *s)
 {
     return sizeof *s + (uint64_t)s->nblocks * (sizeof(store_block) + STORE__BLOCK * 4) +
            (uint64_t)s->blocks_cap * sizeof(store_block *) +
-           ((uint64_t)s->tmask + 1) * sizeof(uint64_t);
+           ((uint64_t)s->tmask + 1) * sizeof(store_tabent);
 }
 
 /* ---- restore (snapshot.c) ------------------------------------------------ */

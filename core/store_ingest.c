@@ -581,9 +581,10 @@ int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symle
 #ifdef STORE__SHORT_KEYS
     /* The decoder's common case, a `trade` of a known symbol of up to 7
      * bytes (nearly every ticker) with room in the buffer, as a leaf with
-     * few live values: the key is one word, and a stored key equal in its
-     * first word is equal (the length is in it, the rest is zero); the
-     * partition is read through the block the key was found in. Anything
+     * few live values: the key is one word, a table entry equal in its
+     * first word is the symbol (the length is in it, the rest is zero), and
+     * the entry says whether the symbol's kind is `trade`, so the lookup
+     * reads one cache line (store_tabent). Anything
      * else (a new, longer or mismatched symbol, growth, a reserved batch)
      * goes through store__stage, which decides. */
     const size_t esz = sizeof(store_entry) + sizeof(trade);
@@ -592,15 +593,14 @@ int store_batch_add_slot(store *s, store_batch *b, const char *sym, size_t symle
         store__key2(sym, symlen, &w0, &w1);
         const uint32_t h = store__hash2(w0, 0, symlen), mask = s->tmask;
         for (uint32_t i = h & mask;; i = (i + 1) & mask) {
-            const uint64_t e = s->table[i];
-            if (e == 0)
+            const store_tabent *e = &s->table[i];
+            if (e->ref == 0)
                 break;
-            const uint32_t id = (uint32_t)e - 1, j = id & (STORE__BLOCK - 1);
-            const store_block *blk = s->blocks[id >> STORE__BLOCK_SHIFT];
-            if ((uint32_t)(e >> 32) != h || blk->keys[j].w[0] != w0)
+            if (e->hash != h || e->w0 != w0)
                 continue;
-            if (blk->parts[j].kind != k->id)
+            if (e->ref & STORE__REF_OTHER) /* not a `trade` symbol */
                 break;
+            const uint32_t id = e->ref - 1;
             store_entry *en = (store_entry *)(b->buf + b->len);
             *en = (store_entry){id, sizeof(trade)};
             memcpy(en + 1, slot, sizeof(trade));

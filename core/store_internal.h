@@ -74,6 +74,19 @@ typedef struct store_block {
     uint64_t first[STORE__BLOCK];
 } store_block;
 
+/* A symbol table entry. The key's first word and the partition's kind
+ * ride in it so that ingest's lookup of a known `trade` symbol of up to 7
+ * bytes reads one line: at 10,000 symbols the table, the key array and the
+ * partitions were three cache misses per trade (perf: ~18% of the loop). */
+typedef struct store_tabent {
+    uint64_t w0;   /* the key's first word: length byte and name bytes 0-6 */
+    uint32_t hash; /* store__key_make's */
+    uint32_t ref;  /* id + 1, | STORE__REF_OTHER unless the kind is `trade`; 0 = empty */
+} store_tabent;
+#define STORE__REF_OTHER 0x80000000u /* ids stay below STORE__NEW (bit 31) */
+
+static inline uint32_t store__ref_id(uint32_t ref) { return (ref & ~STORE__REF_OTHER) - 1; }
+
 _Static_assert(sizeof(part) == 128, "a partition is two cache lines");
 _Static_assert(sizeof(store_key) == STORE_SYM_MAX + 1, "length byte + name");
 
@@ -126,7 +139,7 @@ struct store {
     store_block **blocks;
     uint32_t nblocks, blocks_cap;
     uint32_t *touched;  /* scratch: one slot per partition (see store__pend) */
-    uint64_t *table;    /* (hash << 32) | (id + 1); 0 = empty */
+    store_tabent *table; /* ref 0 = empty */
     uint32_t tmask;
     uint64_t trades, batches, visible, slot_bytes;
     uint64_t pending_bytes; /* page bytes the reservations may carve (sum of
@@ -237,14 +250,16 @@ static inline int store__key_eq(const store_key *a, const store_key *b)
 static inline int64_t store__find(const store *s, const store_key *k, uint32_t h, uint32_t *pos)
 {
     for (uint32_t i = h & s->tmask;; i = (i + 1) & s->tmask) {
-        uint64_t e = s->table[i];
-        if (e == 0) {
+        const store_tabent *e = &s->table[i];
+        if (e->ref == 0) {
             if (pos)
                 *pos = i;
             return -1;
         }
-        if ((uint32_t)(e >> 32) == h && store__key_eq(store__key_at(s, (uint32_t)e - 1), k))
-            return (uint32_t)e - 1;
+        /* Equal first words of names of up to 7 bytes are equal names. */
+        if (e->hash == h && e->w0 == k->w[0] &&
+            ((k->w[0] & 0xff) <= 7 || store__key_eq(store__key_at(s, store__ref_id(e->ref)), k)))
+            return store__ref_id(e->ref);
     }
 }
 

@@ -10,31 +10,36 @@
 #       --repeat 5 --trades 3M
 #
 # slotload is taken from --slotload PATH (default build-bench/load/slotload,
-# built by bench.sh if missing).
+# built by bench.sh if missing); --slotload-a / --slotload-b give each side
+# its own (A/B of the load generator against one server: pass the same
+# slotd twice).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 2 ] || { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 a=$(realpath "$1") b=$(realpath "$2"); shift 2
-repeat=3 slotload=build-bench/load/slotload bench=()
+repeat=3 slotload=build-bench/load/slotload sl_a="" sl_b="" bench=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeat) repeat=$2; shift 2 ;;
     --slotload) slotload=$2; shift 2 ;;
+    --slotload-a) sl_a=$2; shift 2 ;;
+    --slotload-b) sl_b=$2; shift 2 ;;
     *) bench+=("$1"); shift ;;
   esac
 done
 if [ ! -x "$slotload" ]; then
   load/bench.sh --trades 1 >/dev/null 2>&1 || true   # builds build-bench
 fi
-slotload=$(realpath "$slotload")
+sl_a=$(realpath "${sl_a:-$slotload}") sl_b=$(realpath "${sl_b:-$slotload}")
 
 # bench.sh takes a build dir: one per side, holding links to the binaries.
 dirs=$(mktemp -d)
 trap 'rm -rf "$dirs"' EXIT
 for side in a b; do
   mkdir -p "$dirs/$side/server" "$dirs/$side/load"
-  ln -s "$slotload" "$dirs/$side/load/slotload"
 done
+ln -s "$sl_a" "$dirs/a/load/slotload"
+ln -s "$sl_b" "$dirs/b/load/slotload"
 ln -s "$a" "$dirs/a/server/slotd"
 ln -s "$b" "$dirs/b/server/slotd"
 
@@ -58,5 +63,5 @@ printf '%s\n' "${ratios[@]}" | sort -n | awk -v n="$repeat" '
     med = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
     printf "B/A median %.3f  (min %.3f .. max %.3f over %d interleaved pairs)\n", med, v[1], v[n], n
   }'
-echo "A = $a"
-echo "B = $b"
+echo "A = $a  (slotload $sl_a)"
+echo "B = $b  (slotload $sl_b)"

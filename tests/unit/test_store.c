@@ -375,6 +375,13 @@ static void test_kind_mismatch(void **st)
     /* Still fixed after commit, in both directions. */
     assert_int_equal(add(s, &b, "OPT", TS0, E8, E8, 5), STORE_EKIND);
     assert_int_equal(add_option(s, &b, "STK", TS0, E8, E8, 6, E8), STORE_EKIND);
+    /* And through the decoder's one-line lookup of short `trade` names
+     * (store_batch_add_slot): the table entry knows OPT is not a trade. */
+    trade t = {.ts = TS0, .px = E8, .qty = E8, .id = 7};
+    assert_int_equal(store_batch_add_slot(s, &b, "OPT", 3, &kind_trade, &t), STORE_EKIND);
+    assert_int_equal(store_batch_add_slot(s, &b, "STK", 3, &kind_trade, &t), STORE_OK);
+    assert_int_equal(b.n, 1);
+    assert_int_equal(commit(s, &b), STORE_OK);
     /* A kind the store does not know is refused, not trusted. */
     kind fake = kind_trade;
     int64_t v[TRADE_NFIELDS] = {TS0, E8, E8, 0, 1};
