@@ -71,6 +71,7 @@ struct slab {
     slab_ahead_fn ahead_fn; /* slab_set_ahead */
     void *ahead_ctx;
     size_t ahead;
+    size_t next_told;   /* bytes told of the next chunk to open (at `opened`) */
 };
 
 size_t slab_max_page(void) { return SLAB_MAX_PAGE; }
@@ -172,7 +173,7 @@ static slab_page *slab__pop(slab *s, int c)
 
 /* Tell the ahead hook the next bytes class k will carve, up to `ahead`
  * past its carve pointer, once less than half of that is told. */
-static inline void slab__ahead(const slab *s, slab_class *k)
+static inline void slab__ahead(slab *s, slab_class *k)
 {
     /* Only a class on its second chunk or later: one that has filled a
      * chunk is likely to fill more, while the many classes a growing symbol
@@ -186,6 +187,13 @@ static inline void slab__ahead(const slab *s, slab_class *k)
     unsigned char *to = k->cur + (s->ahead < room ? s->ahead : room);
     s->ahead_fn(s->ahead_ctx, from, (size_t)(to - from));
     k->told = to;
+    /* Near its chunk's end, the class will open the next chunk and carve
+     * its first page at once, before any thread could fault it in: the
+     * head of the next chunk (whichever class opens it) is told now. */
+    if (room <= s->ahead && !s->next_told && s->opened + SLAB_CHUNK <= s->map_len) {
+        s->ahead_fn(s->ahead_ctx, s->base + s->opened, s->ahead);
+        s->next_told = s->ahead;
+    }
 }
 
 void slab_set_ahead(slab *s, slab_ahead_fn fn, void *ctx, size_t ahead)
@@ -210,7 +218,9 @@ static slab_page *slab__carve(slab *s, int c)
             return NULL;
         k->cur = s->base + s->opened;
         k->end = k->cur + SLAB_CHUNK / size * size;
+        k->told = k->cur + s->next_told; /* maybe told before it was opened */
         s->opened += SLAB_CHUNK;
+        s->next_told = 0;
         k->chunks++;
     }
     slab__ahead(s, k);

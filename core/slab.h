@@ -97,12 +97,17 @@ void slab_get_stats(const slab *s, slab_stats *st);
  * `ahead` bytes past the class's carve pointer (never past its chunk), each
  * time the part already told runs below half of that, and when a chunk is
  * opened — for the classes that have filled a chunk already (the busy
- * ones: a class a growing symbol passes through once is left alone). It runs on the thread that allocates, inside slab_alloc, and must
- * only hand the range on: the server pre-faults it on another thread, so
- * that carving a new page seldom costs the allocating thread a page fault.
- * The range may be written by the allocator at any time after the call:
- * whoever touches it must not change its bytes. Memory cost: at most
- * `ahead` bytes per busy class touched before they are carved. fn NULL: off. */
+ * ones: a class a growing symbol passes through once is left alone). And
+ * once a busy class has `ahead` bytes or less left in its chunk, `fn` is
+ * told the first `ahead` bytes of the next chunk to be opened (by whichever
+ * class opens it), so that a chunk's first pages are not faulted in by the
+ * allocating thread as it opens it. It runs on the thread that allocates,
+ * inside slab_alloc, and must only hand the range on: the server
+ * pre-faults it on another thread, so that carving a new page seldom costs
+ * the allocating thread a page fault. The range may be written by the
+ * allocator at any time after the call: whoever touches it must not change
+ * its bytes. Memory cost: at most `ahead` bytes per busy class, plus
+ * `ahead` of the next chunk, touched before they are carved. fn NULL: off. */
 typedef void (*slab_ahead_fn)(void *ctx, void *from, size_t len);
 void slab_set_ahead(slab *s, slab_ahead_fn fn, void *ctx, size_t ahead);
 

@@ -281,8 +281,9 @@ static void test_ahead(void **st)
     assert_int_equal(t->n, 0);
     /* Fill the 2048 class's first chunk: nothing told; from its second
      * chunk on, every page carved was told before it was handed out. */
-    size_t per_chunk = SLAB_CHUNK / 2048, second = 0;
+    size_t per_chunk = SLAB_CHUNK / 2048, second = 0, opened_warm = 0;
     for (size_t i = 0; i < 5 * per_chunk; i++) {
+        size_t before = t->n;
         slab_page *p = slab_alloc(s, 2048);
         assert_non_null(p);
         if (i < per_chunk) {
@@ -291,13 +292,27 @@ static void test_ahead(void **st)
         }
         second++;
         assert_true(covered(t, p, 2048));
-        /* Never more than `ahead` past the page, never past its chunk. */
-        const unsigned char *last = t->from[t->n - 1] + t->len[t->n - 1];
-        assert_true(last <= (const unsigned char *)p + ahead);
+        /* The first page of a chunk opened from the third on was told
+         * before the call that opened it (the next chunk's head). */
+        if (i >= 2 * per_chunk && i % per_chunk == 0) {
+            told prior = *t;
+            prior.n = before;
+            assert_true(covered(&prior, p, 2048));
+            opened_warm++;
+        }
+        /* Each range told: inside the page's chunk, at most `ahead` past
+         * the page; or the head of the next chunk, at most `ahead` long. */
+        for (size_t j = before; j < t->n; j++) {
+            const unsigned char *a = t->from[j], *e = a + t->len[j];
+            int next = a > (const unsigned char *)p && (size_t)(a - t->from[0]) % SLAB_CHUNK == 0;
+            assert_true(next ? t->len[j] == ahead : e <= (const unsigned char *)p + ahead);
+        }
     }
     assert_int_equal(second, 4 * per_chunk);
-    /* Told once per half of `ahead` carved, give or take a chunk's start. */
-    assert_true(t->n >= 4 * SLAB_CHUNK / ahead && t->n <= 4 * (SLAB_CHUNK / (ahead / 2) + 1));
+    assert_int_equal(opened_warm, 3);
+    /* Told once per half of `ahead` carved, give or take a chunk's start
+     * and the next chunk's head. */
+    assert_true(t->n >= 4 * SLAB_CHUNK / ahead && t->n <= 4 * (SLAB_CHUNK / (ahead / 2) + 2));
     /* No range crosses a chunk boundary (the first starts a chunk). */
     for (size_t i = 0; i < t->n; i++) {
         uintptr_t a = (uintptr_t)t->from[i], e = a + t->len[i] - 1;
