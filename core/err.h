@@ -64,7 +64,11 @@
     /* not a whole number of ns: "1.5ns" */                                                        \
     X(DURATION_EPRECISION, "finer than a nanosecond")                                              \
     /* more than INT64_MAX ns */                                                                   \
-    X(DURATION_ERANGE, "longer than ~292 years (int64 ns)")
+    X(DURATION_ERANGE, "longer than ~292 years (int64 ns)")                                       \
+    /* cpage.h: the compact form would not be smaller (the page stays wide) */                     \
+    X(CPAGE_ENOGAIN, "page does not compress")                                                     \
+    /* a compact page body that cpage_encode cannot have written */                                \
+    X(CPAGE_EFORMAT, "damaged compact page")
 
 #define CORE_ERR_BASE (-4200) /* the first code is CORE_ERR_BASE - 1 */
 
@@ -84,6 +88,7 @@ enum core_err {
     FIXP_OK = 0,
     KIND_OK = 0,
     DURATION_OK = 0,
+    CPAGE_OK = 0,
 #define CORE_ERR__VALUE(name, msg) name = CORE_ERR_BASE - 1 - CORE_ERR__I_##name,
     CORE_ERRORS(CORE_ERR__VALUE)
 #undef CORE_ERR__VALUE

@@ -1,0 +1,396 @@
+/* cpage — see cpage.h for the layout and the contract.
+ *
+ * Where a slot lies in the wide record follows from the kind declaration:
+ * slots are uint64_t bit-fields in declaration order, so the compiler puts
+ * each in the current 64-bit word from its low bit up, opening a new word
+ * when it does not fit (a derived kind's base fills whole words). cpage
+ * computes the same positions from the field table; test_cpage checks them
+ * against k->pack on a probe record.
+ *
+ * The step is the gcd of a field's offsets from its base. Dividing by it
+ * would be a division per value; since the offsets are exact multiples, the
+ * quotient is the offset times the inverse of the step's odd part modulo
+ * 2^64, shifted by its power of two, and whether an offset is a multiple is
+ * one multiply and compare too (the gcd is recomputed only when one is not).
+ */
+#include "cpage.h"
+
+#include <assert.h>
+#include <string.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "cpage lays records out little endian"
+#endif
+
+#define CPAGE__FIXED 8 /* magic, nf, rbits, stepmask, hdr bytes */
+
+static inline uint64_t cpage__load(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void cpage__store(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+
+static inline uint64_t cpage__ones(unsigned w) { return w >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << w) - 1; }
+
+static inline unsigned cpage__bits_for(uint64_t v) { return v ? 64u - (unsigned)__builtin_clzll(v) : 0u; }
+
+/* `mask` bits at bit b of r: one unaligned 8-byte load and the byte after
+ * (a field may straddle 9 bytes: CPAGE_PAD covers the last record's). */
+static inline uint64_t cpage__get(const unsigned char *r, uint64_t b, uint64_t mask)
+{
+    const unsigned char *p = r + (b >> 3);
+    unsigned sh = (unsigned)(b & 7);
+    uint64_t lo = cpage__load(p), hi = p[8];
+    return ((lo >> sh) | (hi << 1 << (63 - sh))) & mask;
+}
+
+/* OR v (at most 64 bits) in at bit b of r. */
+static inline void cpage__put(unsigned char *r, uint64_t b, uint64_t v)
+{
+    unsigned char *p = r + (b >> 3);
+    unsigned sh = (unsigned)(b & 7);
+    cpage__store(p, cpage__load(p) | v << sh);
+    p[8] |= (unsigned char)(v >> 1 >> (63 - sh));
+}
+
+/* Slot positions in the wide record (see the top). */
+static void cpage__layout(const kind *k, uint8_t *word, uint8_t *shift)
+{
+    unsigned pos = 0;
+    for (unsigned f = 0; f < k->nfields; f++) {
+        unsigned bits = k->fields[f].bits;
+        if (pos % 64 + bits > 64)
+            pos = (pos + 63) / 64 * 64;
+        word[f] = (uint8_t)(pos / 64);
+        shift[f] = (uint8_t)(pos % 64);
+        pos += bits;
+    }
+}
+
+static inline uint64_t cpage__slot(const unsigned char *rec, unsigned word, unsigned shift,
+                                   uint64_t fmask)
+{
+    return (cpage__load(rec + 8 * word) >> shift) & fmask;
+}
+
+/* ---- exact division by a step ------------------------------------------- */
+
+typedef struct cpage__div {
+    uint64_t inv;   /* inverse of the odd part, mod 2^64 */
+    uint64_t limit; /* UINT64_MAX / odd part: the largest exact quotient */
+    unsigned tz;    /* power of two in the step */
+} cpage__div;
+
+static cpage__div cpage__div_make(uint64_t step)
+{
+    cpage__div d;
+    d.tz = (unsigned)__builtin_ctzll(step);
+    uint64_t o = step >> d.tz, x = o; /* x*o == 1 mod 2^3; each round doubles */
+    for (int i = 0; i < 5; i++)
+        x *= 2 - o * x;
+    d.inv = x;
+    d.limit = UINT64_MAX / o;
+    return d;
+}
+
+/* Is v a multiple of the step? Then *q = v / step. */
+static inline int cpage__div_exact(const cpage__div *d, uint64_t v, uint64_t *q)
+{
+    if (v & cpage__ones(d->tz))
+        return 0;
+    uint64_t t = (v >> d->tz) * d->inv;
+    *q = t;
+    return t <= d->limit;
+}
+
+static uint64_t cpage__gcd(uint64_t a, uint64_t b)
+{
+    if (!a || !b)
+        return a | b;
+    unsigned s = (unsigned)__builtin_ctzll(a | b);
+    a >>= __builtin_ctzll(a);
+    do {
+        b >>= __builtin_ctzll(b);
+        if (a > b) {
+            uint64_t t = a;
+            a = b;
+            b = t;
+        }
+        b -= a;
+    } while (b);
+    return a << s;
+}
+
+/* ---- encode --------------------------------------------------------------- */
+
+int cpage_plan_page(cpage_plan *pl, const kind *k, const void *slots, uint32_t n, unsigned flags)
+{
+    const unsigned char *in = slots;
+    const size_t size = k->size;
+    uint8_t word[KIND_MAX_FIELDS], shift[KIND_MAX_FIELDS];
+    assert(size % 8 == 0 && k->nfields <= KIND_MAX_FIELDS);
+    if (n == 0 || n > CPAGE_MAX_RECS)
+        return CPAGE_ENOGAIN;
+    memset(pl, 0, sizeof *pl);
+    cpage__layout(k, word, shift);
+    pl->n = n;
+    pl->nfields = k->nfields;
+    const uint64_t dead = cpage__ones(k->fields[0].bits);
+    unsigned rbits = 0, nsteps = 0;
+    for (unsigned f = 0; f < k->nfields; f++) {
+        const uint64_t fmask = cpage__ones(k->fields[f].bits);
+        /* Ordered as signed where the slot is: flipping the sign bit makes
+         * unsigned order the signed order. */
+        const uint64_t flip = (k->fields[f].flags & KIND_SIGNED) ? (uint64_t)1 << 63 : 0;
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t x = cpage__slot(in + i * size, word[f], shift[f], fmask);
+            if (f == 0 && x == dead)
+                continue;
+            x ^= flip;
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+        }
+        if (lo > hi) /* field 0 of a page of tombstones only */
+            lo = hi = 0;
+        const uint64_t base = lo ^ flip;
+        uint64_t g = 0;
+        cpage__div d = {0, 0, 0};
+        for (uint32_t i = 0; i < n && g != 1; i++) {
+            uint64_t x = cpage__slot(in + i * size, word[f], shift[f], fmask), q;
+            if ((f == 0 && x == dead) || x == base)
+                continue;
+            uint64_t off = x - base; /* mod 2^64: right for signed slots too */
+            if (g && cpage__div_exact(&d, off, &q))
+                continue;
+            g = cpage__gcd(g, off);
+            d = cpage__div_make(g);
+        }
+        const uint64_t step = g ? g : 1, qmax = (hi - lo) / step;
+        unsigned w = cpage__bits_for(qmax);
+        if (f == 0) { /* all ones is "dead": the largest live q must stay below it */
+            if (qmax == UINT64_MAX)
+                return CPAGE_ENOGAIN;
+            w = cpage__bits_for(qmax + 1);
+        }
+        if ((flags & CPAGE_BYTE_ALIGN) && w % 8)
+            w += 8 - w % 8;
+        pl->width[f] = (uint8_t)w;
+        pl->base[f] = base;
+        pl->step[f] = step;
+        if (step != 1) {
+            pl->stepmask |= (uint16_t)(1u << f);
+            nsteps++;
+        }
+        rbits += w;
+    }
+    pl->rbits = (uint16_t)rbits;
+    pl->hdr = (uint16_t)(CPAGE__FIXED + (k->nfields + 7u) / 8 * 8 + 8u * k->nfields + 8u * nsteps);
+    uint64_t bytes = pl->hdr + ((uint64_t)n * rbits + 7) / 8 + CPAGE_PAD;
+    if (bytes >= (uint64_t)n * size)
+        return CPAGE_ENOGAIN;
+    pl->bytes = (uint32_t)bytes;
+    return (int)bytes;
+}
+
+void cpage_encode(const cpage_plan *pl, const kind *k, const void *slots, void *body)
+{
+    const unsigned char *in = slots;
+    unsigned char *b = body;
+    uint8_t word[KIND_MAX_FIELDS], shift[KIND_MAX_FIELDS];
+    cpage__layout(k, word, shift);
+    memset(b, 0, pl->bytes);
+    b[0] = CPAGE_MAGIC;
+    b[1] = pl->nfields;
+    memcpy(b + 2, &pl->rbits, 2);
+    memcpy(b + 4, &pl->stepmask, 2);
+    memcpy(b + 6, &pl->hdr, 2);
+    unsigned char *p = b + CPAGE__FIXED;
+    memcpy(p, pl->width, pl->nfields);
+    p += (pl->nfields + 7u) / 8 * 8;
+    for (unsigned f = 0; f < pl->nfields; f++, p += 8)
+        cpage__store(p, pl->base[f]);
+    for (unsigned f = 0; f < pl->nfields; f++)
+        if (pl->stepmask & (1u << f)) {
+            cpage__store(p, pl->step[f]);
+            p += 8;
+        }
+    unsigned char *recs = b + pl->hdr;
+    const uint64_t dead = cpage__ones(k->fields[0].bits);
+    uint64_t off = 0;
+    for (unsigned f = 0; f < pl->nfields; f++) {
+        const uint64_t fmask = cpage__ones(k->fields[f].bits), qmask = cpage__ones(pl->width[f]);
+        const cpage__div d = cpage__div_make(pl->step[f]);
+        if (pl->width[f] == 0) /* every value is the base */
+            continue;
+        for (uint32_t i = 0; i < pl->n; i++) {
+            uint64_t x = cpage__slot(in + (size_t)i * k->size, word[f], shift[f], fmask), q = 0;
+            if (f == 0 && x == dead)
+                q = qmask;
+            else
+                cpage__div_exact(&d, x - pl->base[f], &q);
+            cpage__put(recs, (uint64_t)i * pl->rbits + off, q);
+        }
+        off += pl->width[f];
+    }
+}
+
+/* ---- decode --------------------------------------------------------------- */
+
+/* Header fields of a body (trusted or already checked). */
+static const unsigned char *cpage__header(const unsigned char *b, unsigned *nf, uint16_t *rbits,
+                                          uint16_t *stepmask, uint16_t *hdr)
+{
+    *nf = b[1];
+    memcpy(rbits, b + 2, 2);
+    memcpy(stepmask, b + 4, 2);
+    memcpy(hdr, b + 6, 2);
+    return b + CPAGE__FIXED;
+}
+
+void cpage_open(cpage_view *v, const kind *k, const void *body)
+{
+    const unsigned char *b = body;
+    unsigned nf;
+    uint16_t rbits, stepmask, hdr;
+    const unsigned char *w = cpage__header(b, &nf, &rbits, &stepmask, &hdr);
+    const unsigned char *bases = w + (nf + 7u) / 8 * 8, *steps = bases + 8 * nf;
+    uint8_t word[KIND_MAX_FIELDS], shift[KIND_MAX_FIELDS];
+    assert(b[0] == CPAGE_MAGIC && nf == k->nfields);
+    cpage__layout(k, word, shift);
+    v->recs = b + hdr;
+    v->rbits = rbits;
+    v->nfields = nf;
+    v->words = k->size / 8;
+    unsigned off = 0;
+    for (unsigned f = 0; f < nf; f++) {
+        cpage_field *c = &v->f[f];
+        c->base = cpage__load(bases + 8 * f);
+        c->step = 1;
+        if (stepmask & (1u << f)) {
+            c->step = cpage__load(steps);
+            steps += 8;
+        }
+        c->mask = cpage__ones(w[f]);
+        c->fmask = cpage__ones(k->fields[f].bits);
+        c->off = (uint16_t)off;
+        c->word = word[f];
+        c->shift = shift[f];
+        off += w[f];
+    }
+}
+
+/* One record into wide words; NF and WORDS constant in the common case so
+ * the loops unroll. Field 0's all-ones q is a tombstone: ts all ones. */
+static inline __attribute__((always_inline)) void cpage__rec(const cpage_view *v, uint32_t i,
+                                                             unsigned char *out, unsigned nf,
+                                                             unsigned words)
+{
+    uint64_t w[2 * KIND_MAX_FIELDS];
+    const uint64_t at = (uint64_t)i * v->rbits;
+    for (unsigned j = 0; j < words; j++)
+        w[j] = 0;
+    for (unsigned f = 0; f < nf; f++) {
+        const cpage_field *c = &v->f[f];
+        uint64_t q = cpage__get(v->recs, at + c->off, c->mask);
+        uint64_t x = c->base + q * c->step;
+        if (f == 0 && q == c->mask)
+            x = c->fmask;
+        w[c->word] |= (x & c->fmask) << c->shift;
+    }
+    memcpy(out, w, (size_t)words * 8);
+}
+
+void cpage_decode(const cpage_view *v, uint32_t from, uint32_t n, void *out)
+{
+    unsigned char *o = out;
+    const size_t size = (size_t)v->words * 8;
+    if (v->nfields == TRADE_NFIELDS && v->words == sizeof(trade) / 8) {
+        for (uint32_t i = 0; i < n; i++, o += size)
+            cpage__rec(v, from + i, o, TRADE_NFIELDS, sizeof(trade) / 8);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++, o += size)
+        cpage__rec(v, from + i, o, v->nfields, v->words);
+}
+
+void cpage_get(const cpage_view *v, uint32_t i, void *out) { cpage_decode(v, i, 1, out); }
+
+uint64_t cpage_ts(const cpage_view *v, uint32_t i)
+{
+    const cpage_field *c = &v->f[0];
+    uint64_t q = cpage__get(v->recs, (uint64_t)i * v->rbits, c->mask);
+    return q == c->mask ? c->fmask : (c->base + q * c->step) & c->fmask;
+}
+
+void cpage_kill(void *body, uint32_t i)
+{
+    unsigned char *b = body;
+    unsigned nf;
+    uint16_t rbits, stepmask, hdr;
+    const unsigned char *w = cpage__header(b, &nf, &rbits, &stepmask, &hdr);
+    /* Field 0 is first in the record: OR its all-ones q in. */
+    cpage__put(b + hdr, (uint64_t)i * rbits, cpage__ones(w[0]));
+}
+
+size_t cpage_bytes(const void *body, uint32_t n)
+{
+    unsigned nf;
+    uint16_t rbits, stepmask, hdr;
+    cpage__header(body, &nf, &rbits, &stepmask, &hdr);
+    return hdr + ((uint64_t)n * rbits + 7) / 8 + CPAGE_PAD;
+}
+
+int cpage_check(const kind *k, const void *body, size_t bytes, uint32_t n)
+{
+    const unsigned char *b = body;
+    unsigned nf;
+    uint16_t rbits, stepmask, hdr;
+    if (bytes < CPAGE__FIXED || b[0] != CPAGE_MAGIC || n == 0 || n > CPAGE_MAX_RECS)
+        return CPAGE_EFORMAT;
+    const unsigned char *w = cpage__header(b, &nf, &rbits, &stepmask, &hdr);
+    if (nf != k->nfields || (stepmask >> nf) != 0)
+        return CPAGE_EFORMAT;
+    unsigned sum = 0;
+    for (unsigned f = 0; f < nf; f++) {
+        if (w[f] > 64 || (f == 0 && w[f] == 0)) /* values are checked below */
+            return CPAGE_EFORMAT;
+        sum += w[f];
+    }
+    unsigned want = CPAGE__FIXED + (nf + 7u) / 8 * 8 + 8u * nf +
+                    8u * (unsigned)__builtin_popcount(stepmask);
+    if (sum != rbits || hdr != want || bytes != cpage_bytes(body, n))
+        return CPAGE_EFORMAT;
+    for (size_t i = nf; i < (nf + 7u) / 8 * 8; i++) /* width padding */
+        if (w[i])
+            return CPAGE_EFORMAT;
+    /* Every value must fit its slot as the kind stores it: decode them all
+     * and compare each with its slot's mask (a value past it would not come
+     * back as encoded). A step of 0 is refused: it would not be one. */
+    cpage_view v;
+    cpage_open(&v, k, body);
+    for (unsigned f = 0; f < nf; f++) {
+        const cpage_field *c = &v.f[f];
+        if (c->step == 0 || (c->step == 1 && (stepmask & (1u << f))))
+            return CPAGE_EFORMAT;
+        /* A signed slot is 64 bits: in its ordered form (sign bit flipped)
+         * base + q * step must not wrap; any other must fit its width. */
+        const uint64_t flip = (k->fields[f].flags & KIND_SIGNED) ? (uint64_t)1 << 63 : 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t q = cpage__get(v.recs, (uint64_t)i * v.rbits + c->off, c->mask);
+            if (f == 0 && q == c->mask)
+                continue;
+            unsigned __int128 x = (unsigned __int128)(c->base ^ flip) +
+                                  (unsigned __int128)q * c->step;
+            if (x > c->fmask)
+                return CPAGE_EFORMAT;
+        }
+    }
+    for (size_t i = hdr + ((uint64_t)n * rbits + 7) / 8; i < bytes; i++) /* the padding */
+        if (b[i])
+            return CPAGE_EFORMAT;
+    return CPAGE_OK;
+}
