@@ -43,7 +43,8 @@
     X(TOO_MANY_CONNECTIONS, "the server is at its connection limit")                \
     X(BLOCKED, "an earlier refused batch of this client must be resent first")      \
     X(FENCED, "a newer connection took over this client name; this one closes")     \
-    X(TOO_MANY_CLIENTS, "the client-name table is full of names in use")
+    X(TOO_MANY_CLIENTS, "the client-name table is full of names in use")           \
+    X(READ_ONLY, "this node is fed by Kafka: T batches and deletes are refused")
 
 #define PROTO__ENUM(name, doc) PROTO_E_##name,
 typedef enum proto_code { PROTO_OK = 0, PROTO_CODES(PROTO__ENUM) PROTO_NCODES } proto_code;

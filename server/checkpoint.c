@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "kafka.h"
 #include "log.h"
 #include "retention.h"
 
@@ -59,6 +60,8 @@ static uint64_t ckpt_dropped_total(const server *srv)
     retention_get_stats(srv, &rs);
     return rs.dropped_trades;
 }
+
+static int srv_is_kafka(const checkpoint *ck) { return ck->srv->cfg.source == SERVER_SOURCE_KAFKA; }
 
 /* Has retention changed the store since the newest snapshot? */
 static int ckpt_dropped(const checkpoint *ck) { return ckpt_dropped_total(ck->srv) != ck->dropped_at; }
@@ -123,7 +126,10 @@ static void ckpt_done(checkpoint *ck)
     ck->st.last_trades = ck->report.trades;
     ck->st.segments_removed += ck->removed;
     ck->pos_at_last = ck->pos_pending;
+    ck->rec_at_last = ck->rec_pending;
     ck->dropped_at = ck->dropped_pending;
+    if (srv_is_kafka(ck))
+        kafka_checkpoint_done(ck->srv); /* offsets to Kafka, for lag monitors */
     if (ck->remove_rc)
         log_warn("checkpoint_cleanup_failed segment=%" PRIu64 " err=\"%s\" (retried next time)",
                  ck->seg, server_strerror(ck->remove_rc));
@@ -261,10 +267,15 @@ static void ckpt_on_barrier(void *ctx, int status, uint64_t seg)
          * newest snapshot already covers all of it. */
         ckpt_set_phase(ck, CKPT_IDLE);
         ck->pos_at_last = ck->pos_pending;
+        ck->rec_at_last = ck->rec_pending;
         return ckpt_stop_continue(ck);
     }
+    /* The client table holds a Kafka-fed node's offsets (kafka.h): taken
+     * here with the store, in the same loop iteration as the fork. */
     if ((rc = ckpt_extra_build(ck, seg)) != 0)
         return ckpt_fail(ck, "extra", rc);
+    if (srv_is_kafka(ck))
+        kafka_checkpoint_barrier(srv);
     ckpt_path(ck->tmp_path, sizeof ck->tmp_path, srv->cfg.data_dir, seg, "tmp");
     ckpt_path(ck->snap_path, sizeof ck->snap_path, srv->cfg.data_dir, seg, "snap");
     ck->dropped_pending = ckpt_dropped_total(srv); /* the snapshot holds drops up to here */
@@ -309,7 +320,10 @@ static void ckpt_begin(checkpoint *ck, uint64_t pos)
     ckpt_set_phase(ck, CKPT_BARRIER);
     ck->t0 = ck->last_start_ns = uv_hrtime();
     ck->pos_pending = pos;
-    int rc = journal_rotate_barrier(ck->srv->journal, ckpt_on_barrier, ck);
+    ck->rec_pending = kafka_applied_records(ck->srv);
+    int rc = srv_is_kafka(ck) ? kafka_checkpoint_mark(ck->srv) : 0;
+    if (rc == 0)
+        rc = journal_rotate_barrier(ck->srv->journal, ckpt_on_barrier, ck);
     if (rc != 0)
         ckpt_fail(ck, "barrier", rc);
 }
@@ -324,11 +338,15 @@ static void ckpt_on_tick(uv_timer_t *t)
         now < ck->retry_at)
         return;
     journal_get_stats(srv->journal, &js);
-    uint64_t pos = ck->replayed + js.bytes, grown = pos - ck->pos_at_last;
+    /* A Kafka-fed node journals nothing: its input is the records applied. */
+    uint64_t pos = srv_is_kafka(ck) ? kafka_applied_bytes(srv) : ck->replayed + js.bytes,
+             grown = pos - ck->pos_at_last,
+             recs = kafka_applied_records(srv) - ck->rec_at_last;
     int by_size = srv->cfg.checkpoint_bytes && grown >= srv->cfg.checkpoint_bytes;
+    int by_records = srv->cfg.checkpoint_records && recs >= srv->cfg.checkpoint_records;
     int by_time = srv->cfg.checkpoint_interval_ms && (grown || ckpt_dropped(ck)) &&
                   now - ck->last_start_ns >= srv->cfg.checkpoint_interval_ms * 1000000u;
-    if (by_size || by_time)
+    if (by_size || by_time || by_records)
         ckpt_begin(ck, pos);
 }
 
@@ -346,10 +364,11 @@ int checkpoint_start(server *srv, uint64_t replayed_bytes)
     uv_timer_init(srv->loop, &ck->tick); /* first: checkpoint_stop stops it */
     ck->tick.data = ck;
     int want = srv->journal && (srv->cfg.checkpoint_bytes || srv->cfg.checkpoint_interval_ms ||
-                                srv->cfg.checkpoint_on_exit);
+                                srv->cfg.checkpoint_records || srv->cfg.checkpoint_on_exit);
     if (want && !(ck->wbuf = malloc(CKPT_WBUF)))
         return UV_ENOMEM;
-    if (want && (srv->cfg.checkpoint_bytes || srv->cfg.checkpoint_interval_ms))
+    if (want && (srv->cfg.checkpoint_bytes || srv->cfg.checkpoint_interval_ms ||
+                 srv->cfg.checkpoint_records))
         uv_timer_start(&ck->tick, ckpt_on_tick, CKPT_TICK_MS, CKPT_TICK_MS);
     return 0;
 }

@@ -52,6 +52,8 @@ typedef struct checkpoint {
     uint64_t replayed;       /* journal bytes replayed at start-up, above the snapshot */
     uint64_t pos_at_last;    /* journal position covered by the last checkpoint */
     uint64_t pos_pending;    /* ... by the one being taken */
+    uint64_t rec_at_last;    /* --source kafka: records applied the last checkpoint covers */
+    uint64_t rec_pending;    /* ... the one being taken */
     uint64_t dropped_at;     /* retention's drop count the newest snapshot reflects */
     uint64_t dropped_pending; /* ... the one being taken */
     uint64_t last_start_ns, retry_at;

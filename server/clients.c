@@ -76,8 +76,16 @@ static void remove_at(clients *t, uint32_t i)
     }
 }
 
+int clients_reserved(const char *name, size_t n)
+{
+    return (n >= 6 && memcmp(name, "kafka:", 6) == 0) || (n >= 3 && memcmp(name, "gw:", 3) == 0);
+}
+
 static int forgettable(const clients *t, const client_rec *r, uint64_t now)
 {
+    /* A Kafka offset forgotten would replay its partition from the start. */
+    if (clients_reserved(r->name, r->len))
+        return 0;
     if (r->owner || r->inflight || r->held || r->accepted_seq != r->durable_seq)
         return 0;
     uint64_t used = r->last_used ? r->last_used : t->started;
@@ -118,7 +126,7 @@ static client_rec *insert(clients *t, const char *name, size_t n)
 
 client_rec *clients_get(clients *t, const char *name, size_t n, uint64_t now)
 {
-    assert(n >= 1 && n <= PROTO_NAME_MAX);
+    assert(n >= 1 && n <= CLIENTS_NAME_MAX);
     client_rec *r = clients_find(t, name, n);
     if (r)
         return r;
@@ -138,7 +146,7 @@ uint64_t clients_last_seq(const clients *t, const char *name, size_t n)
 
 int clients_restore(clients *t, const char *name, size_t n, uint64_t seq)
 {
-    if (n == 0 || n > PROTO_NAME_MAX)
+    if (n == 0 || n > CLIENTS_NAME_MAX)
         return -1;
     client_rec *r = clients_find(t, name, n);
     if (!r && !(r = insert(t, name, n)))

@@ -18,6 +18,10 @@
  * The journal (replay) and snapshots (checkpoint.c) rebuild the durable
  * seqs; ingest consults and advances the rest.
  *
+ * Reserved names (clients_reserved: the prefixes "kafka:" and "gw:") are
+ * the Kafka source's offsets and de-duplication seqs (kafka.h): a TCP
+ * HELLO may not take one, and they are never forgotten.
+ *
  * Bounded: at most `max` names. A new name past it takes the place of the
  * least recently used name that is safe to forget: no connection holds it,
  * nothing of it is in flight or held, and it either stored nothing or was
@@ -40,8 +44,12 @@
 
 #include "proto.h"
 
+/* Names in the table: a TCP client's (PROTO_NAME_MAX) or a reserved one
+ * of the Kafka source (kafka.h), which may be longer. */
+#define CLIENTS_NAME_MAX 128
+
 typedef struct client_rec {
-    char name[PROTO_NAME_MAX + 1];
+    char name[CLIENTS_NAME_MAX + 1];
     uint8_t len;
     uint64_t durable_seq;  /* highest seq journaled and stored */
     uint64_t accepted_seq; /* highest seq accepted into the pipeline (>= durable_seq) */
@@ -66,8 +74,10 @@ typedef struct clients {
 client_rec *clients_find(const clients *t, const char *name, size_t n);
 /* The record of a name, created (seqs 0) if new, forgetting one name as
  * above when the table is full. NULL when no name can be forgotten or
- * memory is short. n is 1..PROTO_NAME_MAX; now is monotonic ns. */
+ * memory is short. n is 1..CLIENTS_NAME_MAX; now is monotonic ns. */
 client_rec *clients_get(clients *t, const char *name, size_t n, uint64_t now);
+/* Is this one of the Kafka source's reserved names? */
+int clients_reserved(const char *name, size_t n);
 /* Highest durable seq of a name, 0 if none. */
 uint64_t clients_last_seq(const clients *t, const char *name, size_t n);
 /* Raise a name's durable (and accepted) seq to at least `seq` (replay,

@@ -65,6 +65,12 @@ void delete_submit(server *srv, const query_req *q, delete_done_fn done, void *c
         delete_fail(done, ctx, q, PROTO_E_NOT_READY, "slotd is replaying its journal or stopping");
         return;
     }
+    if (srv->cfg.source == SERVER_SOURCE_KAFKA) {
+        /* Kafka is the journal here: a delete it does not hold would be
+         * undone by the next replay of its partition. */
+        delete_fail(done, ctx, q, PROTO_E_READ_ONLY, "this node is fed by Kafka: deletes are refused");
+        return;
+    }
     if (query_delete_check(q, &err) != 0) {
         done(ctx, q, 0, &err);
         return;

@@ -10,6 +10,7 @@
 
 #include "duration.h"
 #include "journal.h"
+#include "kafka.h"
 #include "log.h"
 #include "token.h"
 
@@ -22,6 +23,7 @@ const size_t flags_count = sizeof flags_table / sizeof flags_table[0];
 /* An enum lands as the index of its word: the words are in enum order. */
 _Static_assert(JOURNAL_FSYNC_ALWAYS == 0 && JOURNAL_FSYNC_INTERVAL == 1 && JOURNAL_FSYNC_NEVER == 2,
                "--fsync words are in journal_fsync order");
+_Static_assert(SERVER_SOURCE_TCP == 0 && SERVER_SOURCE_KAFKA == 1, "--source words in order");
 _Static_assert(LOG_ERROR == 0 && LOG_WARN == 1 && LOG_INFO == 2 && LOG_DEBUG == 3,
                "--log-level words are in log level order");
 
@@ -227,6 +229,20 @@ static int set_string(ctx *c, const char **slot, const char *v)
     return FLAGS_OK;
 }
 
+static int append_string(ctx *c, const char **slot, const char *v)
+{
+    size_t had = *slot ? strlen(*slot) : 0, n = strlen(v);
+    if (strchr(v, '\n'))
+        return say(c, FLAGS_EVALUE, "'%.*s' holds a line break", SHOWN, v);
+    char *s = realloc((char *)*slot, had + n + 2);
+    if (!s)
+        return say(c, FLAGS_ENOMEM, "out of memory");
+    memcpy(s + had, v, n);
+    memcpy(s + had + n, "\n", 2);
+    *slot = s;
+    return FLAGS_OK;
+}
+
 /* --token and --token-file: one loader, one rule (token.h). The value is
  * a secret: never quoted back. */
 static int set_token(ctx *c, const flag_def *f, const char *v)
@@ -271,6 +287,7 @@ static int apply(ctx *c, const flag_def *f, const char *v)
         land_uint(cfg, f, n / (uint64_t)FLAG_NS_MS);
         return FLAGS_OK;
     case FLAG_STRING: return set_string(c, (const char **)((char *)cfg + f->off), v);
+    case FLAG_APPEND: return append_string(c, (const char **)((char *)cfg + f->off), v);
     case FLAG_ENUM:
         if ((i = enum_index(f, v)) < 0)
             return say(c, FLAGS_EVALUE, "--%s: '%.*s' is not one of %s", f->name, SHOWN, v, f->arg);
@@ -406,6 +423,8 @@ static int validate(ctx *c)
         return say(c, FLAGS_ERANGE, "--max-message: %zu bytes is more than the journal can hold "
                    "in one record: at most %zu (%zuM)", c->cfg->limits.max_msg, JOURNAL_MAX_MSG,
                    JOURNAL_MAX_MSG >> 20);
+    if (kafka_config_check(c->cfg, c->msg, c->cap) != 0)
+        return FLAGS_ECONFLICT;
     return FLAGS_OK;
 }
 
@@ -473,6 +492,13 @@ void flags_free(server_config *cfg)
     free((char *)cfg->data_dir);
     free((char *)cfg->port_file);
     free((char *)cfg->token);
+    free((char *)cfg->kafka_brokers);
+    free((char *)cfg->kafka_topic);
+    free((char *)cfg->kafka_partitions);
+    free((char *)cfg->kafka_node);
+    free((char *)cfg->kafka_conf);
     cfg->data_dir = cfg->port_file = cfg->token = NULL;
+    cfg->kafka_brokers = cfg->kafka_topic = cfg->kafka_partitions = cfg->kafka_node = NULL;
+    cfg->kafka_conf = NULL;
     cfg->journal.dir = NULL;
 }

@@ -32,6 +32,7 @@ typedef enum flag_type {
     FLAG_DUR_NS,   /* duration, lands as ns (range in ns) */
     FLAG_DUR_MS,   /* duration, lands as ms (range in ns; sub-ms parts dropped) */
     FLAG_STRING,   /* a malloc'd copy */
+    FLAG_APPEND,   /* repeatable: each value and a '\n' appended to a malloc'd string */
     FLAG_ENUM,     /* one of the '|'-separated words of its placeholder: lands as its index */
     FLAG_LISTEN,   /* HOST:PORT -> listen_host, listen_port */
     FLAG_HTTP,     /* HOST:PORT or off -> http_host, http_port (-1 = off) */
@@ -122,6 +123,26 @@ typedef enum flag_type {
       "skip undeclared trade keys instead of rejecting the batch")                                  \
     X("port-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(port_file),                          \
       "write \"TCP_PORT HTTP_PORT\\n\" once listening (tests)")                                     \
+    X("source", FLAG_ENUM, "tcp|kafka", "tcp", 0, 0, 0, FLAG_AT(source),                            \
+      "where trades come from: TCP T batches, or Kafka\n"                                           \
+      "partitions (docs/cluster.md; TCP T batches are then\nrefused READ_ONLY)")                    \
+    X("kafka-brokers", FLAG_STRING, "HOST:PORT,...", NULL, 0, 0, 0, FLAG_AT(kafka_brokers),         \
+      "Kafka bootstrap servers (--source kafka)")                                                   \
+    X("kafka-topic", FLAG_STRING, "TOPIC", NULL, 0, 0, 0, FLAG_AT(kafka_topic),                     \
+      "the topic this node consumes")                                                               \
+    X("kafka-partitions", FLAG_STRING, "LIST", NULL, 0, 0, 0, FLAG_AT(kafka_partitions),            \
+      "partitions this node owns, e.g. 0,2,4-7 (or --kafka-node)")                                  \
+    X("kafka-node", FLAG_STRING, "I/N", NULL, 0, 0, 0, FLAG_AT(kafka_node),                         \
+      "own every partition p with p mod N = I")                                                     \
+    X("kafka-conf", FLAG_APPEND, "KEY=VALUE", NULL, 0, 0, 0, FLAG_AT(kafka_conf),                   \
+      "a librdkafka setting (repeatable), e.g.\nsecurity.protocol=SSL")                             \
+    X("kafka-on-error", FLAG_ENUM, "skip|stop", "skip", 0, 0, 0, FLAG_AT(kafka_on_error),           \
+      "a bad record: count, log and skip it, or stop its\npartition (the others go on)")            \
+    X("kafka-ready-lag", FLAG_U64, "N", "1000", 0, UINT64_MAX, 0, FLAG_AT(kafka_ready_lag),         \
+      "/readyz is 503 while a partition is more than N\nrecords behind its high watermark")         \
+    X("checkpoint-records", FLAG_U64, "N", "0", 0, UINT64_MAX, 0, FLAG_AT(checkpoint_records),      \
+      "--source kafka: snapshot after N records applied\n"                                          \
+      "(--checkpoint-bytes counts record bytes there); 0 = not\nby count")                          \
     X("log-level", FLAG_ENUM, "error|warn|info|debug", "info", 0, 0, 0, FLAG_AT(log_level),         \
       "how much to log")                                                                            \
     X("config", FLAG_CONFIG, "FILE", NULL, 0, 0, 0, FLAG_NOWHERE,                                   \

@@ -15,6 +15,7 @@
  * reserve connection is served the probes only (503 TOO_MANY_CONNECTIONS).
  */
 #include "http_internal.h"
+#include "kafka.h"
 
 #include <stdio.h>
 
@@ -64,7 +65,10 @@ void http__answer_error(http__answer *a, int status, const char *code, const cha
 
 void http__answer_proto_error(http__answer *a, const proto_error *err)
 {
-    int status = err->code == PROTO_E_NOT_FOUND ? 404 : err->code == PROTO_E_NOT_READY ? 503 : 400;
+    int status = err->code == PROTO_E_NOT_FOUND       ? 404
+                 : err->code == PROTO_E_NOT_READY ? 503
+                 : err->code == PROTO_E_READ_ONLY ? 409
+                                                  : 400;
     http__answer_error(a, status, proto_code_name(err->code), err->msg);
 }
 
@@ -157,6 +161,10 @@ static void route_readyz(server *srv, http__answer *a)
                      (unsigned long long)st.bytes_cap);
             reason = msg;
         }
+        /* A Kafka-fed node answers for its partitions only once it has
+         * caught up with them (--kafka-ready-lag). */
+        if (!reason && srv->cfg.source == SERVER_SOURCE_KAFKA && !kafka_ready(srv, msg, sizeof msg))
+            reason = msg;
     }
     emit e;
     emit_json_init(&e, &a->body);

@@ -15,6 +15,7 @@
 #include "checkpoint.h"
 #include "emit.h"
 #include "ingest.h"
+#include "kafka.h"
 #include "retention.h"
 #include "query.h"
 
@@ -63,7 +64,7 @@ int http_render_stats(server *srv, proto_buf *out)
 
     emit e;
     emit_json_init(&e, out);
-    e.map(&e, 28);
+    e.map(&e, 30);
     e.key(&e, "version");
     emit_cstr(&e, SLOTD_VERSION);
     kv_dbl(&e, "uptime_seconds", now_s(srv));
@@ -192,6 +193,13 @@ int http_render_stats(server *srv, proto_buf *out)
     e.end(&e);
     e.key(&e, "stopping");
     e.boolean(&e, srv->stopping);
+    e.key(&e, "source");
+    emit_cstr(&e, srv->cfg.source == SERVER_SOURCE_KAFKA ? "kafka" : "tcp");
+    e.key(&e, "kafka"); /* per-partition offsets, lag, rates (kafka_stats.c) */
+    if (srv->cfg.source == SERVER_SOURCE_KAFKA)
+        kafka_stats_json(srv, &e);
+    else
+        e.nil(&e);
     e.end(&e);
     return e.err || e.depth ? -1 : 0;
 }
@@ -322,6 +330,8 @@ int http_render_metrics(server *srv, proto_buf *out)
     COUNTER("retention_dropped_trades_total", "Trades dropped by --retention since start.",
             rs.dropped_trades);
     GAUGE_D("uptime_seconds", "Seconds since slotd started.", now_s(srv));
+    if (srv->cfg.source == SERVER_SOURCE_KAFKA && kafka_stats_prom(srv, out) != 0)
+        p.err = 1;
     prom_head(&p, "build_info", "gauge", "Build information; the value is always 1.");
     if (proto_buf_printf(out, "slotd_build_info{version=\"%s\"} 1\n", SLOTD_VERSION) < 0)
         p.err = 1;

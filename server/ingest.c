@@ -157,6 +157,16 @@ static void dispatch_batch(conn *c, const uint8_t *msg, size_t len)
         batch_refuse(srv, o, cl, &err);
         return;
     }
+    if (srv->cfg.source == SERVER_SOURCE_KAFKA) {
+        /* Kafka is this node's only writer (kafka.h). Decoded first only to
+         * echo the seq; nothing is held back: the batch is not the client's
+         * fault, and another node may take it. */
+        store_batch_reset(&o->batch);
+        set_err(&err, PROTO_E_READ_ONLY, "this node is fed by Kafka (--source kafka): send "
+                "trades to the topic, or to a TCP-fed slotd; queries work here");
+        op_error(srv, o, o->seq, &err);
+        return;
+    }
     batch_staged(c, o, msg, len);
 }
 
@@ -169,7 +179,7 @@ size_t dispatch_prefix(conn *c, const uint8_t *buf, size_t avail)
     struct ingest *ing = c->ing;
     server *srv = ing->srv;
     size_t len = 0;
-    if (!c->hello || proto_msg_type(buf, avail) != PROTO_MSG_T)
+    if (!c->hello || srv->cfg.source != SERVER_SOURCE_TCP || proto_msg_type(buf, avail) != PROTO_MSG_T)
         return 0;
     op *o = op_get(ing);
     if (!o)
@@ -270,7 +280,7 @@ static void batch_journaled(void *ctx, int status)
         batch_ack(srv, o, n);
     } else {
         proto_error err;
-        char name[LOG_ESC_MAX(PROTO_NAME_MAX)];
+        char name[LOG_ESC_MAX(CLIENTS_NAME_MAX)];
         store_batch_release(srv->store, &o->batch);
         store_batch_reset(&o->batch);
         cl->accepted_seq = cl->durable_seq;
@@ -325,6 +335,13 @@ static void dispatch_hello(conn *c, const uint8_t *msg, size_t len)
         return;
     }
     if (proto_decode_hello(msg, len, &h, &err) != 0) {
+        c->close_after_flush = 1;
+        op_error(srv, o, 0, &err);
+        return;
+    }
+    if (clients_reserved(h.client, strlen(h.client))) {
+        set_err(&err, PROTO_E_BAD_MESSAGE, "client names starting with 'kafka:' or 'gw:' are "
+                "reserved for the Kafka source");
         c->close_after_flush = 1;
         op_error(srv, o, 0, &err);
         return;

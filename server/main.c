@@ -14,6 +14,7 @@
 #include "http.h"
 #include "ingest.h"
 #include "journal.h"
+#include "kafka.h"
 #include "log.h"
 #include "prefault.h"
 #include "replay.h"
@@ -32,6 +33,7 @@ static int exit_code;
 static void replay_work(uv_work_t *req) { replay_run(req->data, &replay_res); }
 
 static void shutdown_begin(server *srv, int code);
+static void kafka_failed(server *srv) { shutdown_begin(srv, 1); }
 
 /* The store is final (replay may have replaced it): its new pages are
  * faulted in off the loop from now on. Only saves time, so a failure is a
@@ -81,6 +83,15 @@ static void replay_done(uv_work_t *req, int status)
         shutdown_begin(srv, 1);
         return;
     }
+    /* Kafka-fed: consume from the offsets the snapshot (and so the client
+     * table) holds; queries are served meanwhile, /readyz waits for the
+     * partitions to catch up. */
+    if (srv->cfg.source == SERVER_SOURCE_KAFKA && !srv->stopping &&
+        (rc = kafka_start(srv, kafka_failed)) != 0) {
+        log_error("kafka_start_failed err=%s", server_strerror(rc));
+        shutdown_begin(srv, 1);
+        return;
+    }
     server_prefault_start(srv);
     srv->ready = !srv->stopping;
     store_stats st;
@@ -114,6 +125,7 @@ static void checkpoint_stopped(server *srv)
 static void ingest_stopped(server *srv)
 {
     retention_stop(srv);
+    kafka_stop(srv); /* nothing more applied: a last checkpoint holds it all */
     checkpoint_stop(srv, checkpoint_stopped);
 }
 
@@ -250,6 +262,7 @@ int main(int argc, char **argv)
     }
     uv_run(srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(srv->loop);
+    kafka_free(srv);
     prefault_stop(srv->prefault, srv->store);
     checkpoint_free(srv);
     retention_free(srv);
@@ -258,6 +271,7 @@ int main(int argc, char **argv)
     store_close(srv->store);
     return exit_code;
 fail:
+    kafka_free(srv);
     prefault_stop(srv->prefault, srv->store);
     checkpoint_free(srv);
     retention_free(srv);

@@ -42,6 +42,13 @@ static void rate_advance(metrics *m, uint64_t sec)
     m->rate_sec = sec;
 }
 
+void metrics_applied(metrics *m, uint64_t now_ns, uint64_t trades)
+{
+    m->trades_total += trades;
+    rate_advance(m, now_ns / NS_PER_SEC);
+    m->rate_slot[m->rate_sec % METRICS_RATE_SLOTS] += trades;
+}
+
 void metrics_ack(metrics *m, uint64_t now_ns, uint64_t latency_ns, uint64_t trades)
 {
     double secs = (double)latency_ns / 1e9;
@@ -53,9 +60,7 @@ void metrics_ack(metrics *m, uint64_t now_ns, uint64_t latency_ns, uint64_t trad
     m->ack_count++;
     m->ack_sum += secs;
     m->batches_total++;
-    m->trades_total += trades;
-    rate_advance(m, now_ns / NS_PER_SEC);
-    m->rate_slot[m->rate_sec % METRICS_RATE_SLOTS] += trades;
+    metrics_applied(m, now_ns, trades);
 }
 
 void metrics_error(metrics *m, proto_code c)

@@ -39,6 +39,9 @@ typedef struct metrics {
 void metrics_init(metrics *m, uint64_t now_ns);
 void metrics_ack(metrics *m, uint64_t now_ns, uint64_t latency_ns, uint64_t trades);
 void metrics_error(metrics *m, proto_code c);
+/* Trades stored without an ACK (a Kafka record): counted and in the rates,
+ * not in the ack histogram. */
+void metrics_applied(metrics *m, uint64_t now_ns, uint64_t trades);
 /* Trades per second over the last `window` complete seconds (1..60). */
 double metrics_rate(metrics *m, uint64_t now_ns, unsigned window);
 

@@ -41,7 +41,19 @@ typedef struct server_config {
     int checkpoint_on_exit;          /* a last checkpoint at graceful shutdown */
     int64_t retention_ns;            /* drop trades older than newest - this; 0 = keep all */
     int log_level;
+    /* --source kafka (kafka.h): a node fed by Kafka partitions, not TCP batches */
+    int source;                      /* SERVER_SOURCE_TCP or SERVER_SOURCE_KAFKA */
+    const char *kafka_brokers;       /* bootstrap.servers */
+    const char *kafka_topic;
+    const char *kafka_partitions;    /* "0,2,4-7": owned partitions ... */
+    const char *kafka_node;          /* ... or "i/N": {p : p mod N = i} */
+    const char *kafka_conf;          /* "key=value\n" per --kafka-conf, in order */
+    int kafka_on_error;              /* KAFKA_ON_ERROR_SKIP or _STOP: a bad record */
+    uint64_t kafka_ready_lag;        /* /readyz 503 while a partition is further behind */
+    uint64_t checkpoint_records;     /* kafka: checkpoint after this many records; 0 = not */
 } server_config;
+
+enum { SERVER_SOURCE_TCP = 0, SERVER_SOURCE_KAFKA = 1 };
 
 typedef struct server {
     uv_loop_t *loop;
@@ -63,6 +75,7 @@ typedef struct server {
     struct checkpoint *checkpoint; /* snapshots (checkpoint.c) */
     struct retention *retention;   /* --retention (retention.c) */
     struct prefault *prefault;     /* new slab pages faulted in off the loop (prefault.c) */
+    struct kafka *kafka;           /* --source kafka: the consumer (source_kafka.c) */
 } server;
 
 /* uv_close for every handle that owns a descriptor (TCP, pipe). libuv

@@ -50,7 +50,7 @@ ERROR_CODES = {
     "MISSING_FIELD", "WRONG_TYPE", "BAD_VALUE", "BAD_SYMBOL", "UNKNOWN_KIND",
     "KIND_MISMATCH", "TOO_LARGE", "SYMBOL_LIMIT", "STORE_FULL", "JOURNAL",
     "NOT_READY", "BAD_QUERY", "NOT_FOUND", "IDLE_TIMEOUT", "TOO_MANY_CONNECTIONS",
-    "BLOCKED", "FENCED", "TOO_MANY_CLIENTS",
+    "BLOCKED", "FENCED", "TOO_MANY_CLIENTS", "READ_ONLY",
 }
 # Packages of debian:bookworm-slim itself, which the runtime stage need not install.
 BASE_IMAGE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libzstd1",
@@ -528,7 +528,7 @@ def _():
          "the runtime stage does not COPY --from=build the binary to /usr/local/bin/slotd")
     need(not any(i == "RUN" and re.search(r"\b(cmake|make|gcc|cc)\b", a) for i, a in rt), "the runtime stage compiles")
     rt_pkgs = [p for i, a in rt if i == "RUN" for p in apt_packages(a)]
-    need(set(rt_pkgs) == {"libuv1", "libmsgpackc2", "libhttp-parser2.9", "libjansson4"},
+    need(set(rt_pkgs) == {"libuv1", "libmsgpackc2", "libhttp-parser2.9", "libjansson4", "librdkafka1"},
          f"runtime packages {rt_pkgs}")
     users = [a for i, a in rt if i == "USER"]
     need(users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0",
@@ -623,7 +623,15 @@ def _():
             q = run(["dpkg", "-S", lib])
         need(q.returncode == 0, f"no Debian package owns {lib}")
         owners[Path(lib).name] = q.stdout.split(":")[0].strip()
-    missing = {lib: pkg for lib, pkg in owners.items() if pkg not in rt_pkgs | BASE_IMAGE_PACKAGES}
+    # apt installs a runtime package's own dependencies with it (librdkafka1
+    # brings libssl3, libsasl2-2, liblz4-1): one level of Depends counts.
+    deps = set()
+    q = run(["dpkg-query", "-W", "-f", "${Depends}\\n", *sorted(rt_pkgs & found)])
+    for alt in re.split(r"[,|\n]", q.stdout):
+        if alt.strip():
+            deps.add(alt.strip().split()[0].split(":")[0])
+    missing = {lib: pkg for lib, pkg in owners.items()
+               if pkg not in rt_pkgs | deps | BASE_IMAGE_PACKAGES}
     need(not missing, f"libraries from packages the runtime stage does not install: {missing}")
     return f"{', '.join(f'{k} ({v})' for k, v in sorted(owners.items()))}"
 

@@ -1,0 +1,464 @@
+"""Kafka-fed nodes (--source kafka, issue #15) end to end: real slotd
+processes consuming from librdkafka's mock cluster (tests/kafka/mockcluster,
+a real Kafka-protocol server in its own process), records produced by
+tests/kafka/produce.c (kproduce) and by kcat, the independent producer.
+
+- two nodes owning the even and the odd partitions answer every per-symbol
+  query exactly like one TCP-fed slotd given the same trades;
+- SIGKILL mid-stream, several times, some right as a checkpoint starts:
+  after restart every record of the partitions is held exactly once;
+- a resent record (same client and seq headers) is skipped and counted,
+  across a restart too;
+- brokers down and leaders moved: consumption goes on, lag returns to 0;
+- bad records are counted and logged, then skipped, or stop only their
+  partition;
+- TCP T batches and deletes are refused READ_ONLY, queries work, reserved
+  client names cannot HELLO.
+"""
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import msgpack
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Results, Slotd, send_batches, wait_for  # noqa: E402
+
+BUILD = os.environ.get("SLOTD_BUILD_DIR") or os.path.join(os.path.dirname(__file__), "..", "..",
+                                                           "build")
+MOCKCLUSTER = os.path.join(BUILD, "tests", "mockcluster")
+KPRODUCE = os.path.join(BUILD, "tests", "kproduce")
+TS0 = 1767225600 * 10 ** 9
+# Fast fetches: the tests wait on offsets, never on time.
+FAST = ["--kafka-conf", "fetch.wait.max.ms=50", "--kafka-conf", "log_level=3"]
+
+
+class MockCluster:
+    """tests/kafka/mockcluster as a process: bootstrap servers, and its stdin commands."""
+
+    def __init__(self, topic="trades", partitions=4, brokers=3):
+        self.topic = topic
+        self.err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([MOCKCLUSTER, "--brokers", str(brokers), "--topic", topic,
+                                      "--partitions", str(partitions)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.err, text=True)
+        self.bootstrap = self.proc.stdout.readline().strip()
+        assert self.bootstrap, "mockcluster printed no bootstrap servers"
+
+    def command(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline().strip()
+        assert reply == "ok", (line, reply)
+
+    def close(self):
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def frame(key, value, partition=-1, headers=()):
+    """One record for kproduce's stdin (tests/kafka/produce.c)."""
+    key = key.encode() if isinstance(key, str) else key
+    out = struct.pack("<i", partition)
+    out += struct.pack("<I", 0xffffffff) if key is None else struct.pack("<I", len(key)) + key
+    out += struct.pack("<I", len(value)) + value
+    out += struct.pack("<H", len(headers))
+    for k, v in headers:
+        k, v = k.encode(), str(v).encode()
+        out += struct.pack("<H", len(k)) + k + struct.pack("<I", len(v)) + v
+    return out
+
+
+def produce(mc, records):
+    """records: frame() byte strings; every one acknowledged (acks=all) on return."""
+    p = subprocess.run([KPRODUCE, mc.bootstrap, mc.topic], input=b"".join(records),
+                       capture_output=True, timeout=120)
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    assert p.stdout.decode().strip() == "produced %d" % len(records), p.stdout
+
+
+def packb(obj):
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def node(mc, owned, data_dir=None, extra=()):
+    """A Kafka-fed slotd (not started). owned: "i/N" or a partition list."""
+    own = ["--kafka-node", owned] if "/" in owned else ["--kafka-partitions", owned]
+    return Slotd(["--source", "kafka", "--kafka-brokers", mc.bootstrap, "--kafka-topic", mc.topic,
+                  "--kafka-ready-lag", "0"] + own + FAST + list(extra), data_dir=data_dir)
+
+
+def kstats(s):
+    status, body = s.http_json("/stats")
+    assert status == 200, body
+    return body["kafka"]
+
+
+def consumed(s):
+    """Records the node has passed (applied, skipped or refused), all partitions."""
+    return sum(p["next_offset"] for p in kstats(s)["partitions"])
+
+
+def wait_consumed(nodes, total, what="records consumed"):
+    wait_for(lambda: sum(consumed(s) for s in nodes) == total, 120, what)
+
+
+def symbol_view(c, sym):
+    """Everything a per-symbol query says about sym: aggregates, every
+    trade (paged), bars."""
+    r = c.query(1, {"op": "symbol", "sym": sym})
+    if r[0] == "ERR":
+        assert r[2] == "NOT_FOUND", r
+        return None
+    trades, cursor = [], 0
+    while cursor is not None:
+        t = c.query(2, {"op": "trades", "sym": sym, "limit": 10000, "cursor": cursor})
+        assert t[0] == "R", t
+        trades += t[2]["trades"]
+        cursor = t[2]["next_cursor"]
+    # "pages" is the layout, not the data: it follows how trades were
+    # batched (one record at a time here, 100 a batch over TCP).
+    r[2].pop("pages", None)
+    b = c.query(3, {"op": "bars", "sym": sym, "interval": 10 ** 4, "from": TS0, "to": TS0 + 10 ** 8})
+    assert b[0] == "R", b
+    return r[2], trades, b[2]
+
+
+# ---- workload ------------------------------------------------------------------
+
+def workload(n, seed=15):
+    """n trades over 40 symbols with W1's skew (the hottest ~18%), map form."""
+    rng = random.Random(seed)
+    syms = ["K%02d" % i for i in range(40)]
+    weights = [18] + [82 / 39] * 39
+    out = []
+    for i in range(n):
+        out.append({"sym": rng.choices(syms, weights)[0], "ts": TS0 + i * 1000 + rng.randint(0, 999),
+                    "px": "%d.%02d" % (rng.randint(90, 110), rng.randint(0, 99)),
+                    "qty": rng.randint(1, 500), "side": "B" if i & 1 else "S", "id": i + 1})
+    return out
+
+
+def as_array(t):
+    return [t["sym"], t["ts"], t["px"], t["qty"], t["side"], t["id"]]
+
+
+def records_of(trades, seed=16):
+    """The trades as Kafka records keyed by symbol, in order per symbol: one
+    trade per record in map or array form, or a T message of up to 5 trades
+    of one symbol."""
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(trades):
+        t = trades[i]
+        kind = rng.random()
+        if kind < 0.2:
+            run = [t]
+            j = i + 1
+            while j < len(trades) and len(run) < 5 and trades[j]["sym"] == t["sym"]:
+                run.append(trades[j])
+                j += 1
+            out.append(frame(t["sym"], packb(["T", 1, run])))
+            i = j
+            continue
+        out.append(frame(t["sym"], packb(as_array(t) if kind < 0.45 else t)))
+        i += 1
+    return out
+
+
+def all_trades_exactly_once(s, trades):
+    """s holds exactly these trades: every id once, aggregates as stored."""
+    by_sym = {}
+    for t in trades:
+        by_sym.setdefault(t["sym"], []).append(t["id"])
+    c = s.connect()
+    try:
+        for sym, ids in by_sym.items():
+            view = symbol_view(c, sym)
+            assert view is not None, sym
+            got = [t["id"] for t in view[1]]
+            assert got == ids, (sym, len(got), len(ids), sorted(set(got) ^ set(ids))[:10])
+            assert view[0]["count"] == len(ids), (sym, view[0])
+    finally:
+        c.close()
+
+
+# ---- tests ---------------------------------------------------------------------
+
+def test_differential_even_odd_vs_tcp():
+    """Nodes 0/2 and 1/2 (even and odd partitions) together answer every
+    per-symbol query like one TCP-fed slotd given the same trades; each
+    symbol lives on exactly one of them. Part of the records come through
+    kcat, the independent producer."""
+    trades = workload(6000)
+    kcat_syms = {"K07", "K08"}  # kcat sends these, one file per record, key = symbol
+    ours = [t for t in trades if t["sym"] not in kcat_syms]
+    with MockCluster(partitions=4) as mc:
+        produce(mc, records_of(ours))
+        tmp = tempfile.mkdtemp(prefix="slotd-kcat-")
+        for sym in sorted(kcat_syms):
+            files = []
+            for t in (t for t in trades if t["sym"] == sym):
+                path = os.path.join(tmp, "%06d" % t["id"])
+                with open(path, "wb") as f:
+                    f.write(packb(t))
+                files.append(path)
+            subprocess.run(["kcat", "-P", "-q", "-b", mc.bootstrap, "-t", mc.topic, "-k", sym,
+                            "-X", "partitioner=murmur2_random"] + files, check=True, timeout=120)
+        n_records = len(records_of(ours)) + sum(t["sym"] in kcat_syms for t in trades)
+        with node(mc, "0/2") as even, node(mc, "1/2") as odd, Slotd() as tcp:
+            assert [p["partition"] for p in kstats(even)["partitions"]] == [0, 2]
+            assert [p["partition"] for p in kstats(odd)["partitions"]] == [1, 3]
+            send_batches(tcp, "feed", 1, 60, lambda seq: trades[(seq - 1) * 100:seq * 100])
+            wait_consumed([even, odd], n_records)
+            ce, co, ct = even.connect(), odd.connect(), tcp.connect()
+            both = 0
+            for sym in sorted({t["sym"] for t in trades}):
+                ve, vo, vt = symbol_view(ce, sym), symbol_view(co, sym), symbol_view(ct, sym)
+                assert (ve is None) != (vo is None), (sym, ve is None, vo is None)
+                got = ve or vo
+                for part, a, b in zip(("symbol", "trades", "bars"), got, vt):
+                    assert a == b, (sym, part, str(a)[:600], str(b)[:600])
+                both += 1
+            assert both == 40
+            for s in (even, odd):
+                assert s.http_get("/readyz")[0] == 200
+                assert all(p["lag"] == 0 and p["bad_records"] == 0
+                           for p in kstats(s)["partitions"])
+            assert kstats(even)["records"] + kstats(odd)["records"] == n_records
+
+
+def gone(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def kill_mid_checkpoint(s, sent):
+    """SIGKILL s as soon as its log says a checkpoint started, its child
+    frozen first (SIGSTOP) so it cannot finish; the child then dies with
+    its parent (PR_SET_PDEATHSIG). 1 if the child was caught before it
+    finished, 0 if it had finished or no checkpoint came within 10 s (the
+    kill is then an ordinary one). A checkpoint is due --checkpoint-records
+    after the last, checked every 200 ms."""
+    seen = s.logs().count("checkpoint_started")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        logs = s.logs()
+        if logs.count("checkpoint_started") > seen:
+            line = logs[logs.rindex("checkpoint_started"):].split("\n")[0]
+            pid = int(line.split("pid=")[1].split()[0])
+            seg = line.split("segment=")[1].split()[0]
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+            caught = ("checkpoint_done file=" not in s.logs().split(line)[-1] and
+                      "segment=%s " % seg not in s.logs().split(line)[-1])
+            s.kill()
+            # A child frozen before its prctl would hold the data directory's
+            # lock forever: let it run on, to see its parent gone and exit.
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            wait_for(lambda: gone(pid), 30, "the checkpoint child to exit")
+            return int(caught)
+    s.kill()
+    return 0
+
+
+def test_sigkill_exactly_once():
+    """One node owning both partitions, checkpoints every 300 records,
+    SIGKILLed while records keep coming (twice right as a checkpoint starts):
+    after the last restart it holds every record exactly once."""
+    trades = workload(8000, seed=3)
+    recs = records_of(trades, seed=4)
+    parts = [recs[i * len(recs) // 6:(i + 1) * len(recs) // 6] for i in range(6)]
+    assert sum(map(len, parts)) == len(recs)
+    with MockCluster(partitions=2) as mc:
+        s = node(mc, "0,1", extra=["--checkpoint-records", "300"])
+        with s:
+            sent = mid = 0
+            for i, part in enumerate(parts):
+                produce(mc, part)
+                sent += len(part)
+                if i % 2 == 0:
+                    mid += kill_mid_checkpoint(s, sent)
+                else:
+                    wait_for(lambda: consumed(s) > 0, 60, "some records")
+                    s.kill()
+                s.start()
+            print("  %d of 3 kills caught a checkpoint child still writing" % mid)
+            wait_consumed([s], len(recs))
+            assert s.logs().count("kafka_assigned") == 1  # this run's log only
+            all_trades_exactly_once(s, trades)
+            st = s.http_json("/stats")[1]
+            assert st["trades"] == len(trades), st["trades"]
+            assert st["checkpoint"]["loaded_trades"] > 0, st["checkpoint"]
+
+
+def test_resent_record_skipped():
+    """Records with the gateway's headers (client, seq): a resend of a seq
+    the node applied is skipped and counted, also after a restart (the seq
+    lives in the snapshot); kcat sends one of the resends."""
+    def rec(seq, i, part):
+        t = {"sym": "GW%d" % part, "ts": TS0 + i, "px": "1.25", "qty": i, "id": i}
+        return frame(t["sym"], packb(t), partition=part, headers=[("client", "gw-a"), ("seq", seq)])
+    with MockCluster(partitions=2) as mc:
+        s = node(mc, "0/1", extra=["--checkpoint-on-exit"])
+        with s:
+            produce(mc, [rec(q, q, q % 2) for q in range(1, 11)])
+            wait_consumed([s], 10)
+            produce(mc, [rec(q, q, q % 2) for q in range(7, 11)])  # a producer restarted
+            wait_consumed([s], 14)
+            assert sum(p["skipped_duplicates"] for p in kstats(s)["partitions"]) == 4
+            s.restart()
+            t = {"sym": "GW1", "ts": TS0 + 9, "px": "1.25", "qty": 9, "id": 9}
+            path = os.path.join(s.data_dir, "resend.msgpack")
+            with open(path, "wb") as f:
+                f.write(packb(t))
+            subprocess.run(["kcat", "-P", "-q", "-b", mc.bootstrap, "-t", mc.topic, "-p", "1",
+                            "-k", "GW1", "-H", "client=gw-a", "-H", "seq=9", path],
+                           check=True, timeout=60)
+            produce(mc, [rec(11, 11, 1), rec(12, 12, 0)])
+            wait_consumed([s], 17)
+            st = s.http_json("/stats")[1]
+            assert st["trades"] == 12, st["trades"]
+            assert sum(p["skipped_duplicates"] for p in st["kafka"]["partitions"]) == 1
+            c = s.connect()
+            ids = sorted(t["id"] for sym in ("GW0", "GW1") for t in symbol_view(c, sym)[1])
+            assert ids == list(range(1, 13)), ids
+
+
+def test_broker_down_and_leader_move():
+    """Every leader moves to broker 3 and brokers 1 and 2 go down while
+    records keep coming: consumption goes on and the lag returns to 0."""
+    trades = workload(3000, seed=5)
+    recs = records_of(trades, seed=6)
+    half = len(recs) // 2
+    with MockCluster(partitions=3) as mc:
+        with node(mc, "0/1") as s:
+            produce(mc, recs[:half])
+            wait_consumed([s], half)
+            for p in range(3):
+                mc.command("leader %s %d 3" % (mc.topic, p))
+            mc.command("down 1")
+            mc.command("down 2")
+            produce(mc, recs[half:])
+            wait_consumed([s], len(recs))
+            mc.command("up 1")
+            mc.command("up 2")
+            wait_for(lambda: all(p["lag"] == 0 for p in kstats(s)["partitions"]), 60, "lag 0")
+            assert s.http_get("/readyz")[0] == 200
+            all_trades_exactly_once(s, trades)
+
+
+def bad_records(part):
+    return [frame("B", b"\xc1", partition=part),                             # not msgpack
+            frame("B", packb({"sym": "B", "ts": TS0, "qty": 1}), partition=part),  # no px
+            frame("B", packb(["T", 1, [{"sym": "B", "ts": TS0, "px": "1", "qty": 1, "x": 1}]]),
+                  partition=part)]                                        # unknown field
+
+
+def good(part, i):
+    t = {"sym": "G%d" % part, "ts": TS0 + i, "px": "2.5", "qty": 1, "id": i}
+    return frame(t["sym"], packb(t), partition=part)
+
+
+def test_bad_records_skipped():
+    with MockCluster(partitions=2) as mc:
+        with node(mc, "0/1") as s:
+            produce(mc, [good(0, 1)] + bad_records(0) + [good(0, 2), good(1, 3)])
+            wait_consumed([s], 6)
+            parts = kstats(s)["partitions"]
+            assert [p["bad_records"] for p in parts] == [3, 0], parts
+            assert s.http_json("/stats")[1]["trades"] == 3
+            logs = s.logs()
+            for offset, code in ((1, "MALFORMED"), (2, "MISSING_FIELD"), (3, "UNKNOWN_FIELD")):
+                line = "kafka_bad_record topic=trades partition=0 offset=%d code=" % offset
+                assert line in logs, (line, logs[-3000:])
+            assert logs.count("action=skip") == 3
+            assert s.http_get("/readyz")[0] == 200
+
+
+def test_bad_record_stops_only_its_partition():
+    with MockCluster(partitions=2) as mc:
+        s = node(mc, "0/1", extra=["--kafka-on-error", "stop"])
+        s.start(wait_ready=False)  # never ready: partition 0 stays behind
+        try:
+            produce(mc, [good(0, 1)] + bad_records(0)[:1] + [good(0, 2)] +
+                    [good(1, i) for i in range(10, 20)])
+            wait_for(lambda: [(p["next_offset"], p["lag"]) for p in kstats(s)["partitions"]] ==
+                     [(1, 2), (10, 0)], 60,
+                     "partition 1 consumed, partition 0 stopped at the bad record")
+            parts = kstats(s)["partitions"]
+            assert parts[0]["state"] == "stopped" and parts[0]["paused"], parts
+            assert parts[1]["state"] == "running" and parts[1]["lag"] == 0, parts
+            produce(mc, [good(1, 20)])
+            wait_for(lambda: kstats(s)["partitions"][1]["next_offset"] == 11, 60, "more of 1")
+            assert kstats(s)["partitions"][0]["next_offset"] == 1
+            status, body = s.http_json("/readyz")
+            assert status == 503 and "partition 0" in body["reason"], body
+            assert "kafka_partition_stopped topic=trades partition=0 offset=1" in s.logs()
+            # a restart stops at the same record: nothing past it was taken
+            s.stop()
+            s.start(wait_ready=False)
+            wait_for(lambda: [p["next_offset"] for p in kstats(s)["partitions"]] == [1, 11], 60,
+                     "the same positions after a restart")
+            assert s.http_json("/stats")[1]["trades"] == 12
+        finally:
+            s.__exit__(None, None, None)
+
+
+def test_tcp_writes_refused_queries_work():
+    with MockCluster(partitions=1) as mc:
+        with node(mc, "0") as s:
+            produce(mc, [good(0, 1)])
+            wait_consumed([s], 1)
+            c = s.connect("feed")
+            c.send_batch(7, [{"sym": "X", "ts": TS0, "px": "1", "qty": 1}])
+            r = c.recv()
+            assert r[:3] == ["ERR", 7, "READ_ONLY"], r
+            r = c.query(8, {"op": "symbol", "sym": "G0"})
+            assert r[0] == "R" and r[2]["count"] == 1, r
+            r = c.query(9, {"op": "delete", "sym": "G0", "from": 0, "to": 2 ** 62})
+            assert r[:3] == ["ERR", 9, "READ_ONLY"], r
+            assert s.http_json("/stats")[1]["errors"]["READ_ONLY"] == 2
+            from harness import Client
+            for name in ("kafka:trades:0", "gw:x:1"):
+                c2 = Client(s.tcp_port, hello=False)
+                c2.send(["HELLO", {"client": name}])
+                r = c2.recv()
+                assert r[:3] == ["ERR", 0, "BAD_MESSAGE"] and "reserved" in r[3], r
+                c2.close()
+
+
+if __name__ == "__main__":
+    r = Results()
+    for name, fn in list(globals().items()):
+        if name.startswith("test_") and callable(fn):
+            r.run(fn)
+    r.finish()
