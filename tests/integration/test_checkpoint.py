@@ -17,7 +17,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Results, Slotd, send_batches, stream_until_dead  # noqa: E402
+from harness import Results, Slotd, send_batches, stream_until_dead, wait_for  # noqa: E402
 
 TS0 = 1767225600 * 10 ** 9
 SYMS = ["CKA", "CKB", "CKC", "CKD"]
@@ -201,10 +201,23 @@ def test_checkpoint_and_restart():
 
 
 def test_crash_loop_with_checkpoints():
-    """SIGKILL at random moments, checkpoints every ~256 KiB of journal: kills
-    land before, during (child writing) and after checkpoints."""
+    """SIGKILL under a stream, checkpoints every ~256 KiB of journal. Rounds
+    take turns: a kill at a random moment (before the round's first
+    checkpoint, most likely), one as soon as a checkpoint is seen running
+    (the child writing), one once a checkpoint has completed. The moments
+    are chosen by what /stats shows, not by the clock, so a slow machine
+    (TSan) still gets every kind."""
     rounds = int(os.environ.get("CKPT_ROUNDS", "6"))
     rng = random.Random(int(os.environ.get("CKPT_SEED", "7")))
+
+    def running_or_done():
+        ck = ckpt(s)
+        return ck["in_progress"] or ck["checkpoints"] >= 1
+
+    def done():
+        ck = ckpt(s)
+        return ck["checkpoints"] >= 1 and not ck["in_progress"]
+
     with Slotd(["--journal-segment", "1M", "--checkpoint-bytes", "256K"]) as s:
         last = 0
         for rnd in range(rounds):
@@ -212,7 +225,11 @@ def test_crash_loop_with_checkpoints():
             t = threading.Thread(target=stream_until_dead,
                                  args=(s, "main", last + 1, acked, lambda q: batch("main", q), BATCH))
             t.start()
-            time.sleep(rng.uniform(0.2, 0.8))
+            if rnd % 3 == 0:
+                time.sleep(rng.uniform(0.2, 0.8))
+            else:
+                wait_for(running_or_done if rnd % 3 == 1 else done, timeout=120,
+                         what="a checkpoint in round %d" % rnd)
             s.kill()
             t.join(30)
             s.start()

@@ -194,8 +194,10 @@ def test_producer_killed_resumes_from_spool():
 def check_bad_trade(nonblocking):
     with Slotd() as s:
         kw = {"nonblocking": True, "max_buffered": 20000} if nonblocking else {}
+        # linger 1h: batches are sealed at 100 trades only, never by the
+        # clock (under TSan one was sealed at 69 and the counts moved).
         res, errors = drive(s.tcp_port, "bad", n=4000, syms=1, prefix="BAD", batch=100,
-                            window=32, bad_at=742, **kw)
+                            window=32, bad_at=742, linger=3_600_000, **kw)
         err = res["err"]
         assert res["rc"] == EBATCH, res
         assert len(errors) == 1 and errors[0] == err, errors

@@ -208,7 +208,10 @@ def test_producer_killed_resumes_from_spool():
 # -- a bad trade ---------------------------------------------------------------
 def test_bad_trade_gives_up_one_batch():
     with Slotd() as s:
-        snd = slotd.Sender(port=s.tcp_port, client="bad", batch_size=100, window=32)
+        # linger 1h: batches are sealed at 100 trades only, never by the
+        # clock (a slow machine sealed one early and moved the bad trade).
+        snd = slotd.Sender(port=s.tcp_port, client="bad", batch_size=100, window=32,
+                           linger=3600)
         for b in range(40):
             for j in range(100):
                 px = "1.123456789" if (b, j) == (7, 42) else "1.5"
