@@ -2,11 +2,15 @@
  *
  * Save walks the partitions in id order and each page chain front to back,
  * handing the used slots of each page to the caller's write function as
- * they lie in memory: no per-record work, no allocation (a fork()ed child
- * can run it). Load reads each partition's slots straight into pages the
- * store sizes for the partition's final count (store__restore_room), then
- * lets the store account them (store__restore_fill: page min/max ts and
- * the aggregates, folded by the ingest rule). Partitions are created in id
+ * they lie in memory, wide or compact: no per-record work, no allocation
+ * (a fork()ed child can run it). Load reads each partition's wide slots
+ * straight into pages the store sizes for the frame (store__restore_room),
+ * and each compact page into a page of its class (store__restore_cpage),
+ * then lets the store account them (store__restore_fill / _cfill: page
+ * min/max ts and the aggregates, folded by the ingest rule; a compact body
+ * is checked first, cpage_check). Once a partition is complete, the store
+ * compacts its sealed wide pages (store__restore_done), so a version 1 or
+ * 2 snapshot, or one a plain store wrote, loads compact. Partitions are created in id
  * order, so ids, and with them top-N tie order, come back the same.
  */
 #include "snapshot.h"
@@ -230,9 +234,18 @@ int snapshot_save(const store *s, const void *extra, size_t extra_len, const sna
         snapshot__put64(buf + 136, slots);
         if ((rc = snapshot__out(&o, buf, SNAPSHOT_PART_BYTES)) != SNAPSHOT_OK)
             return rc;
-        for (const slab_page *pg = p->head; pg; pg = pg->next)
-            if ((rc = snapshot__out(&o, pg->slots, (size_t)pg->count * slot)) != SNAPSHOT_OK)
+        /* A frame per page: a compact page goes out as it lies in memory. */
+        for (const slab_page *pg = p->head; pg; pg = pg->next) {
+            if (pg->count == 0)
+                continue;
+            size_t bytes = store__page_bytes(pg, slot);
+            unsigned char fr[SNAPSHOT_FRAME_BYTES];
+            snapshot__put32(fr, pg->count);
+            snapshot__put32(fr + 4, store__is_compact(pg) ? (uint32_t)bytes : 0);
+            if ((rc = snapshot__out(&o, fr, sizeof fr)) != SNAPSHOT_OK ||
+                (rc = snapshot__out(&o, pg->slots, bytes)) != SNAPSHOT_OK)
                 return rc;
+        }
     }
     memset(buf, 0, SNAPSHOT_TRAILER_BYTES);
     memcpy(buf, "SNAPEND1", 8);
@@ -303,16 +316,44 @@ static int snapshot__load_part(store *s, snapshot__stream *in, uint32_t want_id,
     *store__first(s, id) = first;
     /* Too many slots for the memory cap ends in SNAPSHOT_EFULL below. */
     for (uint64_t left = slots; left > 0;) {
-        uint32_t room;
-        void *dst = store__restore_room(s, id, left, &room);
-        if (!dst)
-            return SNAPSHOT_EFULL;
-        uint32_t n = left < room ? (uint32_t)left : room;
-        if ((rc = snapshot__in(in, dst, (size_t)n * k->size)) != SNAPSHOT_OK)
-            return rc;
-        store__restore_fill(s, id, n);
-        left -= n;
+        uint64_t frame = left; /* versions 1 and 2: one run of wide slots */
+        if (version >= 3) {
+            unsigned char fr[SNAPSHOT_FRAME_BYTES];
+            if ((rc = snapshot__in(in, fr, sizeof fr)) != SNAPSHOT_OK)
+                return rc;
+            uint32_t n = snapshot__get32(fr), bytes = snapshot__get32(fr + 4);
+            if (n == 0 || n > left)
+                return SNAPSHOT_EFORMAT;
+            left -= n;
+            if (bytes) { /* a compact page */
+                void *dst = store__restore_cpage(s, id, bytes, n);
+                if (!dst)
+                    return bytes < slab_max_page() ? SNAPSHOT_EFULL : SNAPSHOT_EFORMAT;
+                if ((rc = snapshot__in(in, dst, bytes)) != SNAPSHOT_OK)
+                    return rc;
+                if (store__restore_cfill(s, id, bytes, n) != STORE_OK)
+                    return SNAPSHOT_EFORMAT;
+                continue;
+            }
+            frame = n;
+        } else {
+            left = 0;
+        }
+        while (frame > 0) {
+            uint32_t room;
+            void *dst = store__restore_room(s, id, frame, &room);
+            if (!dst)
+                return SNAPSHOT_EFULL;
+            uint32_t n = frame < room ? (uint32_t)frame : room;
+            if ((rc = snapshot__in(in, dst, (size_t)n * k->size)) != SNAPSHOT_OK)
+                return rc;
+            store__restore_fill(s, id, n);
+            frame -= n;
+        }
+        if (left) /* version 3: the next frame is the next page, as saved */
+            store__restore_seal(s, id);
     }
+    store__restore_done(s, id);
     /* The store refolded the aggregates from the slots; they must agree. */
     return snapshot__agg_eq(&agg, &store__part(s, id)->agg) ? SNAPSHOT_OK : SNAPSHOT_EFORMAT;
 }
@@ -341,7 +382,7 @@ int snapshot_load(store *s, const snapshot_io *io, void **extra, size_t *extra_l
     if (io->crc(0, h, SNAPSHOT__HCRC) != snapshot__get32(h + SNAPSHOT__HCRC))
         return SNAPSHOT_ECRC;
     uint32_t version = snapshot__get32(h + 8);
-    if (version != SNAPSHOT_VERSION && version != 1)
+    if (version < 1 || version > SNAPSHOT_VERSION)
         return SNAPSHOT_EVERSION;
     if (snapshot__get32(h + 12) != SNAPSHOT_HEADER_BYTES || snapshot__get32(h + 56) != 0)
         return SNAPSHOT_EFORMAT;

@@ -8,7 +8,7 @@
  *   stream (integers little endian; slots as the kinds lay them out)
  *   +------------------------------------------------------------------+
  *   | header, 64 B                                                     |
- *   |   0 magic "SLOTSNAP"      8 version u32 (1)   12 header bytes u32 |
+ *   |   0 magic "SLOTSNAP"      8 version u32 (3)   12 header bytes u32 |
  *   |  16 kinds fingerprint u64 24 partitions u32   28 kinds u32        |
  *   |  32 trades u64            40 batches u64      48 extra bytes u64  |
  *   |  56 reserved u32 (0)      60 crc u32 of bytes 0..59               |
@@ -22,14 +22,21 @@
  *   |    80 open i64  88 high  96 low  104 close  112 first ts  120 last ts
  *   |   128 first index u64 (absolute index of the first slot)         |
  *   |   136 slots u64 (count live records + tombstones; v1: = count)   |
- *   |   slots x slot bytes of the kind: the used slots of each page,   |
- *   |   back to back in arrival order (page boundaries are not kept),  |
+ *   |   page frames, in arrival order, `slots` records in all:         |
+ *   |     0 records n u32 (>= 1)   4 compact bytes u32 (0: wide)       |
+ *   |     wide: n x slot bytes of the kind, the page's used slots      |
+ *   |     compact: the page body as it lies in memory (cpage.h), n     |
+ *   |       records in `compact bytes`                                 |
+ *   |   (versions 1, 2: no frames, the slots x slot bytes back to back)|
  *   |   tombstones included, so absolute indexes (cursors) survive     |
  *   | partition 1 ...                                                  |
  *   +------------------------------------------------------------------+
  *   | trailer, 16 B: 0 magic "SNAPEND1"  8 crc u32 (stream bytes       |
  *   |   before it, trailer magic included)  12 zero u32                |
  *   +------------------------------------------------------------------+
+ *
+ * A compact page's body is checked (cpage_check) before it is read from;
+ * its records are folded into the recomputed aggregates like any others.
  *
  * Slots are raw struct bytes, so a snapshot is only loadable by a build
  * whose kinds lay slots out the same way: the fingerprint hashes every
@@ -58,7 +65,8 @@
 
 #include "store.h"
 
-#define SNAPSHOT_VERSION 2   /* written; version 1 is still read */
+#define SNAPSHOT_VERSION 3   /* written; versions 1 and 2 are still read */
+#define SNAPSHOT_FRAME_BYTES 8 /* a page frame's header (version 3) */
 #define SNAPSHOT_HEADER_BYTES 64
 #define SNAPSHOT_PART_BYTES 144
 #define SNAPSHOT_PART_BYTES_V1 128

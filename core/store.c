@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpage.h"
 #include "slab.h"
 #include "store_internal.h"
 
@@ -198,6 +199,7 @@ int store__create(store *s, const store_key *key, uint32_t h, uint32_t pos, uint
     memset(p, 0, sizeof *p);
     p->kind = kid;
     *store__first(s, *id) = 0;
+    *store__cfront(s, *id) = NULL;
     s->blocks[*id >> STORE__BLOCK_SHIFT]->keys[*id & (STORE__BLOCK - 1)] = *key;
     s->table[pos] = (store_tabent){key->w[0], h,
                                    (*id + 1) | (kid == kind_trade.id ? 0 : STORE__REF_OTHER)};
@@ -309,6 +311,7 @@ int store_open(store **out, const store_config *cfg)
         goto fail;
     s->tmask = STORE__TABLE_MIN - 1;
     s->newest_ts = -1;
+    s->compact = !(cfg && cfg->plain);
     *out = s;
     return STORE_OK;
 fail:
@@ -360,6 +363,28 @@ int store__restore_part(store *s, const char *sym, size_t len, const kind *k, ui
     return store__create(s, &key, h, pos, k->id, id);
 }
 
+/* A page of `bytes` (a class size) linked after p's tail, or NULL at the
+ * cap as ingest applies it: pages and the index together. */
+static slab_page *store__restore_page(store *s, part *p, size_t bytes)
+{
+    slab_stats st;
+    slab_get_stats(s->slab, &st);
+    if (st.bytes_reserved + store__index_bytes(s) + bytes > s->cap)
+        return NULL;
+    slab_page *n = slab_alloc(s->slab, bytes);
+    if (!n)
+        return NULL;
+    if (p->tail) {
+        p->tail->next = n;
+        p->npages++;
+        p->flags |= PART_CHAINED; /* more than one page: chained, whatever the sizes */
+    } else {
+        p->head = n;
+        p->npages = 1;
+    }
+    return n;
+}
+
 void *store__restore_room(store *s, uint32_t id, uint64_t left, uint32_t *room)
 {
     part *p = store__part(s, id);
@@ -372,37 +397,25 @@ void *store__restore_room(store *s, uint32_t id, uint64_t left, uint32_t *room)
         uint64_t want = p->tail ? left : p->agg.count + left;
         want = want > l->capmax ? l->capmax : want ? want : 1;
         size_t bytes = slab_class_size(SLAB_PAGE_HEADER + want * l->slot);
-        slab_stats st;
-        slab_get_stats(s->slab, &st);
-        /* The cap as ingest applies it: pages and the index together. */
-        if (st.bytes_reserved + store__index_bytes(s) + bytes > s->cap)
-            return NULL;
-        slab_page *n = slab_alloc(s->slab, bytes);
+        slab_page *n = store__restore_page(s, p, bytes);
         if (!n)
             return NULL;
-        if (p->tail) {
-            p->tail->next = n;
-            p->npages++;
-            p->flags |= PART_CHAINED; /* more than one page: chained, whatever the sizes */
-        } else {
-            p->head = n;
-            p->npages = 1;
-        }
         store__set_tail(p, l, n);
     }
     *room = p->room;
     return p->tail->slots + (size_t)p->tail->count * l->slot;
 }
 
-void store__restore_fill(store *s, uint32_t id, uint32_t n)
+/* Account n wide records at r, just added to t, the tail of p: page
+ * count and min/max ts, the aggregates (folded in arrival order, as ingest
+ * does), the store's counters; `bytes` is what they take in the page. */
+static void store__restore_account(store *s, part *p, slab_page *t, const unsigned char *r,
+                                   uint32_t n, uint64_t bytes)
 {
-    part *p = store__part(s, id);
-    const store_ladder *l = &s->ladder[p->kind];
-    slab_page *t = p->tail;
-    const unsigned char *r = t->slots + (size_t)t->count * l->slot;
+    const size_t slot = s->ladder[p->kind].slot;
     int64_t lo = t->count ? t->min_ts : INT64_MAX, hi = t->count ? t->max_ts : INT64_MIN;
     uint64_t before = p->agg.count;
-    for (uint32_t i = 0; i < n; i++, r += l->slot) {
+    for (uint32_t i = 0; i < n; i++, r += slot) {
         const trade *tr = kind_trade_of(r);
         int64_t ts = (int64_t)tr->ts;
         if (store__dead(ts)) /* a tombstone keeps its slot, and so its number */
@@ -419,7 +432,55 @@ void store__restore_fill(store *s, uint32_t id, uint32_t n)
     if (before == 0 && p->agg.count)
         s->visible++;
     t->count += n;
-    p->room = (uint16_t)(p->room - n);
     s->trades += p->agg.count - before;
-    s->slot_bytes += (uint64_t)n * l->slot;
+    s->slot_bytes += bytes;
 }
+
+void store__restore_fill(store *s, uint32_t id, uint32_t n)
+{
+    part *p = store__part(s, id);
+    const size_t slot = s->ladder[p->kind].slot;
+    slab_page *t = p->tail;
+    store__restore_account(s, p, t, t->slots + (size_t)t->count * slot, n, (uint64_t)n * slot);
+    p->room = (uint16_t)(p->room - n);
+}
+
+void *store__restore_cpage(store *s, uint32_t id, size_t bytes, uint32_t n)
+{
+    part *p = store__part(s, id);
+    const store_ladder *l = &s->ladder[p->kind];
+    size_t want = SLAB_PAGE_HEADER + bytes;
+    /* A compact page replaced a wide one: never more records, never larger. */
+    if (n == 0 || n > l->capmax || want >= slab_max_page())
+        return NULL;
+    slab_page *pg = store__restore_page(s, p, slab_class_size(want));
+    if (!pg)
+        return NULL;
+    pg->size |= STORE__CPAGE;
+    pg->count = 0; /* store__restore_cfill counts them */
+    p->tail = pg;
+    p->room = 0;
+    p->flags |= PART_CHAINED; /* appends go to a new page */
+    s->compact_pages++;
+    return pg->slots;
+}
+
+int store__restore_cfill(store *s, uint32_t id, size_t bytes, uint32_t n)
+{
+    part *p = store__part(s, id);
+    const kind *k = kind_by_id(p->kind);
+    slab_page *t = p->tail;
+    _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
+    if (cpage_check(k, t->slots, bytes, n) != CPAGE_OK)
+        return STORE_EINVAL;
+    t->count = n; /* what store__decode reads */
+    store__decode(t, k, 0, buf);
+    t->count = 0;
+    store__restore_account(s, p, t, buf, n, bytes);
+    *store__cfront(s, id) = t;
+    return STORE_OK;
+}
+
+void store__restore_seal(store *s, uint32_t id) { store__part(s, id)->room = 0; }
+
+void store__restore_done(store *s, uint32_t id) { store__compact_part(s, id); }

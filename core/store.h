@@ -65,6 +65,9 @@
 typedef struct store_config {
     size_t max_memory;    /* cap on slab + index bytes; 0 = 1 GiB */
     uint32_t max_symbols; /* 0 = 1,000,000; at most 2^31 - 1 */
+    int plain;            /* 1: every page keeps its wide slots; 0 (default): a
+                           * page that fills and is chained past is re-encoded
+                           * compact (cpage.h, store_compact.c) */
 } store_config;
 
 typedef struct store store; /* opaque */
@@ -226,9 +229,10 @@ typedef struct store_stats {
     uint64_t bytes_cap;       /* max_memory */
     uint64_t bytes_reserved;  /* slab pages carved (live + free-listed) + index */
     uint64_t bytes_used;      /* page headers + used slots + index */
-    uint64_t bytes_slots;     /* used slots only */
+    uint64_t bytes_slots;     /* used slots only (a compact page's whole body) */
     uint64_t bytes_index;     /* symbol table + partitions */
     uint64_t bytes_pending;   /* reserved by batches not yet committed */
+    uint64_t pages_compact;   /* of `pages`, compact ones (cpage.h) */
     double fill;              /* used slots / page bytes */
     int64_t newest_ts;        /* largest ts stored (kept by drops, recomputed by deletes); -1 = none */
 } store_stats;

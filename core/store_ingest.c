@@ -248,10 +248,22 @@ static int store__fits(const store *s)
     return s->pending_bytes <= room || store__fits_free(s, room);
 }
 
+int store__can_carve(const store *s, uint64_t bytes)
+{
+    slab_stats st;
+    slab_get_stats(s->slab, &st);
+    uint64_t used = st.bytes_reserved + store__index_bytes(s);
+    if (used > s->cap || bytes > s->cap - used)
+        return 0;
+    uint64_t room = s->cap - used - bytes;
+    return s->pending_bytes <= room || store__fits_free(s, room);
+}
+
 /* Give the tail room for one more record. The reservation guarantees the
  * slab has the page; running out anyway is a broken invariant, and storing
- * past it would corrupt memory, so it aborts. */
-static void store__grow(store *s, part *p, const store_ladder *l)
+ * past it would corrupt memory, so it aborts. A chained page moved past is
+ * sealed: compaction takes it (store_compact.c). */
+static void store__grow(store *s, uint32_t id, part *p, const store_ladder *l)
 {
     slab_page *t = p->tail, *n;
     if (!t) {
@@ -276,15 +288,18 @@ static void store__grow(store *s, part *p, const store_ladder *l)
             abort();
         t->next = n;
         p->npages++;
+        store__set_tail(p, l, n);
+        store__compact_part(s, id);
+        return;
     }
     store__set_tail(p, l, n);
 }
 
-static inline void store__append(store *s, part *p, const store_ladder *l, const void *slot,
-                                 int64_t ts)
+static inline void store__append(store *s, uint32_t id, part *p, const store_ladder *l,
+                                 const void *slot, int64_t ts)
 {
     if (p->room == 0)
-        store__grow(s, p, l);
+        store__grow(s, id, p, l);
     slab_page *t = p->tail;
     unsigned char *dst = t->slots + (size_t)t->count * l->slot;
     /* Constant sizes let the compiler emit two or three vector moves. */
@@ -710,7 +725,7 @@ void store_batch_commit(store *s, store_batch *b)
         const store_ladder *l = &s->ladder[p->kind];
         const trade *t = kind_trade_of(e + 1);
         int64_t ts = (int64_t)t->ts;
-        store__append(s, p, l, e + 1, ts);
+        store__append(s, e->pid, p, l, e + 1, ts);
         newest = ts > newest ? ts : newest;
         if (p->agg.count == 0) {
             s->visible++;

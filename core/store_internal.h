@@ -56,6 +56,48 @@ enum {
 #define STORE__DEAD_TS UINT64_MAX
 static inline int store__dead(int64_t ts) { return ts < 0; }
 
+/* ---- compact pages (store_compact.c) --------------------------------------
+ * A page of a chain that has filled and been chained past is sealed: its
+ * slots never change again but for deletes. Compaction re-encodes it as a
+ * compact page (cpage.h) of a smaller class and relinks it in its place;
+ * the bit below in slab_page.size tells every reader. Slots are read
+ * through store__slots, the one accessor: a wide page's own slots, a
+ * compact page's decoded into the caller's buffer. */
+#define STORE__CPAGE 0x80000000u /* in slab_page.size: the body is a compact page */
+#define STORE__PAGE_BUF 2048     /* bytes of wide slots a page can hold, at least */
+
+static inline int store__is_compact(const slab_page *pg) { return (pg->size & STORE__CPAGE) != 0; }
+
+/* Decode compact page pg's records [from, count) into buf (at their own
+ * offsets: slot i at buf + i * k->size); returns buf. */
+const unsigned char *store__decode(const slab_page *pg, const kind *k, uint32_t from,
+                                   unsigned char *buf);
+
+/* Page pg's slots from `from` on as wide records: slot i (i >= from) at
+ * the result + i * k->size. buf: STORE__PAGE_BUF bytes, 8-aligned. */
+static inline const unsigned char *store__slots(const slab_page *pg, const kind *k, uint32_t from,
+                                                unsigned char *buf)
+{
+    if (__builtin_expect(!store__is_compact(pg), 1))
+        return pg->slots;
+    return store__decode(pg, k, from, buf);
+}
+
+/* Make slot i of pg a tombstone (ts all ones), wide or compact: O(1). */
+void store__kill(slab_page *pg, uint32_t i, size_t slot);
+/* The bytes pg's used slots take (a compact page: its body). */
+size_t store__page_bytes(const slab_page *pg, size_t slot);
+/* Give pg back to the slab (clearing the compact mark), with the counts. */
+void store__page_free(store *s, slab_page *pg);
+/* Compact partition id's sealed pages past its frontier (no-op when the
+ * store is plain). Bounded by the pages sealed since the last call: one per
+ * chained page in steady state. Never fails: a page that does not
+ * compress, or finds no memory, stays wide. */
+void store__compact_part(store *s, uint32_t id);
+/* Could `bytes` be carved now without breaking a reservation? (store_ingest.c,
+ * "memory cap"; compaction's allocation rule) */
+int store__can_carve(const store *s, uint64_t bytes);
+
 /* A symbol as stored: length byte, name, zero padding to 32 bytes, so
  * hashing and comparing are a few word operations, no byte loops. */
 typedef struct store_key {
@@ -72,6 +114,11 @@ typedef struct store_block {
     part parts[STORE__BLOCK];
     store_key keys[STORE__BLOCK];
     uint64_t first[STORE__BLOCK];
+    /* Compaction's frontier (store_compact.c): the last page of partition
+     * i that compaction has dealt with (compacted, or left wide); the pages
+     * after it up to the tail are sealed and wide. NULL: none yet, start
+     * at the head. */
+    slab_page *cfront[STORE__BLOCK];
 } store_block;
 
 /* A symbol table entry. The key's first word and the partition's kind
@@ -152,6 +199,8 @@ struct store {
     uint64_t dem_chain_parts;
     uint32_t nreserved;     /* batches reserved and not yet committed/released */
     int64_t newest_ts;      /* largest ts ever committed or restored; -1 = none */
+    int compact;            /* compact sealed pages (store_config.plain unset) */
+    uint64_t compact_pages; /* live compact pages */
     uint32_t drop_next;     /* retention: the next partition to look at */
     store_drop_state drop;
     store_ladder ladder[KIND_MAX];
@@ -165,6 +214,11 @@ static inline part *store__part(const store *s, uint32_t id)
 static inline uint64_t *store__first(const store *s, uint32_t id)
 {
     return &s->blocks[id >> STORE__BLOCK_SHIFT]->first[id & (STORE__BLOCK - 1)];
+}
+
+static inline slab_page **store__cfront(const store *s, uint32_t id)
+{
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cfront[id & (STORE__BLOCK - 1)];
 }
 
 static inline const store_key *store__key_at(const store *s, uint32_t id)
@@ -353,5 +407,19 @@ void *store__restore_room(store *s, uint32_t id, uint64_t left, uint32_t *room);
  * min/max ts, the partition's aggregates (folded in arrival order, as
  * ingest does), the store's counters. */
 void store__restore_fill(store *s, uint32_t id, uint32_t n);
+/* A compact page of `bytes` body bytes holding n records, linked as the
+ * tail of partition id (room 0: the next slots go to a new page); returns
+ * its body for the caller to fill, NULL at the memory cap (or when n or
+ * bytes could not be a compact page's). Then store__restore_cfill accounts
+ * it as store__restore_fill does, or returns STORE_EINVAL when the body is
+ * not a valid compact page of n records. */
+void *store__restore_cpage(store *s, uint32_t id, size_t bytes, uint32_t n);
+int store__restore_cfill(store *s, uint32_t id, size_t bytes, uint32_t n);
+/* End the tail page here: the next slots go to a new page (a version 3
+ * snapshot keeps page boundaries, so compaction finds the same pages). */
+void store__restore_seal(store *s, uint32_t id);
+/* The partition is complete: compact its sealed pages (a snapshot written
+ * before compaction, or by a plain store, comes back compact). */
+void store__restore_done(store *s, uint32_t id);
 
 #endif

@@ -55,16 +55,19 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
     size_t slot = k->size;
     uint64_t base = *store__first(s, id), examined = 0; /* absolute index of pg's slot 0 */
     uint32_t matched = 0;
+    _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
     for (const slab_page *pg = p->head; pg; base += pg->count, pg = pg->next) {
         if (base + pg->count <= cursor || pg->max_ts < from || pg->min_ts >= to)
             continue; /* before the cursor, or outside the range: not read */
-        for (uint32_t i = cursor > base ? (uint32_t)(cursor - base) : 0; i < pg->count; i++) {
+        uint32_t i = cursor > base ? (uint32_t)(cursor - base) : 0;
+        const unsigned char *slots = store__slots(pg, k, i, buf);
+        for (; i < pg->count; i++) {
             if (examined == STORE_SCAN_BUDGET) {
                 *next = base + i;
                 return STORE_OK;
             }
             examined++;
-            const unsigned char *r = pg->slots + (size_t)i * slot;
+            const unsigned char *r = slots + (size_t)i * slot;
             int64_t ts = (int64_t)kind_trade_of(r)->ts;
             if (ts < from || ts >= to || store__dead(ts))
                 continue;
@@ -108,12 +111,15 @@ int store_bars(const store *s, const char *sym, size_t symlen, int64_t from, int
         return STORE_ELIMIT;
     /* `out` doubles as the dense bucket array; empty bars are squeezed out. */
     memset(out, 0, (size_t)nb * sizeof *out);
-    size_t slot = kind_by_id(p->kind)->size;
+    const kind *k = kind_by_id(p->kind);
+    size_t slot = k->size;
+    _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
     for (const slab_page *pg = p->head; pg; pg = pg->next) {
         if (pg->max_ts < from || pg->min_ts >= to)
             continue;
+        const unsigned char *slots = store__slots(pg, k, 0, buf);
         for (uint32_t i = 0; i < pg->count; i++) {
-            const trade *t = kind_trade_of(pg->slots + (size_t)i * slot);
+            const trade *t = kind_trade_of(slots + (size_t)i * slot);
             int64_t ts = (int64_t)t->ts;
             if (ts < from || ts >= to) /* tombstones too: from >= 0 */
                 continue;
@@ -213,6 +219,7 @@ void store_get_stats(const store *s, store_stats *st)
     st->bytes_slots = s->slot_bytes;
     st->bytes_index = index;
     st->bytes_pending = s->pending_bytes;
+    st->pages_compact = s->compact_pages;
     st->newest_ts = s->newest_ts;
     st->fill = ss.bytes_pages ? (double)s->slot_bytes / (double)ss.bytes_pages : 0.0;
 }

@@ -41,12 +41,17 @@ static uint64_t store__cut_head(store *s, uint32_t id, slab_page *keep, const st
                                 uint64_t *slots)
 {
     part *p = store__part(s, id);
-    uint64_t n = 0, pages = 0;
+    const size_t slot = s->ladder[p->kind].slot;
+    slab_page **front = store__cfront(s, id);
+    uint64_t n = 0, pages = 0, bytes = 0;
     for (slab_page *pg = p->head, *next; pg != keep; pg = next) {
         next = pg->next;
         n += pg->count;
+        bytes += store__page_bytes(pg, slot);
         pages++;
-        slab_free(s->slab, pg);
+        if (pg == *front) /* the pages kept all lie past it: none dealt with yet */
+            *front = NULL;
+        store__page_free(s, pg);
     }
     p->head = keep;
     p->npages -= (uint32_t)pages;
@@ -60,7 +65,7 @@ static uint64_t store__cut_head(store *s, uint32_t id, slab_page *keep, const st
     s->trades -= p->agg.count - agg->count; /* live records: tombstones were counted out */
     p->agg = *agg;
     *store__first(s, id) += n; /* the kept slots keep their numbers */
-    s->slot_bytes -= n * s->ladder[p->kind].slot;
+    s->slot_bytes -= bytes;
     *slots = n;
     return pages;
 }
@@ -80,7 +85,9 @@ static int store__drop_fold(store *s, uint64_t budget, store_drop_result *r)
 {
     store_drop_state *d = &s->drop;
     part *p = store__part(s, d->pid);
-    size_t slot = s->ladder[p->kind].slot;
+    const kind *k = kind_by_id(p->kind);
+    size_t slot = k->size;
+    _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
     for (;;) {
         uint32_t count = d->pg->count; /* the tail may have grown since the last call */
         while (d->i < count) {
@@ -88,7 +95,8 @@ static int store__drop_fold(store *s, uint64_t budget, store_drop_result *r)
                 return 0;
             uint64_t n = count - d->i, room = budget - r->work;
             uint32_t start = d->i, end = start + (uint32_t)(n < room ? n : room);
-            for (const unsigned char *x = d->pg->slots + (size_t)d->i * slot; d->i < end;
+            const unsigned char *slots = store__slots(d->pg, k, d->i, buf);
+            for (const unsigned char *x = slots + (size_t)d->i * slot; d->i < end;
                  d->i++, x += slot) {
                 const trade *t = kind_trade_of(x);
                 if (!store__dead((int64_t)t->ts))
@@ -150,18 +158,19 @@ int store_drop_before(store *s, int64_t cutoff, uint64_t budget, store_drop_resu
  * min/max ts over the live ones (none: min > max, so every range query
  * and retention pass skips or drops it unread). Returns how many; *hit is
  * set when one of them held the store's newest ts. */
-static uint64_t store__delete_page(store *s, slab_page *pg, size_t slot, int64_t from,
+static uint64_t store__delete_page(store *s, slab_page *pg, const kind *k, int64_t from,
                                    int64_t to, int *hit)
 {
     uint64_t n = 0;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
+    _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
+    const unsigned char *slots = store__slots(pg, k, 0, buf);
     for (uint32_t i = 0; i < pg->count; i++) {
-        trade *t = (trade *)(pg->slots + (size_t)i * slot);
-        int64_t ts = (int64_t)t->ts;
+        int64_t ts = (int64_t)kind_trade_of(slots + (size_t)i * k->size)->ts;
         if (store__dead(ts))
             continue;
         if (ts >= from && ts < to) {
-            t->ts = STORE__DEAD_TS;
+            store__kill(pg, i, k->size);
             *hit |= ts == s->newest_ts;
             n++;
             continue;
@@ -176,14 +185,16 @@ static uint64_t store__delete_page(store *s, slab_page *pg, size_t slot, int64_t
 
 /* The aggregates of p's live slots, folded in arrival order (the ingest
  * rule, so ties resolve as they did). */
-static void store__refold(const part *p, size_t slot, store_agg *a)
+static void store__refold(const part *p, const kind *k, store_agg *a)
 {
+    _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
     memset(a, 0, sizeof *a);
     for (const slab_page *pg = p->head; pg; pg = pg->next) {
         if (pg->max_ts < pg->min_ts)
             continue; /* no live slot */
+        const unsigned char *slots = store__slots(pg, k, 0, buf);
         for (uint32_t i = 0; i < pg->count; i++) {
-            const trade *t = kind_trade_of(pg->slots + (size_t)i * slot);
+            const trade *t = kind_trade_of(slots + (size_t)i * k->size);
             if (!store__dead((int64_t)t->ts))
                 store__agg_add(a, (int64_t)t->ts, (int64_t)t->px, (int64_t)t->qty);
         }
@@ -215,12 +226,12 @@ int store_delete_range(store *s, const char *sym, size_t symlen, int64_t from, i
     if (from >= to)
         return STORE_EINVAL;
     part *p = store__part(s, id);
-    size_t slot = s->ladder[p->kind].slot;
+    const kind *k = kind_by_id(p->kind);
     uint64_t n = 0;
     int hit = 0;
     for (slab_page *pg = p->head; pg; pg = pg->next)
         if (pg->max_ts >= from && pg->min_ts < to)
-            n += store__delete_page(s, pg, slot, from, to, &hit);
+            n += store__delete_page(s, pg, k, from, to, &hit);
     if (n == 0)
         return STORE_OK;
     /* A retention fold in progress here read slots that may be dead now:
@@ -228,7 +239,7 @@ int store_delete_range(store *s, const char *sym, size_t symlen, int64_t from, i
     if (s->drop.active && s->drop.pid == id)
         s->drop.active = 0;
     store_agg agg;
-    store__refold(p, slot, &agg);
+    store__refold(p, k, &agg);
     /* Head pages with nothing live go; the tail stays for appends unless
      * nothing is left and no reserved batch will append (store__need reads
      * the tail, which is unchanged, so reservations stay exact). */

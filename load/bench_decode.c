@@ -117,7 +117,7 @@ int main(int argc, char **argv)
 
     ctx c = {(const uint8_t *)sb.data, sb.size, {0}, NULL, {0}};
     proto_limits_default(&c.lim);
-    store_config cfg = {0, 0};
+    store_config cfg = {0};
     if (store_open(&c.s, &cfg) != STORE_OK)
         return 1;
     store_batch_init(&c.b);

@@ -22,7 +22,7 @@
 static store *open_store(void)
 {
     store *s;
-    store_config cfg = {8u << 20, 6};
+    store_config cfg = {.max_memory = 8u << 20, .max_symbols = 6};
     if (store_open(&s, &cfg) != STORE_OK)
         abort();
     store_batch b;

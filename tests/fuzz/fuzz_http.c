@@ -59,7 +59,7 @@ static void add(store *s, store_batch *b, const char *sym, const kind *k, int64_
 static store *make_store(void)
 {
     store *s;
-    store_config cfg = {64u << 20, 1000};
+    store_config cfg = {.max_memory = 64u << 20, .max_symbols = 1000};
     CHECK(store_open(&s, &cfg) == STORE_OK);
     store_batch b;
     store_batch_init(&b);

@@ -20,7 +20,7 @@ typedef struct fx {
 static inline int fx_setup(void **state, uint32_t max_symbols)
 {
     fx *f = calloc(1, sizeof(*f));
-    store_config cfg = {64u << 20, max_symbols};
+    store_config cfg = {.max_memory = 64u << 20, .max_symbols = max_symbols};
     assert_int_equal(store_open(&f->s, &cfg), STORE_OK);
     store_batch_init(&f->b);
     proto_limits_default(&f->lim);

@@ -29,12 +29,20 @@ static uint64_t ck_rnd(void) /* xorshift64* */
 
 static uint64_t ck_below(uint64_t n) { return (uint64_t)(((unsigned __int128)ck_rnd() * n) >> 64); }
 
-static store *ck_open(size_t max_memory)
+static store *ck_open_cfg(size_t max_memory, int plain)
 {
     store *s = NULL;
-    store_config cfg = {.max_memory = max_memory, .max_symbols = 0};
+    store_config cfg = {.max_memory = max_memory, .max_symbols = 0, .plain = plain};
     assert_int_equal(store_open(&s, &cfg), STORE_OK);
     return s;
+}
+
+/* A compacting store (the default). */
+static store *ck_open(size_t max_memory) { return ck_open_cfg(max_memory, 0); }
+/* A plain store: every page keeps its wide slots. */
+static __attribute__((unused)) store *ck_open_plain(size_t max_memory)
+{
+    return ck_open_cfg(max_memory, 1);
 }
 
 static void ck_sym(uint32_t i, char *buf)
@@ -45,7 +53,8 @@ static void ck_sym(uint32_t i, char *buf)
 /* `ntrades` trades over `nsyms` symbols (every fifth an option_trade
  * symbol), Zipf-ish skew, ts mostly increasing from ts0 by ~1 us with a
  * share arriving up to 1 ms late, in batches of up to 500. Ids from *id. */
-static void ck_fill(store *s, uint32_t nsyms, uint64_t ntrades, int64_t ts0, uint64_t *id)
+static __attribute__((unused)) void ck_fill(store *s, uint32_t nsyms, uint64_t ntrades, int64_t ts0,
+                                            uint64_t *id)
 {
     store_batch b;
     char sym[16];
@@ -140,7 +149,7 @@ static __attribute__((unused)) void ck_agg_consistent(const store *s, uint32_t i
 
 /* Every query answers the same on a and b for symbol ids below `ids`
  * (ids included; page counts and memory may differ: a restored store packs
- * its pages). */
+ * its pages, and where pages end decides how they compact). */
 static void ck_equal(const store *a, const store *b, uint32_t ids)
 {
     store_stats sa, sb;
@@ -149,7 +158,8 @@ static void ck_equal(const store *a, const store *b, uint32_t ids)
     assert_int_equal(sa.trades, sb.trades);
     assert_int_equal(sa.symbols, sb.symbols);
     assert_int_equal(sa.batches, sb.batches);
-    assert_int_equal(sa.bytes_slots, sb.bytes_slots);
+    if (!sa.pages_compact && !sb.pages_compact) /* compact bodies depend on page bounds */
+        assert_int_equal(sa.bytes_slots, sb.bytes_slots);
     ck_recs ra = {0}, rb = {0};
     for (uint32_t id = 0; id < ids; id++) {
         store_symbol_info ia, ib;

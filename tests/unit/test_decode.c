@@ -696,7 +696,7 @@ static void test_differential(void **state)
 {
     (void)state;
     side a, r;
-    store_config cfg = {256u << 20, 5};
+    store_config cfg = {.max_memory = 256u << 20, .max_symbols = 5};
     proto_limits lim;
     proto_limits_default(&lim);
     lim.max_batch = 10;

@@ -219,7 +219,7 @@ static void test_fast_edges(void **state)
     fx *f = *state;
     store *ref;
     store_batch rb;
-    store_config cfg = {64u << 20, 100};
+    store_config cfg = {.max_memory = 64u << 20, .max_symbols = 100};
     assert_int_equal(store_open(&ref, &cfg), STORE_OK);
     store_batch_init(&rb);
     static const struct {
@@ -314,7 +314,7 @@ static void test_fast_differential(void **state)
     static const char *const names[] = {"AAA", "BBB", "SYMBOL12", "OPA", "", "\xc3\x28",
                                        "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "NEW1", "NEW2", "NEW3"};
     static const char *const keys[] = {"ts", "px", "qty", "side", "id", "venue"};
-    store_config cfg = {64u << 20, 7};
+    store_config cfg = {.max_memory = 64u << 20, .max_symbols = 7};
     store *s[2];
     store_batch b[2];
     int64_t v[KIND_MAX_FIELDS] = {1, 100000000, 100000000, 1, 7, 19000000000, 2, 1};

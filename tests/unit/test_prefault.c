@@ -30,7 +30,7 @@ static void test_prefault_runs(void **st)
 {
     (void)st;
     store *s;
-    store_config cfg = {256u << 20, 16};
+    store_config cfg = {.max_memory = 256u << 20, .max_symbols = 16};
     assert_int_equal(store_open(&s, &cfg), STORE_OK);
     prefault *p;
     assert_int_equal(prefault_start(&p, s), 0);

@@ -38,12 +38,25 @@ static uint64_t rnd(void) /* xorshift64* */
 
 static uint64_t rnd_below(uint64_t n) { return (uint64_t)(((u128)rnd() * n) >> 64); }
 
-static store *open_store(size_t max_memory, uint32_t max_symbols)
+static store *open_store_cfg(size_t max_memory, uint32_t max_symbols, int plain)
 {
     store *s = NULL;
-    store_config cfg = {.max_memory = max_memory, .max_symbols = max_symbols};
+    store_config cfg = {.max_memory = max_memory, .max_symbols = max_symbols, .plain = plain};
     assert_int_equal(store_open(&s, &cfg), STORE_OK);
     return s;
+}
+
+/* Compacting, as by default. Tests of the wide layout's byte accounting
+ * open plain stores (open_store_plain); test_store_compact checks that
+ * both answer every query the same. */
+static store *open_store(size_t max_memory, uint32_t max_symbols)
+{
+    return open_store_cfg(max_memory, max_symbols, 0);
+}
+
+static store *open_store_plain(size_t max_memory, uint32_t max_symbols)
+{
+    return open_store_cfg(max_memory, max_symbols, 1);
 }
 
 static int add(store *s, store_batch *b, const char *sym, int64_t ts, int64_t px, int64_t qty,
@@ -290,7 +303,7 @@ static void test_signed_prices(void **st)
 static void test_derived_kind(void **st)
 {
     (void)st;
-    store *s = open_store(0, 0);
+    store *s = open_store_plain(0, 0);
     store_batch b;
     store_batch_init(&b);
     const char *sym = "AAPL260116P00190000";
@@ -735,7 +748,7 @@ static void test_pending_batches(void **st)
 static void test_reservation_bound(void **st)
 {
     (void)st;
-    store *s = open_store(0, 0);
+    store *s = open_store_plain(0, 0);
     store_batch b;
     store_batch_init(&b);
     char sym[16];
@@ -744,7 +757,7 @@ static void test_reservation_bound(void **st)
     for (int round = 0; round < 3000; round++) {
         if (round < 1000 && round % 10 == 0) { /* fresh stores: nothing to recycle */
             store_close(s);
-            s = open_store(0, 0);
+            s = open_store_plain(0, 0);
         }
         uint32_t nsym = (uint32_t)(1 + rnd_below(round % 10 ? 40 : 400));
         uint32_t n = (uint32_t)(1 + rnd_below(round % 7 ? 300 : 3000));
@@ -1082,7 +1095,7 @@ static int bf_rank(const void *pa, const void *pb)
 static void test_brute_force(void **st)
 {
     (void)st;
-    store *s = open_store(0, 0);
+    store *s = open_store_plain(0, 0);
     bf_sym *y = calloc(BF_SYMS, sizeof *y);
     bf_syms = y;
     uint32_t id_of[BF_SYMS];
