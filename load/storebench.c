@@ -9,13 +9,16 @@
  *             plus the symbol table and partitions) / trades
  *   RSS/trade growth of the process's resident set over the load / trades
  *
- * Each workload runs in a forked child so one run's heap does not flatter
- * the next one's RSS.
+ * Each workload runs twice, with compaction (the default) and a plain
+ * store (store_config.plain), each in a forked child so one run's heap
+ * does not flatter the next one's RSS; then a range scan of everything and
+ * a snapshot load from memory are timed.
  *
  *   storebench [trades] [seed]
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -24,6 +27,7 @@
 
 #include "kind.h"
 #include "slab.h"
+#include "snapshot.h"
 #include "store.h"
 #include "workload.h"
 
@@ -33,7 +37,65 @@ typedef struct result {
     store_stats st;
     double rss_per_trade;
     double add_ns, reserve_ns, commit_ns, fault_ns; /* per trade */
+    double scan_ns;   /* per trade, store_scan over every symbol, whole range */
+    double load_mtps; /* snapshot load, millions of trades per second (in memory) */
 } result;
+
+typedef struct scan_sum {
+    uint64_t n;
+    int64_t px;
+} scan_sum;
+
+static void scan_visit(void *ctx, const kind *k, const void *slot)
+{
+    scan_sum *z = ctx;
+    (void)k;
+    z->n++;
+    z->px += (int64_t)kind_trade_of(slot)->px;
+}
+
+typedef struct membuf {
+    unsigned char *b;
+    size_t len, cap, pos;
+} membuf;
+
+static int mem_write(void *ctx, const void *p, size_t n)
+{
+    membuf *m = ctx;
+    if (m->len + n > m->cap) {
+        size_t c = m->cap ? m->cap * 2 : (size_t)1 << 20;
+        while (c < m->len + n)
+            c *= 2;
+        unsigned char *b = realloc(m->b, c);
+        if (!b)
+            return -1;
+        m->b = b;
+        m->cap = c;
+    }
+    memcpy(m->b + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+static int mem_read(void *ctx, void *p, size_t n)
+{
+    membuf *m = ctx;
+    if (n > m->len - m->pos)
+        return -1;
+    memcpy(p, m->b + m->pos, n);
+    m->pos += n;
+    return 0;
+}
+
+/* A checksum is the caller's (snapshot.h); a cheap one keeps the load's
+ * own work in view. */
+static uint32_t sum32(uint32_t c, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        c = c * 31 + b[i];
+    return c;
+}
 
 static double now_ns(void)
 {
@@ -78,12 +140,12 @@ static double fault_ns(void)
     return t;
 }
 
-static int run(uint32_t nsym, uint64_t trades, uint64_t seed, result *r)
+static int run(uint32_t nsym, uint64_t trades, uint64_t seed, int plain, result *r)
 {
     workload w;
     store *s = NULL;
     store_batch b;
-    store_config cfg = {0};
+    store_config cfg = {.plain = plain};
     workload_trade *batch = NULL;
     char (*names)[16] = NULL;
     uint8_t *lens = NULL;
@@ -140,6 +202,30 @@ static int run(uint32_t nsym, uint64_t trades, uint64_t seed, result *r)
     r->reserve_ns = t_reserve / (double)trades;
     r->commit_ns = t_commit / (double)trades;
     r->fault_ns = (double)(minor_faults() - flt0) * per_fault / (double)trades;
+    /* Range scan: every symbol, whole range, paged as the server pages. */
+    scan_sum z = {0, 0};
+    double t4 = now_ns();
+    for (uint32_t i = 0; i < nsym; i++) {
+        uint64_t cur = 0, next;
+        do {
+            if (store_scan(s, names[i], lens[i], 0, INT64_MAX, cur, STORE_MAX_TRADES, scan_visit,
+                           &z, &next) != STORE_OK)
+                break;
+            cur = next;
+        } while (cur != STORE_CURSOR_END);
+    }
+    r->scan_ns = (now_ns() - t4) / (double)(z.n ? z.n : 1);
+    /* Snapshot load rate, in memory, into a store of the same mode. */
+    membuf m = {0};
+    snapshot_io io = {mem_write, mem_read, sum32, &m};
+    store *l = NULL;
+    if (snapshot_save(s, NULL, 0, &io, NULL) == SNAPSHOT_OK && store_open(&l, &cfg) == STORE_OK) {
+        double t5 = now_ns();
+        if (snapshot_load(l, &io, NULL, NULL, NULL) == SNAPSHOT_OK)
+            r->load_mtps = (double)trades / ((now_ns() - t5) / 1e3);
+    }
+    store_close(l);
+    free(m.b);
     rc = 0;
 out:
     store_batch_free(&b);
@@ -151,15 +237,16 @@ out:
     return rc;
 }
 
-static void row(const char *name, uint32_t nsym, const result *r)
+static void row(const char *name, int plain, uint32_t nsym, const result *r)
 {
     const store_stats *st = &r->st;
     const double mib = 1024.0 * 1024.0;
-    printf("%-8s %7u %9llu %8.2f %8.2f %7.2f %8.2f %6.3f %8.2f | %6.1f %6.1f %6.1f %6.1f\n",
-           name, nsym, (unsigned long long)st->trades, st->bytes_reserved / mib,
-           st->bytes_used / mib, st->bytes_index / mib,
+    printf("%-8s %-7s %7u %9llu %8.2f %8.2f %7.2f %8.2f %6.3f %8.2f | %6.1f %6.1f %6.1f %6.1f | "
+           "%5.2f %6.1f\n",
+           name, plain ? "plain" : "compact", nsym, (unsigned long long)st->trades,
+           st->bytes_reserved / mib, st->bytes_used / mib, st->bytes_index / mib,
            (double)st->bytes_reserved / (double)st->trades, st->fill, r->rss_per_trade, r->add_ns,
-           r->reserve_ns, r->commit_ns, r->fault_ns);
+           r->reserve_ns, r->commit_ns, r->fault_ns, r->scan_ns, r->load_mtps);
 }
 
 int main(int argc, char **argv)
@@ -178,12 +265,14 @@ int main(int argc, char **argv)
            "slot %u B\n\n",
            (unsigned long long)trades, BATCH, (unsigned long long)seed, slab_max_page(),
            (unsigned)kind_trade.size);
-    printf("%-8s %7s %9s %8s %8s %7s %8s %6s %8s | %6s %6s %6s %6s\n", "workload", "symbols",
-           "trades", "rsv MiB", "used MiB", "idx MiB", "B/trade", "fill", "RSS B/t", "add",
-           "rsv", "commit", "faults");
+    printf("%-8s %-7s %7s %9s %8s %8s %7s %8s %6s %8s | %6s %6s %6s %6s | %5s %6s\n",
+           "workload", "pages", "symbols", "trades", "rsv MiB", "used MiB", "idx MiB", "B/trade",
+           "fill", "RSS B/t", "add", "rsv", "commit", "faults", "scan", "load");
     fflush(stdout);
     int status = 0;
-    for (size_t i = 0; i < sizeof wl / sizeof wl[0]; i++) {
+    for (size_t j = 0; j < 2 * sizeof wl / sizeof wl[0]; j++) {
+        size_t i = j / 2;
+        int plain = (int)(j % 2);
         int fd[2];
         if (pipe(fd) != 0)
             return 1;
@@ -193,7 +282,7 @@ int main(int argc, char **argv)
         if (pid == 0) {
             result r;
             close(fd[0]);
-            int rc = run(wl[i].nsym, trades, seed, &r);
+            int rc = run(wl[i].nsym, trades, seed, plain, &r);
             ssize_t w = rc == 0 ? write(fd[1], &r, sizeof r) : -1;
             _exit(w == (ssize_t)sizeof r ? 0 : 1);
         }
@@ -208,13 +297,16 @@ int main(int argc, char **argv)
             status = 1;
             continue;
         }
-        row(wl[i].name, wl[i].nsym, &r);
+        row(wl[i].name, plain, wl[i].nsym, &r);
     }
     printf("\nB/trade  store bytes_reserved (pages carved, free-listed ones included, + index)"
            " / trades\n"
            "RSS B/t  resident-set growth over the load / trades\n"
            "add, rsv, commit: ns per trade in store_batch_add, _reserve, _commit (wall clock)\n"
            "faults   ns per trade of first-touch page faults (count x measured cost of one),\n"
-           "         nearly all taken inside commit as it writes fresh slab pages\n");
+           "         nearly all taken inside commit as it writes fresh slab pages\n"
+           "pages    compact: sealed pages re-encoded (the default); plain: every page wide\n"
+           "scan     ns per trade, store_scan of every symbol's whole range (trivial visitor)\n"
+           "load     snapshot_load from memory, millions of trades per second\n");
     return status;
 }
