@@ -326,6 +326,12 @@ def test_buffered_bound():
                             use_bin_type=True)
         assert len(big) > 12 * MiB
         cs = [s.connect("big-%d" % i) for i in range(8)]
+        for c in cs:
+            # A sender waits in sendall while slotd decodes the messages
+            # before its own, which under TSan takes minutes: with the
+            # harness's 30 s timeout one gave up half-way, and its half
+            # message held the one overdraft until --idle-timeout.
+            c.sock.settimeout(900)
         go = threading.Event()
         errors = []
 
@@ -351,8 +357,10 @@ def test_buffered_bound():
             # The eight 520k-trade batches are decoded one after another, at
             # most two buffered at a time: under TSan or valgrind the last
             # ACK can be minutes away. The timeout only guards against a hang.
-            c.sock.settimeout(600)
-            r = c.recv()
+            try:
+                r = c.recv()
+            except OSError as e:
+                raise AssertionError("no ACK (%s); sender errors: %r" % (e, errors))
             assert r == ["ACK", 1, 520000], r
         for t in ts:
             t.join(30)
