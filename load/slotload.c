@@ -557,6 +557,11 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if (cfg.kafka_brokers) {
+        free(res.lat);
+        free(res.lag);
+        return sl_kafka_run(&cfg);
+    }
     uint64_t t0 = sl_now();
     uint64_t pool = sl_pool_trades(&cfg);
     if (sl_encode(&cfg, pool, &run.bt) != 0) {

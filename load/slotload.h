@@ -30,6 +30,9 @@ typedef struct sl_config {
     double stall_timeout;      /* seconds without any reply before giving up */
     const char *export_format; /* --export FORMAT FILE: "msgpack" or "resp" */
     const char *export_path;
+    const char *kafka_brokers; /* --kafka: produce to Kafka instead (slotload_kafka.c) */
+    const char *kafka_topic;   /* "trades" */
+    int kafka_batch;           /* 1: a T message per --batch trades of a symbol; 0: a trade a record */
 } sl_config;
 
 /* What /stats said; ok = 0 when it could not be fetched or parsed. */
@@ -91,6 +94,9 @@ void sl_batches_free(sl_batches *bt);
 /* --export: write the workload instead of sending it, for the peer
  * benchmarks ("msgpack": the batch bodies; "resp": Redis XADD commands). */
 int sl_export(const sl_config *cfg, const char *format, const char *path);
+
+/* slotload_kafka.c: the Kafka sink; the exit status. */
+int sl_kafka_run(const sl_config *cfg);
 
 /* slotload_report.c */
 int sl_fetch_stats(const char *host, int port, sl_stats *out);

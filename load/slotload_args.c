@@ -41,6 +41,11 @@ static void sl_usage(FILE *f)
         "  --export FORMAT:FILE     write the workload to FILE and exit (for the peer\n"
         "                           benchmarks): msgpack = the batch bodies slotload sends,\n"
         "                           resp = Redis XADD commands for redis-cli --pipe\n"
+        "  --kafka BROKERS          produce the trades to Kafka instead (Kafka-fed nodes,\n"
+        "                           docs/cluster.md): key = symbol, murmur2 partitioner\n"
+        "  --kafka-topic TOPIC      the topic                            [trades]\n"
+        "  --kafka-record trade|batch  a trade per record, or a T message of up to\n"
+        "                           --batch trades of one symbol         [trade]\n"
         "  --help\n"
         "DURATION: a number with ns, us, ms, s, m, h or d, fractions allowed (1.5s); a bare\n"
         "number is seconds (slotd's grammar, core/duration.h).\n"
@@ -87,7 +92,7 @@ static int sl_parse_duration(const char *s, double *out, int zero_ok)
 enum {
     O_HOST = 1000, O_PORT, O_HTTP_PORT, O_WORKLOAD, O_SYMBOLS, O_ZIPF, O_SEED, O_TRADES,
     O_DURATION, O_CONNS, O_INFLIGHT, O_BATCH, O_RATE, O_FORM, O_PX, O_PREFIX, O_POOL, O_STALL,
-    O_JSON, O_CSV, O_NO_PROGRESS, O_EXPORT, O_HELP,
+    O_JSON, O_CSV, O_NO_PROGRESS, O_EXPORT, O_KAFKA, O_KAFKA_TOPIC, O_KAFKA_RECORD, O_HELP,
 };
 
 static const struct option sl_options[] = {
@@ -113,6 +118,9 @@ static const struct option sl_options[] = {
     {"csv", required_argument, 0, O_CSV},
     {"no-progress", no_argument, 0, O_NO_PROGRESS},
     {"export", required_argument, 0, O_EXPORT},
+    {"kafka", required_argument, 0, O_KAFKA},
+    {"kafka-topic", required_argument, 0, O_KAFKA_TOPIC},
+    {"kafka-record", required_argument, 0, O_KAFKA_RECORD},
     {"help", no_argument, 0, O_HELP},
     {0, 0, 0, 0},
 };
@@ -167,6 +175,13 @@ static int sl_apply(sl_config *c, int opt, const char *a, uint64_t *symbols, dou
         else
             return -1;
         return *c->export_path ? 0 : -1;
+    case O_KAFKA: c->kafka_brokers = a; return *a ? 0 : -1;
+    case O_KAFKA_TOPIC: c->kafka_topic = a; return *a ? 0 : -1;
+    case O_KAFKA_RECORD:
+        if (strcmp(a, "trade") && strcmp(a, "batch"))
+            return -1;
+        c->kafka_batch = strcmp(a, "batch") == 0;
+        return 0;
     }
     return -1;
 }
@@ -176,7 +191,8 @@ int sl_parse_args(int argc, char **argv, sl_config *c)
     *c = (sl_config){.host = "127.0.0.1", .port = 7400, .http_port = 7401, .workload = "w1",
                      .symbols = 1000, .zipf = 1.1, .seed = 1, .trades = 1000000, .connections = 4,
                      .inflight = 16, .batch = 1000, .client_prefix = "slotload", .progress = 1,
-                     .pool = 10000000, .stall_timeout = 30};
+                     .pool = 10000000, .stall_timeout = 30,
+                     .kafka_topic = "trades"};
     uint64_t symbols = 0;
     double zipf = -1;
     int opt;

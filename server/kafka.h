@@ -28,7 +28,7 @@
  * or a whole T message (its seq is ignored). A bad record is counted and
  * logged (topic, partition, offset, the decoder's message), then skipped
  * (--kafka-on-error skip) or its partition stops (stop), the others go on.
- * STORE_FULL pauses the partition and retries every second; nothing is
+ * STORE_FULL pauses the partition and retries every 250 ms; nothing is
  * dropped.
  *
  * Loop thread only, except the metadata look-up of --kafka-node (a uv

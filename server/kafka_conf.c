@@ -81,8 +81,9 @@ static int parse_list(const char *s, int32_t **out, size_t *n, char *msg, size_t
     qsort(v, len, sizeof *v, cmp_i32);
     for (size_t i = 1; i < len; i++)
         if (v[i] == v[i - 1]) {
+            int dup = (int)v[i];
             free(v);
-            return say(msg, cap, "--kafka-partitions: partition %d is named twice", (int)v[i]);
+            return say(msg, cap, "--kafka-partitions: partition %d is named twice", dup);
         }
     *out = v;
     *n = len;

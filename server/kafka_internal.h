@@ -13,7 +13,8 @@
 
 typedef enum kpart_state {
     KPART_RUNNING = 0,
-    KPART_STORE_FULL, /* paused: retried every KAFKA_RETRY_MS from its next offset */
+    KPART_STORE_FULL, /* paused: retried every KAFKA_TICK_MS from its next offset */
+    KPART_RETRY,      /* resumed for a retry: still full until a record fits */
     KPART_STOPPED,    /* paused for good by a bad record (--kafka-on-error stop) */
 } kpart_state;
 
@@ -26,6 +27,7 @@ typedef struct kpart {
     int64_t snap_next;       /* the next offset the snapshot being taken holds */
     uint64_t records, bytes, trades; /* applied since start */
     uint64_t bad, dups;      /* bad records; skipped duplicates (gateway seq) */
+    uint64_t gap_offsets;    /* offsets passed over without a record (kafka_offset_gap) */
     uint64_t rate_mark;      /* records at the last rate tick */
     double rate;             /* records/s over the last tick */
     uint64_t retries;        /* store-full retries since the pause */
@@ -58,6 +60,6 @@ struct kafka {
 
 #define KAFKA_DRAIN_BUDGET 4096 /* records per loop iteration */
 #define KAFKA_BATCH 256          /* records per rd_kafka_consume_batch_queue */
-#define KAFKA_TICK_MS 1000
+#define KAFKA_TICK_MS 250
 
 #endif

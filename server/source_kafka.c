@@ -33,6 +33,7 @@
 
 static void kafka_drain(struct kafka *k);
 static void on_more(uv_idle_t *h);
+static void watermarks(struct kafka *k);
 
 /* ---- settings ------------------------------------------------------------- */
 
@@ -129,7 +130,7 @@ static void part_resume(struct kafka *k, kpart *p)
     if (err)
         log_warn("kafka_resume_failed partition=%d err=\"%s\"", (int)p->id, rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(l);
-    p->state = KPART_RUNNING;
+    p->state = KPART_RETRY;
 }
 
 /* The owned partitions, their offset names, and rd_kafka_assign. */
@@ -194,6 +195,16 @@ static int kafka_assign(struct kafka *k)
 
 static void advance(struct kafka *k, kpart *p, const rd_kafka_message_t *m)
 {
+    /* Offsets passed over: compaction, transaction markers, or records the
+     * topic's retention removed before this node read them (lost to it). */
+    if (p->cl->durable_seq && (uint64_t)m->offset > p->cl->durable_seq) {
+        uint64_t gap = (uint64_t)m->offset - p->cl->durable_seq;
+        if (p->gap_offsets == 0 || gap > 1)
+            log_warn("kafka_offset_gap topic=%s partition=%d expected=%" PRIu64 " got=%" PRId64
+                     " (records removed by retention or compaction before this node read them)",
+                     k->srv->cfg.kafka_topic, (int)p->id, p->cl->durable_seq, m->offset);
+        p->gap_offsets += gap;
+    }
     p->cl->durable_seq = p->cl->accepted_seq = (uint64_t)m->offset + 1;
     p->records++;
     p->bytes += m->len;
@@ -296,9 +307,12 @@ static void apply(struct kafka *k, kpart *p, rd_kafka_message_t *m)
     proto_error err = {0};
     client_rec *gw = NULL;
     uint64_t gseq = 0;
-    if (p->state != KPART_RUNNING || m->offset < (int64_t)p->cl->durable_seq)
+    if (p->state == KPART_STORE_FULL || p->state == KPART_STOPPED ||
+        m->offset < (int64_t)p->cl->durable_seq)
         return; /* paused (refetched on resume), or applied already */
     int d = dedupe_of(k, p, m, &gw, &gseq, &err);
+    if (d < 0 && err.code == PROTO_E_TOO_MANY_CLIENTS) /* capacity: wait, never skip */
+        return store_full(k, p, m, "max_clients");
     if (d < 0)
         return bad_record(k, p, m, &err);
     if (d > 0 && gseq <= gw->durable_seq) { /* a resend the node holds */
@@ -326,7 +340,8 @@ static void apply(struct kafka *k, kpart *p, rd_kafka_message_t *m)
         gw->durable_seq = gw->accepted_seq = gseq;
     p->trades += n;
     metrics_applied(&srv->metrics, uv_hrtime(), n);
-    if (p->retries) {
+    if (p->state == KPART_RETRY) {
+        p->state = KPART_RUNNING;
         log_info("kafka_resumed topic=%s partition=%d offset=%" PRId64 " retries=%" PRIu64,
                  srv->cfg.kafka_topic, (int)p->id, m->offset, p->retries);
         p->retries = 0;
@@ -368,6 +383,8 @@ static void kafka_drain(struct kafka *k)
         if ((size_t)n < KAFKA_BATCH)
             break; /* empty now: the next record writes the pipe */
     }
+    if (done)
+        watermarks(k); /* /readyz follows the records, not the tick */
     if (done >= KAFKA_DRAIN_BUDGET)
         uv_idle_start(&k->more, on_more); /* let the loop breathe, then go on */
     else
@@ -388,6 +405,18 @@ static void on_poll(uv_poll_t *h, int status, int events)
     kafka_drain(k);
 }
 
+/* The high watermarks librdkafka last saw in fetch responses (a cached
+ * read, no request). */
+static void watermarks(struct kafka *k)
+{
+    for (size_t i = 0; i < k->nparts; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(k->rk, k->srv->cfg.kafka_topic, k->parts[i].id, &lo,
+                                           &hi) == RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0)
+            k->parts[i].high = hi;
+    }
+}
+
 /* Watermarks and rates; store-full retries; a drain in case a wake-up was
  * missed (cheap: one empty consume). */
 static void on_tick(uv_timer_t *t)
@@ -395,13 +424,12 @@ static void on_tick(uv_timer_t *t)
     struct kafka *k = t->data;
     uint64_t now = uv_hrtime();
     double secs = k->last_tick ? (double)(now - k->last_tick) / 1e9 : 0;
+    if (k->stopping)
+        return;
     k->last_tick = now;
+    watermarks(k);
     for (size_t i = 0; i < k->nparts; i++) {
         kpart *p = &k->parts[i];
-        int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(k->rk, k->srv->cfg.kafka_topic, p->id, &lo, &hi) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0)
-            p->high = hi;
         if (secs > 0)
             p->rate = (double)(p->records - p->rate_mark) / secs;
         p->rate_mark = p->records;

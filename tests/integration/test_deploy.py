@@ -832,5 +832,94 @@ def _():
     return f"{len(used)} flags accepted, {len(used_m)} metric names exported, clean stop"
 
 
+# ------------------------------------------------- Kafka-fed cluster ------
+
+def kafka_nodes(argvs):
+    """{name: flags} of the argv lists that run --source kafka."""
+    return {n: flag_values(a) for n, a in argvs.items() if flag_values(a).get("--source") == "kafka"}
+
+
+def check_node_groups(nodes, where):
+    """Every node has brokers, topic, --kafka-node I/N; the I of each N
+    cover 0..N-1 equally often (R replicas of every partition set)."""
+    need(nodes, f"{where}: no slotd with --source kafka")
+    by_n = {}
+    for name, f in nodes.items():
+        need(f.get("--kafka-brokers") and f.get("--kafka-topic"), f"{name}: no --kafka-brokers/--kafka-topic")
+        m = re.fullmatch(r"(\d+|\$\(POD_INDEX\))/(\d+)", f.get("--kafka-node") or "")
+        need(m, f"{name}: --kafka-node {f.get('--kafka-node')!r} is not I/N")
+        by_n.setdefault(int(m.group(2)), []).append(m.group(1))
+    need(len(by_n) == 1, f"{where}: nodes disagree on N: {sorted(by_n)}")
+    return by_n
+
+
+@check("deploy/kafka/compose.yaml: 3 KRaft brokers, the topic, N nodes x R replicas covering every partition, slotload")
+def _():
+    yaml = yaml_module()
+    doc = yaml.safe_load((DEPLOY / "kafka" / "compose.yaml").read_text())
+    svcs = doc["services"]
+    brokers = {n: s for n, s in svcs.items() if "KAFKA_PROCESS_ROLES" in (s.get("environment") or {})}
+    need(len(brokers) == 3, f"{len(brokers)} Kafka brokers, want 3")
+    ids = {s["environment"]["KAFKA_NODE_ID"] for s in brokers.values()}
+    voters = brokers[sorted(brokers)[0]]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"]
+    need(len(ids) == 3 and all(f"{i}@" in voters for i in ids), f"node ids {ids} vs voters {voters}")
+    need(all("controller" in s["environment"]["KAFKA_PROCESS_ROLES"] for s in brokers.values()),
+         "not KRaft: a broker without the controller role")
+    nodes = kafka_nodes({n: s.get("command") or [] for n, s in svcs.items()})
+    by_n = check_node_groups(nodes, "compose")
+    (n, idx), = by_n.items()
+    counts = {i: idx.count(str(i)) for i in range(n)}
+    need(len(set(counts.values())) == 1 and min(counts.values()) >= 1 and len(idx) == n * counts[0],
+         f"--kafka-node i/{n} given {counts}: every i equally often")
+    hosts = {h.split(":")[0] for f in nodes.values() for h in f["--kafka-brokers"].split(",")}
+    need(hosts <= set(brokers), f"--kafka-brokers names {sorted(hosts - set(brokers))}, not brokers")
+    groups = [f.get("--kafka-conf") for f in nodes.values()]
+    need(len(set(groups)) == len(groups), "two nodes share a group.id")
+    load = [s for s in svcs.values() if "--kafka" in (s.get("command") or [])]
+    need(load, "no slotload --kafka service")
+    return f"{len(brokers)} brokers, {len(nodes)} nodes = {n} x {counts[0]}"
+
+
+@check("deploy/k8s/cluster: Strimzi KRaft Kafka + topic, one StatefulSet per replica group, node index from the pod ordinal")
+def _():
+    yaml = yaml_module()
+    docs = [d for f in sorted((K8S / "cluster").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    kinds = {}
+    for d in docs:
+        need({"apiVersion", "kind", "metadata"} <= set(d), "a document lacks apiVersion/kind/metadata")
+        kinds.setdefault(d["kind"], []).append(d)
+    kafka, = kinds.get("Kafka", [None])
+    need(kafka and kafka["metadata"].get("annotations", {}).get("strimzi.io/kraft") == "enabled",
+         "no Strimzi Kafka with strimzi.io/kraft: enabled")
+    need(kinds.get("KafkaNodePool"), "no KafkaNodePool (KRaft needs one)")
+    topic, = kinds.get("KafkaTopic", [None])
+    sts = kinds.get("StatefulSet", [])
+    need(len(sts) >= 2, f"{len(sts)} StatefulSets: want one per replica group, at least 2")
+    svcs = {d["metadata"]["name"]: d for d in kinds.get("Service", [])}
+    nodes = {}
+    for st in sts:
+        c = slotd_container(st)
+        env = {e["name"]: e for e in c.get("env", [])}
+        need("apps.kubernetes.io/pod-index" in str(env.get("POD_INDEX")),
+             f"{st['metadata']['name']}: POD_INDEX is not the pod-index label")
+        gov = svcs.get(st["spec"]["serviceName"])
+        need(gov and gov["spec"].get("clusterIP") == "None", f"{st['metadata']['name']}: no headless service")
+        need(st["spec"]["selector"]["matchLabels"].items() <= st["spec"]["template"]["metadata"]["labels"].items(),
+             f"{st['metadata']['name']}: selector does not match the pod labels")
+        f = kafka_nodes({st["metadata"]["name"]: c["args"]})
+        need(f, f"{st['metadata']['name']}: not --source kafka")
+        nodes.update(f)
+        n = int(f[st["metadata"]["name"]]["--kafka-node"].split("/")[1])
+        need(st["spec"]["replicas"] == n, f"{st['metadata']['name']}: replicas {st['spec']['replicas']} != N {n}")
+        need(c["readinessProbe"]["httpGet"]["path"] == "/readyz", "readinessProbe is not /readyz")
+        boot = f[st["metadata"]["name"]]["--kafka-brokers"]
+        need(boot.startswith(kafka["metadata"]["name"] + "-kafka-bootstrap"),
+             f"--kafka-brokers {boot} is not the Kafka's bootstrap service")
+        need(f[st["metadata"]["name"]]["--kafka-topic"] == topic["metadata"]["name"], "topic mismatch")
+    (n, _), = check_node_groups(nodes, "k8s").items()
+    need(topic["spec"]["partitions"] >= n, f"{topic['spec']['partitions']} partitions for {n} nodes")
+    return f"{len(sts)} replica groups x {n} nodes, topic {topic['metadata']['name']} of {topic['spec']['partitions']}"
+
+
 print(f"{len(passed)} passed, {len(failed)} failed" + (f", {len(skipped)} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)

@@ -71,22 +71,22 @@ int main(int argc, char **argv)
         return 2;
     }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *set[][2] = {{"bootstrap.servers", argv[1]}, {"acks", "all"},
-                            {"enable.idempotence", "true"}, {"partitioner", "murmur2_random"},
-                            {"linger.ms", "5"}};
-    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
-        if (rd_kafka_conf_set(conf, set[i][0], set[i][1], errstr, sizeof errstr)) {
-            fprintf(stderr, "kproduce: %s\n", errstr);
-            return 2;
-        }
-    for (int i = 3; i < argc; i++) {
-        char *eq = strchr(argv[i], '=');
+    /* Ours first, then the caller's key=value arguments (theirs win). */
+    static const char *const ours[] = {"acks=all", "enable.idempotence=true",
+                                       "partitioner=murmur2_random", "linger.ms=5"};
+    size_t nours = sizeof ours / sizeof ours[0];
+    char boot[1024];
+    snprintf(boot, sizeof boot, "bootstrap.servers=%s", argv[1]);
+    for (size_t i = 0; i < nours + 1 + (size_t)(argc - 3); i++) {
+        char kv[1024];
+        snprintf(kv, sizeof kv, "%s", i < nours ? ours[i] : i == nours ? boot : argv[i - nours + 2]);
+        char *eq = strchr(kv, '=');
         if (!eq) {
-            fprintf(stderr, "kproduce: '%s' is not key=value\n", argv[i]);
+            fprintf(stderr, "kproduce: '%s' is not key=value\n", kv);
             return 2;
         }
         *eq = '\0';
-        if (rd_kafka_conf_set(conf, argv[i], eq + 1, errstr, sizeof errstr)) {
+        if (rd_kafka_conf_set(conf, kv, eq + 1, errstr, sizeof errstr)) {
             fprintf(stderr, "kproduce: %s\n", errstr);
             return 2;
         }
