@@ -486,7 +486,21 @@ def test_tcp_writes_refused_queries_work():
                 c2.close()
 
 
+def tsan_build():
+    """librdkafka (not instrumented) segfaults at start-up inside a
+    ThreadSanitizer process (its threads under TSan's runtime), so these
+    tests cannot run in the TSan build; ASan + UBSan and the plain build run
+    them."""
+    from harness import SLOTD_BIN
+    p = subprocess.run(["ldd", SLOTD_BIN], capture_output=True, text=True)
+    return "libtsan" in p.stdout
+
+
 if __name__ == "__main__":
+    if tsan_build():
+        print("skip: librdkafka crashes under ThreadSanitizer's runtime (see tsan_build)")
+        print("0 passed, 0 failed, 8 skipped")
+        sys.exit(0)
     r = Results()
     for name, fn in list(globals().items()):
         if name.startswith("test_") and callable(fn):
