@@ -16,12 +16,25 @@
  * the mapping is oversized by one chunk per class plus per-chunk rounding,
  * which makes "carved + size <= cap" the only condition for a carve.
  *
- * Free pages are kept per class (LIFO, linked through ->next) with a bitmap
- * of non-empty classes, so "smallest free page at least this big" and
- * "largest free page in this range" are a bit scan each.
+ * Free pages are kept per class (LIFO, linked through ->next, and back
+ * through the header's min_ts while free) with a bitmap of non-empty
+ * classes, so "smallest free page at least this big" and "largest free page
+ * in this range" are a bit scan each.
+ *
+ * A chunk whose pages are all free again, once its class has moved on to
+ * another chunk, leaves its class: its pages come off the free list, its
+ * bytes stop counting as carved, and the next class to open a chunk takes
+ * it (memcached's slab rebalancing, done at the free that empties it). So
+ * pages freed in one class (retention dropping compact pages) become room
+ * for any other (a new symbol's growing pages), and the cap holds for
+ * whatever mix of classes a store goes through.
+ *
+ *   chunk_live[i]: live pages in chunk i     chunk_class[i]: its class, -1 none
+ *   free_chunks[]: emptied chunks, taken before the region's next one
  */
 #include "slab.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +65,7 @@ _Static_assert(sizeof(slab_page) == 32, "the page header is 32 bytes");
 
 typedef struct slab_class {
     unsigned char *cur, *end; /* carve window in the class's open chunk */
+    uint32_t open;            /* index of the open chunk; valid once chunks > 0 */
     unsigned char *told;      /* the ahead hook was told up to here (slab_set_ahead) */
     uint32_t chunks;          /* chunks this class has opened */
     slab_page *free;          /* free list, linked through ->next */
@@ -71,8 +85,40 @@ struct slab {
     slab_ahead_fn ahead_fn; /* slab_set_ahead */
     void *ahead_ctx;
     size_t ahead;
-    size_t next_told;   /* bytes told of the next chunk to open (at `opened`) */
+    size_t next_told;   /* bytes told of the chunk at next_at (the next to open) */
+    unsigned char *next_at;
+    uint32_t *chunk_live;  /* per chunk of the region: live pages */
+    int8_t *chunk_class;   /* per chunk: the class carving it, -1 none */
+    uint32_t *free_chunks; /* emptied chunks (indexes), a stack */
+    uint32_t nfree_chunks;
+    uint64_t reclaimed;    /* chunks emptied and given back, ever */
 };
+
+_Static_assert(sizeof(slab_page *) <= sizeof(int64_t), "a free page's back link fits min_ts");
+
+/* A free page's previous page on its class's free list, kept in min_ts
+ * (meaningless while the page is free). */
+static slab_page *slab__prev(const slab_page *p)
+{
+    slab_page *q;
+    memcpy(&q, &p->min_ts, sizeof q);
+    return q;
+}
+
+static void slab__set_prev(slab_page *p, slab_page *q) { memcpy(&p->min_ts, &q, sizeof q); }
+
+static uint32_t slab__chunk_of(const slab *s, const void *p)
+{
+    return (uint32_t)(((const unsigned char *)p - s->base) / SLAB_CHUNK);
+}
+
+/* Where the next chunk to open starts: an emptied one, else the region's next. */
+static unsigned char *slab__next_chunk(const slab *s)
+{
+    if (s->nfree_chunks)
+        return s->base + (size_t)s->free_chunks[s->nfree_chunks - 1] * SLAB_CHUNK;
+    return s->opened + SLAB_CHUNK <= s->map_len ? s->base + s->opened : NULL;
+}
 
 size_t slab_max_page(void) { return SLAB_MAX_PAGE; }
 
@@ -133,6 +179,14 @@ int slab_open(slab **out, size_t cap)
     }
     s->base = p;
     s->cap = cap;
+    s->chunk_live = calloc(nchunks, sizeof *s->chunk_live);
+    s->chunk_class = malloc(nchunks);
+    s->free_chunks = malloc(nchunks * sizeof *s->free_chunks);
+    if (!s->chunk_live || !s->chunk_class || !s->free_chunks) {
+        slab_close(s);
+        return -ENOMEM;
+    }
+    memset(s->chunk_class, -1, nchunks);
     *out = s;
     return 0;
 }
@@ -142,6 +196,9 @@ void slab_close(slab *s)
     if (!s)
         return;
     munmap(s->base, s->map_len);
+    free(s->chunk_live);
+    free(s->chunk_class);
+    free(s->free_chunks);
     free(s);
 }
 
@@ -158,17 +215,46 @@ static slab_page *slab__hand_out(slab *s, slab_page *p, uint32_t size)
     p->size = size;
     s->live += size;
     s->pages++;
+    s->chunk_live[slab__chunk_of(s, p)]++;
     return p;
+}
+
+/* Take p off class c's free list. */
+static void slab__unlink(slab *s, int c, slab_page *p)
+{
+    slab_class *k = &s->cls[c];
+    slab_page *prev = slab__prev(p);
+    if (prev)
+        prev->next = p->next;
+    else
+        k->free = p->next;
+    if (p->next)
+        slab__set_prev(p->next, prev);
+    if (--k->nfree == 0)
+        s->freemask &= ~((uint64_t)1 << c);
 }
 
 static slab_page *slab__pop(slab *s, int c)
 {
-    slab_class *k = &s->cls[c];
-    slab_page *p = k->free;
-    k->free = p->next;
-    if (--k->nfree == 0)
-        s->freemask &= ~((uint64_t)1 << c);
+    slab_page *p = s->cls[c].free;
+    slab__unlink(s, c, p);
     return slab__hand_out(s, p, slab_classes[c]);
+}
+
+/* Chunk i (of class c, not its open chunk) has no live page: every page
+ * it was cut into is on c's free list. Give it back (see the top). */
+static void slab__reclaim(slab *s, uint32_t i, int c)
+{
+    const uint32_t size = slab_classes[c], n = (uint32_t)(SLAB_CHUNK / size);
+    unsigned char *at = s->base + (size_t)i * SLAB_CHUNK;
+    assert(s->chunk_live[i] == 0 && s->chunk_class[i] == c);
+    assert(s->cls[c].chunks == 0 || s->cls[c].open != i);
+    for (uint32_t j = 0; j < n; j++)
+        slab__unlink(s, c, (slab_page *)(at + (size_t)j * size));
+    s->carved -= (uint64_t)n * size;
+    s->chunk_class[i] = -1;
+    s->free_chunks[s->nfree_chunks++] = i;
+    s->reclaimed++;
 }
 
 /* Tell the ahead hook the next bytes class k will carve, up to `ahead`
@@ -190,8 +276,10 @@ static inline void slab__ahead(slab *s, slab_class *k)
     /* Near its chunk's end, the class will open the next chunk and carve
      * its first page at once, before any thread could fault it in: the
      * head of the next chunk (whichever class opens it) is told now. */
-    if (room <= s->ahead && !s->next_told && s->opened + SLAB_CHUNK <= s->map_len) {
-        s->ahead_fn(s->ahead_ctx, s->base + s->opened, s->ahead);
+    unsigned char *next = slab__next_chunk(s);
+    if (room <= s->ahead && next && next != s->next_at) {
+        s->ahead_fn(s->ahead_ctx, next, s->ahead);
+        s->next_at = next;
         s->next_told = s->ahead;
     }
 }
@@ -213,15 +301,28 @@ static slab_page *slab__carve(slab *s, int c)
     if (s->carved + size > s->cap)
         return NULL;
     if ((size_t)(k->end - k->cur) < size) {
-        /* Cannot run out: open() sized the mapping for the cap. */
-        if (s->opened + SLAB_CHUNK > s->map_len)
+        /* Cannot run out: open() sized the mapping for the cap, and emptied
+         * chunks are taken first. */
+        unsigned char *at = slab__next_chunk(s);
+        if (!at)
             return NULL;
-        k->cur = s->base + s->opened;
-        k->end = k->cur + SLAB_CHUNK / size * size;
-        k->told = k->cur + s->next_told; /* maybe told before it was opened */
-        s->opened += SLAB_CHUNK;
-        s->next_told = 0;
+        if (s->nfree_chunks && at == s->base + (size_t)s->free_chunks[s->nfree_chunks - 1] * SLAB_CHUNK)
+            s->nfree_chunks--;
+        else
+            s->opened += SLAB_CHUNK;
+        uint32_t old = k->open, i = slab__chunk_of(s, at);
+        int had = k->chunks > 0;
+        k->cur = at;
+        k->end = at + SLAB_CHUNK / size * size;
+        k->told = at == s->next_at ? at + s->next_told : at; /* maybe told before it was opened */
+        if (at == s->next_at)
+            s->next_at = NULL, s->next_told = 0;
+        k->open = i;
+        s->chunk_class[i] = (int8_t)c;
         k->chunks++;
+        /* The chunk left behind may have emptied while it was open. */
+        if (had && s->chunk_live[old] == 0)
+            slab__reclaim(s, old, c);
     }
     slab__ahead(s, k);
     slab_page *p = (slab_page *)k->cur;
@@ -262,12 +363,19 @@ void slab_free(slab *s, slab_page *p)
         return;
     int c = slab__class_of(p->size);
     slab_class *k = &s->cls[c];
+    uint32_t i = slab__chunk_of(s, p);
+    assert(c >= 0 && s->chunk_class[i] == c && s->chunk_live[i] > 0);
     p->next = k->free;
+    slab__set_prev(p, NULL);
+    if (k->free)
+        slab__set_prev(k->free, p);
     k->free = p;
     k->nfree++;
     s->freemask |= (uint64_t)1 << c;
     s->live -= p->size;
     s->pages--;
+    if (--s->chunk_live[i] == 0 && k->open != i)
+        slab__reclaim(s, i, c);
 }
 
 int slab_can_alloc(const slab *s, size_t bytes)
@@ -286,4 +394,5 @@ void slab_get_stats(const slab *s, slab_stats *st)
     st->bytes_pages = s->live;
     st->bytes_free = s->carved - s->live;
     st->bytes_chunks = s->opened;
+    st->chunks_reclaimed = s->reclaimed;
 }

@@ -59,6 +59,7 @@ typedef struct slab_stats {
     uint64_t bytes_pages;    /* sum of live page sizes */
     uint64_t bytes_free;     /* bytes in free-listed pages */
     uint64_t bytes_chunks;   /* address space of the chunks opened (tails untouched) */
+    uint64_t chunks_reclaimed; /* chunks emptied and given back to every class, ever */
 } slab_stats;
 
 typedef struct slab slab; /* opaque */

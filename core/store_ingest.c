@@ -91,7 +91,10 @@ static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
  *     v; the left by at least as much: a growth step counts a max page,
  *     since at the cap even a small one may take the largest free page, and
  *     a chained page takes its slots' worth of the chain term). Pages freed
- *     (growth, drops, deletes) only add to the right. So it holds until the
+ *     (growth, drops, deletes) only add to the right; a free that empties
+ *     a chunk, which the slab then gives back to every class, takes its n
+ *     pages of class j off the right (n v(j)) and adds n size(j) >= n v(j)
+ *     to R (v(j) <= size(j), asserted in store__page_worth). So it holds until the
  *     last request; and one of class c that failed would have found no free
  *     page of class >= c and R < size(c) <= maxp, against the inequality at
  *     k >= c. A free page of a class below every pending request's counts
@@ -207,6 +210,7 @@ static uint64_t store__page_worth(const store *s, int k)
         uint64_t w = slab_max_page() * slots / l->capmax;
         v = w < v ? w : v;
     }
+    assert(v <= size && "a chunk given back adds at least what its pages were worth");
     return v;
 }
 

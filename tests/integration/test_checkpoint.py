@@ -391,14 +391,19 @@ def test_large_snapshot_paced():
     the child hands a window to writeback, waits for the one before and
     drops it from the cache): it is written whole and restores every trade
     and aggregate exactly."""
-    n_batches, per = 160, 5000               # 800k trades: a ~26 MiB snapshot
+    # 1M trades with random 8-decimal prices and quantities and 64-bit ids:
+    # compact pages keep ~22 bytes a trade, a ~21 MiB snapshot.
+    n_batches, per = 200, 5000
     with Slotd(["--checkpoint-bytes", "8M", "--journal-segment", "4M"]) as s:
         c = s.connect("big")
         pending = []
         for seq in range(1, n_batches + 1):
-            base = (seq - 1) * per
-            c.send_batch(seq, [[SYMS[(base + i) % 4], TS0 + base + i, "%d.25" % (100 + i % 7),
-                                1 + i % 9, "B", base + i] for i in range(per)])
+            base, rng = (seq - 1) * per, random.Random(seq)
+            c.send_batch(seq, [[SYMS[(base + i) % 4], TS0 + base + i,
+                                "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
+                                "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
+                                "B", rng.getrandbits(64)]
+                               for i in range(per)])
             pending.append(seq)
             if len(pending) == 8:
                 assert c.recv() == ["ACK", pending.pop(0), per]
@@ -408,7 +413,7 @@ def test_large_snapshot_paced():
         ck = settle(s)
         assert ck["checkpoints"] >= 1 and ck["failures"] == 0, ck
         snap = files(s, "snapshot-*.snap")
-        assert snap and os.path.getsize(snap[-1]) > 16 << 20, snap  # two windows and more
+        assert snap and os.path.getsize(snap[-1]) > 16 << 20, [(f, os.path.getsize(f)) for f in snap]  # two windows and more
         def aggregates():  # a restored store packs its pages anew: their count may differ
             return {sym: {k: v for k, v in s.connect().query(1, {"op": "symbol", "sym": sym})[2].items()
                           if k != "pages"} for sym in SYMS}

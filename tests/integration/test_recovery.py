@@ -11,6 +11,7 @@ start-up naming the file; --retention replays a journal larger than
 """
 import glob
 import os
+import random
 import re
 import shutil
 import sys
@@ -34,6 +35,16 @@ def trades(seq, n, step=1000, syms=SYMS):
                     "%d.%02d" % (90 + tid % 20, tid % 100), 1 + tid % 7, "B" if tid & 1 else "S",
                     tid])
     return out
+
+
+def noisy_trades(seq, n, syms):
+    """Batch `seq` of n trades whose prices, quantities and ids are random
+    (8 decimals, 64 bits): pages that compact little."""
+    rng = random.Random(seq)
+    return [[syms[i % len(syms)], TS0 + (seq * n + i) * 1000,
+             "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
+             "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
+             "B", rng.getrandbits(64)] for i in range(n)]
 
 
 send = send_batches   # through the official Python sender
@@ -239,7 +250,8 @@ def test_lower_symbols_or_memory_names_the_flag():
     acknowledged: refused naming the flag and the value needed, which works."""
     syms = ["S%02d" % i for i in range(12)]
     with Slotd(["--checkpoint-bytes", "0"]) as s:
-        send(s, "feed", 1, 40, lambda q: trades(q, 15000, syms=syms))  # 600k trades
+        # 800k trades of random values: ~25 bytes each even in compact pages.
+        send(s, "feed", 1, 40, lambda q: noisy_trades(q, 20000, syms))
         want = summary(s, ["feed"], syms)
         s.stop()
         logs = refused(s, ["--max-symbols", "5"], "replay_failed", "--max-symbols")

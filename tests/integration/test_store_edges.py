@@ -279,7 +279,12 @@ def test_full_store_recovers_under_retention():
     t1 = TS0 + 1000 * SEC
 
     def batch(first_id, ts0, step):
-        return [[syms[i % len(syms)], ts0 + i * step, "1.5", 1, "B", first_id + i]
+        # Prices and quantities that vary, ids that jump: pages compact to
+        # ~13 bytes a trade (W1-like), not to the few bytes constant fields
+        # would take, so the cap is reached within the bounds below.
+        return [[syms[i % len(syms)], ts0 + i * step,
+                 "%d.%02d" % (100 + (first_id + i) * 7919 % 997, (first_id + i) % 97),
+                 1 + (first_id + i) * 31 % 1009, "B", (first_id + i) * 2654435761 % (1 << 40)]
                 for i in range(size)]
 
     with Slotd(extra_args=["--max-memory", "16M", "--retention", "60s"]) as s:

@@ -236,6 +236,117 @@ static void test_stats(void **st)
     slab_close(NULL);
 }
 
+/* ---- emptied chunks change class ------------------------------------------ */
+
+/* Pages of class 96 fill one chunk and start a second; freeing every page
+ * of the first gives it back (carved bytes fall by its pages, its pages
+ * leave the free list) and the next chunk any class opens is that one.
+ * The open chunk is not given back while its class carves in it, only once
+ * the class has moved on. */
+static void test_reclaim(void **st)
+{
+    (void)st;
+    slab *s;
+    slab_stats ss;
+    const size_t per = SLAB_CHUNK / 96;
+    slab_page **pg = calloc(2 * per, sizeof *pg);
+    assert_int_equal(slab_open(&s, 8 * MiB), 0);
+    for (size_t i = 0; i < per + 10; i++)
+        assert_non_null(pg[i] = slab_alloc(s, 96));
+    const unsigned char *chunk0 = (const unsigned char *)pg[0];
+    for (size_t i = 0; i < per; i++)
+        slab_free(s, pg[i]);
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.chunks_reclaimed, 1);
+    assert_int_equal(ss.bytes_reserved, 10 * 96);
+    assert_int_equal(slab_free_pages(s, 0), 0);
+    assert_int_equal(ss.bytes_free, 0);
+    /* Class 2048 opens its first chunk: the one given back. */
+    slab_page *big = slab_alloc(s, 2048);
+    assert_ptr_equal(big, chunk0);
+    /* The open chunk of class 96 emptied: kept while open... */
+    for (size_t i = per; i < per + 10; i++)
+        slab_free(s, pg[i]);
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.chunks_reclaimed, 1);
+    assert_int_equal(slab_free_pages(s, 0), 10);
+    /* ...its free pages are taken again, and once the class has carved
+     * the rest and moved on to a new chunk, the emptied one goes back. */
+    for (size_t i = 0; i < per; i++)
+        assert_non_null(pg[i] = slab_alloc(s, 96));
+    for (size_t i = 0; i < per; i++)
+        slab_free(s, pg[i]);
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.chunks_reclaimed, 1); /* still its open chunk */
+    assert_non_null(pg[0] = slab_alloc(s, 96)); /* a free page first */
+    for (size_t i = 1; i < per + 2; i++)
+        assert_non_null(pg[i] = slab_alloc(s, 96));
+    slab_get_stats(s, &ss);
+    assert_true(ss.bytes_reserved == ss.bytes_pages + ss.bytes_free);
+    assert_int_equal(ss.chunks_reclaimed, 1);
+    for (size_t i = 0; i < per; i++) /* the second chunk, now behind its class */
+        slab_free(s, pg[i]);
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.chunks_reclaimed, 2);
+    assert_int_equal(ss.bytes_reserved, 2 * 96 + 2048);
+    slab_free(s, big); /* class 2048's open chunk: kept */
+    slab_get_stats(s, &ss);
+    assert_int_equal(ss.chunks_reclaimed, 2);
+    slab_close(s);
+    free(pg);
+}
+
+/* Random churn over every class at a small cap: carved bytes are always
+ * the live pages plus the free-listed ones, a class's free count is what
+ * it hands out, and allocation at the cap succeeds whenever the rule of
+ * slab.h says it must. */
+static void test_reclaim_churn(void **st)
+{
+    (void)st;
+    enum { N = 20000 };
+    slab *s;
+    slab_page **live = calloc(N, sizeof *live);
+    uint32_t n = 0, seed = 12345;
+    assert_int_equal(slab_open(&s, 6 * MiB), 0);
+    for (int step = 0; step < 400000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8;
+        /* Phases of growth and of mass freeing, so chunks empty out. */
+        uint32_t grow = (step / 20000) % 2 ? 10 : 80;
+        if (n < N && (r % 100 < grow || n == 0)) {
+            static const int cls[] = {0, 7, 13, SLAB_NCLASSES - 1}; /* few: chunks fill */
+            size_t bytes = slab_class_bytes(cls[r % 4]);
+            int must = slab_can_alloc(s, bytes);
+            slab_page *p = slab_alloc(s, bytes);
+            assert_true(!must || p);
+            if (p) {
+                assert_true(p->size >= bytes);
+                live[n++] = p;
+            }
+        } else {
+            uint32_t i = r % n;
+            slab_free(s, live[i]);
+            live[i] = live[--n];
+        }
+        if (step % 997 == 0) {
+            slab_stats ss;
+            uint64_t free_bytes = 0;
+            slab_get_stats(s, &ss);
+            for (int c = 0; c < SLAB_NCLASSES; c++)
+                free_bytes += slab_free_pages(s, c) * slab_class_bytes(c);
+            assert_true(ss.bytes_reserved == ss.bytes_pages + free_bytes);
+            assert_true(ss.bytes_reserved <= ss.bytes_cap);
+        }
+    }
+    slab_stats ss;
+    slab_get_stats(s, &ss);
+    assert_true(ss.chunks_reclaimed > 0);
+    while (n)
+        slab_free(s, live[--n]);
+    slab_close(s);
+    free(live);
+}
+
 /* ---- memory ahead (slab_set_ahead) ----------------------------------------- */
 
 #define AHEAD_MAX 4096
@@ -335,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_classes),    cmocka_unit_test(test_alloc_free_reuse),
         cmocka_unit_test(test_many_pages), cmocka_unit_test(test_cap),
         cmocka_unit_test(test_stats),      cmocka_unit_test(test_ahead),
+        cmocka_unit_test(test_reclaim),    cmocka_unit_test(test_reclaim_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
