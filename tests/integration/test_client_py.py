@@ -14,6 +14,7 @@ the delivery contract of docs/clients.md (issue #12) and the query client.
   - slotd.Client: every query, NotFound/QueryError, trades() across cursors
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -244,8 +245,12 @@ def fill_until_full(s):
     Timeout names the obstacle."""
     snd = slotd.Sender(port=s.tcp_port, client="ballast", retry_timeout=0.5, backoff=(0.05, 0.1))
     try:
+        # Random prices, quantities and ids: compact pages keep ~20 bytes a
+        # trade (constant values would take ~2, and 16 MiB would not fill).
+        rng = random.Random(1)
         for i in range(5_000_000):
-            snd.trade("BALLAST", TS0 + i, "3.25", 1, "B", i)
+            snd.trade("BALLAST", TS0 + i, "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
+                      1 + rng.randrange(10 ** 9), "B", rng.getrandbits(64))
         raise AssertionError("the store never filled")
     except slotd.Timeout as e:
         msg = str(e)
