@@ -306,7 +306,7 @@ static slab_page *slab__carve(slab *s, int c)
         unsigned char *at = slab__next_chunk(s);
         if (!at)
             return NULL;
-        if (s->nfree_chunks && at == s->base + (size_t)s->free_chunks[s->nfree_chunks - 1] * SLAB_CHUNK)
+        if (s->nfree_chunks) /* slab__next_chunk's order: emptied ones first */
             s->nfree_chunks--;
         else
             s->opened += SLAB_CHUNK;

@@ -277,6 +277,12 @@ def send_batches(s, client, first, count, gen, window=8, **opts):
     c.close()
 
 
+def random_decimal(rng):
+    """A random price or quantity as exact text, 8 decimals: values that
+    compact pages cannot narrow much (tests that must fill a store)."""
+    return "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8))
+
+
 def wait_for(pred, timeout=30, what="condition"):
     """Poll pred() until true; AssertionError after `timeout` seconds."""
     deadline = time.time() + timeout

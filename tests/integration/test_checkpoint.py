@@ -17,7 +17,7 @@ import time
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Results, Slotd, send_batches, stream_until_dead, wait_for  # noqa: E402
+from harness import Results, Slotd, random_decimal, send_batches, stream_until_dead, wait_for  # noqa: E402
 
 TS0 = 1767225600 * 10 ** 9
 SYMS = ["CKA", "CKB", "CKC", "CKD"]
@@ -400,8 +400,8 @@ def test_large_snapshot_paced():
         for seq in range(1, n_batches + 1):
             base, rng = (seq - 1) * per, random.Random(seq)
             c.send_batch(seq, [[SYMS[(base + i) % 4], TS0 + base + i,
-                                "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
-                                "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
+                                random_decimal(rng),
+                                random_decimal(rng),
                                 "B", rng.getrandbits(64)]
                                for i in range(per)])
             pending.append(seq)

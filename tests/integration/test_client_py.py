@@ -32,7 +32,7 @@ sys.path.insert(0, HERE)
 import selectors  # noqa: E402
 
 import slotd  # noqa: E402
-from harness import Results, Slotd, wait_for  # noqa: E402
+from harness import Results, Slotd, random_decimal, wait_for  # noqa: E402
 
 TS0 = 1767225600000000000  # 2026-01-01T00:00:00Z
 
@@ -249,7 +249,7 @@ def fill_until_full(s):
         # trade (constant values would take ~2, and 16 MiB would not fill).
         rng = random.Random(1)
         for i in range(5_000_000):
-            snd.trade("BALLAST", TS0 + i, "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
+            snd.trade("BALLAST", TS0 + i, random_decimal(rng),
                       1 + rng.randrange(10 ** 9), "B", rng.getrandbits(64))
         raise AssertionError("the store never filled")
     except slotd.Timeout as e:

@@ -18,7 +18,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Results, Slotd, send_batches  # noqa: E402
+from harness import Results, Slotd, random_decimal, send_batches  # noqa: E402
 
 # An hour ago, so no wall-clock bound (--max-future) ever refuses them.
 TS0 = (int(time.time()) - 3600) * 10 ** 9
@@ -42,8 +42,8 @@ def noisy_trades(seq, n, syms):
     (8 decimals, 64 bits): pages that compact little."""
     rng = random.Random(seq)
     return [[syms[i % len(syms)], TS0 + (seq * n + i) * 1000,
-             "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
-             "%d.%08d" % (rng.randrange(10 ** 6), rng.randrange(10 ** 8)),
+             random_decimal(rng),
+             random_decimal(rng),
              "B", rng.getrandbits(64)] for i in range(n)]
 
 
