@@ -23,12 +23,15 @@ mkdir -p "$logs"
 # The harness starts $SLOTD_BIN with its flags; exec keeps the pid, so the
 # tests' signals and /proc readings reach the process running slotd. A 4 MB
 # freed-block queue (default 20 MB) keeps the tests' RSS bounds meaningful,
-# as test.sh's small ASan quarantine does.
+# as test.sh's small ASan quarantine does. --fair-sched: valgrind runs one
+# thread at a time and its default lock lets a busy thread (the replay
+# worker) take it back for seconds, so the loop did not answer a HELLO
+# during a replay within 5 s (test_not_ready_during_replay).
 wrapper=$dir/slotd-memcheck
 cat >"$wrapper" <<EOF
 #!/bin/sh
 exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \\
-  --errors-for-leak-kinds=definite --track-fds=no --quiet --freelist-vol=4000000 \\
+  --errors-for-leak-kinds=definite --track-fds=no --fair-sched=yes --quiet --freelist-vol=4000000 \\
   --log-file="$logs/slotd.%p.log" "$dir/server/slotd" "\$@"
 EOF
 chmod +x "$wrapper"
@@ -39,7 +42,7 @@ cwrapper=$dir/client_drive-memcheck
 cat >"$cwrapper" <<EOF
 #!/bin/sh
 exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \\
-  --errors-for-leak-kinds=definite --track-fds=no --quiet \\
+  --errors-for-leak-kinds=definite --track-fds=no --fair-sched=yes --quiet \\
   --log-file="$logs/client.%p.log" "$dir/tests/client_drive" "\$@"
 EOF
 chmod +x "$cwrapper"
