@@ -32,6 +32,9 @@
 #include "workload.h"
 
 #define BATCH 1000
+#define SCANS 5 /* range-scan passes; the best is reported */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 typedef struct result {
     store_stats st;
@@ -202,19 +205,26 @@ static int run(uint32_t nsym, uint64_t trades, uint64_t seed, int plain, result 
     r->reserve_ns = t_reserve / (double)trades;
     r->commit_ns = t_commit / (double)trades;
     r->fault_ns = (double)(minor_faults() - flt0) * per_fault / (double)trades;
-    /* Range scan: every symbol, whole range, paged as the server pages. */
-    scan_sum z = {0, 0};
-    double t4 = now_ns();
-    for (uint32_t i = 0; i < nsym; i++) {
-        uint64_t cur = 0, next;
-        do {
-            if (store_scan(s, names[i], lens[i], 0, INT64_MAX, cur, STORE_MAX_TRADES, scan_visit,
-                           &z, &next) != STORE_OK)
-                break;
-            cur = next;
-        } while (cur != STORE_CURSOR_END);
+    /* Range scan: every symbol, whole range, paged as the server pages;
+     * the best of SCANS passes (on shared cores the fastest pass is the one
+     * least disturbed; the pages are the same every pass). */
+    r->scan_ns = 0;
+    for (int pass = 0; pass < SCANS; pass++) {
+        scan_sum z = {0, 0};
+        double t4 = now_ns();
+        for (uint32_t i = 0; i < nsym; i++) {
+            uint64_t cur = 0, next;
+            do {
+                if (store_scan(s, names[i], lens[i], 0, INT64_MAX, cur, STORE_MAX_TRADES,
+                               scan_visit, &z, &next) != STORE_OK)
+                    break;
+                cur = next;
+            } while (cur != STORE_CURSOR_END);
+        }
+        double ns = (now_ns() - t4) / (double)(z.n ? z.n : 1);
+        if (pass == 0 || ns < r->scan_ns)
+            r->scan_ns = ns;
     }
-    r->scan_ns = (now_ns() - t4) / (double)(z.n ? z.n : 1);
     /* Snapshot load rate, in memory, into a store of the same mode. */
     membuf m = {0};
     snapshot_io io = {mem_write, mem_read, sum32, &m};
@@ -306,7 +316,8 @@ int main(int argc, char **argv)
            "faults   ns per trade of first-touch page faults (count x measured cost of one),\n"
            "         nearly all taken inside commit as it writes fresh slab pages\n"
            "pages    compact: sealed pages re-encoded (the default); plain: every page wide\n"
-           "scan     ns per trade, store_scan of every symbol's whole range (trivial visitor)\n"
+           "scan     ns per trade, store_scan of every symbol's whole range (trivial visitor),\n"
+           "         best of " STR(SCANS) " passes\n"
            "load     snapshot_load from memory, millions of trades per second\n");
     return status;
 }
