@@ -2,7 +2,9 @@
  *
  * The same W1 trades kept three ways:
  *   (a) fixed slots: the real core store (store_batch_add/reserve/commit in
- *       batches of 1000), 32-byte slots in per-symbol slab pages;
+ *       batches of 1000), 32-byte slots in per-symbol slab pages; twice:
+ *       with compact pages (the default: full pages re-encoded narrow,
+ *       core/cpage.h) and with every page wide (store_config.plain);
  *   (b) one malloc'd struct per trade behind a pointer array, with a pointer
  *       to a shared (interned) symbol string: how a typical OO program keeps
  *       a record;
@@ -209,13 +211,14 @@ static void slots_flush(store *s, store_batch *b)
     store_batch_reset(b);
 }
 
-static void run_slots(const opts *o, result *r)
+static void run_slots(const opts *o, result *r, int plain)
 {
     slots_ctx c = {.names = symbol_names(o->symbols), .nsym = o->symbols};
     workload w;
     start_workload(&w, o);
     store_config cfg = {.max_memory = (size_t)o->trades * 128 + ((size_t)1 << 30),
-                        .max_symbols = o->symbols};
+                        .max_symbols = o->symbols,
+                        .plain = plain};
     store_batch b;
     store_batch_init(&b);
     uint64_t rss0 = rss_bytes();
@@ -253,6 +256,9 @@ static void run_slots(const opts *o, result *r)
     workload_free(&w);
     free(c.names);
 }
+
+static void run_compact(const opts *o, result *r) { run_slots(o, r, 0); }
+static void run_wide(const opts *o, result *r) { run_slots(o, r, 1); }
 
 /* ---- (a') the slot layout alone ----------------------------------------- */
 
@@ -535,7 +541,8 @@ static const struct layout {
     const char *name;
     layout_fn run;
 } layouts[] = {
-    {"(a) fixed slots (store)", run_slots},
+    {"(a) slots, compact pages", run_compact},
+    {"(a) slots, 32-byte pages", run_wide},
     {"(a') slot layout, flat array", run_flat},
     {"(b) heap struct per trade", run_heap},
     {"(c) key/value dict per trade", run_dict},
@@ -626,11 +633,12 @@ static void print_table(const opts *o, const result *r)
         printf("  %s\n", r[i].note);
     printf("  alloc: (a) store bytes_reserved (slab chunks carved + symbol index); others\n"
            "  malloc in-use bytes incl. chunk headers (mallinfo2 uordblks + hblkhd delta).\n"
-           "  RSS: /proc/self/statm resident growth while building. scan: sum of qty over\n"
-           "  every record, median of %d. (b)'s structs are malloc'd back to back, so its\n"
-           "  scan is a best case: a long-running program's records scatter.\n",
+           "  RSS: /proc/self/statm resident growth while building. x slots: against the\n"
+           "  first row. scan: sum of qty over every record, median of %d. (b)'s structs\n"
+           "  are malloc'd back to back, so its scan is a best case: a long-running\n"
+           "  program's records scatter.\n",
            SCANS);
-    if (r[2].alloc_bytes == 0)
+    if (r[3].alloc_bytes == 0) /* (b) */
         printf("  warning: malloc accounting reads 0 (a sanitizer's allocator?)\n");
 }
 

@@ -116,7 +116,7 @@ static void w1_server(server *srv)
     store_config sc = {.max_memory = (size_t)16 << 30};
     memset(srv, 0, sizeof *srv);
     proto_limits_default(&srv->cfg.limits);
-    srv->cfg.max_memory = sc.max_memory;
+    srv->cfg.store.max_memory = sc.max_memory;
     store_batch_init(&w1_staged);
     if (store_open(&srv->store, &sc) != STORE_OK) {
         fprintf(stderr, "store_open failed\n");

@@ -504,11 +504,12 @@ static void run_stats(const store *s, emit *e)
 {
     store_stats st;
     store_get_stats(s, &st);
-    e->map(e, 12);
+    e->map(e, 13);
     kv_u64(e, "trades", st.trades);
     kv_u64(e, "symbols", st.symbols);
     kv_u64(e, "batches", st.batches);
     kv_u64(e, "pages", st.pages);
+    kv_u64(e, "pages_compact", st.pages_compact);
     kv_u64(e, "bytes_cap", st.bytes_cap);
     kv_u64(e, "bytes_reserved", st.bytes_reserved);
     kv_u64(e, "bytes_used", st.bytes_used);

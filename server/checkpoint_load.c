@@ -68,7 +68,7 @@ static void ckpt_too_big(const server *srv, uint64_t seg, char *buf, size_t n)
     snprintf(buf, n, "the snapshot holds %" PRIu64 " symbols in %" PRIu64 " bytes: start with "
              "--max-symbols %" PRIu64 " or more and --max-memory %" PRIu64 "M or more "
              "(now %" PRIu32 " and %zu)", parts, size, parts,
-             size / 8 * 9 / (1 << 20) + 1, srv->cfg.max_symbols, srv->cfg.max_memory);
+             size / 8 * 9 / (1 << 20) + 1, srv->cfg.store.max_symbols, srv->cfg.store.max_memory);
 }
 
 /* The journal must continue the snapshot chosen (n), or start at segment 1

@@ -115,10 +115,13 @@ typedef enum flag_type {
       FLAG_ZERO_OK, FLAG_AT(idle_timeout_ms),                                                       \
       "close connections silent this long, or whose message\n"                                      \
       "is not complete this long after its first byte;\n0 = never")                                 \
-    X("max-memory", FLAG_SIZE, "SIZE", "4G", 16 * FLAG_M, UINT64_MAX, 0, FLAG_AT(max_memory),       \
+    X("max-memory", FLAG_SIZE, "SIZE", "4G", 16 * FLAG_M, UINT64_MAX, 0, FLAG_AT(store.max_memory), \
       "cap on the store (slots + index)")                                                           \
-    X("max-symbols", FLAG_U32, "N", "1000000", 1, 100000000, 0, FLAG_AT(max_symbols),               \
+    X("max-symbols", FLAG_U32, "N", "1000000", 1, 100000000, 0, FLAG_AT(store.max_symbols),         \
       "most distinct symbols")                                                                      \
+    X("plain-pages", FLAG_BOOL, NULL, NULL, 0, 0, 0, FLAG_AT(store.plain),                          \
+      "keep every page's 32-byte slots: no compact pages\n"                                         \
+      "(scans ~1.3x faster, ~2.5x the memory per trade)")                                           \
     X("ignore-unknown-fields", FLAG_BOOL, NULL, NULL, 0, 0, 0, FLAG_AT(limits.ignore_unknown),      \
       "skip undeclared trade keys instead of rejecting the batch")                                  \
     X("port-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(port_file),                          \
@@ -146,7 +149,7 @@ typedef enum flag_type {
     X("log-level", FLAG_ENUM, "error|warn|info|debug", "info", 0, 0, 0, FLAG_AT(log_level),         \
       "how much to log")                                                                            \
     X("config", FLAG_CONFIG, "FILE", NULL, 0, 0, 0, FLAG_NOWHERE,                                   \
-      "read flags from FILE: one 'flag value' per line,\n'#' comments, at most 4 files deep")      \
+      "read flags from FILE: one 'flag value' per line,\n'#' comments, at most 4 files deep")       \
     X("help", FLAG_HELP, NULL, NULL, 0, 0, 0, FLAG_NOWHERE, "this text (also -h)")                  \
     X("version", FLAG_VERSION, NULL, NULL, 0, 0, 0, FLAG_NOWHERE, "the version")
 

@@ -299,6 +299,8 @@ int http_render_metrics(server *srv, proto_buf *out)
         GAUGE("symbols", "Symbols holding at least one trade.", st.symbols);
         GAUGE("store_trades", "Trades held by the store.", st.trades);
         GAUGE("store_pages", "Slab pages in use.", st.pages);
+        GAUGE("store_pages_compact", "Of the pages in use, compact (re-encoded narrow) ones.",
+              st.pages_compact);
         GAUGE("store_bytes_reserved", "Bytes reserved by the store (slab chunks and index).",
               st.bytes_reserved);
         GAUGE("store_bytes_used", "Bytes used by the store (page headers, slots, index).",

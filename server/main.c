@@ -211,10 +211,9 @@ int main(int argc, char **argv)
     srv->loop = uv_default_loop();
     metrics_init(&srv->metrics, uv_hrtime());
     srv->rss_baseline = server_rss_bytes();
-    store_config sc = {.max_memory = srv->cfg.max_memory, .max_symbols = srv->cfg.max_symbols};
-    if ((rc = store_open(&srv->store, &sc)) != 0) {
+    if ((rc = store_open(&srv->store, &srv->cfg.store)) != 0) {
         log_error("store_open_failed err=%s max_memory=%zu", server_strerror(rc),
-                  srv->cfg.max_memory);
+                  srv->cfg.store.max_memory);
         return 1;
     }
     if ((rc = ingest_init(srv)) != 0)
@@ -240,7 +239,7 @@ int main(int argc, char **argv)
              srv->cfg.journal.fsync == JOURNAL_FSYNC_ALWAYS     ? "always"
              : srv->cfg.journal.fsync == JOURNAL_FSYNC_INTERVAL ? "interval"
                                                                  : "never",
-             srv->cfg.max_memory, SLOTD_VERSION);
+             srv->cfg.store.max_memory, SLOTD_VERSION);
     if (srv->cfg.port_file && write_port_file(srv) != 0) {
         log_error("port_file_failed path=%s err=%s", srv->cfg.port_file, strerror(errno));
         rc = -1;

@@ -145,7 +145,7 @@ static int replay_record(void *ctx, const char *client, size_t clen, uint64_t se
      * worth of journal (a trade takes about as many bytes there as here). */
     if (srv->cfg.retention_ns > 0 && rc->st->bytes >= rc->drop_at) {
         replay_retain(srv);
-        rc->drop_at = rc->st->bytes + srv->cfg.max_memory / 8;
+        rc->drop_at = rc->st->bytes + srv->cfg.store.max_memory / 8;
     }
     rc->err = replay_apply(srv, &rc->batch, client, clen, seq, msg, len);
     rc->fail_len = len;
@@ -194,7 +194,7 @@ static uint64_t replay_store_bytes(const server *srv)
  * what the part replayed took, with an eighth to spare, in MiB. */
 static void replay_memory_detail(const server *srv, const replay_ctx *c, replay_result *out)
 {
-    uint64_t cap = srv->cfg.max_memory, now = replay_store_bytes(srv);
+    uint64_t cap = srv->cfg.store.max_memory, now = replay_store_bytes(srv);
     uint64_t done = out->st.bytes + c->fail_len;
     uint64_t total = out->st.total_bytes > done ? out->st.total_bytes : done;
     uint64_t grown = now + c->fail_len - (c->base_bytes < now ? c->base_bytes : now);
@@ -234,18 +234,19 @@ static int replay_recover(server *srv, const store_config *sc, replay_ctx *ctx,
  * the value that works. Costs a second replay, on a start that fails. */
 static void replay_symbols_detail(server *srv, replay_result *out)
 {
-    store_config sc = {.max_memory = srv->cfg.max_memory, .max_symbols = REPLAY_NO_SYMBOL_LIMIT};
+    store_config sc = srv->cfg.store;
     replay_result again;
     replay_ctx ctx;
     store_stats ss;
     int rc;
 
+    sc.max_symbols = REPLAY_NO_SYMBOL_LIMIT;
     memset(&again, 0, sizeof again);
     store_close(srv->store);
     srv->store = NULL;
     if (store_open(&srv->store, &sc) != STORE_OK) {
         replay_note(out, "the journal holds more symbols than --max-symbols %" PRIu32,
-                    srv->cfg.max_symbols);
+                    srv->cfg.store.max_symbols);
         return;
     }
     rc = replay_recover(srv, &sc, &ctx, &again);
@@ -253,12 +254,12 @@ static void replay_symbols_detail(server *srv, replay_result *out)
     replay_note(out,
                 "start with --max-symbols %" PRIu64 " or more: the acknowledged trades hold %s%" PRIu64
                 " distinct symbols, more than --max-symbols %" PRIu32 " allows",
-                ss.symbols, rc ? "at least " : "", ss.symbols, srv->cfg.max_symbols);
+                ss.symbols, rc ? "at least " : "", ss.symbols, srv->cfg.store.max_symbols);
 }
 
 void replay_run(server *srv, replay_result *out)
 {
-    store_config sc = {.max_memory = srv->cfg.max_memory, .max_symbols = srv->cfg.max_symbols};
+    store_config sc = srv->cfg.store;
     replay_ctx ctx;
     int rc;
 

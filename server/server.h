@@ -32,8 +32,7 @@ typedef struct server_config {
     uint64_t max_buffered;    /* read-buffer bytes across all connections */
     uint32_t max_clients;     /* client names remembered */
     uint64_t client_ttl_ns;   /* a name unused this long may be forgotten */
-    size_t max_memory;        /* store cap */
-    uint32_t max_symbols;
+    store_config store;       /* --max-memory, --max-symbols, --plain-pages */
     journal_config journal;
     int journal_off;          /* --no-journal (benchmarks only) */
     uint64_t checkpoint_bytes;       /* checkpoint after this much journal; 0 = not by size */

@@ -4,7 +4,8 @@ mid-checkpoint) and restart give exactly the acknowledged trades, the same
 aggregates and each client's last_seq; a damaged newest snapshot falls back
 to an older one or to a full replay, or start-up refuses clearly when data
 would be lost; --retention drops old trades and queries follow;
---checkpoint-on-exit leaves nothing to replay.
+--checkpoint-on-exit leaves nothing to replay; --plain-pages and compact
+pages take over each other's files.
 
     CKPT_ROUNDS=20 /usr/bin/python3 tests/integration/test_checkpoint.py
 """
@@ -366,6 +367,35 @@ def test_checkpoint_on_exit():
         assert files(s, "snapshot-*.snap") == snaps
 
 
+def test_plain_pages_both_ways():
+    """--plain-pages (every page wide) and the default (full pages
+    re-encoded compact) take over each other's snapshot and journal:
+    restarts that flip the flag, one of them after SIGKILL, hold exactly
+    the acknowledged trades, and /stats counts the compact pages."""
+    def compact_pages():
+        return s.http_json("/stats")[1]["store"]["pages_compact"]
+
+    with Slotd(["--checkpoint-on-exit"]) as s:
+        send(s, "main", 1, 100)  # 5,000 trades a symbol: dozens of full pages each
+        compacted = compact_pages()
+        assert compacted > 0
+        assert s.stop() == 0
+        s.start(["--checkpoint-on-exit", "--plain-pages"])
+        check_exact(s, {"main": 100})
+        # The snapshot's compact pages load as they are; new full pages stay wide.
+        assert compact_pages() == compacted
+        send(s, "main", 101, 100)
+        assert compact_pages() == compacted
+        check_exact(s, {"main": 200})
+        s.kill()  # the second 100 batches come back from the journal
+        s.start([])
+        check_exact(s, {"main": 200})
+        assert compact_pages() > compacted
+        s.stop()
+        s.start(["--plain-pages"])
+        check_exact(s, {"main": 200})
+
+
 def test_child_error_reported_as_errno():
     """A checkpoint child failing with a system error logs that error, not a
     snapshot-format message: -ENOENT (2) once read as SNAPSHOT_EFORMAT (-2),
@@ -435,6 +465,7 @@ def main():
     res.run(test_damaged_snapshot_full_replay)
     res.run(test_retention)
     res.run(test_checkpoint_on_exit)
+    res.run(test_plain_pages_both_ways)
     res.run(test_child_error_reported_as_errno)
     res.run(test_large_snapshot_paced)
     res.finish()

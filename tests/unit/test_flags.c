@@ -72,8 +72,8 @@ static void test_defaults(void **st)
     assert_true(c.max_buffered == (uint64_t)1 << 30);
     assert_int_equal(c.max_clients, CLIENTS_DEFAULT_MAX);
     assert_true(c.client_ttl_ns == 7ull * 86400 * SEC);
-    assert_true(c.max_memory == (size_t)4 << 30);
-    assert_int_equal(c.max_symbols, 1000000);
+    assert_true(c.store.max_memory == (size_t)4 << 30);
+    assert_int_equal(c.store.max_symbols, 1000000);
     assert_int_equal(c.journal.fsync, JOURNAL_FSYNC_INTERVAL);
     assert_int_equal(c.journal.interval_ms, 10);
     assert_true(c.journal.segment_bytes == (uint64_t)256 << 20);
@@ -166,7 +166,7 @@ static void test_types(void **st)
     ok(&c, "max-batch", "5000"); /* u32 */
     assert_int_equal(c.limits.max_batch, 5000);
     ok(&c, "max-memory", "64M"); /* size */
-    assert_true(c.max_memory == 64u << 20);
+    assert_true(c.store.max_memory == 64u << 20);
     ok(&c, "max-buffered", "2GiB");
     assert_true(c.max_buffered == (uint64_t)2 << 30);
     ok(&c, "journal-segment", "1024k");
