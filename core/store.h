@@ -142,6 +142,15 @@ const kind *store_symbol_kind(const store *s, const char *sym, size_t symlen);
  * so they agree with store_batch_add. */
 const kind *store_batch_symbol_kind(const store *s, const store_batch *b, const char *sym,
                                     size_t symlen);
+/* Walk the symbols a staged (or reserved, not yet committed) batch names:
+ * fn(ctx, index, sym, len) for its first trade and for each trade whose
+ * symbol differs from the trade before it (index = the trade's position in
+ * the batch; sym is not NUL-terminated). The first non-zero fn result
+ * stops the walk and is returned; 0 when every call returned 0. Nothing
+ * changes. A Kafka-fed node checks each record's symbols against its key
+ * and partition this way, before reserve creates any symbol. */
+typedef int (*store_symbol_fn)(void *ctx, uint32_t index, const char *sym, size_t len);
+int store_batch_symbols(const store *s, const store_batch *b, store_symbol_fn fn, void *ctx);
 
 /* ---- queries ----------------------------------------------------------- */
 

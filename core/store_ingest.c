@@ -452,6 +452,27 @@ const kind *store_batch_symbol_kind(const store *s, const store_batch *b, const 
     return i >= 0 ? kind_by_id(b->syms[i].kind) : NULL;
 }
 
+int store_batch_symbols(const store *s, const store_batch *b, store_symbol_fn fn, void *ctx)
+{
+    uint32_t last = 0, i = 0;
+    for (size_t off = 0; off < b->len; i++) {
+        const store_entry *e = store__entry_at(b, off);
+        off += sizeof *e + e->size;
+        if (i > 0 && e->pid == last)
+            continue;
+        last = e->pid;
+        /* Before reserve a new symbol's entry names it in the batch's own
+         * table; after, every id is a partition. */
+        const store_key *key = e->pid & STORE__NEW ? &b->syms[e->pid & ~STORE__NEW].key
+                                                   : store__key_at(s, e->pid);
+        const unsigned char *kb = (const unsigned char *)key->w;
+        int rc = fn(ctx, i, (const char *)kb + 1, kb[0]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Undo store__create_new from `base`, the first id it created: staged ids
  * back to provisional, the partitions popped. */
 static void store__uncreate_new(store *s, store_batch *b, uint32_t base)

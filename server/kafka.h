@@ -23,16 +23,19 @@
  * "gw:" are reserved (clients_reserved): a TCP HELLO cannot take them and
  * the table never forgets them.
  *
- * A record: key = symbol (for the partitioner only; the value names its
- * symbols); value = one msgpack trade (map or array form, as in a T batch)
- * or a whole T message (its seq is ignored). A bad record is counted and
- * logged (topic, partition, offset, the decoder's message), then skipped
+ * A record: key = symbol; value = one msgpack trade (map or array form, as
+ * in a T batch) or a whole T message (its seq is ignored). Every trade's
+ * symbol must be the key when the record has one (KEY_MISMATCH), and must
+ * be one Kafka's default partitioner (murmur2 over the topic's partition
+ * count) puts in the record's partition (WRONG_PARTITION): else a symbol
+ * could have two owners. A bad record is counted and logged (topic,
+ * partition, offset, the decoder's or the check's message), then skipped
  * (--kafka-on-error skip) or its partition stops (stop), the others go on.
  * STORE_FULL pauses the partition and retries every 250 ms; nothing is
  * dropped.
  *
- * Loop thread only, except the metadata look-up of --kafka-node (a uv
- * worker thread, before anything is assigned).
+ * Loop thread only, except the metadata look-up of the topic's partition
+ * count (a uv worker thread, before anything is assigned).
  */
 #ifndef SLOTD_KAFKA_H
 #define SLOTD_KAFKA_H
@@ -66,10 +69,11 @@ size_t kafka_dedupe_name(char *buf, size_t cap, const char *client, size_t clen,
 
 /* ---- source_kafka.c: the consumer ---- */
 
-/* Once the snapshot is loaded (loop thread): create the consumer, find
- * the owned partitions, assign them at their stored offsets. 0 or a
- * negative code (logged). A failure found later (the --kafka-node metadata
- * look-up) is logged and calls fail(srv). */
+/* Once the snapshot is loaded (loop thread): create the consumer; then,
+ * once the brokers have told the topic's partition count, find the owned
+ * partitions and assign them at their stored offsets. 0 or a negative code
+ * (logged). A failure found later (the metadata look-up, a listed partition
+ * the topic lacks) is logged and calls fail(srv). */
 int kafka_start(server *srv, void (*fail)(server *srv));
 /* Graceful stop: nothing more is consumed; handles closed. */
 void kafka_stop(server *srv);

@@ -37,15 +37,16 @@ struct kafka {
     server *srv;
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
+    rd_kafka_topic_t *rkt;   /* the topic: metadata, and murmur2 for the routing check */
     int fds[2];              /* the consumer queue writes a byte to fds[1] when it fills */
     uv_poll_t poll;
     uv_timer_t tick;         /* rates, watermarks, store-full retries, missed wake-ups */
     uv_idle_t more;          /* a drain hit its budget: go on next iteration */
-    uv_work_t meta;          /* --kafka-node: the partition count, off the loop */
+    uv_work_t meta;          /* the topic's partition count, off the loop */
     _Atomic int stopping;
     int handles;             /* poll, tick and more initialised */
     int assigned;
-    int32_t topic_parts;     /* from metadata; -1 = not asked */
+    int32_t topic_parts;     /* from metadata (before assignment); -1 = not known yet */
     char meta_err[200];
     kpart *parts;
     size_t nparts;

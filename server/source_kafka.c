@@ -150,6 +150,12 @@ static int kafka_assign(struct kafka *k)
         free(ids);
         return -1;
     }
+    if (ids[n - 1] >= k->topic_parts) { /* a list naming a partition the topic lacks */
+        log_error("kafka_assign_failed err=\"--kafka-partitions names partition %d; topic %s has "
+                  "%d\"", (int)ids[n - 1], srv->cfg.kafka_topic, (int)k->topic_parts);
+        free(ids);
+        return -1;
+    }
     k->index_len = ids[n - 1] + 1;
     k->parts = calloc(n, sizeof *k->parts);
     k->index = calloc((size_t)k->index_len, sizeof *k->index);
@@ -249,6 +255,40 @@ static int dedupe_of(struct kafka *k, const kpart *p, rd_kafka_message_t *m, cli
     return 1;
 }
 
+/* Each symbol must live in one partition, hence on one node per replica
+ * group (docs/cluster.md, "Records"): a record's trades are all of its key's
+ * symbol when it has a key, and every symbol is one that Kafka's default
+ * partitioner (murmur2 over the topic's partition count) puts in the
+ * record's partition. A record failing either would give a symbol two
+ * owners. */
+typedef struct route {
+    struct kafka *k;
+    const rd_kafka_message_t *m;
+    proto_error *err;
+    const char *code; /* the log's code= for the refusal */
+} route;
+
+static int route_symbol(void *ctx, uint32_t index, const char *sym, size_t len)
+{
+    route *r = ctx;
+    const rd_kafka_message_t *m = r->m;
+    if (m->key && (m->key_len != len || memcmp(m->key, sym, len) != 0)) {
+        r->code = "KEY_MISMATCH";
+        return proto_error_set(r->err, PROTO_E_BAD_VALUE, index, "trade %u: symbol '%.*s' is not "
+                               "the record's key '%.*s'", index, (int)len, sym,
+                               (int)(m->key_len > 64 ? 64 : m->key_len), (const char *)m->key);
+    }
+    int32_t want = rd_kafka_msg_partitioner_murmur2(r->k->rkt, sym, len, r->k->topic_parts, NULL,
+                                                    NULL);
+    if (want != m->partition) {
+        r->code = "WRONG_PARTITION";
+        return proto_error_set(r->err, PROTO_E_BAD_VALUE, index, "trade %u: symbol '%.*s' belongs "
+                               "in partition %d (murmur2 of %d partitions), not %d", index,
+                               (int)len, sym, (int)want, (int)r->k->topic_parts, (int)m->partition);
+    }
+    return 0;
+}
+
 /* The value into k->batch: a T message, else one trade (as ["T", 1, [v]]). */
 static int decode(struct kafka *k, const rd_kafka_message_t *m, proto_error *err)
 {
@@ -273,15 +313,17 @@ static int decode(struct kafka *k, const rd_kafka_message_t *m, proto_error *err
     return -1;
 }
 
-static void bad_record(struct kafka *k, kpart *p, rd_kafka_message_t *m, const proto_error *err)
+/* code: the log's name for the refusal; NULL = the decoder's code. */
+static void bad_record(struct kafka *k, kpart *p, rd_kafka_message_t *m, const proto_error *err,
+                       const char *code)
 {
     char esc[LOG_ESC_MAX(sizeof err->msg)];
     int stop = k->srv->cfg.kafka_on_error == KAFKA_ON_ERROR_STOP;
     p->bad++;
     log_warn("kafka_bad_record topic=%s partition=%d offset=%" PRId64 " code=%s msg=\"%s\" "
              "action=%s", k->srv->cfg.kafka_topic, (int)p->id, m->offset,
-             proto_code_name(err->code), log_esc(esc, sizeof esc, err->msg, strlen(err->msg)),
-             stop ? "stop_partition" : "skip");
+             code ? code : proto_code_name(err->code),
+             log_esc(esc, sizeof esc, err->msg, strlen(err->msg)), stop ? "stop_partition" : "skip");
     if (!stop) {
         advance(k, p, m);
         return;
@@ -314,7 +356,7 @@ static void apply(struct kafka *k, kpart *p, rd_kafka_message_t *m)
     if (d < 0 && err.code == PROTO_E_TOO_MANY_CLIENTS) /* capacity: wait, never skip */
         return store_full(k, p, m, "max_clients");
     if (d < 0)
-        return bad_record(k, p, m, &err);
+        return bad_record(k, p, m, &err, NULL);
     if (d > 0 && gseq <= gw->durable_seq) { /* a resend the node holds */
         p->dups++;
         srv->metrics.duplicate_batches_total++;
@@ -324,7 +366,12 @@ static void apply(struct kafka *k, kpart *p, rd_kafka_message_t *m)
     if (decode(k, m, &err) != 0) {
         if (err.code == PROTO_E_SYMBOL_LIMIT) /* capacity, not the record's fault */
             return store_full(k, p, m, "symbol_limit");
-        return bad_record(k, p, m, &err);
+        return bad_record(k, p, m, &err, NULL);
+    }
+    route r = {k, m, &err, NULL};
+    if (store_batch_symbols(srv->store, &k->batch, route_symbol, &r) != 0) {
+        store_batch_reset(&k->batch); /* staged only: no symbol was created */
+        return bad_record(k, p, m, &err, r.code);
     }
     int rc = store_batch_reserve(srv->store, &k->batch);
     if (rc != STORE_OK) {
@@ -443,15 +490,16 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-/* --kafka-node: the topic's partition count, on a worker thread (a
- * metadata request may wait for brokers); retried until it comes or slotd
- * stops. */
+/* The topic's partition count, on a worker thread (a metadata request may
+ * wait for brokers); retried until it comes or slotd stops. --kafka-node
+ * derives the owned partitions from it, and every record's routing check
+ * (route_symbol) hashes over it, so both kinds of node ask. */
 static void meta_work(uv_work_t *w)
 {
     struct kafka *k = w->data;
     const char *topic = k->srv->cfg.kafka_topic;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(k->rk, topic, NULL);
-    for (int tries = 0; rkt && !k->stopping; tries++) {
+    rd_kafka_topic_t *rkt = k->rkt;
+    for (int tries = 0; !k->stopping; tries++) {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_resp_err_t err = rd_kafka_metadata(k->rk, 0, rkt, &md, 2000);
         if (!err && md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0)
@@ -468,8 +516,6 @@ static void meta_work(uv_work_t *w)
             log_warn("kafka_metadata_retry topic=%s err=\"%s\"", topic, k->meta_err);
         usleep(500 * 1000);
     }
-    if (rkt)
-        rd_kafka_topic_destroy(rkt);
 }
 
 static void (*kafka_fail)(server *srv);
@@ -511,6 +557,10 @@ int kafka_start(server *srv, void (*fail)(server *srv))
         return UV_EINVAL;
     }
     rd_kafka_poll_set_consumer(k->rk); /* errors and callbacks come with the records */
+    if (!(k->rkt = rd_kafka_topic_new(k->rk, srv->cfg.kafka_topic, NULL))) {
+        log_error("kafka_start_failed err=\"%s\"", rd_kafka_err2str(rd_kafka_last_error()));
+        return UV_EINVAL;
+    }
     k->q = rd_kafka_queue_get_consumer(k->rk);
     int rc;
     if (pipe2(k->fds, O_NONBLOCK | O_CLOEXEC) < 0)
@@ -528,8 +578,6 @@ int kafka_start(server *srv, void (*fail)(server *srv))
              srv->cfg.kafka_topic, srv->cfg.kafka_node ? "node" : "partitions",
              srv->cfg.kafka_node ? srv->cfg.kafka_node : srv->cfg.kafka_partitions,
              srv->cfg.kafka_on_error == KAFKA_ON_ERROR_STOP ? "stop" : "skip");
-    if (!srv->cfg.kafka_node)
-        return kafka_assign(k) == 0 ? 0 : UV_EINVAL;
     k->meta.data = k;
     return uv_queue_work(srv->loop, &k->meta, meta_work, meta_done);
 }
@@ -557,6 +605,8 @@ void kafka_free(server *srv)
         rd_kafka_queue_io_event_enable(k->q, -1, NULL, 0);
         rd_kafka_queue_destroy(k->q);
     }
+    if (k->rkt)
+        rd_kafka_topic_destroy(k->rkt);
     /* Static assignment, no group to leave: nothing to wait for. */
     if (k->rk)
         rd_kafka_destroy_flags(k->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -606,10 +656,16 @@ static void mark_journaled(void *ctx, int status)
         cl->durable_seq = cl->accepted_seq;
 }
 
-/* The journal rotates at a barrier only past a segment holding a record,
- * and numbers snapshots by segment; a Kafka-fed node journals nothing
- * else. So each checkpoint appends an empty T batch of a reserved name
- * (replayed as nothing, its seq restored like any client's). */
+/* Needed, not an artefact: a snapshot is named by the journal segment its
+ * barrier sealed, a barrier rotates only a segment holding a record
+ * (journal_rotate_barrier: idle TCP nodes make no empty segments), and a
+ * barrier whose segment the newest snapshot already covers takes none
+ * (checkpoint.c, ckpt_on_barrier). A Kafka-fed node journals nothing
+ * else, so without this record its segment never moves and no snapshot is
+ * ever taken (tried: 0 checkpoints over 6 due, every restart replays the
+ * topic from offset 0). Each checkpoint appends one empty T batch of a
+ * reserved name: replayed as nothing, its seq restored like any client's.
+ * Cost: 47 journal bytes and one fsync per checkpoint. */
 int kafka_checkpoint_mark(server *srv)
 {
     uint8_t msg[16] = {0x93, 0xa1, 'T', 0xcf};

@@ -2,7 +2,8 @@
  * batch refused at staging (reset) or by reserve (STORE_EFULL) leaves no
  * symbol behind (no kind fixed, no quota used, ids and table as before);
  * the batch's own table of new symbols (repeats, kinds, growth); batches
- * staged at the same time; snapshots unaffected.
+ * staged at the same time; snapshots unaffected; store_batch_symbols, the
+ * walk over a staged batch's symbols.
  *
  * White-box where it matters: the table's slots are compared through
  * store_internal.h, to prove that removing symbols (backward-shift
@@ -572,6 +573,59 @@ static void test_snapshot_identical(void **st)
     store_close(a);
 }
 
+/* ---- store_batch_symbols ------------------------------------------------ */
+
+typedef struct walk {
+    char seen[16][40]; /* "index:symbol" */
+    int n, stop_at;
+} walk;
+
+static int walk_fn(void *ctx, uint32_t index, const char *sym, size_t len)
+{
+    walk *w = ctx;
+    assert_true(w->n < 16);
+    snprintf(w->seen[w->n], sizeof w->seen[0], "%u:%.*s", index, (int)len, sym);
+    return ++w->n == w->stop_at ? 7 : 0;
+}
+
+/* Every symbol of a staged batch, known or new, once per run, with the
+ * index of the run's first trade; the same after reserve; a non-zero
+ * result stops the walk. Nothing changes. */
+static void test_batch_symbols_walk(void **st)
+{
+    (void)st;
+    store *s = open_sym(0, 0);
+    store_batch b;
+    store_batch_init(&b);
+    assert_int_equal(add_t(s, &b, "OLD", 1), STORE_OK);
+    assert_int_equal(commit(s, &b), STORE_OK);
+    const char *seq[] = {"OLD", "OLD", "NEW1", "NEW1", "NEW1", "OLD", "NEW2", "NEW1"};
+    for (uint64_t i = 0; i < 8; i++)
+        assert_int_equal(add_t(s, &b, seq[i], 10 + i), STORE_OK);
+    const char *want[] = {"0:OLD", "2:NEW1", "5:OLD", "6:NEW2", "7:NEW1"};
+    for (int reserved = 0; reserved < 2; reserved++) {
+        walk w = {.stop_at = -1};
+        assert_int_equal(store_batch_symbols(s, &b, walk_fn, &w), 0);
+        assert_int_equal(w.n, 5);
+        for (int i = 0; i < 5; i++)
+            assert_string_equal(w.seen[i], want[i]);
+        walk w2 = {.stop_at = 3};
+        assert_int_equal(store_batch_symbols(s, &b, walk_fn, &w2), 7);
+        assert_int_equal(w2.n, 3);
+        if (!reserved)
+            assert_int_equal(store_batch_reserve(s, &b), STORE_OK);
+    }
+    store_batch_commit(s, &b);
+    walk w = {.stop_at = -1};
+    assert_int_equal(store_batch_symbols(s, &b, walk_fn, &w), 0); /* empty now */
+    assert_int_equal(w.n, 0);
+    store_symbol_info si; /* the walks left the batch whole: NEW1's 4 trades */
+    assert_int_equal(store_symbol(s, "NEW1", 4, &si), STORE_OK);
+    assert_int_equal(si.agg.count, 4);
+    store_batch_free(&b);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -579,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_efull_pops_symbols),   cmocka_unit_test(test_efull_stress),
         cmocka_unit_test(test_many_new_symbols),     cmocka_unit_test(test_concurrent_staging),
         cmocka_unit_test(test_snapshot_identical),   cmocka_unit_test(test_release_pipelined),
+        cmocka_unit_test(test_batch_symbols_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
