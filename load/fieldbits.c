@@ -104,20 +104,26 @@ int main(int argc, char **argv)
     workload_free(&w);
 
     /* Page bits: every full page of every symbol, planned as sealed. */
-    double bits[KIND_MAX_FIELDS] = {0};
-    uint64_t paged = 0, body = 0, pages = 0, wide = 0;
+    double bits[KIND_MAX_FIELDS] = {0}, abits[KIND_MAX_FIELDS] = {0};
+    uint64_t paged = 0, body = 0, abody = 0, pages = 0, wide = 0;
     for (uint32_t y = 0; y < nsym; y++)
         for (uint32_t at = 0; at + per_page <= s[y].n; at += per_page) {
-            cpage_plan pl;
+            cpage_plan pl, al;
             pages++;
-            if (cpage_plan_page(&pl, &kind_trade, s[y].t + at, per_page, 0) < 0) {
+            /* The byte-aligned variant is planned beside: a page that gains
+             * bit-packed gains byte-aligned too on W1 (or is counted wide). */
+            if (cpage_plan_page(&pl, &kind_trade, s[y].t + at, per_page, 0) < 0 ||
+                cpage_plan_page(&al, &kind_trade, s[y].t + at, per_page, CPAGE_BYTE_ALIGN) < 0) {
                 wide++;
                 continue;
             }
-            for (unsigned f = 0; f < nf; f++)
+            for (unsigned f = 0; f < nf; f++) {
                 bits[f] += (double)pl.width[f] * per_page;
+                abits[f] += (double)al.width[f] * per_page;
+            }
             paged += per_page;
             body += pl.bytes;
+            abody += al.bytes;
         }
 
     /* Bounds: per field, the entropy of the value and of the change from
@@ -149,24 +155,31 @@ int main(int argc, char **argv)
     printf("fieldbits: %" PRIu64 " W1 trades, %u symbols, seed %" PRIu64 "; pages of %u records "
            "(%" PRIu64 " full pages, %" PRIu64 " kept wide)\n\n",
            trades, nsym, seed, per_page, pages, wide);
-    printf("%-6s %10s %10s %10s %10s\n", "field", "page bits", "H(value)", "H(change)", "bound");
-    double tot_page = 0, tot_bound = 0;
+    printf("%-6s %10s %10s %10s %10s %10s\n", "field", "page bits", "byte-align", "H(value)",
+           "H(change)", "bound");
+    double tot_page = 0, tot_align = 0, tot_bound = 0;
     for (unsigned f = 0; f < nf; f++) {
         double pb = paged ? bits[f] / (double)paged : 0, b = hv[f] < hd[f] ? hv[f] : hd[f];
+        double ab = paged ? abits[f] / (double)paged : 0;
         tot_page += pb;
+        tot_align += ab;
         tot_bound += b;
-        printf("%-6s %10.2f %10.2f %10.2f %10.2f\n", kind_trade.fields[f].key, pb, hv[f], hd[f], b);
+        printf("%-6s %10.2f %10.2f %10.2f %10.2f %10.2f\n", kind_trade.fields[f].key, pb, ab, hv[f],
+               hd[f], b);
     }
     double b_ts = hv[TRADE_ts] < hd[TRADE_ts] ? hv[TRADE_ts] : hd[TRADE_ts];
     double b_id = hv[TRADE_id] < hd[TRADE_id] ? hv[TRADE_id] : hd[TRADE_id];
-    printf("%-6s %10.2f %10s %10s %10.2f\n", "total", tot_page, "", "", tot_bound);
-    printf("%-6s %10s %10s %10.2f %10.2f   (ts and id coded together)\n", "joint", "", "",
+    printf("%-6s %10.2f %10.2f %10s %10s %10.2f\n", "total", tot_page, tot_align, "", "",
+           tot_bound);
+    printf("%-6s %10s %10s %10s %10.2f %10.2f   (ts and id coded together)\n", "joint", "", "", "",
            h_joint, tot_bound - b_ts - b_id + h_joint);
     double per_rec = paged ? (double)body * 8 / (double)paged : 0;
     printf("\npage body incl. its header and padding: %.2f bits = %.2f bytes a record "
            "(records %.2f, header %.2f); + the 32-byte slab page header: %.2f bytes\n",
            per_rec, per_rec / 8, tot_page / 8, (per_rec - tot_page) / 8,
            (per_rec + 8.0 * (double)SLAB_PAGE_HEADER / per_page) / 8);
+    printf("byte-aligned widths: %.2f bytes a record with the page's header and padding\n",
+           paged ? (double)abody / (double)paged : 0);
     printf("bound: %.2f bytes a trade apart, %.2f with ts and id together\n", tot_bound / 8,
            (tot_bound - b_ts - b_id + h_joint) / 8);
 
