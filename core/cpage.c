@@ -126,41 +126,80 @@ static uint64_t cpage__gcd(uint64_t a, uint64_t b)
 
 /* ---- encode --------------------------------------------------------------- */
 
-int cpage_plan_page(cpage_plan *pl, const kind *k, const void *slots, uint32_t n, unsigned flags)
+/* The page's values as columns, col[f][i] = slot f of record i, and each
+ * field's smallest and largest value (lo, hi: ordered as signed where the
+ * slot is, by flipping the sign bit; field 0's tombstones left out; lo >
+ * hi when there is none): plan and encode then run down one array per
+ * field. The base trade kind's slots are read through the struct (its
+ * layout is the compiler's) in one pass; any other kind's from the
+ * positions cpage__layout computes. */
+typedef uint64_t cpage__cols[KIND_MAX_FIELDS][CPAGE_MAX_RECS];
+
+#define CPAGE__FLIP(flags) (((flags) & KIND_SIGNED) ? (uint64_t)1 << 63 : 0)
+#define CPAGE__COL(name, type, bits, flags, doc)                                    \
+    {                                                                               \
+        uint64_t x = t[i].name;                                                     \
+        col[f][i] = x;                                                              \
+        if (f || x != dead) {                                                       \
+            x ^= CPAGE__FLIP(flags);                                                \
+            l[f] = x < l[f] ? x : l[f];                                             \
+            h[f] = x > h[f] ? x : h[f];                                             \
+        }                                                                           \
+        f++;                                                                        \
+    }
+
+static void cpage__columns(const kind *k, const void *slots, uint32_t n, cpage__cols col,
+                           uint64_t *lo, uint64_t *hi)
 {
+    const uint64_t dead = cpage__ones(k->fields[0].bits);
+    if (k == &kind_trade) {
+        const trade *t = slots;
+        uint64_t l[TRADE_NFIELDS], h[TRADE_NFIELDS];
+        for (unsigned f = 0; f < TRADE_NFIELDS; f++)
+            l[f] = UINT64_MAX, h[f] = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            unsigned f = 0;
+            TRADE_SLOTS(CPAGE__COL)
+        }
+        memcpy(lo, l, sizeof l);
+        memcpy(hi, h, sizeof h);
+        return;
+    }
     const unsigned char *in = slots;
-    const size_t size = k->size;
     uint8_t word[KIND_MAX_FIELDS], shift[KIND_MAX_FIELDS];
-    assert(size % 8 == 0 && k->nfields <= KIND_MAX_FIELDS);
-    if (n == 0 || n > CPAGE_MAX_RECS)
-        return CPAGE_ENOGAIN;
-    memset(pl, 0, sizeof *pl);
     cpage__layout(k, word, shift);
+    for (unsigned f = 0; f < k->nfields; f++) {
+        const uint64_t fmask = cpage__ones(k->fields[f].bits), flip = CPAGE__FLIP(k->fields[f].flags);
+        lo[f] = UINT64_MAX, hi[f] = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t x = col[f][i] = cpage__slot(in + (size_t)i * k->size, word[f], shift[f], fmask);
+            if (f == 0 && x == dead)
+                continue;
+            x ^= flip;
+            lo[f] = x < lo[f] ? x : lo[f];
+            hi[f] = x > hi[f] ? x : hi[f];
+        }
+    }
+}
+
+static int cpage__plan(cpage_plan *pl, const kind *k, const cpage__cols col, const uint64_t *los,
+                       const uint64_t *his, uint32_t n, unsigned flags)
+{
+    memset(pl, 0, sizeof *pl);
     pl->n = n;
     pl->nfields = k->nfields;
     const uint64_t dead = cpage__ones(k->fields[0].bits);
     unsigned rbits = 0, nsteps = 0;
     for (unsigned f = 0; f < k->nfields; f++) {
-        const uint64_t fmask = cpage__ones(k->fields[f].bits);
-        /* Ordered as signed where the slot is: flipping the sign bit makes
-         * unsigned order the signed order. */
-        const uint64_t flip = (k->fields[f].flags & KIND_SIGNED) ? (uint64_t)1 << 63 : 0;
-        uint64_t lo = UINT64_MAX, hi = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            uint64_t x = cpage__slot(in + i * size, word[f], shift[f], fmask);
-            if (f == 0 && x == dead)
-                continue;
-            x ^= flip;
-            lo = x < lo ? x : lo;
-            hi = x > hi ? x : hi;
-        }
+        const uint64_t *c = col[f], flip = CPAGE__FLIP(k->fields[f].flags);
+        uint64_t lo = los[f], hi = his[f]; /* in signed order where the slot is signed */
         if (lo > hi) /* field 0 of a page of tombstones only */
             lo = hi = 0;
         const uint64_t base = lo ^ flip;
         uint64_t g = 0;
         cpage__div d = {0, 0, 0};
         for (uint32_t i = 0; i < n && g != 1; i++) {
-            uint64_t x = cpage__slot(in + i * size, word[f], shift[f], fmask), q;
+            uint64_t x = c[i], q;
             if ((f == 0 && x == dead) || x == base)
                 continue;
             uint64_t off = x - base; /* mod 2^64: right for signed slots too */
@@ -190,18 +229,17 @@ int cpage_plan_page(cpage_plan *pl, const kind *k, const void *slots, uint32_t n
     pl->rbits = (uint16_t)rbits;
     pl->hdr = (uint16_t)(CPAGE__FIXED + (k->nfields + 7u) / 8 * 8 + 8u * k->nfields + 8u * nsteps);
     uint64_t bytes = pl->hdr + ((uint64_t)n * rbits + 7) / 8 + CPAGE_PAD;
-    if (bytes >= (uint64_t)n * size)
+    if (bytes >= (uint64_t)n * k->size)
         return CPAGE_ENOGAIN;
     pl->bytes = (uint32_t)bytes;
     return (int)bytes;
 }
 
-void cpage_encode(const cpage_plan *pl, const kind *k, const void *slots, void *body)
+/* Write the body; col's values become their q's. */
+static void cpage__encode(const cpage_plan *pl, const kind *k, cpage__cols col, void *body)
 {
-    const unsigned char *in = slots;
     unsigned char *b = body;
-    uint8_t word[KIND_MAX_FIELDS], shift[KIND_MAX_FIELDS];
-    cpage__layout(k, word, shift);
+    const unsigned nf = pl->nfields;
     memset(b, 0, pl->bytes);
     b[0] = CPAGE_MAGIC;
     b[1] = pl->nfields;
@@ -209,33 +247,82 @@ void cpage_encode(const cpage_plan *pl, const kind *k, const void *slots, void *
     memcpy(b + 4, &pl->stepmask, 2);
     memcpy(b + 6, &pl->hdr, 2);
     unsigned char *p = b + CPAGE__FIXED;
-    memcpy(p, pl->width, pl->nfields);
-    p += (pl->nfields + 7u) / 8 * 8;
-    for (unsigned f = 0; f < pl->nfields; f++, p += 8)
+    memcpy(p, pl->width, nf);
+    p += (nf + 7u) / 8 * 8;
+    for (unsigned f = 0; f < nf; f++, p += 8)
         cpage__store(p, pl->base[f]);
-    for (unsigned f = 0; f < pl->nfields; f++)
+    for (unsigned f = 0; f < nf; f++)
         if (pl->stepmask & (1u << f)) {
             cpage__store(p, pl->step[f]);
             p += 8;
         }
-    unsigned char *recs = b + pl->hdr;
+    /* Each column turned into its q's in place ... */
     const uint64_t dead = cpage__ones(k->fields[0].bits);
-    uint64_t off = 0;
-    for (unsigned f = 0; f < pl->nfields; f++) {
-        const uint64_t fmask = cpage__ones(k->fields[f].bits), qmask = cpage__ones(pl->width[f]);
+    for (unsigned f = 0; f < nf; f++) {
         const cpage__div d = cpage__div_make(pl->step[f]);
-        if (pl->width[f] == 0) /* every value is the base */
-            continue;
-        for (uint32_t i = 0; i < pl->n; i++) {
-            uint64_t x = cpage__slot(in + (size_t)i * k->size, word[f], shift[f], fmask), q = 0;
-            if (f == 0 && x == dead)
-                q = qmask;
-            else
-                cpage__div_exact(&d, x - pl->base[f], &q);
-            cpage__put(recs, (uint64_t)i * pl->rbits + off, q);
-        }
-        off += pl->width[f];
+        const uint64_t base = pl->base[f], qmask = cpage__ones(pl->width[f]);
+        uint64_t *c = col[f];
+        for (uint32_t i = 0; i < pl->n; i++)
+            c[i] = f == 0 && c[i] == dead ? qmask : ((c[i] - base) >> d.tz) * d.inv;
     }
+    /* ... then written record by record, field by field, as one little
+     * endian bit stream in whole 64-bit words: the last word ends within
+     * CPAGE_PAD of the records' last byte. */
+    unsigned char *out = b + pl->hdr;
+    uint64_t acc = 0;
+    unsigned nacc = 0; /* bits in acc, < 64 */
+    for (uint32_t i = 0; i < pl->n; i++)
+        for (unsigned f = 0; f < nf; f++) {
+            const uint64_t q = col[f][i];
+            const unsigned w = pl->width[f];
+            acc |= q << nacc;
+            if (nacc + w < 64) {
+                nacc += w;
+                continue;
+            }
+            cpage__store(out, acc);
+            out += 8;
+            acc = nacc ? q >> (64 - nacc) : 0;
+            nacc = nacc + w - 64;
+        }
+    if (nacc)
+        cpage__store(out, acc);
+    assert(out + (nacc ? 8 : 0) <= b + pl->bytes);
+}
+
+int cpage_plan_page(cpage_plan *pl, const kind *k, const void *slots, uint32_t n, unsigned flags)
+{
+    assert(k->size % 8 == 0 && k->nfields <= KIND_MAX_FIELDS);
+    if (n == 0 || n > CPAGE_MAX_RECS)
+        return CPAGE_ENOGAIN;
+    cpage__cols col;
+    uint64_t lo[KIND_MAX_FIELDS], hi[KIND_MAX_FIELDS];
+    cpage__columns(k, slots, n, col, lo, hi);
+    return cpage__plan(pl, k, col, lo, hi, n, flags);
+}
+
+void cpage_encode(const cpage_plan *pl, const kind *k, const void *slots, void *body)
+{
+    cpage__cols col;
+    uint64_t lo[KIND_MAX_FIELDS], hi[KIND_MAX_FIELDS];
+    cpage__columns(k, slots, pl->n, col, lo, hi);
+    cpage__encode(pl, k, col, body);
+}
+
+int cpage_compact(cpage_plan *pl, const kind *k, const void *slots, uint32_t n, void *body,
+                  size_t cap)
+{
+    assert(k->size % 8 == 0 && k->nfields <= KIND_MAX_FIELDS);
+    if (n == 0 || n > CPAGE_MAX_RECS)
+        return CPAGE_ENOGAIN;
+    cpage__cols col;
+    uint64_t lo[KIND_MAX_FIELDS], hi[KIND_MAX_FIELDS];
+    cpage__columns(k, slots, n, col, lo, hi);
+    int bytes = cpage__plan(pl, k, col, lo, hi, n, 0);
+    if (bytes < 0 || (size_t)bytes > cap)
+        return CPAGE_ENOGAIN;
+    cpage__encode(pl, k, col, body);
+    return bytes;
 }
 
 /* ---- decode --------------------------------------------------------------- */

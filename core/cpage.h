@@ -57,7 +57,7 @@
 
 #define CPAGE_MAGIC 0xC5
 #define CPAGE_PAD 8          /* zero bytes after the records: loads read 9 bytes */
-#define CPAGE_MAX_RECS 4096  /* records per compact page (a slab page holds far fewer) */
+#define CPAGE_MAX_RECS 256   /* records per compact page (a 2 KiB slab page holds 63) */
 #define CPAGE_BYTE_ALIGN 1   /* cpage_plan flag: widths rounded up to whole bytes */
 
 /* What an encode will write; cpage_plan fills it, cpage_encode uses it. */
@@ -98,6 +98,11 @@ typedef struct cpage_view {
 int cpage_plan_page(cpage_plan *pl, const kind *k, const void *slots, uint32_t n, unsigned flags);
 /* Write the planned body (pl->bytes) at `body`. */
 void cpage_encode(const cpage_plan *pl, const kind *k, const void *slots, void *body);
+/* Both at once (bit-packed), the slots read once: the body, pl->bytes, at
+ * `body` (cap bytes). Returns the bytes, or CPAGE_ENOGAIN as
+ * cpage_plan_page does, or when they would pass cap. */
+int cpage_compact(cpage_plan *pl, const kind *k, const void *slots, uint32_t n, void *body,
+                  size_t cap);
 
 /* Open a body written by cpage_encode for kind k (trusted: the store's own
  * pages). */

@@ -17,9 +17,10 @@
  * which is when memory matters). The sealed page is still hot in the cache
  * from the commit that filled it.
  *
- * Compacting a page: plan it (cpage_plan_page); take a slab page of the
- * smallest class holding the body; encode; copy the header (min/max ts,
- * count), mark it (STORE__CPAGE in ->size), link it in the wide page's
+ * Compacting a page: encode it into a buffer (cpage_compact: the slots
+ * are read once for planning and encoding); take a slab page of the
+ * smallest class holding the body; copy the body and the header (min/max
+ * ts, count) in, mark it (STORE__CPAGE in ->size), link it in the wide page's
  * place and free the wide page, which the next chained tail takes back
  * (slab_alloc_reuse prefers the largest free page). A page that does not
  * compress, or whose class would not be smaller, or for which no memory
@@ -95,7 +96,8 @@ void store__page_free(store *s, slab_page *pg)
 static slab_page *store__compact_page(store *s, const kind *k, const slab_page *pg)
 {
     cpage_plan pl;
-    if (store__is_compact(pg) || cpage_plan_page(&pl, k, pg->slots, pg->count, 0) < 0)
+    _Alignas(8) unsigned char body[STORE__PAGE_BUF];
+    if (store__is_compact(pg) || cpage_compact(&pl, k, pg->slots, pg->count, body, sizeof body) < 0)
         return NULL;
     const size_t want = SLAB_PAGE_HEADER + pl.bytes;
     const int c = slab_class_index(want), w = slab_class_index(pg->size);
@@ -116,7 +118,7 @@ static slab_page *store__compact_page(store *s, const kind *k, const slab_page *
         slab_free(s->slab, n);
         return NULL;
     }
-    cpage_encode(&pl, k, pg->slots, n->slots);
+    memcpy(n->slots, body, pl.bytes);
     n->min_ts = pg->min_ts;
     n->max_ts = pg->max_ts;
     n->count = pg->count;
