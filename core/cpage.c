@@ -290,15 +290,22 @@ static void cpage__encode(const cpage_plan *pl, const kind *k, cpage__cols col, 
     assert(out + (nacc ? 8 : 0) <= b + pl->bytes);
 }
 
-int cpage_plan_page(cpage_plan *pl, const kind *k, const void *slots, uint32_t n, unsigned flags)
+/* Read the n slots into col and plan them: cpage_plan_page's contract. */
+static int cpage__read_plan(cpage_plan *pl, const kind *k, const void *slots, uint32_t n,
+                            unsigned flags, cpage__cols col)
 {
     assert(k->size % 8 == 0 && k->nfields <= KIND_MAX_FIELDS);
     if (n == 0 || n > CPAGE_MAX_RECS)
         return CPAGE_ENOGAIN;
-    cpage__cols col;
     uint64_t lo[KIND_MAX_FIELDS], hi[KIND_MAX_FIELDS];
     cpage__columns(k, slots, n, col, lo, hi);
     return cpage__plan(pl, k, col, lo, hi, n, flags);
+}
+
+int cpage_plan_page(cpage_plan *pl, const kind *k, const void *slots, uint32_t n, unsigned flags)
+{
+    cpage__cols col;
+    return cpage__read_plan(pl, k, slots, n, flags, col);
 }
 
 void cpage_encode(const cpage_plan *pl, const kind *k, const void *slots, void *body)
@@ -312,13 +319,8 @@ void cpage_encode(const cpage_plan *pl, const kind *k, const void *slots, void *
 int cpage_compact(cpage_plan *pl, const kind *k, const void *slots, uint32_t n, void *body,
                   size_t cap)
 {
-    assert(k->size % 8 == 0 && k->nfields <= KIND_MAX_FIELDS);
-    if (n == 0 || n > CPAGE_MAX_RECS)
-        return CPAGE_ENOGAIN;
     cpage__cols col;
-    uint64_t lo[KIND_MAX_FIELDS], hi[KIND_MAX_FIELDS];
-    cpage__columns(k, slots, n, col, lo, hi);
-    int bytes = cpage__plan(pl, k, col, lo, hi, n, 0);
+    int bytes = cpage__read_plan(pl, k, slots, n, 0, col);
     if (bytes < 0 || (size_t)bytes > cap)
         return CPAGE_ENOGAIN;
     cpage__encode(pl, k, col, body);
