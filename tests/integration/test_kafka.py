@@ -13,6 +13,8 @@ tests/kafka/produce.c (kproduce) and by kcat, the independent producer.
 - bad records are counted and logged, then skipped, or stop only their
   partition; so are records whose symbols are not their key, or not in
   their partition by Kafka's murmur2 (they would give a symbol two owners);
+- offsets are committed to Kafka (for lag monitors) after each snapshot,
+  never ahead of one, and they are the offsets the snapshot holds;
 - TCP T batches and deletes are refused READ_ONLY, queries work, reserved
   client names cannot HELLO.
 """
@@ -34,6 +36,7 @@ BUILD = os.environ.get("SLOTD_BUILD_DIR") or os.path.join(os.path.dirname(__file
                                                            "build")
 MOCKCLUSTER = os.path.join(BUILD, "tests", "mockcluster")
 KPRODUCE = os.path.join(BUILD, "tests", "kproduce")
+KCOMMITTED = os.path.join(BUILD, "tests", "kcommitted")
 TS0 = 1767225600 * 10 ** 9
 # Fast fetches: the tests wait on offsets, never on time.
 FAST = ["--kafka-conf", "fetch.wait.max.ms=50", "--kafka-conf", "log_level=3"]
@@ -596,6 +599,46 @@ def test_tcp_writes_refused_queries_work():
                 r = c2.recv()
                 assert r[:3] == ["ERR", 0, "BAD_MESSAGE"] and "reserved" in r[3], r
                 c2.close()
+
+
+def committed(mc, partitions):
+    """The offsets slotd's group ("slotd-<topic>") committed, read back from
+    Kafka by tests/kafka/committed.c: {partition: offset}, -1001 = none."""
+    p = subprocess.run([KCOMMITTED, mc.bootstrap, "slotd-" + mc.topic, mc.topic, str(partitions)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return {int(a): int(b) for a, b in (line.split() for line in p.stdout.splitlines())}
+
+
+def test_offsets_committed_after_snapshots():
+    """Kafka's copy of the offsets follows the snapshots: nothing committed
+    while no snapshot exists (however much was consumed); after snapshots,
+    the committed offsets are each partition's next offset; a SIGKILLed node
+    restarts from the snapshot at exactly those offsets."""
+    never = ["--checkpoint-interval", "1h"]
+    with MockCluster(partitions=2) as mc:
+        s = node(mc, "0,1", extra=never)
+        base = s.extra_args[:-len(never)]
+        with s:
+            produce(mc, [good(i % 2, i) for i in range(100)])
+            wait_consumed([s], 100)
+            assert "checkpoint_done" not in s.logs()
+            assert committed(mc, 2) == {0: -1001, 1: -1001}
+            # Restarted with snapshots every 100 ms: the records are read again
+            # from Kafka (no snapshot yet), then a snapshot, then a commit.
+            s.stop()
+            s.start(base + ["--checkpoint-interval", "100ms"])
+            produce(mc, [good(i % 2, i) for i in range(100, 400)])
+            wait_consumed([s], 400)
+            nexts = {p["partition"]: p["next_offset"] for p in kstats(s)["partitions"]}
+            assert nexts == {0: 200, 1: 200}, nexts
+            wait_for(lambda: committed(mc, 2) == nexts, 60, "offsets committed after a snapshot")
+            assert "checkpoint_done" in s.logs() and "kafka_commit_failed" not in s.logs()
+            s.kill()
+            s.start(base + never)
+            assert "kafka_assigned topic=trades partitions=2 next_offsets=0@200,1@200" in s.logs(), \
+                s.logs()
+            assert s.http_json("/stats")[1]["trades"] == 400
 
 
 if __name__ == "__main__":
