@@ -96,6 +96,7 @@ int sl_kafka_run(const sl_config *cfg)
     for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
         if (rd_kafka_conf_set(conf, set[i][0], set[i][1], errstr, sizeof errstr)) {
             fprintf(stderr, "slotload: %s\n", errstr);
+            rd_kafka_conf_destroy(conf);
             return 2;
         }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -105,11 +106,15 @@ int sl_kafka_run(const sl_config *cfg)
         return 2;
     }
     workload w;
-    if (workload_init(&w, cfg->symbols, cfg->zipf, cfg->seed) != 0)
+    pending *pend = cfg->kafka_batch ? calloc(cfg->symbols, sizeof *pend) : NULL;
+    if ((cfg->kafka_batch && !pend) || workload_init(&w, cfg->symbols, cfg->zipf, cfg->seed) != 0) {
+        fprintf(stderr, "slotload: workload: bad parameters or out of memory\n");
+        free(pend);
+        rd_kafka_destroy(rk); /* rk owns conf */
         return 2;
+    }
     uint64_t trades = cfg->trades ? cfg->trades : sl_pool_trades(cfg), records = 0, bytes = 0;
     int flags = (cfg->form_array ? WORKLOAD_ARRAY : 0) | (cfg->px_float ? WORKLOAD_PX_FLOAT : 0);
-    pending *pend = cfg->kafka_batch ? calloc(cfg->symbols, sizeof *pend) : NULL;
     msgpack_sbuffer one, msg;
     msgpack_sbuffer_init(&one);
     msgpack_sbuffer_init(&msg);
