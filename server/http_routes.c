@@ -2,7 +2,7 @@
  *
  *   GET /healthz /readyz /stats /metrics /schema /symbols?top=N&by=...
  *       /symbols/{sym} /symbols/{sym}/trades /symbols/{sym}/bars
- *       /export?syms=&from=&to=&format= (streamed: http_export.c)
+ *       /export?syms=&from=&to=&format= (streamed: http_export.c) /clients
  *   DELETE /symbols/{sym}/trades?from=&to=
  *
  * A handler turns the request (path after its endpoint's prefix, query
@@ -331,6 +331,53 @@ static void ep_export(const http_req *r, http__answer *a)
         a->status = 500;
 }
 
+/* GET /clients: every client name with its last durable seq (the seq a
+ * resuming producer's WELCOME would carry), in table order. */
+typedef struct clients_out {
+    emit *e;
+    uint32_t n;
+} clients_out;
+
+static void clients_count(void *ctx, const char *name, size_t n, uint64_t seq)
+{
+    (void)name, (void)n, (void)seq;
+    ((clients_out *)ctx)->n++;
+}
+
+static void clients_emit(void *ctx, const char *name, size_t n, uint64_t seq)
+{
+    emit *e = ((clients_out *)ctx)->e;
+    e->map(e, 2);
+    e->key(e, "name");
+    e->str(e, name, n);
+    e->key(e, "last_seq");
+    e->u64(e, seq);
+    e->end(e);
+}
+
+static void ep_clients(const http_req *r, http__answer *a)
+{
+    if (replaying(r->srv, a))
+        return;
+    if (r->qlen) {
+        http__answer_error(a, 400, "BAD_QUERY", "/clients takes no parameters");
+        return;
+    }
+    emit e;
+    clients_out co = {&e, 0};
+    emit_json_init(&e, &a->body);
+    clients_foreach(&r->srv->clients, clients_count, &co);
+    e.map(&e, 2);
+    e.key(&e, "clients");
+    e.array(&e, co.n);
+    clients_foreach(&r->srv->clients, clients_emit, &co);
+    e.end(&e);
+    e.key(&e, "count");
+    e.u64(&e, co.n);
+    e.end(&e);
+    a->status = e.err ? 500 : 200;
+}
+
 /* The endpoint table. `open`: served without the token (the probes, and
  * /metrics: counters and gauges only, no trades or symbol names, so a
  * Prometheus scrape needs no secret). `probe`: served on a reserve
@@ -348,6 +395,7 @@ static const struct endpoint {
     {"/schema", 0, 0, ep_schema},
     {"/symbols", 0, 0, ep_top},
     {"/export", 0, 0, ep_export},
+    {"/clients", 0, 0, ep_clients},
     {"/symbols/", 0, 0, ep_symbol},
 };
 
@@ -428,7 +476,8 @@ void http__route(http_conn *c, http__answer *a)
         answer_unauthorized(c, a); /* before 404: paths are not probed without it */
     } else if (!ep) {
         http__answer_error(a, 404, "NOT_FOUND",
-                     "no such path; try /healthz /readyz /stats /metrics /schema /symbols /export");
+                     "no such path; try /healthz /readyz /stats /metrics /schema /symbols /export "
+                     "/clients");
     } else {
         r.rest = path + prefix;
         r.rlen = plen - prefix;
