@@ -178,6 +178,10 @@ typedef struct store_symbol_info {
 
 int store_symbol(const store *s, const char *sym, size_t symlen, store_symbol_info *out);
 int store_symbol_by_id(const store *s, uint32_t id, store_symbol_info *out);
+/* Every symbol id is below this (ids are dense, from 0; ids of symbols with
+ * no trade answer STORE_ENOTFOUND): walking 0 .. store_id_limit() - 1 with
+ * store_symbol_by_id visits every symbol, including ones created meanwhile. */
+uint32_t store_id_limit(const store *s);
 
 /* Visit the records of `sym` with from <= ts < to, in arrival order, from
  * absolute record index `cursor` (0 = start). A record's absolute index is

@@ -31,6 +31,8 @@ int store_symbol_by_id(const store *s, uint32_t id, store_symbol_info *out)
     return STORE_OK;
 }
 
+uint32_t store_id_limit(const store *s) { return s->nparts; }
+
 int store_symbol(const store *s, const char *sym, size_t symlen, store_symbol_info *out)
 {
     int rc;

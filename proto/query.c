@@ -613,13 +613,25 @@ static void collect_visit(void *ctx, const kind *k, const void *slot)
         memcpy(c->buf + (size_t)c->n++ * c->size, slot, c->size);
 }
 
+uint32_t query_record_keys(const kind *k)
+{
+    uint32_t nkeys = k->nfields;
+    for (int i = 0; i < k->nfields; i++)
+        nkeys += k->fields[i].type == KIND_FIX; /* the _s twins */
+    return nkeys;
+}
+
 /* One record, rendered from its kind's field table: a new slot needs no
- * code here. */
-static void emit_record(emit *e, const kind *k, const void *slot, uint32_t nkeys)
+ * code here. With sym (exports) the map starts with "symbol". */
+static void emit_record(emit *e, const kind *k, const void *slot, uint32_t nkeys, const char *sym)
 {
     int64_t v[KIND_MAX_FIELDS];
     k->unpack(slot, v);
-    e->map(e, nkeys);
+    e->map(e, nkeys + (sym ? 2 : 0));
+    if (sym) {
+        kv_str(e, "symbol", sym);
+        kv_str(e, "kind", k->name);
+    }
     for (int i = 0; i < k->nfields; i++) {
         const kind_field *f = &k->fields[i];
         switch ((kind_type)f->type) {
@@ -663,16 +675,14 @@ static int run_trades(const store *s, const query_req *q, emit *e, proto_error *
         free(c.buf);
         return store_fail(rc, q, err);
     }
-    uint32_t nkeys = si.kind->nfields;
-    for (int i = 0; i < si.kind->nfields; i++)
-        nkeys += si.kind->fields[i].type == KIND_FIX; /* the _s twins */
+    uint32_t nkeys = query_record_keys(si.kind);
     e->map(e, 5);
     kv_str(e, "symbol", si.name);
     kv_str(e, "kind", si.kind->name);
     e->key(e, "trades");
     e->array(e, c.n);
     for (uint32_t i = 0; i < c.n; i++)
-        emit_record(e, si.kind, c.buf + (size_t)i * c.size, nkeys);
+        emit_record(e, si.kind, c.buf + (size_t)i * c.size, nkeys, NULL);
     e->end(e);
     e->key(e, "next_cursor");
     if (next == STORE_CURSOR_END)
@@ -927,4 +937,9 @@ void query_emit_deleted(emit *e, const query_req *q, uint64_t deleted)
     e->key(e, "deleted");
     e->u64(e, deleted);
     e->end(e);
+}
+
+void query_emit_trade(emit *e, const char *sym, const kind *k, const void *slot, uint32_t nkeys)
+{
+    emit_record(e, k, slot, nkeys, sym);
 }

@@ -62,6 +62,13 @@ int query_decode(const uint8_t *msg, size_t len, uint64_t *qid, query_req *q, pr
  * server journals first: server/delete.c): BAD_QUERY. */
 int query_run(const store *s, const query_req *q, emit *e, proto_error *err);
 
+/* ---- one trade, for exports ------------------------------------------------
+ * The map a trade has in a QUERY_TRADES answer, preceded by "symbol" and
+ * "kind": the same field names and values (fixed point as a number and as
+ * its exact text "<key>_s"). nkeys = query_record_keys(k), computed once. */
+uint32_t query_record_keys(const kind *k);
+void query_emit_trade(emit *e, const char *sym, const kind *k, const void *slot, uint32_t nkeys);
+
 /* ---- deletes ---------------------------------------------------------------
  * A delete is journaled like a batch, as the message
  *   ["D", {"sym": SYM, "from": FROM_NS, "to": TO_NS}]

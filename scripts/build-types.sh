@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every standard CMake build type builds from this tree (as a packager would
 # build it: no tests, no load tools, so neither cmocka nor jansson needed),
-# and `cmake --install` puts slotd, slotload, the unit file and the C client
+# and `cmake --install` puts slotd, slotload, slotctl, the unit file and the C client
 # (libslotd-client, slotd/client.h, slotd-client.pc) into a prefix; the
 # client's example then builds against that prefix and runs against slotd.
 set -euo pipefail
@@ -24,7 +24,7 @@ cmake --install "$out/inst" --prefix "$out/prefix" >/dev/null
 pc=$(cd "$out/prefix" && find . -path '*/pkgconfig/slotd-client.pc' | head -1)
 libdir=$(dirname "$(dirname "${pc:-./lib/pkgconfig/x}")")
 libdir=${libdir#./}
-for f in bin/slotd bin/slotload lib/systemd/system/slotd.service include/slotd/client.h \
+for f in bin/slotd bin/slotload bin/slotctl lib/systemd/system/slotd.service include/slotd/client.h \
          "$libdir/libslotd-client.a" "$libdir/libslotd-client.so.0" "$libdir/pkgconfig/slotd-client.pc"; do
   test -e "$out/prefix/$f" || { echo "cmake --install: $f missing" >&2; exit 1; }
 done

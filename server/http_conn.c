@@ -39,6 +39,7 @@ typedef struct http_write {
 } http_write;
 
 static void conn_feed(http_conn *c);
+static void stream_pump(http_conn *c);
 
 /* ---- connection lifetime --------------------------------------------------- */
 
@@ -56,6 +57,8 @@ static void conn_unref(http_conn *c)
         c->next->prev = c->prev;
     h->nconns--;
     h->nreserve -= c->reserve ? 1 : 0;
+    if (c->stream.done) /* closed mid-stream */
+        c->stream.done(c->stream.ctx);
     free(c);
     http__free_if_done(h);
 }
@@ -166,6 +169,11 @@ static void on_write(uv_write_t *req, int status)
         http__conn_close(c);
         return;
     }
+    if (c->stream.next && c->writes == 0) { /* the client took the last piece */
+        arm_timer(c, HTTP_IDLE_TIMEOUT_MS);
+        stream_pump(c);
+        return;
+    }
     if (c->writes == 0 && c->close_after) {
         conn_linger(c);
         return;
@@ -177,30 +185,23 @@ static void on_write(uv_write_t *req, int status)
         conn_feed(c);
 }
 
-/* Queue one answer; takes ownership of body. keep == 0 closes after it. */
-static void conn_send(http_conn *c, int status, const char *ctype, proto_buf *body, int keep,
-                      int head_only, const char *extra)
+/* Queue head and body (head_only: the body is dropped); takes ownership
+ * of both. 0, or -1 with the connection closing. */
+static int conn_write(http_conn *c, proto_buf *head, proto_buf *body, int head_only)
 {
     http_write *w = calloc(1, sizeof *w);
     if (!w) {
+        proto_buf_free(head);
         proto_buf_free(body);
         http__conn_close(c);
-        return;
+        return -1;
     }
     w->c = c;
     w->req.data = w;
+    w->head = *head;
     w->body = *body;
+    memset(head, 0, sizeof *head);
     memset(body, 0, sizeof *body);
-    if (proto_buf_printf(&w->head,
-                         "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                         "Cache-Control: no-store\r\nConnection: %s\r\n%s\r\n",
-                         status, status_text(status), ctype, w->body.len,
-                         keep ? "keep-alive" : "close", extra ? extra : "") < 0) {
-        proto_buf_free(&w->body);
-        free(w);
-        http__conn_close(c);
-        return;
-    }
     if (c->capture) { /* http_serve_bytes: the bytes uv_write would send */
         int bad = proto_buf_append(c->capture, w->head.data, w->head.len) < 0 ||
                   (!head_only && proto_buf_append(c->capture, w->body.data, w->body.len) < 0);
@@ -209,28 +210,120 @@ static void conn_send(http_conn *c, int status, const char *ctype, proto_buf *bo
         free(w);
         if (bad)
             http__conn_close(c);
-        else if (!keep)
-            c->close_after = 1;
-        return;
+        return bad ? -1 : 0;
     }
-    uv_buf_t bufs[2] = {uv_buf_init(w->head.data, (unsigned)w->head.len),
-                        uv_buf_init(w->body.data, (unsigned)w->body.len)};
-    int nbufs = head_only || w->body.len == 0 ? 1 : 2;
     if (head_only)
         w->body.len = 0; /* what is in flight, for the unsent count */
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, (unsigned)nbufs, on_write) != 0) {
+    uv_buf_t bufs[2];
+    unsigned nbufs = 0;
+    if (w->head.len)
+        bufs[nbufs++] = uv_buf_init(w->head.data, (unsigned)w->head.len);
+    if (w->body.len)
+        bufs[nbufs++] = uv_buf_init(w->body.data, (unsigned)w->body.len);
+    if (nbufs == 0 ||
+        uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, nbufs, on_write) != 0) {
         proto_buf_free(&w->head);
         proto_buf_free(&w->body);
         free(w);
         http__conn_close(c);
-        return;
+        return -1;
     }
     c->unsent += w->head.len + w->body.len;
     c->writes++;
-    if (!keep) {
-        c->close_after = 1;
-        read_stop(c);
+    return 0;
+}
+
+/* After the answer: keep == 0 closes the connection once it is written. */
+static void conn_after(http_conn *c, int keep)
+{
+    if (keep)
+        return;
+    c->close_after = 1;
+    read_stop(c);
+}
+
+/* Queue one answer; takes ownership of body. keep == 0 closes after it. */
+static void conn_send(http_conn *c, int status, const char *ctype, proto_buf *body, int keep,
+                      int head_only, const char *extra)
+{
+    proto_buf head = {0};
+    if (proto_buf_printf(&head,
+                         "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                         "Cache-Control: no-store\r\nConnection: %s\r\n%s\r\n",
+                         status, status_text(status), ctype, body->len,
+                         keep ? "keep-alive" : "close", extra ? extra : "") < 0) {
+        proto_buf_free(body);
+        http__conn_close(c);
+        return;
     }
+    if (conn_write(c, &head, body, head_only) == 0)
+        conn_after(c, keep);
+}
+
+/* ---- streamed answers (chunked) ------------------------------------------------- */
+
+static void stream_end(http_conn *c)
+{
+    http__stream st = c->stream;
+    memset(&c->stream, 0, sizeof c->stream);
+    st.done(st.ctx);
+}
+
+/* Write the stream's next piece as one chunk (with the last, the final
+ * empty chunk). Called when nothing of it is in flight: once at the start,
+ * then from on_write; so one piece at a time is held, whatever the client's
+ * speed. Without a socket (http_serve_bytes) the whole stream is written
+ * at once. */
+static void stream_pump(http_conn *c)
+{
+    do {
+        proto_buf head = {0}, data = {0};
+        int done = 0, bad = 0;
+        while (!bad && !done && data.len == 0)
+            bad = c->stream.next(c->stream.ctx, &data, &done) < 0;
+        if (!bad && data.len)
+            bad = proto_buf_printf(&head, "%zx\r\n", data.len) < 0 ||
+                  proto_buf_append(&data, "\r\n", 2) < 0;
+        if (!bad && done)
+            bad = proto_buf_append(&data, "0\r\n\r\n", 5) < 0;
+        if (bad) {
+            proto_buf_free(&head);
+            proto_buf_free(&data);
+            stream_end(c);
+            http__conn_close(c); /* no final chunk: the client sees it incomplete */
+            return;
+        }
+        if (done)
+            stream_end(c);
+        if (conn_write(c, &head, &data, 0) < 0)
+            return;
+        if (done)
+            conn_after(c, c->stream_keep);
+    } while (c->capture && c->stream.next && !c->closing);
+}
+
+/* Start a streamed answer: the head now, the chunks as the client reads. */
+static void stream_begin(http_conn *c, http__answer *a, int keep, int head_only)
+{
+    proto_buf head = {0}, none = {0};
+    if (proto_buf_printf(&head,
+                         "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
+                         "Cache-Control: no-store\r\nConnection: %s\r\n%s\r\n",
+                         a->ctype, keep ? "keep-alive" : "close", a->extra ? a->extra : "") < 0) {
+        a->stream.done(a->stream.ctx);
+        http__conn_close(c);
+        return;
+    }
+    if (head_only) {
+        a->stream.done(a->stream.ctx);
+        if (conn_write(c, &head, &none, 1) == 0)
+            conn_after(c, keep);
+        return;
+    }
+    c->stream = a->stream;
+    c->stream_keep = keep;
+    if (conn_write(c, &head, &none, 0) == 0 && c->capture)
+        stream_pump(c); /* with a socket, on_write pumps */
 }
 
 void http__json_error(proto_buf *body, const char *code, const char *msg)
@@ -411,6 +504,11 @@ static void answer_send(http_conn *c, http__answer *a)
 {
     int keep = http_should_keep_alive(&c->parser) && !c->h->stopping && !c->reserve;
     int head_only = c->parser.method == HTTP_HEAD;
+    if (a->stream.next) {
+        proto_buf_free(&a->body);
+        stream_begin(c, a, keep, head_only);
+        return;
+    }
     if (a->status == 0)
         http__answer_error(a, 500, "INTERNAL", "no answer was produced");
     conn_send(c, a->status, a->ctype, &a->body, keep, head_only, a->extra);
@@ -439,7 +537,7 @@ static void conn_answer(http_conn *c)
 static void conn_feed(http_conn *c)
 {
     HTTP__ASSERT_LOOP(c->h);
-    while (c->roff < c->rlen && !c->closing && !c->close_after && !c->waiting) {
+    while (c->roff < c->rlen && !c->closing && !c->close_after && !c->waiting && !c->stream.next) {
         size_t n = http_parser_execute(&c->parser, &parser_settings, c->rbuf + c->roff,
                                        c->rlen - c->roff);
         c->roff += n;
@@ -447,7 +545,8 @@ static void conn_feed(http_conn *c)
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0);
             conn_answer(c);
-            if (c->waiting) { /* a DELETE: nothing more until its answer (http_deleted) */
+            if (c->waiting || c->stream.next) { /* a DELETE: nothing more until its answer
+                                                 * (http_deleted); a stream: until its end */
                 read_stop(c);
                 return;
             }
@@ -474,7 +573,8 @@ static void conn_feed(http_conn *c)
     }
     if (c->roff >= c->rlen)
         c->roff = c->rlen = 0;
-    if (!c->closing && !c->close_after && !c->waiting && c->unsent < HTTP_WRITE_HWM)
+    if (!c->closing && !c->close_after && !c->waiting && !c->stream.next &&
+        c->unsent < HTTP_WRITE_HWM)
         read_start(c);
 }
 
@@ -582,6 +682,8 @@ int http_serve_bytes(server *srv, const char *in, size_t len, size_t read_size, 
         on_read((uv_stream_t *)&c->tcp, (ssize_t)n, &b);
     }
     int rc = c->closing && !c->close_after ? -1 : c->close_after ? 1 : 0;
+    if (c->stream.done) /* a write failed mid-stream */
+        c->stream.done(c->stream.ctx);
     free(c);
     return rc;
 }

@@ -33,6 +33,19 @@
 #define HTTP_RBUF 16384
 typedef struct http_conn http_conn;
 
+/* A streamed answer (Transfer-Encoding: chunked): next() appends the next
+ * piece to buf and sets *done with the last; it is called only once the
+ * previous piece has been written to the socket, so a slow reader holds
+ * one piece, never the whole answer. -1 (memory) ends the connection
+ * without the final chunk, so the client sees the answer is incomplete.
+ * done() frees ctx, whether or not the stream finished. */
+typedef struct http__stream {
+    int (*next)(void *ctx, proto_buf *buf, int *done);
+    void (*done)(void *ctx);
+    void *ctx;
+} http__stream;
+
+
 typedef struct http {
     uv_tcp_t listener;
     server *srv;
@@ -63,6 +76,8 @@ struct http_conn {
     int waiting;          /* a DELETE is being journaled: its answer, then the next */
     int in_answer;        /* conn_answer is running (1), and a DELETE finished inside it (2) */
     int reserve;          /* accepted past the budget: probes only, one request */
+    http__stream stream;  /* a streamed answer in progress (stream.next set) */
+    int stream_keep;      /* keep-alive after it */
     /* the request's Authorization header, collected across reads */
     char hname[HTTP_HNAME_MAX];
     size_t hname_len;     /* bytes of the current header's name (may exceed hname) */
@@ -83,12 +98,14 @@ struct http_conn {
     proto_buf *capture;   /* http_serve_bytes: answers go here; no socket, no timer */
 };
 
-/* An answer being built by a handler: status, body, content type. */
+/* An answer being built by a handler: status, body, content type; or a
+ * stream (stream.next set: status 200, the body comes from it). */
 typedef struct http__answer {
     int status;
     proto_buf body;
     const char *ctype;
     const char *extra; /* more header lines */
+    http__stream stream;
 } http__answer;
 
 /* Loop-thread-only entry points: libuv handles and the connection list
@@ -116,6 +133,11 @@ void http__conn_close(http_conn *c);
 void http__json_error(proto_buf *body, const char *code, const char *msg);
 /* delete_submit's callback (delete.h): answers the DELETE, resumes parsing. */
 void http__deleted(void *ctx, const query_req *q, uint64_t deleted, const proto_error *err);
+
+/* http_export.c: a GET /export answer streaming the checked request q
+ * (freed with the stream). 0, or -1 (memory; q freed). */
+struct export_req;
+int http__export_stream(server *srv, struct export_req *q, http__answer *a);
 
 /* http_routes.c */
 void http__route(http_conn *c, http__answer *a); /* the completed request's answer */

@@ -2,6 +2,7 @@
  *
  *   GET /healthz /readyz /stats /metrics /schema /symbols?top=N&by=...
  *       /symbols/{sym} /symbols/{sym}/trades /symbols/{sym}/bars
+ *       /export?syms=&from=&to=&format= (streamed: http_export.c) /clients
  *   DELETE /symbols/{sym}/trades?from=&to=
  *
  * A handler turns the request (path after its endpoint's prefix, query
@@ -18,9 +19,11 @@
 #include "kafka.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "delete.h"
 #include "emit.h"
+#include "export.h"
 
 /* ---- routing ------------------------------------------------------------------- */
 
@@ -72,30 +75,15 @@ void http__answer_proto_error(http__answer *a, const proto_error *err)
     http__answer_error(a, status, proto_code_name(err->code), err->msg);
 }
 
-/* The request as a query_req: symbol (may be NULL) from the path,
- * parameters from the query string. 0, or -1 with the error answered. */
-static int route_parse(server *srv, http__answer *a, query_op op, const char *sym, size_t symlen,
-                       const char *qs, size_t qlen, query_req *qp)
+/* Each name=value of a query string, percent-decoded, to set(). 0, or -1
+ * with the error answered. */
+typedef int (*param_fn)(void *ctx, const char *name, size_t nlen, const char *val, size_t vlen,
+                        proto_error *err);
+static int parse_qs(http__answer *a, const char *qs, size_t qlen, param_fn set, void *ctx)
 {
-    query_req q;
     proto_error err = {0};
-    char sbuf[HTTP_URL_MAX], name[HTTP_URL_MAX], val[HTTP_URL_MAX];
-    size_t n, nlen, vlen;
-    if (srv->replaying) {
-        http__answer_error(a, 503, "NOT_READY", "slotd is replaying its journal; retry shortly");
-        return -1;
-    }
-    query_req_init(&q, op);
-    if (sym) {
-        if (pct_decode(sym, symlen, sbuf, &n) < 0) {
-            http__answer_error(a, 400, "BAD_QUERY", "bad percent-encoding in the symbol");
-            return -1;
-        }
-        if (query_set_symbol(&q, sbuf, n, &err) < 0) {
-            http__answer_proto_error(a, &err);
-            return -1;
-        }
-    }
+    char name[HTTP_URL_MAX], val[HTTP_URL_MAX];
+    size_t nlen, vlen;
     for (size_t i = 0; i < qlen;) {
         size_t j = i;
         while (j < qlen && qs[j] != '&')
@@ -110,15 +98,61 @@ static int route_parse(server *srv, http__answer *a, query_op op, const char *sy
             }
             if (!eq)
                 vlen = 0;
-            if (query_set_param(&q, name, nlen, val, vlen, &err) < 0) {
+            if (set(ctx, name, nlen, val, vlen, &err) < 0) {
                 http__answer_proto_error(a, &err);
                 return -1;
             }
         }
         i = j + 1;
     }
+    return 0;
+}
+
+static int replaying(server *srv, http__answer *a)
+{
+    if (srv->replaying)
+        http__answer_error(a, 503, "NOT_READY", "slotd is replaying its journal; retry shortly");
+    return srv->replaying;
+}
+
+static int query_param(void *ctx, const char *name, size_t nlen, const char *val, size_t vlen,
+                       proto_error *err)
+{
+    return query_set_param(ctx, name, nlen, val, vlen, err);
+}
+
+/* The request as a query_req: symbol (may be NULL) from the path,
+ * parameters from the query string. 0, or -1 with the error answered. */
+static int route_parse(server *srv, http__answer *a, query_op op, const char *sym, size_t symlen,
+                       const char *qs, size_t qlen, query_req *qp)
+{
+    query_req q;
+    proto_error err = {0};
+    char sbuf[HTTP_URL_MAX];
+    size_t n;
+    if (replaying(srv, a))
+        return -1;
+    query_req_init(&q, op);
+    if (sym) {
+        if (pct_decode(sym, symlen, sbuf, &n) < 0) {
+            http__answer_error(a, 400, "BAD_QUERY", "bad percent-encoding in the symbol");
+            return -1;
+        }
+        if (query_set_symbol(&q, sbuf, n, &err) < 0) {
+            http__answer_proto_error(a, &err);
+            return -1;
+        }
+    }
+    if (parse_qs(a, qs, qlen, query_param, &q) < 0)
+        return -1;
     *qp = q;
     return 0;
+}
+
+static int export_param(void *ctx, const char *name, size_t nlen, const char *val, size_t vlen,
+                        proto_error *err)
+{
+    return export_set_param(ctx, name, nlen, val, vlen, err);
 }
 
 /* A query endpoint: route_parse, then the shared query code. */
@@ -274,6 +308,76 @@ static void ep_symbol(const http_req *r, http__answer *a)
         http__answer_error(a, 404, "NOT_FOUND", "no such path");
 }
 
+/* GET /export: checked here, then streamed (http_export.c). */
+static void ep_export(const http_req *r, http__answer *a)
+{
+    proto_error err = {0};
+    if (replaying(r->srv, a))
+        return;
+    export_req *q = malloc(sizeof *q);
+    if (!q) {
+        a->status = 500;
+        return;
+    }
+    export_req_init(q);
+    if (parse_qs(a, r->qs, r->qlen, export_param, q) < 0 ||
+        export_check(r->srv->store, q, &err) < 0) {
+        if (err.code)
+            http__answer_proto_error(a, &err);
+        free(q);
+        return;
+    }
+    if (http__export_stream(r->srv, q, a) < 0) /* takes q */
+        a->status = 500;
+}
+
+/* GET /clients: every client name with its last durable seq (the seq a
+ * resuming producer's WELCOME would carry), in table order. */
+typedef struct clients_out {
+    emit *e;
+    uint32_t n;
+} clients_out;
+
+static void clients_count(void *ctx, const char *name, size_t n, uint64_t seq)
+{
+    (void)name, (void)n, (void)seq;
+    ((clients_out *)ctx)->n++;
+}
+
+static void clients_emit(void *ctx, const char *name, size_t n, uint64_t seq)
+{
+    emit *e = ((clients_out *)ctx)->e;
+    e->map(e, 2);
+    e->key(e, "name");
+    e->str(e, name, n);
+    e->key(e, "last_seq");
+    e->u64(e, seq);
+    e->end(e);
+}
+
+static void ep_clients(const http_req *r, http__answer *a)
+{
+    if (replaying(r->srv, a))
+        return;
+    if (r->qlen) {
+        http__answer_error(a, 400, "BAD_QUERY", "/clients takes no parameters");
+        return;
+    }
+    emit e;
+    clients_out co = {&e, 0};
+    emit_json_init(&e, &a->body);
+    clients_foreach(&r->srv->clients, clients_count, &co);
+    e.map(&e, 2);
+    e.key(&e, "clients");
+    e.array(&e, co.n);
+    clients_foreach(&r->srv->clients, clients_emit, &co);
+    e.end(&e);
+    e.key(&e, "count");
+    e.u64(&e, co.n);
+    e.end(&e);
+    a->status = e.err ? 500 : 200;
+}
+
 /* The endpoint table. `open`: served without the token (the probes, and
  * /metrics: counters and gauges only, no trades or symbol names, so a
  * Prometheus scrape needs no secret). `probe`: served on a reserve
@@ -290,6 +394,8 @@ static const struct endpoint {
     {"/stats", 0, 0, ep_stats},
     {"/schema", 0, 0, ep_schema},
     {"/symbols", 0, 0, ep_top},
+    {"/export", 0, 0, ep_export},
+    {"/clients", 0, 0, ep_clients},
     {"/symbols/", 0, 0, ep_symbol},
 };
 
@@ -370,7 +476,8 @@ void http__route(http_conn *c, http__answer *a)
         answer_unauthorized(c, a); /* before 404: paths are not probed without it */
     } else if (!ep) {
         http__answer_error(a, 404, "NOT_FOUND",
-                     "no such path; try /healthz /readyz /stats /metrics /schema /symbols");
+                     "no such path; try /healthz /readyz /stats /metrics /schema /symbols /export "
+                     "/clients");
     } else {
         r.rest = path + prefix;
         r.rlen = plen - prefix;

@@ -266,6 +266,9 @@ int http_render_metrics(server *srv, proto_buf *out)
     COUNTER("connections_accepted_total", "TCP ingest connections accepted.", m->connections_total);
     COUNTER("http_requests_total", "HTTP requests answered, refused ones included.",
             m->http_requests_total);
+    COUNTER("exports_total", "GET /export answers started.", m->exports_total);
+    COUNTER("export_trades_total", "Trades written by GET /export answers.",
+            m->export_trades_total);
 
     prom_head(&p, "errors_total", "counter", "Errors sent to clients, by wire error code.");
     for (int c = 1; c < PROTO_NCODES; c++)

@@ -31,6 +31,8 @@ typedef struct metrics {
     uint64_t ack_count;
     double ack_sum;             /* seconds */
     uint64_t http_requests_total;
+    uint64_t exports_total;       /* GET /export answers started */
+    uint64_t export_trades_total; /* trades written by them */
     /* per-second trade counts for the 1 s / 10 s / 60 s ingest rates */
     uint64_t rate_slot[METRICS_RATE_SLOTS];
     uint64_t rate_sec;          /* the second rate_slot[rate_sec % SLOTS] counts */
