@@ -112,7 +112,8 @@ static void seq_drain(struct gateway *g)
 {
     rd_kafka_message_t *msgs[256];
     ssize_t n;
-    while (!g->caught_up && !g->stopping && (n = rd_kafka_consume_batch_queue(g->consq, 0, msgs, 256)) > 0) {
+    while (!g->caught_up && !g->stopping &&
+           (n = rd_kafka_consume_batch_queue(g->consq, 0, msgs, 256)) > 0) {
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = msgs[i];
             uint64_t seq;
@@ -233,10 +234,11 @@ static void job_produce(struct gateway *g, gw_job *j, const uint8_t *msg, size_t
             continue;
         int pn = snprintf(part, sizeof part, "%u/%u", i++, total);
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            g->prod, RD_KAFKA_V_RKT(g->rkt), RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_VALUE(b->data, b->len),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            g->prod, RD_KAFKA_V_RKT(g->rkt), RD_KAFKA_V_PARTITION(p),
+            RD_KAFKA_V_VALUE(b->data, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER("client", j->cl->name, (ssize_t)j->cl->len),
-            RD_KAFKA_V_HEADER("seq", seq, (ssize_t)sn), RD_KAFKA_V_HEADER("part", part, (ssize_t)pn),
+            RD_KAFKA_V_HEADER("seq", seq, (ssize_t)sn),
+            RD_KAFKA_V_HEADER("part", part, (ssize_t)pn),
             RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
         if (e) {
             j->err = e;
@@ -428,7 +430,8 @@ static void meta_done(uv_work_t *w, int status)
     rd_kafka_resp_err_t err = rd_kafka_assign(g->cons, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (err) {
-        log_error("gateway_start_failed err=\"assign %s: %s\"", g->seq_topic, rd_kafka_err2str(err));
+        log_error("gateway_start_failed err=\"assign %s: %s\"", g->seq_topic,
+                  rd_kafka_err2str(err));
         goto fail;
     }
     log_info("gateway_reading_seqs topic=%s partitions=%d seq_topic=%s seq_partitions=%d",

@@ -326,7 +326,8 @@ static void batch_journaled(void *ctx, int status)
 {
     char why[128];
     if (status != 0)
-        snprintf(why, sizeof why, "journal write failed: %s; batch not stored", uv_strerror(status));
+        snprintf(why, sizeof why, "journal write failed: %s; batch not stored",
+                 uv_strerror(status));
     batch_done(ctx, status, status == 0 ? NULL : why);
 }
 

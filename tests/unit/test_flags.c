@@ -326,6 +326,37 @@ static void test_cross_checks(void **st)
     char *fits[] = {"slotd", "--max-message", "64M"};
     assert_int_equal(parse(&c, 3, fits), FLAGS_OK);
     flags_free(&c);
+    /* --gateway: brokers and topic, no node flags, not a node itself */
+    char *gw[] = {"slotd", "--gateway", "--kafka-brokers", "b:9092", "--kafka-topic", "trades",
+                  "--gateway-seq-topic", "trades.acked"};
+    assert_int_equal(parse(&c, 8, gw), FLAGS_OK);
+    assert_true(c.gateway);
+    assert_string_equal(c.gateway_seq_topic, "trades.acked");
+    flags_free(&c);
+    char *gw_bare[] = {"slotd", "--gateway", "--kafka-topic", "trades"};
+    assert_int_equal(parse(&c, 4, gw_bare), FLAGS_ECONFLICT);
+    assert_string_equal(msg, "--gateway needs --kafka-brokers and --kafka-topic");
+    flags_free(&c);
+    char *gw_node[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
+                       "--kafka-node", "0/2"};
+    assert_int_equal(parse(&c, 8, gw_node), FLAGS_ECONFLICT);
+    assert_string_equal(msg, "--kafka-node is for nodes (--source kafka), not --gateway");
+    flags_free(&c);
+    char *gw_src[] = {"slotd", "--gateway", "--source", "kafka", "--kafka-brokers", "b",
+                      "--kafka-topic", "t", "--kafka-node", "0/2"};
+    assert_int_equal(parse(&c, 10, gw_src), FLAGS_ECONFLICT);
+    assert_string_equal(msg, "--gateway and --source kafka: a gateway feeds Kafka, a node reads "
+                             "it; use one");
+    flags_free(&c);
+    char *seq_alone[] = {"slotd", "--gateway-seq-topic", "x"};
+    assert_int_equal(parse(&c, 3, seq_alone), FLAGS_ECONFLICT);
+    assert_string_equal(msg, "--gateway-seq-topic needs --gateway");
+    flags_free(&c);
+    char *bad_seq[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
+                       "--gateway-seq-topic", "a b"};
+    assert_int_equal(parse(&c, 8, bad_seq), FLAGS_ECONFLICT);
+    assert_string_equal(msg, "--gateway-seq-topic: 'a b' is not 1-100 of [a-zA-Z0-9._-]");
+    flags_free(&c);
 }
 
 /* ---- --config ------------------------------------------------------------------ */
