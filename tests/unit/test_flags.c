@@ -300,6 +300,15 @@ static void test_command_line(void **st)
     flags_free(&c);
 }
 
+/* Refused by the checks across flags, with exactly this message. */
+static void conflict(int argc, char **argv, const char *want)
+{
+    server_config c;
+    assert_int_equal(parse(&c, argc, argv), FLAGS_ECONFLICT);
+    assert_string_equal(msg, want);
+    flags_free(&c);
+}
+
 static void test_cross_checks(void **st)
 {
     (void)st;
@@ -334,29 +343,19 @@ static void test_cross_checks(void **st)
     assert_string_equal(c.gateway_seq_topic, "trades.acked");
     flags_free(&c);
     char *gw_bare[] = {"slotd", "--gateway", "--kafka-topic", "trades"};
-    assert_int_equal(parse(&c, 4, gw_bare), FLAGS_ECONFLICT);
-    assert_string_equal(msg, "--gateway needs --kafka-brokers and --kafka-topic");
-    flags_free(&c);
+    conflict(4, gw_bare, "--gateway needs --kafka-brokers and --kafka-topic");
     char *gw_node[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
                        "--kafka-node", "0/2"};
-    assert_int_equal(parse(&c, 8, gw_node), FLAGS_ECONFLICT);
-    assert_string_equal(msg, "--kafka-node is for nodes (--source kafka), not --gateway");
-    flags_free(&c);
+    conflict(8, gw_node, "--kafka-node is for nodes (--source kafka), not --gateway");
     char *gw_src[] = {"slotd", "--gateway", "--source", "kafka", "--kafka-brokers", "b",
                       "--kafka-topic", "t", "--kafka-node", "0/2"};
-    assert_int_equal(parse(&c, 10, gw_src), FLAGS_ECONFLICT);
-    assert_string_equal(msg, "--gateway and --source kafka: a gateway feeds Kafka, a node reads "
-                             "it; use one");
-    flags_free(&c);
+    conflict(10, gw_src, "--gateway and --source kafka: a gateway feeds Kafka, a node reads it; "
+                         "use one");
     char *seq_alone[] = {"slotd", "--gateway-seq-topic", "x"};
-    assert_int_equal(parse(&c, 3, seq_alone), FLAGS_ECONFLICT);
-    assert_string_equal(msg, "--gateway-seq-topic needs --gateway");
-    flags_free(&c);
+    conflict(3, seq_alone, "--gateway-seq-topic needs --gateway");
     char *bad_seq[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
                        "--gateway-seq-topic", "a b"};
-    assert_int_equal(parse(&c, 8, bad_seq), FLAGS_ECONFLICT);
-    assert_string_equal(msg, "--gateway-seq-topic: 'a b' is not 1-100 of [a-zA-Z0-9._-]");
-    flags_free(&c);
+    conflict(8, bad_seq, "--gateway-seq-topic: 'a b' is not 1-100 of [a-zA-Z0-9._-]");
 }
 
 /* ---- --config ------------------------------------------------------------------ */
