@@ -572,6 +572,14 @@ void gateway_free(server *srv)
     srv->gateway = NULL;
 }
 
+int32_t gateway_partition(const server *srv, const char *sym, size_t len)
+{
+    const struct gateway *g = srv->gateway;
+    if (!g || g->parts <= 0)
+        return -1;
+    return rd_kafka_msg_partitioner_murmur2(g->rkt, sym, len, g->parts, NULL, NULL);
+}
+
 int gateway_ready(const server *srv, char *why, size_t cap)
 {
     const struct gateway *g = srv->gateway;

@@ -70,4 +70,33 @@ struct emit;
 /* The "gateway" section of /stats (a map). */
 void gateway_stats_json(const server *srv, struct emit *e);
 
+/* The partition of a symbol (murmur2 over the topic's partition count), or
+ * -1 before the count is known. */
+int32_t gateway_partition(const server *srv, const char *sym, size_t len);
+
+/* ---- gateway_query.c: per-symbol queries to the nodes ----
+ *
+ * --gateway-node I/N@IP:PORT (repeatable) names a node and what it owns
+ * (every partition p with p mod N = I, as its --kafka-node). A symbol,
+ * trades or bars query goes byte for byte to a ready node owning the
+ * symbol's partition (the one with the fewest queries waiting); the node's
+ * reply comes back as is. A node whose connection fails hands its waiting
+ * queries to another ready node of their partition, else they are answered
+ * NOT_READY; it is reconnected every 500 ms. top, stats and deletes are not
+ * routed (BAD_QUERY). */
+typedef void (*gateway_reply_fn)(void *ctx, const uint8_t *reply, size_t len,
+                                 const proto_error *err);
+/* "I/N@HOST:PORT" (len bytes) -> its parts. 0 or -1. */
+int gateway_node_parse(const char *s, size_t len, uint32_t *i, uint32_t *n, char *host,
+                       size_t hcap, int *port);
+int gateway_query_start(server *srv);
+struct query_req;
+/* Forward msg (the framed Q) for req's symbol: 0 and done runs exactly once
+ * later (or now), or -1 with err set and done never runs. */
+int gateway_query_forward(server *srv, const struct query_req *req, const uint8_t *msg, size_t len,
+                          gateway_reply_fn done, void *ctx, proto_error *err);
+/* Graceful stop: connections closed, queries still waiting answered NOT_READY. */
+void gateway_query_stop(server *srv);
+void gateway_query_free(server *srv);
+
 #endif

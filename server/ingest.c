@@ -467,6 +467,29 @@ static void query_deleted(void *ctx, const query_req *q, uint64_t deleted, const
     op_finish(o);
 }
 
+/* --gateway: a node's reply to a forwarded query, or why there is none. */
+static void query_forwarded(void *ctx, const uint8_t *reply, size_t len, const proto_error *err)
+{
+    op *o = ctx;
+    server *srv = o->ing->srv;
+    if (!o->c) { /* the connection went away meanwhile */
+        op_recycle(o->ing, o);
+        return;
+    }
+    if (err) {
+        op_error(srv, o, o->seq, err);
+        return;
+    }
+    o->reply.len = 0;
+    if (proto_buf_append(&o->reply, reply, len) != 0) {
+        proto_error e;
+        set_err(&e, PROTO_E_TOO_LARGE, "out of memory copying the node's reply");
+        op_error(srv, o, o->seq, &e);
+        return;
+    }
+    op_finish(o);
+}
+
 static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
 {
     server *srv = c->ing->srv;
@@ -484,10 +507,14 @@ static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
         return;
     }
     if (srv->cfg.gateway && q.op != QUERY_SCHEMA) {
-        /* The data is on the nodes; routing queries to them is not built
-         * yet (docs/cluster.md): say so rather than answer from nothing. */
-        set_err(&err, PROTO_E_BAD_QUERY, "this is a gateway (--gateway): queries are not routed "
-                "to the nodes yet; ask a node");
+        o->seq = qid;
+        if (q.op != QUERY_SYMBOL && q.op != QUERY_TRADES && q.op != QUERY_BARS)
+            /* top, stats, deletes: not routed yet (docs/cluster.md); say so
+             * rather than answer from the gateway's empty store. */
+            set_err(&err, PROTO_E_BAD_QUERY, "this is a gateway (--gateway): only symbol, trades "
+                    "and bars queries are routed to the nodes yet; ask a node");
+        else if (gateway_query_forward(srv, &q, msg, len, query_forwarded, o, &err) == 0)
+            return;
         op_error(srv, o, qid, &err);
         return;
     }

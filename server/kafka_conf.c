@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clients.h"
+#include "gateway.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -165,10 +166,21 @@ int kafka_config_check(const server_config *cfg, char *msg, size_t cap)
         if (cfg->gateway_seq_topic && !topic_ok(cfg->gateway_seq_topic))
             return say(msg, cap, "--gateway-seq-topic: '%.80s' is not 1-%d of [a-zA-Z0-9._-]",
                        cfg->gateway_seq_topic, KAFKA_TOPIC_MAX);
+        for (const char *p = cfg->gateway_nodes; p && *p;) {
+            size_t l = strcspn(p, "\n");
+            uint32_t i, n;
+            char host[64];
+            int port;
+            if (gateway_node_parse(p, l, &i, &n, host, sizeof host, &port) != 0)
+                return say(msg, cap, "--gateway-node: '%.*s' is not I/N@IP:PORT with 0 <= I < N",
+                           (int)(l > 80 ? 80 : l), p);
+            p += l + (p[l] == '\n');
+        }
         return conf_lines_check(cfg->kafka_conf, msg, cap);
     }
-    if (cfg->gateway_seq_topic)
-        return say(msg, cap, "--gateway-seq-topic needs --gateway");
+    if (cfg->gateway_seq_topic || cfg->gateway_nodes)
+        return say(msg, cap, "%s needs --gateway",
+                   cfg->gateway_seq_topic ? "--gateway-seq-topic" : "--gateway-node");
     if (cfg->source != SERVER_SOURCE_KAFKA) {
         if (given)
             return say(msg, cap, "%s needs --source kafka or --gateway", given);

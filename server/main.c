@@ -128,6 +128,7 @@ static void ingest_stopped(server *srv)
     retention_stop(srv);
     kafka_stop(srv); /* nothing more applied: a last checkpoint holds it all */
     gateway_stop(srv); /* no batch in flight: the last seq records go out */
+    gateway_query_stop(srv);
     checkpoint_stop(srv, checkpoint_stopped);
 }
 
@@ -249,7 +250,7 @@ int main(int argc, char **argv)
     }
     if (srv->cfg.gateway) {
         /* No local disk: ready once the seq topic is read (gateway.h). */
-        if ((rc = gateway_start(srv, kafka_failed)) != 0) {
+        if ((rc = gateway_start(srv, kafka_failed)) != 0 || (rc = gateway_query_start(srv)) != 0) {
             log_error("gateway_start_failed err=%s", server_strerror(rc));
             goto fail;
         }
@@ -271,6 +272,7 @@ int main(int argc, char **argv)
     uv_loop_close(srv->loop);
     kafka_free(srv);
     gateway_free(srv);
+    gateway_query_free(srv);
     prefault_stop(srv->prefault, srv->store);
     checkpoint_free(srv);
     retention_free(srv);
@@ -281,6 +283,7 @@ int main(int argc, char **argv)
 fail:
     kafka_free(srv);
     gateway_free(srv);
+    gateway_query_free(srv);
     prefault_stop(srv->prefault, srv->store);
     checkpoint_free(srv);
     retention_free(srv);

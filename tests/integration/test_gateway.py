@@ -22,7 +22,7 @@ import threading
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Results, Slotd, send_batches, wait_for  # noqa: E402
 from test_kafka import (MockCluster, TS0, all_trades_exactly_once, kstats, node,  # noqa: E402
-                        partition_of, workload)
+                        partition_of, symbol_view, workload)
 
 PARTS = 4
 
@@ -277,6 +277,46 @@ def test_kafka_failure_err_then_resend():
             check_exactly_once(even, odd, trades)
 
 
+def test_queries_routed_with_failover():
+    """symbol, trades and bars through the gateway answer exactly like a
+    TCP-fed slotd given the same trades; with a replica of the even
+    partitions, killing one even node changes nothing; with both gone, even
+    symbols get NOT_READY and odd ones still answer. top is not routed."""
+    trades = workload(3000, seed=26)
+    syms = sorted({t["sym"] for t in trades})
+    with cluster() as mc:
+        ea, eb, odd = node(mc, "0/2"), node(mc, "0/2"), node(mc, "1/2")
+        with ea, eb, odd, Slotd() as tcp:
+            where = ["--gateway-node", "0/2@127.0.0.1:%d" % ea.tcp_port,
+                     "--gateway-node", "0/2@127.0.0.1:%d" % eb.tcp_port,
+                     "--gateway-node", "1/2@127.0.0.1:%d" % odd.tcp_port]
+            with gateway(mc, where) as gw:
+                send_batches(gw, "feed", 1, 30, batch_of(trades, 100))
+                send_batches(tcp, "feed", 1, 30, batch_of(trades, 100))
+                for s, side in ((ea, 0), (eb, 0), (odd, 1)):  # eb holds what ea does
+                    want = sum(partition_of(t["sym"], PARTS) % 2 == side for t in trades)
+                    wait_for(lambda: trades_stored([s]) == want, 60, "a node caught up")
+                wait_for(lambda: gw.logs().count("gateway_node_up") == 3, 30, "node sessions")
+                cg, ct = gw.connect("q"), tcp.connect("q")
+                for sym in syms:
+                    assert symbol_view(cg, sym) == symbol_view(ct, sym), sym
+                r = cg.query(9, {"op": "top", "n": 5})
+                assert r[0] == "ERR" and r[2] == "BAD_QUERY", r
+                even = [x for x in syms if partition_of(x, PARTS) % 2 == 0]
+                odds = [x for x in syms if partition_of(x, PARTS) % 2 == 1]
+                assert even and odds
+                ea.kill()  # queries go to the other replica
+                for sym in even:
+                    assert symbol_view(cg, sym) == symbol_view(ct, sym), sym
+                eb.kill()  # no replica of the even partitions left
+                r = cg.query(5, {"op": "symbol", "sym": even[0]})
+                assert r[0] == "ERR" and r[1] == 5 and r[2] == "NOT_READY", r
+                assert symbol_view(cg, odds[0]) == symbol_view(ct, odds[0])
+                cg.close()
+                ct.close()
+                assert gw.stop() == 0
+
+
 def test_not_ready_until_seq_topic_read():
     """While the brokers are down the gateway cannot read its seq topic: it
     is not ready (/readyz says why) and HELLO gets NOT_READY; once they are
@@ -317,5 +357,6 @@ if __name__ == "__main__":
     r.run(test_sigkill_gateway_resume)
     r.run(test_lost_seq_records_resend_skipped)
     r.run(test_kafka_failure_err_then_resend)
+    r.run(test_queries_routed_with_failover)
     r.run(test_not_ready_until_seq_topic_read)
     r.finish()

@@ -356,6 +356,16 @@ static void test_cross_checks(void **st)
     char *bad_seq[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
                        "--gateway-seq-topic", "a b"};
     conflict(8, bad_seq, "--gateway-seq-topic: 'a b' is not 1-100 of [a-zA-Z0-9._-]");
+    char *node_alone[] = {"slotd", "--gateway-node", "0/2@127.0.0.1:7400"};
+    conflict(3, node_alone, "--gateway-node needs --gateway");
+    char *bad_node[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
+                        "--gateway-node", "0/2@127.0.0.1:7400", "--gateway-node", "2/2@h:1"};
+    conflict(10, bad_node, "--gateway-node: '2/2@h:1' is not I/N@IP:PORT with 0 <= I < N");
+    char *nodes[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
+                     "--gateway-node", "0/2@127.0.0.1:7400", "--gateway-node", "1/2@::1:7401"};
+    assert_int_equal(parse(&c, 10, nodes), FLAGS_OK);
+    assert_string_equal(c.gateway_nodes, "0/2@127.0.0.1:7400\n1/2@::1:7401\n");
+    flags_free(&c);
 }
 
 /* ---- --config ------------------------------------------------------------------ */
