@@ -497,6 +497,9 @@ void flags_free(server_config *cfg)
     free((char *)cfg->kafka_partitions);
     free((char *)cfg->kafka_node);
     free((char *)cfg->kafka_conf);
+    free((char *)cfg->gateway_seq_topic);
+    free((char *)cfg->gateway_nodes);
+    cfg->gateway_seq_topic = cfg->gateway_nodes = NULL;
     cfg->data_dir = cfg->port_file = cfg->token = NULL;
     cfg->kafka_brokers = cfg->kafka_topic = cfg->kafka_partitions = cfg->kafka_node = NULL;
     cfg->kafka_conf = NULL;

@@ -146,6 +146,14 @@ typedef enum flag_type {
     X("checkpoint-records", FLAG_U64, "N", "0", 0, UINT64_MAX, 0, FLAG_AT(checkpoint_records),      \
       "--source kafka: snapshot after N records applied\n"                                          \
       "(--checkpoint-bytes counts record bytes there); 0 = not\nby count")                          \
+    X("gateway", FLAG_BOOL, NULL, NULL, 0, 0, 0, FLAG_AT(gateway),                                  \
+      "be a gateway (docs/cluster.md): T batches are cut per\n"                                     \
+      "partition and produced to --kafka-topic; no local disk")                                      \
+    X("gateway-seq-topic", FLAG_STRING, "TOPIC", NULL, 0, 0, 0, FLAG_AT(gateway_seq_topic),         \
+      "--gateway: compacted topic of acknowledged seqs\n[default: <kafka-topic>.seqs]")               \
+    X("gateway-node", FLAG_APPEND, "I/N@IP:PORT", NULL, 0, 0, 0, FLAG_AT(gateway_nodes),            \
+      "--gateway: a node owning partitions p mod N = I\n"                                           \
+      "(repeatable; replicas too): per-symbol queries go there")                                   \
     X("log-level", FLAG_ENUM, "error|warn|info|debug", "info", 0, 0, 0, FLAG_AT(log_level),         \
       "how much to log")                                                                            \
     X("config", FLAG_CONFIG, "FILE", NULL, 0, 0, 0, FLAG_NOWHERE,                                   \

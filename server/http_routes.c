@@ -16,6 +16,7 @@
  * reserve connection is served the probes only (503 TOO_MANY_CONNECTIONS).
  */
 #include "http_internal.h"
+#include "gateway.h"
 #include "kafka.h"
 
 #include <stdio.h>
@@ -182,6 +183,8 @@ static void route_readyz(server *srv, http__answer *a)
     char msg[160];
     if (srv->replaying) {
         reason = "replaying the journal";
+    } else if (!srv->ready && srv->cfg.gateway && !srv->stopping && !gateway_ready(srv, msg, sizeof msg)) {
+        reason = msg;
     } else if (!srv->ready) {
         reason = srv->stopping ? "shutting down" : "starting";
     } else {

@@ -15,6 +15,7 @@
 #include "checkpoint.h"
 #include "emit.h"
 #include "ingest.h"
+#include "gateway.h"
 #include "kafka.h"
 #include "retention.h"
 #include "query.h"
@@ -64,7 +65,7 @@ int http_render_stats(server *srv, proto_buf *out)
 
     emit e;
     emit_json_init(&e, out);
-    e.map(&e, 30);
+    e.map(&e, 31);
     e.key(&e, "version");
     emit_cstr(&e, SLOTD_VERSION);
     kv_dbl(&e, "uptime_seconds", now_s(srv));
@@ -194,10 +195,15 @@ int http_render_stats(server *srv, proto_buf *out)
     e.key(&e, "stopping");
     e.boolean(&e, srv->stopping);
     e.key(&e, "source");
-    emit_cstr(&e, srv->cfg.source == SERVER_SOURCE_KAFKA ? "kafka" : "tcp");
+    emit_cstr(&e, srv->cfg.gateway ? "gateway" : srv->cfg.source == SERVER_SOURCE_KAFKA ? "kafka" : "tcp");
     e.key(&e, "kafka"); /* per-partition offsets, lag, rates (kafka_stats.c) */
     if (srv->cfg.source == SERVER_SOURCE_KAFKA)
         kafka_stats_json(srv, &e);
+    else
+        e.nil(&e);
+    e.key(&e, "gateway"); /* produced batches and parts, the seq topic (gateway.c) */
+    if (srv->cfg.gateway)
+        gateway_stats_json(srv, &e);
     else
         e.nil(&e);
     e.end(&e);

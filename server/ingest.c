@@ -26,6 +26,7 @@
 
 #include "delete.h"
 #include "emit.h"
+#include "gateway.h"
 #include "ingest_internal.h"
 #include "query.h"
 
@@ -111,6 +112,7 @@ void op_error(server *srv, op *o, uint64_t id, const proto_error *err)
 /* ---- batches ----------------------------------------------------------------- */
 
 static void batch_journaled(void *ctx, int status);
+static void batch_produced(void *ctx, const char *kafka_err);
 static void batch_staged(conn *c, op *o, const uint8_t *msg, size_t len);
 
 static void batch_ack(server *srv, op *o, uint64_t n)
@@ -232,6 +234,15 @@ static void batch_staged(conn *c, op *o, const uint8_t *msg, size_t len)
         batch_refuse(srv, o, cl, &err);
         return;
     }
+    if (srv->cfg.gateway) { /* Kafka stores it (gateway.h): nothing reserved here */
+        o->cl = cl;
+        cl->accepted_seq = o->seq;
+        if (cl->held == o->seq)
+            cl->held = 0;
+        cl->inflight++;
+        gateway_submit(srv, cl, o->seq, msg, len, batch_produced, o);
+        return;
+    }
     int rc = store_batch_reserve(srv->store, &o->batch);
     if (rc != STORE_OK) {
         set_err(&err, PROTO_E_STORE_FULL, "storing the batch would exceed the memory cap (%s)",
@@ -258,23 +269,27 @@ static void batch_staged(conn *c, op *o, const uint8_t *msg, size_t len)
     }
 }
 
-/* The journal has the batch (status 0) or failed to write it (-errno). The
- * journal fails every record appended before the loop saw a failure, so a
- * failed seq is never followed by a journaled higher seq of the same client
- * that was already in flight: resetting accepted_seq to durable_seq is
- * exact, and holding the name at the lowest failed seq keeps every refused
- * seq above every stored one. */
-static void batch_journaled(void *ctx, int status)
+/* The journal has the batch (status 0, why NULL) or failed to write it
+ * (-errno, why: the client's message); with --gateway, Kafka has every
+ * part of it or not. The journal fails every record appended before the
+ * loop saw a failure (and the gateway every batch of the name queued behind
+ * a failed one), so a failed seq is never followed by a stored higher seq
+ * of the same client that was already in flight: resetting accepted_seq to
+ * durable_seq is exact, and holding the name at the lowest failed seq keeps
+ * every refused seq above every stored one. */
+static void batch_done(op *o, int status, const char *why)
 {
-    op *o = ctx;
     struct ingest *ing = o->ing;
     server *srv = ing->srv;
     client_rec *cl = o->cl;
     assert(cl->inflight > 0);
     cl->inflight--;
-    if (status == 0) {
+    if (!why) {
         uint64_t n = o->batch.n;
-        store_batch_commit(srv->store, &o->batch);
+        if (srv->cfg.gateway) /* nothing of it is kept here */
+            store_batch_reset(&o->batch);
+        else
+            store_batch_commit(srv->store, &o->batch);
         if (o->seq > cl->durable_seq)
             cl->durable_seq = o->seq;
         batch_ack(srv, o, n);
@@ -285,10 +300,10 @@ static void batch_journaled(void *ctx, int status)
         store_batch_reset(&o->batch);
         cl->accepted_seq = cl->durable_seq;
         seq_refused(cl, o->seq);
-        set_err(&err, PROTO_E_JOURNAL, "journal write failed: %s; batch not stored",
-                uv_strerror(status));
-        log_warn("journal_error seq=%llu client=%s err=%s", (unsigned long long)o->seq,
-                 log_esc(name, sizeof name, cl->name, cl->len), uv_strerror(status));
+        set_err(&err, PROTO_E_JOURNAL, "%s", why);
+        if (!srv->cfg.gateway) /* (the gateway logs its own: gateway_batch_failed) */
+            log_warn("journal_error seq=%llu client=%s err=%s", (unsigned long long)o->seq,
+                     log_esc(name, sizeof name, cl->name, cl->len), uv_strerror(status));
         metrics_error(&srv->metrics, err.code);
         o->reply.len = 0;
         if (proto_pack_err(&o->reply, o->seq, &err) != 0)
@@ -305,6 +320,23 @@ static void batch_journaled(void *ctx, int status)
         for (conn *x = ing->conns; x; x = x->next)
             conn_update_reading(x);
     }
+}
+
+static void batch_journaled(void *ctx, int status)
+{
+    char why[128];
+    if (status != 0)
+        snprintf(why, sizeof why, "journal write failed: %s; batch not stored",
+                 uv_strerror(status));
+    batch_done(ctx, status, status == 0 ? NULL : why);
+}
+
+/* --gateway: every part of the batch is in Kafka (kafka_err NULL), or not.
+ * The gateway fails every batch of the name queued behind a failed one, so
+ * as with the journal no later seq is delivered past a failed one. */
+static void batch_produced(void *ctx, const char *kafka_err)
+{
+    batch_done(ctx, kafka_err ? UV_EIO : 0, kafka_err);
 }
 
 /* ---- HELLO and queries --------------------------------------------------- */
@@ -435,6 +467,29 @@ static void query_deleted(void *ctx, const query_req *q, uint64_t deleted, const
     op_finish(o);
 }
 
+/* --gateway: a node's reply to a forwarded query, or why there is none. */
+static void query_forwarded(void *ctx, const uint8_t *reply, size_t len, const proto_error *err)
+{
+    op *o = ctx;
+    server *srv = o->ing->srv;
+    if (!o->c) { /* the connection went away meanwhile */
+        op_recycle(o->ing, o);
+        return;
+    }
+    if (err) {
+        op_error(srv, o, o->seq, err);
+        return;
+    }
+    o->reply.len = 0;
+    if (proto_buf_append(&o->reply, reply, len) != 0) {
+        proto_error e;
+        set_err(&e, PROTO_E_TOO_LARGE, "out of memory copying the node's reply");
+        op_error(srv, o, o->seq, &e);
+        return;
+    }
+    op_finish(o);
+}
+
 static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
 {
     server *srv = c->ing->srv;
@@ -448,6 +503,18 @@ static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
     }
     srv->metrics.queries_total++;
     if (query_decode(msg, len, &qid, &q, &err) != 0) {
+        op_error(srv, o, qid, &err);
+        return;
+    }
+    if (srv->cfg.gateway && q.op != QUERY_SCHEMA) {
+        o->seq = qid;
+        if (q.op != QUERY_SYMBOL && q.op != QUERY_TRADES && q.op != QUERY_BARS)
+            /* top, stats, deletes: not routed yet (docs/cluster.md); say so
+             * rather than answer from the gateway's empty store. */
+            set_err(&err, PROTO_E_BAD_QUERY, "this is a gateway (--gateway): only symbol, trades "
+                    "and bars queries are routed to the nodes yet; ask a node");
+        else if (gateway_query_forward(srv, &q, msg, len, query_forwarded, o, &err) == 0)
+            return;
         op_error(srv, o, qid, &err);
         return;
     }

@@ -67,6 +67,12 @@ int kafka_owned(const server_config *cfg, int32_t count, int32_t **out, size_t *
 size_t kafka_offset_name(char *buf, size_t cap, const char *topic, int32_t p);
 size_t kafka_dedupe_name(char *buf, size_t cap, const char *client, size_t clen, int32_t p);
 
+/* A librdkafka configuration: `set` in order, then every --kafka-conf
+ * line of `user` ("key=value\n"...) in order, so the user's win. NULL
+ * (logged) when a setting is refused. */
+struct rd_kafka_conf_s;
+struct rd_kafka_conf_s *kafka_conf_new(const char *set[][2], size_t n, const char *user);
+
 /* ---- source_kafka.c: the consumer ---- */
 
 /* Once the snapshot is loaded (loop thread): create the consumer; then,

@@ -1,12 +1,17 @@
 /* kafka_conf — the Kafka flags: checks across them, the owned partitions,
  * the client-table names (kafka.h). */
+#define _GNU_SOURCE /* strndup */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clients.h"
+#include "gateway.h"
 #include "kafka.h"
+#include "log.h"
+
+#include <librdkafka/rdkafka.h>
 
 __attribute__((format(printf, 3, 4))) static int say(char *msg, size_t cap, const char *fmt, ...)
 {
@@ -125,6 +130,19 @@ static int topic_ok(const char *t)
     return strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
+/* Every --kafka-conf line is KEY=VALUE. */
+static int conf_lines_check(const char *conf, char *msg, size_t cap)
+{
+    for (const char *p = conf; p && *p;) {
+        size_t l = strcspn(p, "\n");
+        const char *eq = memchr(p, '=', l);
+        if (!eq || eq == p)
+            return say(msg, cap, "--kafka-conf: '%.*s' is not KEY=VALUE", (int)(l > 80 ? 80 : l), p);
+        p += l + (p[l] == '\n');
+    }
+    return 0;
+}
+
 int kafka_config_check(const server_config *cfg, char *msg, size_t cap)
 {
     const char *given = cfg->kafka_brokers      ? "--kafka-brokers"
@@ -133,9 +151,39 @@ int kafka_config_check(const server_config *cfg, char *msg, size_t cap)
                         : cfg->kafka_node       ? "--kafka-node"
                         : cfg->kafka_conf       ? "--kafka-conf"
                                                 : NULL;
+    if (cfg->gateway) {
+        if (cfg->source == SERVER_SOURCE_KAFKA)
+            return say(msg, cap, "--gateway and --source kafka: a gateway feeds Kafka, a node "
+                       "reads it; use one");
+        if (cfg->kafka_partitions || cfg->kafka_node)
+            return say(msg, cap, "%s is for nodes (--source kafka), not --gateway",
+                       cfg->kafka_partitions ? "--kafka-partitions" : "--kafka-node");
+        if (!cfg->kafka_brokers || !*cfg->kafka_brokers || !cfg->kafka_topic)
+            return say(msg, cap, "--gateway needs --kafka-brokers and --kafka-topic");
+        if (!topic_ok(cfg->kafka_topic))
+            return say(msg, cap, "--kafka-topic: '%.80s' is not 1-%d of [a-zA-Z0-9._-]",
+                       cfg->kafka_topic, KAFKA_TOPIC_MAX);
+        if (cfg->gateway_seq_topic && !topic_ok(cfg->gateway_seq_topic))
+            return say(msg, cap, "--gateway-seq-topic: '%.80s' is not 1-%d of [a-zA-Z0-9._-]",
+                       cfg->gateway_seq_topic, KAFKA_TOPIC_MAX);
+        for (const char *p = cfg->gateway_nodes; p && *p;) {
+            size_t l = strcspn(p, "\n");
+            uint32_t i, n;
+            char host[64];
+            int port;
+            if (gateway_node_parse(p, l, &i, &n, host, sizeof host, &port) != 0)
+                return say(msg, cap, "--gateway-node: '%.*s' is not I/N@IP:PORT with 0 <= I < N",
+                           (int)(l > 80 ? 80 : l), p);
+            p += l + (p[l] == '\n');
+        }
+        return conf_lines_check(cfg->kafka_conf, msg, cap);
+    }
+    if (cfg->gateway_seq_topic || cfg->gateway_nodes)
+        return say(msg, cap, "%s needs --gateway",
+                   cfg->gateway_seq_topic ? "--gateway-seq-topic" : "--gateway-node");
     if (cfg->source != SERVER_SOURCE_KAFKA) {
         if (given)
-            return say(msg, cap, "%s needs --source kafka", given);
+            return say(msg, cap, "%s needs --source kafka or --gateway", given);
         return 0;
     }
     if (!cfg->kafka_brokers || !*cfg->kafka_brokers)
@@ -154,14 +202,7 @@ int kafka_config_check(const server_config *cfg, char *msg, size_t cap)
     if (kafka_owned(cfg, KAFKA_PARTITIONS_MAX, &v, &n, msg, cap) != 0)
         return -1;
     free(v);
-    for (const char *p = cfg->kafka_conf; p && *p;) {
-        size_t l = strcspn(p, "\n");
-        const char *eq = memchr(p, '=', l);
-        if (!eq || eq == p)
-            return say(msg, cap, "--kafka-conf: '%.*s' is not KEY=VALUE", (int)(l > 80 ? 80 : l), p);
-        p += l + (p[l] == '\n');
-    }
-    return 0;
+    return conf_lines_check(cfg->kafka_conf, msg, cap);
 }
 
 size_t kafka_offset_name(char *buf, size_t cap, const char *topic, int32_t p)
@@ -176,4 +217,37 @@ size_t kafka_dedupe_name(char *buf, size_t cap, const char *client, size_t clen,
         return 0;
     int n = snprintf(buf, cap, "gw:%.*s:%d", (int)clen, client, (int)p);
     return n < 0 || (size_t)n >= cap || n > CLIENTS_NAME_MAX ? 0 : (size_t)n;
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, key, val, errstr, sizeof errstr) == RD_KAFKA_CONF_OK)
+        return 0;
+    log_error("kafka_conf_failed key=%s err=\"%s\"", key, errstr);
+    return -1;
+}
+
+rd_kafka_conf_t *kafka_conf_new(const char *set[][2], size_t n, const char *user)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < n; i++)
+        if (conf_set(conf, set[i][0], set[i][1]) != 0)
+            goto fail;
+    for (const char *p = user; p && *p;) {
+        size_t l = strcspn(p, "\n"), eq = strcspn(p, "=");
+        char *kv = strndup(p, l);
+        if (!kv)
+            goto fail;
+        kv[eq] = '\0';
+        int rc = conf_set(conf, kv, kv + eq + 1);
+        free(kv);
+        if (rc != 0)
+            goto fail;
+        p += l + (p[l] == '\n');
+    }
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
 }

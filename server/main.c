@@ -13,6 +13,7 @@
 #include "flags.h"
 #include "http.h"
 #include "ingest.h"
+#include "gateway.h"
 #include "journal.h"
 #include "kafka.h"
 #include "log.h"
@@ -126,6 +127,8 @@ static void ingest_stopped(server *srv)
 {
     retention_stop(srv);
     kafka_stop(srv); /* nothing more applied: a last checkpoint holds it all */
+    gateway_stop(srv); /* no batch in flight: the last seq records go out */
+    gateway_query_stop(srv);
     checkpoint_stop(srv, checkpoint_stopped);
 }
 
@@ -245,7 +248,13 @@ int main(int argc, char **argv)
         rc = -1;
         goto fail;
     }
-    if (srv->cfg.journal_off) {
+    if (srv->cfg.gateway) {
+        /* No local disk: ready once the seq topic is read (gateway.h). */
+        if ((rc = gateway_start(srv, kafka_failed)) != 0 || (rc = gateway_query_start(srv)) != 0) {
+            log_error("gateway_start_failed err=%s", server_strerror(rc));
+            goto fail;
+        }
+    } else if (srv->cfg.journal_off) {
         if ((rc = retention_start(srv)) != 0) /* no checkpoints without a journal */
             goto fail;
         server_prefault_start(srv);
@@ -262,6 +271,8 @@ int main(int argc, char **argv)
     uv_run(srv->loop, UV_RUN_DEFAULT);
     uv_loop_close(srv->loop);
     kafka_free(srv);
+    gateway_free(srv);
+    gateway_query_free(srv);
     prefault_stop(srv->prefault, srv->store);
     checkpoint_free(srv);
     retention_free(srv);
@@ -271,6 +282,8 @@ int main(int argc, char **argv)
     return exit_code;
 fail:
     kafka_free(srv);
+    gateway_free(srv);
+    gateway_query_free(srv);
     prefault_stop(srv->prefault, srv->store);
     checkpoint_free(srv);
     retention_free(srv);

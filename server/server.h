@@ -50,6 +50,9 @@ typedef struct server_config {
     int kafka_on_error;              /* KAFKA_ON_ERROR_SKIP or _STOP: a bad record */
     uint64_t kafka_ready_lag;        /* /readyz 503 while a partition is further behind */
     uint64_t checkpoint_records;     /* kafka: checkpoint after this many records; 0 = not */
+    int gateway;                     /* --gateway (gateway.h): T batches go to Kafka */
+    const char *gateway_seq_topic;   /* compacted topic of acknowledged seqs; NULL = <topic>.seqs */
+    const char *gateway_nodes;       /* "I/N@IP:PORT\n" per --gateway-node: where queries go */
 } server_config;
 
 enum { SERVER_SOURCE_TCP = 0, SERVER_SOURCE_KAFKA = 1 };
@@ -75,6 +78,8 @@ typedef struct server {
     struct retention *retention;   /* --retention (retention.c) */
     struct prefault *prefault;     /* new slab pages faulted in off the loop (prefault.c) */
     struct kafka *kafka;           /* --source kafka: the consumer (source_kafka.c) */
+    struct gateway *gateway;       /* --gateway: the producer (gateway.c) */
+    struct gq *gateway_q;          /* --gateway: queries to the nodes (gateway_query.c) */
 } server;
 
 /* uv_close for every handle that owns a descriptor (TCP, pipe). libuv

@@ -37,20 +37,10 @@ static void watermarks(struct kafka *k);
 
 /* ---- settings ------------------------------------------------------------- */
 
-static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val)
-{
-    char errstr[ERRSTR];
-    if (rd_kafka_conf_set(conf, key, val, errstr, sizeof errstr) == RD_KAFKA_CONF_OK)
-        return 0;
-    log_error("kafka_conf_failed key=%s err=\"%s\"", key, errstr);
-    return -1;
-}
-
 /* slotd's settings, then every --kafka-conf in order (the user's win). */
 static rd_kafka_conf_t *conf_build(const server_config *cfg)
 {
     char group[KAFKA_TOPIC_MAX + 16];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     snprintf(group, sizeof group, "slotd-%s", cfg->kafka_topic);
     /* Offsets are slotd's (snapshots); Kafka's copy is for lag monitors. */
     const char *set[][2] = {{"bootstrap.servers", cfg->kafka_brokers},
@@ -59,25 +49,7 @@ static rd_kafka_conf_t *conf_build(const server_config *cfg)
                             {"enable.auto.offset.store", "false"},
                             {"auto.offset.reset", "earliest"},
                             {"enable.partition.eof", "false"}};
-    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
-        if (conf_set(conf, set[i][0], set[i][1]) != 0)
-            goto fail;
-    for (const char *p = cfg->kafka_conf; p && *p;) {
-        size_t l = strcspn(p, "\n"), eq = strcspn(p, "=");
-        char *kv = strndup(p, l);
-        if (!kv)
-            goto fail;
-        kv[eq] = '\0';
-        int rc = conf_set(conf, kv, kv + eq + 1);
-        free(kv);
-        if (rc != 0)
-            goto fail;
-        p += l + (p[l] == '\n');
-    }
-    return conf;
-fail:
-    rd_kafka_conf_destroy(conf);
-    return NULL;
+    return kafka_conf_new(set, sizeof set / sizeof set[0], cfg->kafka_conf);
 }
 
 /* ---- partitions --------------------------------------------------------------- */

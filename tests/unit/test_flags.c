@@ -300,6 +300,15 @@ static void test_command_line(void **st)
     flags_free(&c);
 }
 
+/* Refused by the checks across flags, with exactly this message. */
+static void conflict(int argc, char **argv, const char *want)
+{
+    server_config c;
+    assert_int_equal(parse(&c, argc, argv), FLAGS_ECONFLICT);
+    assert_string_equal(msg, want);
+    flags_free(&c);
+}
+
 static void test_cross_checks(void **st)
 {
     (void)st;
@@ -325,6 +334,37 @@ static void test_cross_checks(void **st)
     flags_free(&c);
     char *fits[] = {"slotd", "--max-message", "64M"};
     assert_int_equal(parse(&c, 3, fits), FLAGS_OK);
+    flags_free(&c);
+    /* --gateway: brokers and topic, no node flags, not a node itself */
+    char *gw[] = {"slotd", "--gateway", "--kafka-brokers", "b:9092", "--kafka-topic", "trades",
+                  "--gateway-seq-topic", "trades.acked"};
+    assert_int_equal(parse(&c, 8, gw), FLAGS_OK);
+    assert_true(c.gateway);
+    assert_string_equal(c.gateway_seq_topic, "trades.acked");
+    flags_free(&c);
+    char *gw_bare[] = {"slotd", "--gateway", "--kafka-topic", "trades"};
+    conflict(4, gw_bare, "--gateway needs --kafka-brokers and --kafka-topic");
+    char *gw_node[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
+                       "--kafka-node", "0/2"};
+    conflict(8, gw_node, "--kafka-node is for nodes (--source kafka), not --gateway");
+    char *gw_src[] = {"slotd", "--gateway", "--source", "kafka", "--kafka-brokers", "b",
+                      "--kafka-topic", "t", "--kafka-node", "0/2"};
+    conflict(10, gw_src, "--gateway and --source kafka: a gateway feeds Kafka, a node reads it; "
+                         "use one");
+    char *seq_alone[] = {"slotd", "--gateway-seq-topic", "x"};
+    conflict(3, seq_alone, "--gateway-seq-topic needs --gateway");
+    char *bad_seq[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
+                       "--gateway-seq-topic", "a b"};
+    conflict(8, bad_seq, "--gateway-seq-topic: 'a b' is not 1-100 of [a-zA-Z0-9._-]");
+    char *node_alone[] = {"slotd", "--gateway-node", "0/2@127.0.0.1:7400"};
+    conflict(3, node_alone, "--gateway-node needs --gateway");
+    char *bad_node[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
+                        "--gateway-node", "0/2@127.0.0.1:7400", "--gateway-node", "2/2@h:1"};
+    conflict(10, bad_node, "--gateway-node: '2/2@h:1' is not I/N@IP:PORT with 0 <= I < N");
+    char *nodes[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
+                     "--gateway-node", "0/2@127.0.0.1:7400", "--gateway-node", "1/2@::1:7401"};
+    assert_int_equal(parse(&c, 10, nodes), FLAGS_OK);
+    assert_string_equal(c.gateway_nodes, "0/2@127.0.0.1:7400\n1/2@::1:7401\n");
     flags_free(&c);
 }
 

@@ -1,0 +1,102 @@
+/* gateway — slotd --gateway: the TCP protocol of a node in front of Kafka
+ * (docs/cluster.md, "The gateway").
+ *
+ * Ingest (ingest.c hands every T batch that passed the decoder and the seq
+ * rules to gateway_submit): the batch is cut per partition (split.h; the
+ * partition of a symbol is murmur2 over the topic's partition count, the
+ * same function the nodes check records with), and each part is produced
+ * with the idempotent producer (acks=all) as one record: no key, an
+ * explicit partition, value = a T message of that part's trades, headers
+ * "client", "seq" (the batch's, decimal) and "part" ("i/n"). The nodes
+ * de-duplicate per (client, partition) on (client, seq): the parts of one
+ * batch land in distinct partitions, so each (client, seq, partition) is
+ * one record. The batch is done when every part's delivery report is in:
+ * success only if all succeeded.
+ *
+ * One batch per client name is in Kafka at a time; the others wait in its
+ * queue. So a failed batch is never followed, in any partition, by a
+ * delivered later batch of the same name — which the nodes' "at or below
+ * the highest seq seen" rule would otherwise turn into a loss of the
+ * failed batch's resend. When a batch fails, every batch queued behind it
+ * fails too (like a journal write error: ingest then blocks the name at the
+ * lowest failed seq, PROTOCOL.md §5).
+ *
+ * Resume without local disk: once every part of batch N of client C is
+ * acknowledged, the record (key C, value N in decimal) is produced to the
+ * seq topic (--gateway-seq-topic, compacted; default "<topic>.seqs"). At
+ * start the gateway reads that topic to its end (the highest N per C)
+ * before it answers HELLO (NOT_READY until then), so WELCOME last_seq is
+ * what was acknowledged — or lower, if the gateway died between the parts'
+ * acknowledgement and the seq record's: the client then resends batches
+ * whose parts are in Kafka already, and the nodes skip them.
+ *
+ * Loop thread only, except the metadata look-up (a uv worker thread).
+ * librdkafka's delivery reports come through the producer's main queue,
+ * whose event fd wakes the loop (rd_kafka_queue_io_event_enable + uv_poll).
+ */
+#ifndef SLOTD_GATEWAY_H
+#define SLOTD_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+
+/* The batch is done: err NULL when every part was acknowledged by Kafka,
+ * else why not (some parts may be in Kafka: a resend is de-duplicated). */
+typedef void (*gateway_done_fn)(void *ctx, const char *err);
+
+/* Create the producer and the seq topic's reader; srv->ready is set once
+ * the topics' partition counts are known and the seq topic is read to its
+ * end. 0 or a negative code (logged); a later failure (a fatal producer
+ * error) is logged and calls fail(srv). */
+int gateway_start(server *srv, void (*fail)(server *srv));
+/* Produce batch seq of client cl (msg: a T message the decoder accepted;
+ * copied when it must wait). done runs exactly once on the loop thread,
+ * possibly before this returns. cl->inflight must count the batch (ingest
+ * does), so the name stays in the table until done. */
+void gateway_submit(server *srv, client_rec *cl, uint64_t seq, const uint8_t *msg, size_t len,
+                    gateway_done_fn done, void *ctx);
+/* Graceful stop, once no batch is in flight: the seq records produced are
+ * flushed (up to 5 s), handles closed. */
+void gateway_stop(server *srv);
+/* After the loop has ended. */
+void gateway_free(server *srv);
+
+/* 1 when ready; else 0 with why[cap] saying what it waits for. */
+int gateway_ready(const server *srv, char *why, size_t cap);
+
+struct emit;
+/* The "gateway" section of /stats (a map). */
+void gateway_stats_json(const server *srv, struct emit *e);
+
+/* The partition of a symbol (murmur2 over the topic's partition count), or
+ * -1 before the count is known. */
+int32_t gateway_partition(const server *srv, const char *sym, size_t len);
+
+/* ---- gateway_query.c: per-symbol queries to the nodes ----
+ *
+ * --gateway-node I/N@IP:PORT (repeatable) names a node and what it owns
+ * (every partition p with p mod N = I, as its --kafka-node). A symbol,
+ * trades or bars query goes byte for byte to a ready node owning the
+ * symbol's partition (the one with the fewest queries waiting); the node's
+ * reply comes back as is. A node whose connection fails hands its waiting
+ * queries to another ready node of their partition, else they are answered
+ * NOT_READY; it is reconnected every 500 ms. top, stats and deletes are not
+ * routed (BAD_QUERY). */
+typedef void (*gateway_reply_fn)(void *ctx, const uint8_t *reply, size_t len,
+                                 const proto_error *err);
+/* "I/N@HOST:PORT" (len bytes) -> its parts. 0 or -1. */
+int gateway_node_parse(const char *s, size_t len, uint32_t *i, uint32_t *n, char *host,
+                       size_t hcap, int *port);
+int gateway_query_start(server *srv);
+struct query_req;
+/* Forward msg (the framed Q) for req's symbol: 0 and done runs exactly once
+ * later (or now), or -1 with err set and done never runs. */
+int gateway_query_forward(server *srv, const struct query_req *req, const uint8_t *msg, size_t len,
+                          gateway_reply_fn done, void *ctx, proto_error *err);
+/* Graceful stop: connections closed, queries still waiting answered NOT_READY. */
+void gateway_query_stop(server *srv);
+void gateway_query_free(server *srv);
+
+#endif

@@ -1,0 +1,362 @@
+"""The gateway (slotd --gateway, issue #16) end to end: a client speaks the
+TCP protocol to the gateway, which cuts each batch per partition and
+produces it to librdkafka's mock cluster (tests/kafka/mockcluster, its own
+process); two Kafka-fed nodes own the even and the odd partitions.
+
+- every acknowledged trade is held exactly once, by the node that owns its
+  symbol, in the order it was sent;
+- a bad trade gets the same ERR from the gateway as from a TCP-fed slotd
+  (and so do the seq rules: BLOCKED behind it), and nothing of it reaches
+  Kafka;
+- SIGKILL the gateway mid-stream, several times: after each restart WELCOME
+  last_seq is at most what was sent (and exactly what was acknowledged when
+  the gateway was idle), the client resends the rest, every trade is held
+  exactly once;
+- a gateway that lost the seq records (another seq topic) sends resent
+  batches again: the nodes skip them (per client and partition).
+"""
+import os
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Results, Slotd, send_batches, wait_for  # noqa: E402
+from test_kafka import (MockCluster, TS0, all_trades_exactly_once, kstats, node,  # noqa: E402
+                        partition_of, symbol_view, workload)
+
+PARTS = 4
+
+
+def gateway(mc, extra=()):
+    return Slotd(["--gateway", "--kafka-brokers", mc.bootstrap, "--kafka-topic", mc.topic,
+                  "--kafka-conf", "log_level=3"] + list(extra))
+
+
+def cluster():
+    """The mock cluster with the trades topic and the gateway's seq topic."""
+    mc = MockCluster(partitions=PARTS)
+    mc.command("topic %s.seqs 2" % mc.topic)
+    return mc
+
+
+def gstats(gw):
+    status, body = gw.http_json("/stats")
+    assert status == 200, body
+    return body["gateway"]
+
+
+def trades_stored(nodes):
+    return sum(p["trades"] for s in nodes for p in kstats(s)["partitions"])
+
+
+def offsets(nodes):
+    """Records each node passed (applied or skipped), all its partitions."""
+    return sum(p["next_offset"] for s in nodes for p in kstats(s)["partitions"])
+
+
+def skipped(nodes):
+    """Records the nodes skipped as resends (same client and seq)."""
+    return sum(p["skipped_duplicates"] for s in nodes for p in kstats(s)["partitions"])
+
+
+def check_exactly_once(even, odd, trades):
+    """Each node holds exactly the trades of its symbols, each once, in order."""
+    for i, s in enumerate((even, odd)):
+        mine = [t for t in trades if partition_of(t["sym"], PARTS) % 2 == i]
+        assert mine
+        all_trades_exactly_once(s, mine)
+        assert sum(p["trades"] for p in kstats(s)["partitions"]) == len(mine)
+
+
+def batch_of(trades, size):
+    return lambda seq: trades[(seq - 1) * size:seq * size]
+
+
+# ---- tests ---------------------------------------------------------------------
+
+def test_acked_trades_stored_once():
+    """Through the official Python client: 60 batches of 100 trades over 40
+    symbols; each batch becomes one record per partition it touches."""
+    trades = workload(6000, seed=21)
+    with cluster() as mc:
+        with gateway(mc) as gw, node(mc, "0/2") as even, node(mc, "1/2") as odd:
+            send_batches(gw, "feed", 1, 60, batch_of(trades, 100))
+            g = gstats(gw)
+            assert g["batches_acked"] == 60 and g["batches_failed"] == 0, g
+            parts = sum(len({partition_of(t["sym"], PARTS) for t in trades[i:i + 100]})
+                        for i in range(0, 6000, 100))
+            assert g["records_produced"] == parts, (g, parts)
+            wait_for(lambda: offsets([even, odd]) == parts, 60, "every part consumed")
+            check_exactly_once(even, odd, trades)
+            assert skipped([even, odd]) == 0
+            assert all(p["bad_records"] == 0 for s in (even, odd) for p in kstats(s)["partitions"])
+            wait_for(lambda: gstats(gw)["seq_records_written"] == 60, 30, "seq records")
+            gw.restart()  # graceful: every seq record is out; last_seq is exact
+            c = gw.connect("feed")
+            assert c.welcome[1]["last_seq"] == 60, c.welcome
+            c.close()
+            assert gw.stop() == 0  # a clean exit (under ASan: no leak)
+
+
+def bad_exchange(s):
+    """The replies of one server to bad batches and the seq rules around them."""
+    good = [{"sym": "G%d" % i, "ts": TS0 + i, "px": "10.5", "qty": i + 1, "id": i}
+            for i in range(8)]
+    bad = [
+        good[:2] + [{"sym": "G9", "ts": TS0, "px": "1", "qty": -1}],         # BAD_VALUE, index 2
+        good[:1] + [{"sym": "G9", "ts": TS0, "px": "1", "qty": 1, "x": 1}],  # UNKNOWN_FIELD
+        [{"ts": TS0, "px": "1", "qty": 1}],                                  # MISSING_FIELD
+        [{"sym": "", "ts": TS0, "px": "1", "qty": 1}],                       # BAD_SYMBOL
+        [["G1", TS0, "1.123456789", 1]],                                     # BAD_VALUE, array form
+    ]
+    c = s.connect("feed")
+    out = []
+    for b in bad:
+        c.send_batch(1, b)
+        out.append(c.recv())
+    c.send_batch(2, good)  # pipelined behind refused seq 1: BLOCKED
+    out.append(c.recv())
+    c.send(["T", 0, good])  # seq 0: BAD_MESSAGE
+    out.append(c.recv())
+    c.send_batch(1, good)  # the corrected seq 1, then 2
+    out.append(c.recv())
+    c.send_batch(2, good[:3])
+    out.append(c.recv())
+    c.send_batch(2, good[:3])  # a resend: ACK 0
+    out.append(c.recv())
+    c.close()
+    return out
+
+
+def test_bad_trade_same_err_nothing_produced():
+    with cluster() as mc:
+        with gateway(mc) as gw, Slotd() as tcp, node(mc, "0/2") as even, node(mc, "1/2") as odd:
+            want, got = bad_exchange(tcp), bad_exchange(gw)
+            assert got == want, (got, want)
+            codes = [r[2] for r in got[:7]]
+            assert codes == ["BAD_VALUE", "UNKNOWN_FIELD", "MISSING_FIELD", "BAD_SYMBOL",
+                             "BAD_VALUE", "BLOCKED", "BAD_MESSAGE"], codes
+            assert got[7:] == [["ACK", 1, 8], ["ACK", 2, 3], ["ACK", 2, 0]], got
+            # Only the two good batches reached Kafka: offsets are dense, so a
+            # record of a bad batch would show as one more offset.
+            syms = ["G%d" % i for i in range(8)]
+            parts = len({partition_of(x, PARTS) for x in syms}) + \
+                len({partition_of(x, PARTS) for x in syms[:3]})
+            assert gstats(gw)["records_produced"] == parts
+            wait_for(lambda: trades_stored([even, odd]) == 11, 60, "the good batches")
+            assert offsets([even, odd]) == parts, (offsets([even, odd]), parts)
+
+
+def stream(gw, name, first, last, acked, sent, size, batch, window=8):
+    """Pipeline batches first..last (window in flight) until all are
+    acknowledged or the connection dies; acked/sent get the seqs."""
+    try:
+        c = gw.connect(name)
+        seq, pending = first, []
+        while pending or seq <= last:
+            while len(pending) < window and seq <= last:
+                c.send_batch(seq, batch(seq))
+                sent.append(seq)
+                pending.append(seq)
+                seq += 1
+            r = c.recv()
+            assert r == ["ACK", pending[0], size], r
+            acked.append(pending.pop(0))
+        c.close()
+    except (EOFError, ConnectionResetError, BrokenPipeError, OSError):
+        return
+
+
+def test_sigkill_gateway_resume():
+    """SIGKILL the gateway three times while a client streams (once when it
+    is idle: last_seq is then exactly the last acknowledged seq); after each
+    restart the client resends everything above WELCOME last_seq; in the end
+    the nodes hold every trade exactly once."""
+    size, batches = 50, 160
+    trades = workload(size * batches, seed=22)
+    batch = batch_of(trades, size)
+    with cluster() as mc:
+        with gateway(mc) as gw, node(mc, "0/2") as even, node(mc, "1/2") as odd:
+            first = 1
+            for rnd, idle in enumerate((False, True, False)):
+                acked, sent = [], []
+                upto = first + 19 if idle else batches
+                t = threading.Thread(target=stream, args=(gw, "feed", first, upto, acked, sent,
+                                                          size, batch))
+                t.start()
+                if idle:  # every seq record delivered before the kill
+                    t.join(120)
+                    assert acked and acked[-1] == upto, acked[-3:]
+                    wait_for(lambda: gstats(gw)["seq_records_written"] ==
+                             gstats(gw)["batches_acked"], 30, "seq records")
+                else:
+                    wait_for(lambda: len(acked) >= 15 or not t.is_alive(), 60, "acks")
+                gw.kill()
+                t.join(60)
+                assert not t.is_alive()
+                gw.start()
+                c = gw.connect("feed")
+                last = c.welcome[1]["last_seq"]
+                c.close()
+                assert first - 1 <= last <= max(sent), (first, last, max(sent))
+                if idle:
+                    assert last == upto, (last, upto)
+                print("  round %d: sent %d..%d, acked up to %s, last_seq %d" %
+                      (rnd, first, max(sent), acked[-1] if acked else None, last))
+                first = last + 1
+            if first <= batches:
+                acked, sent = [], []
+                stream(gw, "feed", first, batches, acked, sent, size, batch)
+                assert acked[-1] == batches, acked[-3:]
+            wait_for(lambda: trades_stored([even, odd]) >= len(trades), 90, "every trade")
+            check_exactly_once(even, odd, trades)
+            dups = skipped([even, odd])
+            print("  resent parts the nodes skipped: %d" % dups)
+
+
+def test_lost_seq_records_resend_skipped():
+    """A gateway whose seq topic lacks the client's records (as after a crash
+    between the parts' acknowledgement and the seq record) says last_seq 0;
+    the client's resend reaches Kafka again and the nodes skip every part."""
+    trades = workload(1000, seed=23)
+    with cluster() as mc:
+        mc.command("topic other.seqs 1")
+        with node(mc, "0/2") as even, node(mc, "1/2") as odd:
+            with gateway(mc) as gw:
+                send_batches(gw, "feed", 1, 10, batch_of(trades, 100))
+                parts = gstats(gw)["records_produced"]
+            with gateway(mc, ["--gateway-seq-topic", "other.seqs"]) as gw2:
+                c = gw2.connect("feed")
+                assert c.welcome[1]["last_seq"] == 0, c.welcome
+                c.close()
+                send_batches(gw2, "feed", 1, 10, batch_of(trades, 100))
+                assert gstats(gw2)["records_produced"] == parts
+            wait_for(lambda: offsets([even, odd]) == 2 * parts, 60, "every record")
+            dups = skipped([even, odd])
+            assert dups == parts, (dups, parts)
+            check_exactly_once(even, odd, trades)
+
+
+def test_kafka_failure_err_then_resend():
+    """Brokers down: the batch in Kafka times out (message.timeout.ms) and
+    the client gets ERR JOURNAL (retryable) for it and for the batches
+    queued behind it, BLOCKED for a later one; once the brokers are back the
+    resends are acknowledged and every trade is held exactly once."""
+    trades = workload(700, seed=25)
+    batch = batch_of(trades, 100)
+    with cluster() as mc:
+        with gateway(mc, ["--kafka-conf", "message.timeout.ms=1500", "--kafka-conf",
+                          "reconnect.backoff.max.ms=200"]) as gw, \
+                node(mc, "0/2") as even, node(mc, "1/2") as odd:
+            send_batches(gw, "feed", 1, 2, batch)
+            for b in (1, 2, 3):
+                mc.command("down %d" % b)
+            c = gw.connect("feed")
+            for seq in (3, 4, 5):
+                c.send_batch(seq, batch(seq))
+            replies = [c.recv() for _ in range(3)]
+            assert [r[:3] for r in replies] == [["ERR", q, "JOURNAL"] for q in (3, 4, 5)], replies
+            c.send_batch(6, batch(6))
+            r = c.recv()
+            assert r[:3] == ["ERR", 6, "BLOCKED"], r
+            for b in (1, 2, 3):
+                mc.command("up %d" % b)
+            failed = 3
+            for seq in (3, 4, 5, 6, 7):  # retryable: resend until acknowledged
+                for _ in range(30):
+                    c.send_batch(seq, batch(seq))
+                    r = c.recv()
+                    if r[:3] != ["ERR", seq, "JOURNAL"]:
+                        break
+                    failed += 1  # the producer still reconnecting
+                assert r == ["ACK", seq, 100], r
+            c.close()
+            g = gstats(gw)
+            assert g["batches_failed"] == failed and g["batches_acked"] == 7, (g, failed)
+            wait_for(lambda: trades_stored([even, odd]) >= len(trades), 60, "every trade")
+            check_exactly_once(even, odd, trades)
+
+
+def test_queries_routed_with_failover():
+    """symbol, trades and bars through the gateway answer exactly like a
+    TCP-fed slotd given the same trades; with a replica of the even
+    partitions, killing one even node changes nothing; with both gone, even
+    symbols get NOT_READY and odd ones still answer. top is not routed."""
+    trades = workload(3000, seed=26)
+    syms = sorted({t["sym"] for t in trades})
+    with cluster() as mc:
+        ea, eb, odd = node(mc, "0/2"), node(mc, "0/2"), node(mc, "1/2")
+        with ea, eb, odd, Slotd() as tcp:
+            where = ["--gateway-node", "0/2@127.0.0.1:%d" % ea.tcp_port,
+                     "--gateway-node", "0/2@127.0.0.1:%d" % eb.tcp_port,
+                     "--gateway-node", "1/2@127.0.0.1:%d" % odd.tcp_port]
+            with gateway(mc, where) as gw:
+                send_batches(gw, "feed", 1, 30, batch_of(trades, 100))
+                send_batches(tcp, "feed", 1, 30, batch_of(trades, 100))
+                for s, side in ((ea, 0), (eb, 0), (odd, 1)):  # eb holds what ea does
+                    want = sum(partition_of(t["sym"], PARTS) % 2 == side for t in trades)
+                    wait_for(lambda: trades_stored([s]) == want, 60, "a node caught up")
+                wait_for(lambda: gw.logs().count("gateway_node_up") == 3, 30, "node sessions")
+                cg, ct = gw.connect("q"), tcp.connect("q")
+                for sym in syms:
+                    assert symbol_view(cg, sym) == symbol_view(ct, sym), sym
+                r = cg.query(9, {"op": "top", "n": 5})
+                assert r[0] == "ERR" and r[2] == "BAD_QUERY", r
+                even = [x for x in syms if partition_of(x, PARTS) % 2 == 0]
+                odds = [x for x in syms if partition_of(x, PARTS) % 2 == 1]
+                assert even and odds
+                ea.kill()  # queries go to the other replica
+                for sym in even:
+                    assert symbol_view(cg, sym) == symbol_view(ct, sym), sym
+                eb.kill()  # no replica of the even partitions left
+                r = cg.query(5, {"op": "symbol", "sym": even[0]})
+                assert r[0] == "ERR" and r[1] == 5 and r[2] == "NOT_READY", r
+                assert symbol_view(cg, odds[0]) == symbol_view(ct, odds[0])
+                cg.close()
+                ct.close()
+                assert gw.stop() == 0
+
+
+def test_not_ready_until_seq_topic_read():
+    """While the brokers are down the gateway cannot read its seq topic: it
+    is not ready (/readyz says why) and HELLO gets NOT_READY; once they are
+    back it reads the topic and WELCOME has the client's last_seq. (The mock
+    cluster creates a topic a client asks about, so a missing seq topic
+    cannot be shown with it.)"""
+    trades = workload(200, seed=24)
+    with cluster() as mc:
+        with gateway(mc) as gw:
+            send_batches(gw, "feed", 1, 2, batch_of(trades, 100))
+        for b in (1, 2, 3):
+            mc.command("down %d" % b)
+        gw = gateway(mc)
+        gw.start(wait_ready=False)
+        try:
+            status, body = gw.http_json("/readyz")
+            assert status == 503 and body["status"] == "not_ready", body
+            c = gw.connect(hello=False)
+            c.send(["HELLO", {"client": "feed"}])
+            r = c.recv()
+            assert r[0] == "ERR" and r[2] == "NOT_READY", r
+            for b in (1, 2, 3):
+                mc.command("up %d" % b)
+            gw.wait_ready(60)
+            c = gw.connect("feed")
+            assert c.welcome[1]["last_seq"] == 2, c.welcome
+            c.close()
+        except BaseException:
+            gw.__exit__(*sys.exc_info())
+            raise
+        gw.__exit__(None, None, None)
+
+
+if __name__ == "__main__":
+    r = Results()
+    r.run(test_acked_trades_stored_once)
+    r.run(test_bad_trade_same_err_nothing_produced)
+    r.run(test_sigkill_gateway_resume)
+    r.run(test_lost_seq_records_resend_skipped)
+    r.run(test_kafka_failure_err_then_resend)
+    r.run(test_queries_routed_with_failover)
+    r.run(test_not_ready_until_seq_topic_read)
+    r.finish()
