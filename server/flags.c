@@ -305,6 +305,17 @@ static int apply(ctx *c, const flag_def *f, const char *v)
         if (parse_hostport(v, cfg->http_host, sizeof cfg->http_host, &cfg->http_port) < 0)
             return not_a(c, f, v, "HOST:PORT or off (e.g. 127.0.0.1:7401, [::1]:7401)");
         return FLAGS_OK;
+    case FLAG_PORT:
+        if (strcmp(v, "off") == 0) {
+            i = -1;
+        } else {
+            const char *end;
+            if (parse_digits(v, &n, &end) < 0 || *end || n > 65535)
+                return not_a(c, f, v, "a port (0-65535) or off");
+            i = (int)n;
+        }
+        memcpy((char *)cfg + f->off, &i, sizeof i);
+        return FLAGS_OK;
     case FLAG_DATA_DIR:
         if (!*v)
             return not_a(c, f, v, "a directory");
@@ -412,6 +423,26 @@ void flags_defaults(server_config *cfg)
         }
 }
 
+/* TLS flags come together: a TLS port needs a certificate and its key, and
+ * a certificate without a TLS port (or a client CA without a certificate)
+ * would be a TLS setup silently not used. */
+static int validate_tls(ctx *c)
+{
+    const server_config *cfg = c->cfg;
+    int ports = cfg->tls_port >= 0 || cfg->tls_http_port >= 0;
+    if (ports && (!cfg->tls_cert || !cfg->tls_key))
+        return say(c, FLAGS_ECONFLICT, "--tls-port/--tls-http-port need --tls-cert and --tls-key");
+    if (!ports && (cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca))
+        return say(c, FLAGS_ECONFLICT, "--tls-cert, --tls-key and --tls-client-ca need "
+                   "--tls-port or --tls-http-port");
+    if (cfg->tls_port >= 0 && cfg->tls_port == cfg->listen_port && cfg->tls_port != 0)
+        return say(c, FLAGS_ECONFLICT, "--tls-port %d is --listen's port too", cfg->tls_port);
+    if (cfg->tls_http_port >= 0 && cfg->tls_http_port == cfg->http_port && cfg->tls_http_port != 0)
+        return say(c, FLAGS_ECONFLICT, "--tls-http-port %d is --http's port too",
+                   cfg->tls_http_port);
+    return FLAGS_OK;
+}
+
 /* Checks across flags, or against limits of other modules, once all are in. */
 static int validate(ctx *c)
 {
@@ -425,7 +456,7 @@ static int validate(ctx *c)
                    JOURNAL_MAX_MSG >> 20);
     if (kafka_config_check(c->cfg, c->msg, c->cap) != 0)
         return FLAGS_ECONFLICT;
-    return FLAGS_OK;
+    return validate_tls(c);
 }
 
 int flags_set(server_config *cfg, const char *name, const char *value, char *msg, size_t cap)
@@ -497,6 +528,10 @@ void flags_free(server_config *cfg)
     free((char *)cfg->kafka_partitions);
     free((char *)cfg->kafka_node);
     free((char *)cfg->kafka_conf);
+    free((char *)cfg->tls_cert);
+    free((char *)cfg->tls_key);
+    free((char *)cfg->tls_client_ca);
+    cfg->tls_cert = cfg->tls_key = cfg->tls_client_ca = NULL;
     cfg->data_dir = cfg->port_file = cfg->token = NULL;
     cfg->kafka_brokers = cfg->kafka_topic = cfg->kafka_partitions = cfg->kafka_node = NULL;
     cfg->kafka_conf = NULL;

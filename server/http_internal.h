@@ -16,6 +16,7 @@
 
 #include "http.h"
 #include "query.h"
+#include "tls.h"
 #include "token.h"
 
 #define HTTP_MAX_CONNS 256
@@ -35,12 +36,14 @@ typedef struct http_conn http_conn;
 
 typedef struct http {
     uv_tcp_t listener;
+    uv_tcp_t tls_listener;  /* --tls-http-port: HTTPS */
     server *srv;
     http_conn *conns;     /* open connections, doubly linked */
     uint32_t nconns;      /* all of them, the reserve included */
     uint32_t nreserve;    /* of which reserve connections (probes only) */
     int stopping;
     int listener_open;
+    int tls_listener_open;
     pthread_t loop_thread; /* the thread that started it: see HTTP__ASSERT_LOOP */
 } http;
 
@@ -81,6 +84,8 @@ struct http_conn {
     int lingering;        /* write side shut down, draining input */
     size_t lingered;
     proto_buf *capture;   /* http_serve_bytes: answers go here; no socket, no timer */
+    tls_conn *tls;        /* HTTPS: rbuf holds plaintext, answers are encrypted */
+    int tls_up;           /* handshake done (counted) */
 };
 
 /* An answer being built by a handler: status, body, content type. */
@@ -110,7 +115,8 @@ static inline int http__name_is(const char *s, size_t len, const char *lit)
 void http__free_if_done(http *h); /* stopped, listener closed, no conns: free */
 
 /* http_conn.c */
-void http__conn_accept(http *h, uv_stream_t *ls, int reserve); /* a new connection */
+/* A new connection; tls: accepted on --tls-http-port. */
+void http__conn_accept(http *h, uv_stream_t *ls, int reserve, int tls);
 void http__conn_close(http_conn *c);
 /* {"error": CODE, "message": "..."} through the JSON emitter (escaping). */
 void http__json_error(proto_buf *body, const char *code, const char *msg);

@@ -20,11 +20,12 @@
 #include "replay.h"
 #include "retention.h"
 #include "server.h"
+#include "tls.h"
 
 /* ---- start-up and shutdown ---------------------------------------------- */
 
 static server g_srv;
-static uv_signal_t sig_int, sig_term;
+static uv_signal_t sig_int, sig_term, sig_hup;
 static uv_work_t replay_req;
 static replay_result replay_res;
 static int exit_code;
@@ -156,6 +157,39 @@ static void on_signal(uv_signal_t *h, int signum)
     shutdown_begin(srv, 0);
 }
 
+/* --tls-cert/--tls-key (and --tls-client-ca) into srv->tls, replacing the
+ * context new TLS connections get; connections already open keep theirs. */
+static int tls_load(server *srv)
+{
+    tls_ctx *ctx;
+    char msg[512];
+    int rc = tls_ctx_server(&ctx, srv->cfg.tls_cert, srv->cfg.tls_key, srv->cfg.tls_client_ca, msg,
+                            sizeof msg);
+    if (rc != TLS_OK) {
+        log_error("tls_load_failed err=\"%s\" detail=\"%s\"", tls_strerror(rc), msg);
+        return rc;
+    }
+    tls_ctx_free(srv->tls);
+    srv->tls = ctx;
+    return 0;
+}
+
+/* SIGHUP: re-read the certificate and key (a renewed certificate). A file
+ * that does not load leaves the one in use in place. */
+static void on_hup(uv_signal_t *h, int signum)
+{
+    server *srv = h->data;
+    (void)signum;
+    if (!srv->tls) {
+        log_info("signal name=SIGHUP action=none");
+        return;
+    }
+    if (tls_load(srv) == 0)
+        log_info("signal name=SIGHUP action=tls_reloaded cert=%s", srv->cfg.tls_cert);
+    else
+        log_warn("signal name=SIGHUP action=tls_reload_failed: the previous certificate stays");
+}
+
 /* Every connection is a file descriptor. Lift the soft RLIMIT_NOFILE (often
  * 1024) toward the hard one so --max-connections is reachable, and warn when
  * it is not: past the fd limit libuv accepts and closes connections unanswered. */
@@ -185,7 +219,10 @@ static int write_port_file(const server *srv)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    fprintf(f, "%d %d\n", srv->tcp_port, srv->http_port);
+    if (srv->tls)
+        fprintf(f, "%d %d %d %d\n", srv->tcp_port, srv->http_port, srv->tls_port, srv->tls_http_port);
+    else
+        fprintf(f, "%d %d\n", srv->tcp_port, srv->http_port);
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, srv->cfg.port_file);
@@ -216,9 +253,12 @@ int main(int argc, char **argv)
                   srv->cfg.store.max_memory);
         return 1;
     }
+    srv->tls_port = srv->tls_http_port = -1;
+    if ((srv->cfg.tls_port >= 0 || srv->cfg.tls_http_port >= 0) && (rc = tls_load(srv)) != 0)
+        goto fail;
     if ((rc = ingest_init(srv)) != 0)
         goto fail;
-    if (srv->cfg.http_port >= 0 && (rc = http_start(srv)) != 0) {
+    if ((srv->cfg.http_port >= 0 || srv->cfg.tls_http_port >= 0) && (rc = http_start(srv)) != 0) {
         log_error("http_listen_failed addr=%s:%d err=%s", srv->cfg.http_host, srv->cfg.http_port,
                   uv_strerror(rc));
         goto fail;
@@ -233,6 +273,9 @@ int main(int argc, char **argv)
     sig_int.data = sig_term.data = srv;
     uv_signal_start(&sig_int, on_signal, SIGINT);
     uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_init(srv->loop, &sig_hup);
+    sig_hup.data = srv;
+    uv_signal_start(&sig_hup, on_hup, SIGHUP);
     log_info("listening tcp=%s:%d http=%s:%d data_dir=%s fsync=%s max_memory=%zu version=%s",
              srv->cfg.listen_host, srv->tcp_port, srv->cfg.http_host, srv->http_port,
              srv->cfg.journal_off ? "(none)" : srv->cfg.data_dir,
@@ -240,6 +283,10 @@ int main(int argc, char **argv)
              : srv->cfg.journal.fsync == JOURNAL_FSYNC_INTERVAL ? "interval"
                                                                  : "never",
              srv->cfg.store.max_memory, SLOTD_VERSION);
+    if (srv->tls)
+        log_info("listening_tls tcp=%s:%d https=%s:%d mutual=%s", srv->cfg.listen_host,
+                 srv->tls_port, srv->cfg.http_host, srv->tls_http_port,
+                 srv->cfg.tls_client_ca ? "yes" : "no");
     if (srv->cfg.port_file && write_port_file(srv) != 0) {
         log_error("port_file_failed path=%s err=%s", srv->cfg.port_file, strerror(errno));
         rc = -1;
@@ -268,6 +315,7 @@ int main(int argc, char **argv)
     ingest_free(srv);
     clients_free(&srv->clients);
     store_close(srv->store);
+    tls_ctx_free(srv->tls);
     return exit_code;
 fail:
     kafka_free(srv);
@@ -277,5 +325,6 @@ fail:
     ingest_free(srv);
     clients_free(&srv->clients);
     store_close(srv->store);
+    tls_ctx_free(srv->tls);
     return 1;
 }
