@@ -450,6 +450,9 @@ static int validate(ctx *c)
                    tokf = (uint64_t)1 << (lookup("token-file", 10) - flags_table);
     if ((c->given & tok) && (c->given & tokf))
         return say(c, FLAGS_ECONFLICT, "--token and --token-file both given: use one");
+    if (c->cfg->token && c->cfg->auth_file)
+        return say(c, FLAGS_ECONFLICT, "--auth-file and --token/--token-file both given: use one "
+                   "(a shared token can be one line of the auth file)");
     if (c->cfg->limits.max_msg > JOURNAL_MAX_MSG) /* an accepted message must fit one record */
         return say(c, FLAGS_ERANGE, "--max-message: %zu bytes is more than the journal can hold "
                    "in one record: at most %zu (%zuM)", c->cfg->limits.max_msg, JOURNAL_MAX_MSG,
@@ -531,6 +534,8 @@ void flags_free(server_config *cfg)
     free((char *)cfg->tls_cert);
     free((char *)cfg->tls_key);
     free((char *)cfg->tls_client_ca);
+    free((char *)cfg->auth_file);
+    cfg->auth_file = NULL;
     cfg->tls_cert = cfg->tls_key = cfg->tls_client_ca = NULL;
     cfg->data_dir = cfg->port_file = cfg->token = NULL;
     cfg->kafka_brokers = cfg->kafka_topic = cfg->kafka_partitions = cfg->kafka_node = NULL;

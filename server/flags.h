@@ -105,6 +105,9 @@ typedef enum flag_type {
       "its private key, PEM, unencrypted (re-read on SIGHUP)")                                      \
     X("tls-client-ca", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(tls_client_ca),                  \
       "mutual TLS: clients must present a certificate\nsigned by a CA in FILE (PEM)")               \
+    X("auth-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(auth_file),                          \
+      "per-client credentials, name:salt:sha256hex:perms per\n"                                     \
+      "line (docs/operations.md; re-read on SIGHUP); not with\n--token")                           \
     X("max-message", FLAG_SIZE, "SIZE", "16M", FLAG_K, UINT64_MAX, 0, FLAG_AT(limits.max_msg),      \
       "largest message; at most 64M, the journal's\nlargest record")                                \
     X("max-batch", FLAG_U32, "N", "100000", 1, 10000000, 0, FLAG_AT(limits.max_batch),              \

@@ -22,7 +22,8 @@
 #define HTTP_MAX_CONNS 256
 #define HTTP_RESERVE_CONNS 16       /* beyond the budget, for /healthz and /readyz */
 #define HTTP_RESERVE_HEAD_MS 2000   /* a reserve connection's request head, from accept */
-#define HTTP_AUTH_MAX (16 + TOKEN_MAX) /* "Bearer " + token + some spaces */
+/* "Bearer " + token, or + name:secret (--auth-file), + some spaces */
+#define HTTP_AUTH_MAX (16 + PROTO_NAME_MAX + 1 + TOKEN_MAX)
 #define HTTP_HNAME_MAX 16           /* enough of a header name to tell Authorization */
 #define HTTP_URL_MAX 2048           /* request target bytes */
 #define HTTP_HEAD_MAX 8192          /* request line + headers */

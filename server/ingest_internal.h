@@ -100,6 +100,7 @@ struct conn {
     int tls_up;          /* handshake done (counted) */
     int tls_drain;       /* input left in tls to decrypt once reading resumes */
     size_t last_len;     /* bytes of the last message: a guess at whether the next is whole */
+    unsigned perms;      /* AUTH_* this connection's client may use (HELLO sets it) */
 };
 
 static inline uint64_t now_ns(void) { return uv_hrtime(); }

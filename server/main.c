@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "checkpoint.h"
 #include "flags.h"
 #include "http.h"
@@ -174,20 +175,38 @@ static int tls_load(server *srv)
     return 0;
 }
 
-/* SIGHUP: re-read the certificate and key (a renewed certificate). A file
- * that does not load leaves the one in use in place. */
+/* --auth-file into srv->auth, replacing the table in use. */
+static int auth_file_load(server *srv)
+{
+    auth *a;
+    char msg[512];
+    int rc = auth_load(&a, srv->cfg.auth_file, msg, sizeof msg);
+    if (rc != AUTH_OK) {
+        log_error("auth_load_failed err=\"%s\" detail=\"%s\"", auth_strerror(rc), msg);
+        return rc;
+    }
+    auth_free(srv->auth);
+    srv->auth = a;
+    log_info("auth_loaded file=%s clients=%zu", srv->cfg.auth_file, auth_count(a));
+    return 0;
+}
+
+/* SIGHUP: re-read the certificate and key (a renewed certificate) and the
+ * auth file. A file that does not load leaves the one in use in place. */
 static void on_hup(uv_signal_t *h, int signum)
 {
     server *srv = h->data;
     (void)signum;
-    if (!srv->tls) {
+    if (!srv->tls && !srv->auth) {
         log_info("signal name=SIGHUP action=none");
         return;
     }
-    if (tls_load(srv) == 0)
+    if (srv->tls && tls_load(srv) == 0)
         log_info("signal name=SIGHUP action=tls_reloaded cert=%s", srv->cfg.tls_cert);
-    else
+    else if (srv->tls)
         log_warn("signal name=SIGHUP action=tls_reload_failed: the previous certificate stays");
+    if (srv->auth && auth_file_load(srv) != 0)
+        log_warn("signal name=SIGHUP action=auth_reload_failed: the previous table stays");
 }
 
 /* Every connection is a file descriptor. Lift the soft RLIMIT_NOFILE (often
@@ -256,6 +275,8 @@ int main(int argc, char **argv)
     srv->tls_port = srv->tls_http_port = -1;
     if ((srv->cfg.tls_port >= 0 || srv->cfg.tls_http_port >= 0) && (rc = tls_load(srv)) != 0)
         goto fail;
+    if (srv->cfg.auth_file && (rc = auth_file_load(srv)) != 0)
+        goto fail;
     if ((rc = ingest_init(srv)) != 0)
         goto fail;
     if ((srv->cfg.http_port >= 0 || srv->cfg.tls_http_port >= 0) && (rc = http_start(srv)) != 0) {
@@ -316,6 +337,7 @@ int main(int argc, char **argv)
     clients_free(&srv->clients);
     store_close(srv->store);
     tls_ctx_free(srv->tls);
+    auth_free(srv->auth);
     return exit_code;
 fail:
     kafka_free(srv);
@@ -326,5 +348,6 @@ fail:
     clients_free(&srv->clients);
     store_close(srv->store);
     tls_ctx_free(srv->tls);
+    auth_free(srv->auth);
     return 1;
 }

@@ -23,6 +23,7 @@ typedef struct server_config {
     int http_port;            /* 7401; 0 = ephemeral, -1 = off */
     const char *data_dir;     /* ./data */
     const char *token;        /* NULL = no auth */
+    const char *auth_file;    /* --auth-file: per-client credentials (auth.h); not with token */
     const char *port_file;    /* if set: write "tcp_port http_port[ tls_port tls_http_port]\n" */
     int tls_port;             /* TCP protocol over TLS on listen_host; -1 = off, 0 = ephemeral */
     int tls_http_port;        /* HTTPS on http_host; -1 = off, 0 = ephemeral */
@@ -75,6 +76,7 @@ typedef struct server {
     int tcp_port, http_port;  /* bound ports (after listen) */
     int tls_port, tls_http_port; /* bound TLS ports; -1 = none */
     struct tls_ctx *tls;      /* certificate and key for new TLS connections (SIGHUP replaces it) */
+    struct auth *auth;        /* --auth-file's table (SIGHUP replaces it); NULL: none */
     struct ingest *ingest;    /* TCP side (ingest.c) */
     struct http *http;        /* HTTP side (http.c) */
     struct checkpoint *checkpoint; /* snapshots (checkpoint.c) */

@@ -251,6 +251,14 @@ class Slotd:
         finally:
             conn.close()
 
+    def metric(self, name):
+        """The value of /metrics' slotd_<name> (a metric without labels)."""
+        _, _, body = self.http_get("/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith("slotd_" + name + " "):
+                return float(line.split()[1])
+        raise AssertionError("no metric slotd_" + name)
+
     def http_json(self, path):
         status, _, body = self.http_get(path)
         return status, json.loads(body)

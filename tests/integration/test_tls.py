@@ -97,14 +97,6 @@ def https_get(s, path, ctx=None):
         conn.close()
 
 
-def metric(s, name):
-    _, _, body = s.http_get("/metrics")
-    for line in body.decode().splitlines():
-        if line.startswith("slotd_" + name + " "):
-            return float(line.split()[1])
-    raise AssertionError("no metric " + name)
-
-
 def trades(seq, n=3):
     return [{"sym": "TLS", "ts": seq * 100 + i, "px": "1.5", "qty": 2} for i in range(n)]
 
@@ -145,8 +137,8 @@ def test_ingest_query_https():
         assert status == 200 and b'"trades"' in body, body
         status, body = https_get(s, "/symbols/TLS/trades")
         assert status == 200 and body.count(b'"ts"') == 6, body
-        assert metric(s, "tls_handshakes_total") >= 3
-        assert metric(s, "tls_failures_total") == 0
+        assert s.metric("tls_handshakes_total") >= 3
+        assert s.metric("tls_failures_total") == 0
         # a second answer on one kept-alive HTTPS connection
         import http.client
         conn = http.client.HTTPSConnection("127.0.0.1", s.tls_http_port, context=client_ctx())
@@ -162,7 +154,7 @@ def test_ingest_query_https():
 
 def test_plain_client_on_tls_port():
     with Slotd(TLS_ARGS) as s:
-        before = metric(s, "tls_failures_total")
+        before = s.metric("tls_failures_total")
         raw = socket.create_connection(("127.0.0.1", s.tls_port), timeout=10)
         raw.sendall(msgpack.packb(["HELLO", {"client": "plain"}]))
         got = b""
@@ -185,7 +177,7 @@ def test_plain_client_on_tls_port():
             got = b""
         raw.close()
         assert b"HTTP/1.1" not in got, got
-        wait_for(lambda: metric(s, "tls_failures_total") >= before + 2, 10, "failures counted")
+        wait_for(lambda: s.metric("tls_failures_total") >= before + 2, 10, "failures counted")
         assert ingest_query(s, "after-plain", 1) == 3
         assert "tls_error" in s.logs()
 
@@ -196,7 +188,7 @@ def test_mutual_tls():
         assert ingest_query(s, "feed-1", 1, client_ctx(cert="client")) == 3
         status, _ = https_get(s, "/stats", client_ctx(cert="client"))
         assert status == 200
-        before = metric(s, "tls_failures_total")
+        before = s.metric("tls_failures_total")
         assert refused(s, client_ctx())                     # no certificate
         assert refused(s, client_ctx(cert="expired"))       # expired
         assert refused(s, client_ctx(cert="stranger"))      # signed by another CA
@@ -205,7 +197,7 @@ def test_mutual_tls():
             assert False, "HTTPS without a client certificate answered"
         except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
             pass
-        wait_for(lambda: metric(s, "tls_failures_total") >= before + 4, 10, "refusals counted")
+        wait_for(lambda: s.metric("tls_failures_total") >= before + 4, 10, "refusals counted")
         assert ingest_query(s, "feed-1", 2, client_ctx(cert="client")) == 6
 
 
