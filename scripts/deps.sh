@@ -4,9 +4,9 @@
 #   scripts/deps.sh test      + what the test suite needs (kcat: an independent Kafka producer)
 #   scripts/deps.sh bench     + peers for benchmarks (redis, gnuplot)
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libuv1-dev libmsgpack-dev libhttp-parser-dev libjansson-dev libcmocka-dev librdkafka-dev)
+pkgs=(build-essential cmake pkg-config libuv1-dev libmsgpack-dev libhttp-parser-dev libjansson-dev libcmocka-dev librdkafka-dev libssl-dev)
 case "${1:-}" in
-  test) pkgs+=(python3 python3-msgpack python3-yaml python3-venv python3-setuptools python3-pip prometheus clang libclang-rt-14-dev systemd valgrind kcat) ;;
+  test) pkgs+=(python3 python3-msgpack python3-yaml python3-venv python3-setuptools python3-pip prometheus openssl clang libclang-rt-14-dev systemd valgrind kcat) ;;
   bench) pkgs+=(python3 python3-msgpack redis-server redis-tools gnuplot-nox valgrind kcat) ;;
 esac
 missing=()

@@ -305,6 +305,17 @@ static int apply(ctx *c, const flag_def *f, const char *v)
         if (parse_hostport(v, cfg->http_host, sizeof cfg->http_host, &cfg->http_port) < 0)
             return not_a(c, f, v, "HOST:PORT or off (e.g. 127.0.0.1:7401, [::1]:7401)");
         return FLAGS_OK;
+    case FLAG_PORT:
+        if (strcmp(v, "off") == 0) {
+            i = -1;
+        } else {
+            const char *end;
+            if (parse_digits(v, &n, &end) < 0 || *end || n > 65535)
+                return not_a(c, f, v, "a port (0-65535) or off");
+            i = (int)n;
+        }
+        memcpy((char *)cfg + f->off, &i, sizeof i);
+        return FLAGS_OK;
     case FLAG_DATA_DIR:
         if (!*v)
             return not_a(c, f, v, "a directory");
@@ -412,6 +423,26 @@ void flags_defaults(server_config *cfg)
         }
 }
 
+/* TLS flags come together: a TLS port needs a certificate and its key, and
+ * a certificate without a TLS port (or a client CA without a certificate)
+ * would be a TLS setup silently not used. */
+static int validate_tls(ctx *c)
+{
+    const server_config *cfg = c->cfg;
+    int ports = cfg->tls_port >= 0 || cfg->tls_http_port >= 0;
+    if (ports && (!cfg->tls_cert || !cfg->tls_key))
+        return say(c, FLAGS_ECONFLICT, "--tls-port/--tls-http-port need --tls-cert and --tls-key");
+    if (!ports && (cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca))
+        return say(c, FLAGS_ECONFLICT, "--tls-cert, --tls-key and --tls-client-ca need "
+                   "--tls-port or --tls-http-port");
+    if (cfg->tls_port >= 0 && cfg->tls_port == cfg->listen_port && cfg->tls_port != 0)
+        return say(c, FLAGS_ECONFLICT, "--tls-port %d is --listen's port too", cfg->tls_port);
+    if (cfg->tls_http_port >= 0 && cfg->tls_http_port == cfg->http_port && cfg->tls_http_port != 0)
+        return say(c, FLAGS_ECONFLICT, "--tls-http-port %d is --http's port too",
+                   cfg->tls_http_port);
+    return FLAGS_OK;
+}
+
 /* Checks across flags, or against limits of other modules, once all are in. */
 static int validate(ctx *c)
 {
@@ -419,13 +450,16 @@ static int validate(ctx *c)
                    tokf = (uint64_t)1 << (lookup("token-file", 10) - flags_table);
     if ((c->given & tok) && (c->given & tokf))
         return say(c, FLAGS_ECONFLICT, "--token and --token-file both given: use one");
+    if (c->cfg->token && c->cfg->auth_file)
+        return say(c, FLAGS_ECONFLICT, "--auth-file and --token/--token-file both given: use one "
+                   "(a shared token can be one line of the auth file)");
     if (c->cfg->limits.max_msg > JOURNAL_MAX_MSG) /* an accepted message must fit one record */
         return say(c, FLAGS_ERANGE, "--max-message: %zu bytes is more than the journal can hold "
                    "in one record: at most %zu (%zuM)", c->cfg->limits.max_msg, JOURNAL_MAX_MSG,
                    JOURNAL_MAX_MSG >> 20);
     if (kafka_config_check(c->cfg, c->msg, c->cap) != 0)
         return FLAGS_ECONFLICT;
-    return FLAGS_OK;
+    return validate_tls(c);
 }
 
 int flags_set(server_config *cfg, const char *name, const char *value, char *msg, size_t cap)
@@ -500,6 +534,12 @@ void flags_free(server_config *cfg)
     free((char *)cfg->gateway_seq_topic);
     free((char *)cfg->gateway_nodes);
     cfg->gateway_seq_topic = cfg->gateway_nodes = NULL;
+    free((char *)cfg->tls_cert);
+    free((char *)cfg->tls_key);
+    free((char *)cfg->tls_client_ca);
+    free((char *)cfg->auth_file);
+    cfg->auth_file = NULL;
+    cfg->tls_cert = cfg->tls_key = cfg->tls_client_ca = NULL;
     cfg->data_dir = cfg->port_file = cfg->token = NULL;
     cfg->kafka_brokers = cfg->kafka_topic = cfg->kafka_partitions = cfg->kafka_node = NULL;
     cfg->kafka_conf = NULL;

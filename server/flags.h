@@ -13,7 +13,7 @@
  * 500ms, 5m)"), never the whole usage. Checks across flags run once, after
  * everything is parsed (flags_parse).
  *
- * Strings in server_config (data_dir, port_file, token) are owned by it
+ * Strings in server_config (data_dir, port_file, token, tls_*) are owned by it
  * once flags_defaults ran: flags_free releases them.
  */
 #ifndef SLOTD_FLAGS_H
@@ -36,6 +36,7 @@ typedef enum flag_type {
     FLAG_ENUM,     /* one of the '|'-separated words of its placeholder: lands as its index */
     FLAG_LISTEN,   /* HOST:PORT -> listen_host, listen_port */
     FLAG_HTTP,     /* HOST:PORT or off -> http_host, http_port (-1 = off) */
+    FLAG_PORT,     /* PORT or off -> an int, -1 = off */
     FLAG_DATA_DIR, /* data_dir and journal.dir */
     FLAG_TOKEN,    /* token.h, the value itself */
     FLAG_TOKEN_FILE, /* token.h, from a file */
@@ -93,6 +94,20 @@ typedef enum flag_type {
     X("token-file", FLAG_TOKEN_FILE, "FILE", NULL, 0, 0, 0, FLAG_AT(token),                         \
       "read the token from FILE (keeps it out of ps); one\n"                                        \
       "trailing newline is not part of it; not with --token")                                       \
+    X("tls-port", FLAG_PORT, "PORT|off", "off", 0, 0, 0, FLAG_AT(tls_port),                         \
+      "msgpack/TCP ingest over TLS on --listen's host\n"                                           \
+      "(needs --tls-cert and --tls-key)")                                                           \
+    X("tls-http-port", FLAG_PORT, "PORT|off", "off", 0, 0, 0, FLAG_AT(tls_http_port),               \
+      "HTTPS on --http's host (needs --tls-cert, --tls-key)")                                       \
+    X("tls-cert", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(tls_cert),                            \
+      "the server's certificate chain, PEM (re-read on SIGHUP)")                                    \
+    X("tls-key", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(tls_key),                              \
+      "its private key, PEM, unencrypted (re-read on SIGHUP)")                                      \
+    X("tls-client-ca", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(tls_client_ca),                  \
+      "mutual TLS: clients must present a certificate\nsigned by a CA in FILE (PEM)")               \
+    X("auth-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(auth_file),                          \
+      "per-client credentials, name:salt:sha256hex:perms per\n"                                     \
+      "line (docs/operations.md; re-read on SIGHUP); not with\n--token")                           \
     X("max-message", FLAG_SIZE, "SIZE", "16M", FLAG_K, UINT64_MAX, 0, FLAG_AT(limits.max_msg),      \
       "largest message; at most 64M, the journal's\nlargest record")                                \
     X("max-batch", FLAG_U32, "N", "100000", 1, 10000000, 0, FLAG_AT(limits.max_batch),              \

@@ -26,7 +26,7 @@
 
 void http__free_if_done(http *h)
 {
-    if (h->stopping && !h->listener_open && h->nconns == 0) {
+    if (h->stopping && !h->listener_open && !h->tls_listener_open && h->nconns == 0) {
         h->srv->http = NULL;
         free(h);
     }
@@ -37,8 +37,9 @@ void http__free_if_done(http *h)
 static void on_refused_closed(uv_handle_t *hd) { free(hd); }
 
 /* Over the connection limit: a canned 503, best effort without queueing,
- * and close. No per-connection state beyond the handle. */
-static void refuse_connection(http *h)
+ * and close (HTTPS: just close, the 503 would need a handshake). No
+ * per-connection state beyond the handle. */
+static void refuse_connection(http *h, uv_stream_t *ls)
 {
 #define BUSY_BODY "{\"error\":\"TOO_MANY_CONNECTIONS\",\"message\":\"too many HTTP connections\"}\n"
     _Static_assert(sizeof BUSY_BODY - 1 == 71, "fix the Content-Length below");
@@ -48,7 +49,7 @@ static void refuse_connection(http *h)
     if (!t)
         return;
     uv_tcp_init(h->listener.loop, t);
-    if (uv_accept((uv_stream_t *)&h->listener, (uv_stream_t *)t) == 0) {
+    if (uv_accept(ls, (uv_stream_t *)t) == 0 && ls == (uv_stream_t *)&h->listener) {
         uv_buf_t b = uv_buf_init((char *)msg, sizeof msg - 1);
         uv_try_write((uv_stream_t *)t, &b, 1);
     }
@@ -64,51 +65,51 @@ static void on_connection(uv_stream_t *ls, int status)
     int reserve = h->nconns - h->nreserve >= HTTP_MAX_CONNS;
     if (reserve && h->nreserve >= HTTP_RESERVE_CONNS) {
         log_warn("http_refused reason=max_connections conns=%u", h->nconns);
-        refuse_connection(h);
+        refuse_connection(h, ls);
         return;
     }
-    http__conn_accept(h, ls, reserve);
+    http__conn_accept(h, ls, reserve, ls == (uv_stream_t *)&h->tls_listener);
 }
 
 static void on_listener_closed(uv_handle_t *hd)
 {
     http *h = hd->data;
-    h->listener_open = 0;
+    if (hd == (uv_handle_t *)&h->tls_listener)
+        h->tls_listener_open = 0;
+    else
+        h->listener_open = 0;
     http__free_if_done(h);
+}
+
+/* Listen on --http's host at `port` (-1: not at all); *bound: the port. */
+static int http_listen(http *h, uv_tcp_t *l, int *open, int port, int *bound)
+{
+    *bound = -1;
+    if (port < 0)
+        return 0;
+    return server_listen(h->srv->loop, l, h, h->srv->cfg.http_host, port, 128, on_connection, open,
+                         bound);
 }
 
 int http_start(server *srv)
 {
-    struct sockaddr_storage addr;
     int rc;
     http *h = calloc(1, sizeof *h);
     if (!h)
         return UV_ENOMEM;
     h->srv = srv;
     h->loop_thread = pthread_self();
-    if ((rc = uv_ip4_addr(srv->cfg.http_host, srv->cfg.http_port, (struct sockaddr_in *)&addr)) != 0 &&
-        (rc = uv_ip6_addr(srv->cfg.http_host, srv->cfg.http_port, (struct sockaddr_in6 *)&addr)) != 0) {
-        free(h);
+    srv->http = h;
+    /* HTTPS once main.c loaded a certificate (a config zeroed by hand has none). */
+    int tls_port = srv->tls ? srv->cfg.tls_http_port : -1;
+    if ((rc = http_listen(h, &h->listener, &h->listener_open, srv->cfg.http_port,
+                          &srv->http_port)) != 0 ||
+        (rc = http_listen(h, &h->tls_listener, &h->tls_listener_open, tls_port,
+                          &srv->tls_http_port)) != 0) {
+        http_stop(srv);
         return rc;
     }
-    uv_tcp_init(srv->loop, &h->listener);
-    h->listener.data = h;
-    h->listener_open = 1;
-    srv->http = h;
-    if ((rc = uv_tcp_bind(&h->listener, (struct sockaddr *)&addr, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&h->listener, 128, on_connection)) != 0)
-        goto fail;
-    struct sockaddr_storage bound;
-    int blen = sizeof bound;
-    if ((rc = uv_tcp_getsockname(&h->listener, (struct sockaddr *)&bound, &blen)) != 0)
-        goto fail;
-    srv->http_port = ntohs(bound.ss_family == AF_INET6
-                               ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                               : ((struct sockaddr_in *)&bound)->sin_port);
     return 0;
-fail:
-    http_stop(srv);
-    return rc;
 }
 
 void http_stop(server *srv)
@@ -120,7 +121,11 @@ void http_stop(server *srv)
     if (h->stopping)
         return;
     h->stopping = 1;
-    server_close((uv_handle_t *)&h->listener, on_listener_closed);
+    if (h->listener_open)
+        server_close((uv_handle_t *)&h->listener, on_listener_closed);
+    if (h->tls_listener_open)
+        server_close((uv_handle_t *)&h->tls_listener, on_listener_closed);
     for (http_conn *c = h->conns; c; c = c->next)
         http__conn_close(c);
+    http__free_if_done(h); /* no listener was open, no connection is */
 }

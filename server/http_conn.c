@@ -36,10 +36,12 @@ typedef struct http_write {
     uv_write_t req;
     http_conn *c;
     proto_buf head, body;
+    proto_buf wire;  /* HTTPS: head and body encrypted, or handshake records alone */
 } http_write;
 
 static void conn_feed(http_conn *c);
 static void stream_pump(http_conn *c);
+static void tls_pump(http_conn *c);
 
 /* ---- connection lifetime --------------------------------------------------- */
 
@@ -59,6 +61,7 @@ static void conn_unref(http_conn *c)
     h->nreserve -= c->reserve ? 1 : 0;
     if (c->stream.done) /* closed mid-stream */
         c->stream.done(c->stream.ctx);
+    tls_conn_free(c->tls);
     free(c);
     http__free_if_done(h);
 }
@@ -86,10 +89,12 @@ static void arm_timer(http_conn *c, uint64_t ms)
 
 static void on_alloc(uv_handle_t *hd, size_t hint, uv_buf_t *buf)
 {
+    /* HTTPS ciphertext goes into c->tls at once (loop thread only). */
+    static char scratch[HTTP_RBUF];
     http_conn *c = hd->data;
     /* Only called while nothing unparsed is waiting in rbuf (reading stops
      * whenever parsing pauses), so the whole buffer is free. */
-    buf->base = c->rbuf;
+    buf->base = c->tls ? scratch : c->rbuf;
     buf->len = sizeof c->rbuf;
 }
 
@@ -117,6 +122,16 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         http__conn_close(c);
 }
 
+/* HTTPS: ciphertext OpenSSL queued (an alert, close_notify), written now
+ * if the socket takes it: best effort, for a connection about to end. */
+static void tls_send_now(http_conn *c)
+{
+    char buf[256];
+    uv_buf_t b = uv_buf_init(buf, (unsigned)tls_take(c->tls, buf, sizeof buf));
+    if (b.len)
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+}
+
 /* All answers are out and the connection must end: send FIN, then read and
  * discard until the client closes (or a short timeout), so unread request
  * bytes in our socket cannot turn into a reset that destroys the answer. */
@@ -126,6 +141,10 @@ static void conn_linger(http_conn *c)
         return;
     c->lingering = 1;
     c->roff = c->rlen = 0;
+    if (c->tls) { /* close_notify, best effort: every answer is written */
+        tls_close_notify(c->tls);
+        tls_send_now(c);
+    }
     c->shut.data = c;
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         http__conn_close(c);
@@ -143,6 +162,7 @@ static const char *status_text(int status)
     case 200: return "OK";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
@@ -160,8 +180,10 @@ static void on_write(uv_write_t *req, int status)
     http_conn *c = w->c;
     c->unsent -= w->head.len + w->body.len;
     c->writes--;
+    int handshake = w->head.len == 0; /* TLS records only: no answer was read */
     proto_buf_free(&w->head);
     proto_buf_free(&w->body);
+    proto_buf_free(&w->wire);
     free(w);
     if (c->closing)
         return;
@@ -178,11 +200,30 @@ static void on_write(uv_write_t *req, int status)
         conn_linger(c);
         return;
     }
+    if (handshake)
+        return; /* the head deadline from accept stands: a stalled handshake ends there */
     if (!c->in_request)
         arm_timer(c, HTTP_IDLE_TIMEOUT_MS); /* progress: the client is reading */
     /* Parsing paused for backpressure resumes once the client has read. */
-    if (!c->reading && c->unsent < HTTP_WRITE_HWM / 2)
+    if (!c->reading && c->unsent < HTTP_WRITE_HWM / 2) {
         conn_feed(c);
+        tls_pump(c);
+    }
+}
+
+/* HTTPS: encrypt w's head (and body unless head_only) into w->wire, with
+ * any handshake records before them. -1: out of memory or a TLS error. */
+static int tls_seal(http_conn *c, http_write *w, int head_only)
+{
+    if ((w->head.len && tls_write(c->tls, w->head.data, w->head.len) != TLS_OK) ||
+        (!head_only && w->body.len && tls_write(c->tls, w->body.data, w->body.len) != TLS_OK))
+        return -1;
+    size_t n = tls_out_pending(c->tls);
+    if (n && !(w->wire.data = malloc(n)))
+        return -1;
+    w->wire.cap = n;
+    w->wire.len = tls_take(c->tls, w->wire.data, n);
+    return 0;
 }
 
 /* Queue head and body (head_only: the body is dropped); takes ownership
@@ -220,10 +261,16 @@ static int conn_write(http_conn *c, proto_buf *head, proto_buf *body, int head_o
         bufs[nbufs++] = uv_buf_init(w->head.data, (unsigned)w->head.len);
     if (w->body.len)
         bufs[nbufs++] = uv_buf_init(w->body.data, (unsigned)w->body.len);
+    if (c->tls && nbufs) { /* one buffer of ciphertext instead */
+        int sealed = tls_seal(c, w, head_only) == 0;
+        bufs[0] = uv_buf_init(w->wire.data, (unsigned)w->wire.len);
+        nbufs = sealed ? 1 : 0; /* 0 fails below */
+    }
     if (nbufs == 0 ||
         uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, nbufs, on_write) != 0) {
         proto_buf_free(&w->head);
         proto_buf_free(&w->body);
+        proto_buf_free(&w->wire);
         free(w);
         http__conn_close(c);
         return -1;
@@ -487,10 +534,12 @@ void http__deleted(void *ctx, const query_req *q, uint64_t deleted, const proto_
                 http__answer_error(&a, 500, "INTERNAL", "out of memory writing the answer");
         }
         answer_send(c, &a);
-        if (c->in_answer)
+        if (c->in_answer) {
             c->in_answer = 2; /* done inside conn_answer: it sends nothing more */
-        else
+        } else {
             conn_feed(c);
+            tls_pump(c);
+        }
     } else {
         proto_buf_free(&a.body);
     }
@@ -578,6 +627,79 @@ static void conn_feed(http_conn *c)
         read_start(c);
 }
 
+/* ---- HTTPS at the read/write seam --------------------------------------------------- */
+
+/* Handshake records (and alerts) not sent with an answer: a write of their
+ * own, with no answer bytes (on_write tells them apart by that). */
+static void tls_send_records(http_conn *c)
+{
+    if (c->closing || tls_out_pending(c->tls) == 0)
+        return;
+    http_write *w = calloc(1, sizeof *w);
+    if (w) {
+        w->c = c;
+        w->req.data = w;
+    }
+    if (!w || tls_seal(c, w, 1) != 0 ||
+        uv_write(&w->req, (uv_stream_t *)&c->tcp,
+                 &(uv_buf_t){.base = w->wire.data, .len = w->wire.len}, 1, on_write) != 0) {
+        if (w)
+            proto_buf_free(&w->wire);
+        free(w);
+        http__conn_close(c);
+        return;
+    }
+    c->writes++;
+}
+
+/* A TLS failure: logged without data, the queued alert sent if the socket
+ * takes it now, closed. */
+static void tls_fail(http_conn *c, int rc)
+{
+    char detail[200];
+    tls_detail(detail, sizeof detail);
+    c->h->srv->metrics.tls_failures_total++;
+    log_info("http_tls_error err=\"%s\" detail=\"%s\"", tls_strerror(rc), detail);
+    if (!c->writes)
+        tls_send_now(c);
+    http__conn_close(c);
+}
+
+/* Decrypt buffered input into rbuf and parse it, while the parser wants
+ * more (reading: rbuf is empty then); then send what the handshake made. */
+static void tls_pump(http_conn *c)
+{
+    int rc = TLS_OK;
+    while (c->tls && !c->closing && !c->lingering && c->reading && c->rlen == 0) {
+        size_t got = 0;
+        rc = tls_read(c->tls, c->rbuf, sizeof c->rbuf, &got);
+        if (!c->tls_up && tls_handshake_done(c->tls)) {
+            c->tls_up = 1;
+            c->h->srv->metrics.tls_handshakes_total++;
+        }
+        if (rc != TLS_OK || got == 0)
+            break;
+        c->roff = 0;
+        c->rlen = got;
+        conn_feed(c);
+    }
+    if (!c->tls || c->closing)
+        return;
+    if (rc == TLS_CLOSED) { /* close_notify: as EOF */
+        read_stop(c);
+        if (c->writes == 0)
+            http__conn_close(c);
+        else
+            c->close_after = 1;
+        return;
+    }
+    if (rc != TLS_OK) {
+        tls_fail(c, rc);
+        return;
+    }
+    tls_send_records(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     http_conn *c = s->data;
@@ -597,6 +719,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->lingered += (size_t)nread;
         if (c->lingered > HTTP_LINGER_BYTES)
             http__conn_close(c);
+        return;
+    }
+    if (c->tls) {
+        if (tls_feed(c->tls, buf->base, (size_t)nread) != TLS_OK)
+            tls_fail(c, TLS_E_NOMEM);
+        else
+            tls_pump(c);
         return;
     }
     c->roff = 0;
@@ -627,7 +756,7 @@ static void on_timeout(uv_timer_t *t)
 
 /* http.c decided to take the connection (reserve: past the budget, probes
  * only, one request with a deadline from accept). */
-void http__conn_accept(http *h, uv_stream_t *ls, int reserve)
+void http__conn_accept(http *h, uv_stream_t *ls, int reserve, int tls)
 {
     http_conn *c = calloc(1, sizeof *c);
     if (!c)
@@ -649,6 +778,10 @@ void http__conn_accept(http *h, uv_stream_t *ls, int reserve)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (tls && tls_conn_new(&c->tls, h->srv->tls) != TLS_OK) {
+        http__conn_close(c);
+        return;
+    }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     arm_timer(c, reserve ? HTTP_RESERVE_HEAD_MS : HTTP_HEAD_TIMEOUT_MS);

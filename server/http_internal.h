@@ -16,12 +16,14 @@
 
 #include "http.h"
 #include "query.h"
+#include "tls.h"
 #include "token.h"
 
 #define HTTP_MAX_CONNS 256
 #define HTTP_RESERVE_CONNS 16       /* beyond the budget, for /healthz and /readyz */
 #define HTTP_RESERVE_HEAD_MS 2000   /* a reserve connection's request head, from accept */
-#define HTTP_AUTH_MAX (16 + TOKEN_MAX) /* "Bearer " + token + some spaces */
+/* "Bearer " + token, or + name:secret (--auth-file), + some spaces */
+#define HTTP_AUTH_MAX (16 + PROTO_NAME_MAX + 1 + TOKEN_MAX)
 #define HTTP_HNAME_MAX 16           /* enough of a header name to tell Authorization */
 #define HTTP_URL_MAX 2048           /* request target bytes */
 #define HTTP_HEAD_MAX 8192          /* request line + headers */
@@ -48,12 +50,14 @@ typedef struct http__stream {
 
 typedef struct http {
     uv_tcp_t listener;
+    uv_tcp_t tls_listener;  /* --tls-http-port: HTTPS */
     server *srv;
     http_conn *conns;     /* open connections, doubly linked */
     uint32_t nconns;      /* all of them, the reserve included */
     uint32_t nreserve;    /* of which reserve connections (probes only) */
     int stopping;
     int listener_open;
+    int tls_listener_open;
     pthread_t loop_thread; /* the thread that started it: see HTTP__ASSERT_LOOP */
 } http;
 
@@ -96,6 +100,8 @@ struct http_conn {
     int lingering;        /* write side shut down, draining input */
     size_t lingered;
     proto_buf *capture;   /* http_serve_bytes: answers go here; no socket, no timer */
+    tls_conn *tls;        /* HTTPS: rbuf holds plaintext, answers are encrypted */
+    int tls_up;           /* handshake done (counted) */
 };
 
 /* An answer being built by a handler: status, body, content type; or a
@@ -127,7 +133,8 @@ static inline int http__name_is(const char *s, size_t len, const char *lit)
 void http__free_if_done(http *h); /* stopped, listener closed, no conns: free */
 
 /* http_conn.c */
-void http__conn_accept(http *h, uv_stream_t *ls, int reserve); /* a new connection */
+/* A new connection; tls: accepted on --tls-http-port. */
+void http__conn_accept(http *h, uv_stream_t *ls, int reserve, int tls);
 void http__conn_close(http_conn *c);
 /* {"error": CODE, "message": "..."} through the JSON emitter (escaping). */
 void http__json_error(proto_buf *body, const char *code, const char *msg);

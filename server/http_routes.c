@@ -12,8 +12,11 @@
  *
  * With --token every endpoint not marked `open` in the endpoint table
  * (all but the probes and /metrics) needs "Authorization: Bearer <token>",
- * compared in constant time (token.h); else 401 with WWW-Authenticate. A
- * reserve connection is served the probes only (503 TOO_MANY_CONNECTIONS).
+ * compared in constant time (token.h); else 401 with WWW-Authenticate.
+ * With --auth-file the token is "name:secret" (auth.h), and the client's
+ * perms must allow the request (query; DELETE: ingest), else 403. Refusals
+ * count in slotd_auth_failures_total. A reserve connection is served the
+ * probes only (503 TOO_MANY_CONNECTIONS).
  */
 #include "http_internal.h"
 #include "gateway.h"
@@ -22,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "auth.h"
 #include "delete.h"
+#include "log.h"
 #include "emit.h"
 #include "export.h"
 
@@ -416,28 +421,53 @@ static const struct endpoint *endpoint_find(const char *path, size_t plen, size_
     return NULL;
 }
 
-/* Does the request carry the server's token? Always yes without --token.
- * "Authorization: Bearer <token>" exactly once; the scheme is
- * case-insensitive (RFC 7235), spaces around the token are not part of
- * it. The token is compared in constant time. */
-static int http_authorized(const http_conn *c)
+/* What may the request do (AUTH_* perms), or -1: no valid credentials.
+ * Without --token and --auth-file everything. Else "Authorization: Bearer
+ * <token>" exactly once (the scheme case-insensitive, RFC 7235; spaces
+ * around the token are not part of it): --token's, compared in constant
+ * time, may do everything; with --auth-file the token is "name:secret" and
+ * may do what that client's line allows. */
+static int http_perms(const http_conn *c)
 {
-    const char *tok = c->h->srv->cfg.token;
-    if (!tok)
-        return 1;
+    const server *srv = c->h->srv;
+    const char *tok = srv->cfg.token;
+    if (!tok && !srv->auth)
+        return AUTH_ALL;
     if (c->auth_seen != 1 || c->auth_len > sizeof c->auth)
-        return 0;
+        return -1;
     const char *v = c->auth, *end = c->auth + c->auth_len;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
     if (end - v < 7 || !http__name_is(v, 6, "bearer") || (v[6] != ' ' && v[6] != '\t'))
-        return 0;
+        return -1;
     v += 7;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
     while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    return token_equal(tok, v, (size_t)(end - v));
+    if (tok)
+        return token_equal(tok, v, (size_t)(end - v)) ? AUTH_ALL : -1;
+    const char *colon = memchr(v, ':', (size_t)(end - v));
+    unsigned perms;
+    if (!colon || auth_check(srv->auth, v, (size_t)(colon - v), colon + 1,
+                             (size_t)(end - colon - 1), &perms) != AUTH_OK)
+        return -1;
+    return (int)perms;
+}
+
+/* A refused request: counted; logged at most every 10 s with how many
+ * (a flood of guesses cannot flood the log), never with the credentials. */
+static void http_auth_failed(server *srv, int status)
+{
+    static uint64_t last_ns, unlogged;
+    uint64_t now = uv_hrtime();
+    srv->metrics.auth_failures_total++;
+    unlogged++;
+    if (last_ns && now - last_ns < 10000000000u)
+        return;
+    log_warn("http_auth_failed status=%d count=%llu", status, (unsigned long long)unlogged);
+    last_ns = now;
+    unlogged = 0;
 }
 
 static void answer_unauthorized(const http_conn *c, http__answer *a)
@@ -472,15 +502,22 @@ void http__route(http_conn *c, http__answer *a)
     }
     a->ctype = "application/json";
     const struct endpoint *ep = endpoint_find(path, plen, &prefix);
+    int perms = AUTH_ALL;
     if (c->reserve && !(ep && ep->probe)) {
         http__answer_error(a, 503, "TOO_MANY_CONNECTIONS",
                      "too many HTTP connections: only /healthz and /readyz are served now");
-    } else if (!(ep && ep->open) && !http_authorized(c)) {
+    } else if (!(ep && ep->open) && (perms = http_perms(c)) < 0) {
         answer_unauthorized(c, a); /* before 404: paths are not probed without it */
+        http_auth_failed(r.srv, 401);
     } else if (!ep) {
         http__answer_error(a, 404, "NOT_FOUND",
                      "no such path; try /healthz /readyz /stats /metrics /schema /symbols /export "
                      "/clients");
+    } else if (!ep->open && !(perms & (r.method == HTTP_DELETE ? AUTH_INGEST : AUTH_QUERY))) {
+        http__answer_error(a, 403, "FORBIDDEN", r.method == HTTP_DELETE
+                           ? "this client may not delete (--auth-file perms)"
+                           : "this client may not query (--auth-file perms)");
+        http_auth_failed(r.srv, 403);
     } else {
         r.rest = path + prefix;
         r.rlen = plen - prefix;

@@ -299,6 +299,14 @@ int http_render_metrics(server *srv, proto_buf *out)
     COUNTER("connections_evicted_total",
             "Connections closed before HELLO to make room (--max-handshakes).",
             m->handshakes_evicted_total);
+    COUNTER("auth_failures_total",
+            "Refused authentications: HELLO or HTTP without valid credentials, or a client "
+            "acting beyond its --auth-file perms.", m->auth_failures_total);
+    COUNTER("tls_handshakes_total", "TLS handshakes completed (TCP and HTTPS).",
+            m->tls_handshakes_total);
+    COUNTER("tls_failures_total",
+            "TLS connections closed for a failed handshake (plain client, bad or "
+            "missing certificate, garbage) or a bad record.", m->tls_failures_total);
     GAUGE("read_buffer_bytes", "Read-buffer bytes counted against --max-buffered.", is.buffered);
     COUNTER("client_names_forgotten_total", "Idle client names forgotten (--max-clients).",
             srv->clients.forgotten);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "delete.h"
 #include "emit.h"
 #include "gateway.h"
@@ -31,6 +32,7 @@
 #include "query.h"
 
 static void conn_fence(conn *old);
+static void perm_denied(conn *c, op *o, uint64_t id, const char *what);
 
 /* ---- ops ----------------------------------------------------------------- */
 
@@ -155,6 +157,10 @@ static void dispatch_batch(conn *c, const uint8_t *msg, size_t len)
         return;
     }
     assert(cl && cl->owner == c);
+    if (!(c->perms & AUTH_INGEST)) {
+        perm_denied(c, o, 0, "send T batches");
+        return;
+    }
     if (proto_decode_batch(msg, len, &srv->cfg.limits, srv->store, &o->batch, &o->seq, &err) != 0) {
         batch_refuse(srv, o, cl, &err);
         return;
@@ -181,8 +187,9 @@ size_t dispatch_prefix(conn *c, const uint8_t *buf, size_t avail)
     struct ingest *ing = c->ing;
     server *srv = ing->srv;
     size_t len = 0;
-    if (!c->hello || srv->cfg.source != SERVER_SOURCE_TCP || proto_msg_type(buf, avail) != PROTO_MSG_T)
-        return 0;
+    if (!c->hello || srv->cfg.source != SERVER_SOURCE_TCP || !(c->perms & AUTH_INGEST) ||
+        proto_msg_type(buf, avail) != PROTO_MSG_T)
+        return 0; /* dispatch_batch answers (a refusal too) */
     op *o = op_get(ing);
     if (!o)
         return 0;
@@ -351,6 +358,33 @@ static int token_equal(const char *a, const char *b)
     return d == 0;
 }
 
+/* Does HELLO h carry valid credentials: --token's, or --auth-file's for
+ * its client name (*perms then)? Without either, anyone may do anything. */
+static int hello_authorized(server *srv, const proto_hello *h, unsigned *perms)
+{
+    *perms = AUTH_ALL;
+    if (srv->cfg.token)
+        return h->has_token && token_equal(srv->cfg.token, h->token);
+    if (srv->auth)
+        return h->has_token && auth_check(srv->auth, h->client, strlen(h->client), h->token,
+                                          strlen(h->token), perms) == AUTH_OK;
+    return 1;
+}
+
+/* The client's --auth-file perms do not cover `what`: refused and counted,
+ * then closed (UNAUTHORIZED always closes). */
+static void perm_denied(conn *c, op *o, uint64_t id, const char *what)
+{
+    server *srv = c->ing->srv;
+    proto_error err;
+    srv->metrics.auth_failures_total++;
+    log_warn("auth_denied peer=%s client=%s action=\"%s\"", c->peer, c->client_log, what);
+    set_err(&err, PROTO_E_UNAUTHORIZED, "client '%s' may not %s (--auth-file perms)", c->client,
+            what);
+    c->close_after_flush = 1;
+    op_error(srv, o, id, &err);
+}
+
 static void dispatch_hello(conn *c, const uint8_t *msg, size_t len)
 {
     server *srv = c->ing->srv;
@@ -378,8 +412,12 @@ static void dispatch_hello(conn *c, const uint8_t *msg, size_t len)
         op_error(srv, o, 0, &err);
         return;
     }
-    if (srv->cfg.token && (!h.has_token || !token_equal(srv->cfg.token, h.token))) {
-        set_err(&err, PROTO_E_UNAUTHORIZED, "missing or wrong token");
+    unsigned perms;
+    if (!hello_authorized(srv, &h, &perms)) {
+        /* Which of name and secret was wrong is not said, nor logged. */
+        set_err(&err, PROTO_E_UNAUTHORIZED, srv->auth ? "unknown client name or wrong secret"
+                                                      : "missing or wrong token");
+        srv->metrics.auth_failures_total++;
         c->close_after_flush = 1;
         char name[LOG_ESC_MAX(PROTO_NAME_MAX)];
         log_warn("auth_failed peer=%s client=%s", c->peer,
@@ -413,6 +451,7 @@ static void dispatch_hello(conn *c, const uint8_t *msg, size_t len)
         return;
     }
     c->clen = clen;
+    c->perms = perms;
     memcpy(c->client, h.client, clen + 1);
     log_esc(c->client_log, sizeof c->client_log, c->client, c->clen);
     if (cl->owner)
@@ -504,6 +543,11 @@ static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
     srv->metrics.queries_total++;
     if (query_decode(msg, len, &qid, &q, &err) != 0) {
         op_error(srv, o, qid, &err);
+        return;
+    }
+    unsigned need = q.op == QUERY_DELETE ? AUTH_INGEST : AUTH_QUERY;
+    if (!(c->perms & need)) {
+        perm_denied(c, o, qid, q.op == QUERY_DELETE ? "delete" : "query");
         return;
     }
     if (srv->cfg.gateway && q.op != QUERY_SCHEMA) {

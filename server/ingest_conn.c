@@ -74,10 +74,15 @@ void conn_update_reading(conn *c)
     c->reading = want;
     if (want && c->msg_start)
         c->msg_start = now_ns(); /* the pause was ours: restart the message's clock */
-    if (want)
+    if (want) {
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    else
+        /* TLS input already read from the socket waits in c->tls, not in
+         * the kernel: no read callback would come for it. */
+        if (c->tls && tls_in_pending(c->tls))
+            conn_tls_drain_later(c);
+    } else {
         uv_read_stop((uv_stream_t *)&c->tcp);
+    }
 }
 
 /* Read-buffer bytes were given back: connections waiting for room retry. */
@@ -113,9 +118,17 @@ static void write_done(uv_write_t *req, int status);
 
 static void conn_flush(conn *c)
 {
-    if (c->writing || c->closing || c->lingering || c->out[c->cur].len == 0)
+    if (c->writing || c->closing || c->lingering)
         return;
-    uv_buf_t buf = uv_buf_init(c->out[c->cur].data, (unsigned)c->out[c->cur].len);
+    proto_buf *src = &c->out[c->cur];
+    if (c->tls) {
+        if (conn_tls_seal(c) != 0)
+            return;
+        src = &c->tout;
+    }
+    if (src->len == 0)
+        return;
+    uv_buf_t buf = uv_buf_init(src->data, (unsigned)src->len);
     c->writing = 1;
     c->cur ^= 1;
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, write_done);
@@ -131,6 +144,7 @@ static void write_done(uv_write_t *req, int status)
     conn *c = req->data;
     c->writing = 0;
     c->out[c->cur ^ 1].len = 0;
+    c->tout.len = 0;
     if (status != 0) {
         conn_close(c);
         return;
@@ -154,6 +168,10 @@ static void conn_linger(conn *c)
         return;
     c->lingering = 1;
     c->linger_until = now_ns() + LINGER_NS;
+    if (c->tls) { /* close_notify, best effort: nothing else is being written */
+        tls_close_notify(c->tls);
+        conn_tls_send_now(c);
+    }
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         conn_close(c);
@@ -194,15 +212,11 @@ void conn_pump(conn *c)
     conn_update_reading(c);
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+/* Grow rbuf toward one more read's worth if the budgets allow: the room
+ * left after rlen (0: none, wait). */
+size_t rbuf_room(conn *c)
 {
-    static uint8_t discard[READ_CHUNK]; /* lingering input: loop thread only */
-    conn *c = h->data;
     struct ingest *ing = c->ing;
-    if (c->lingering) {
-        *buf = uv_buf_init((char *)discard, sizeof discard);
-        return;
-    }
     size_t chunk = c->hello ? READ_CHUNK : HELLO_BUF;
     size_t limit = c->hello ? c->ing->srv->cfg.limits.max_msg + READ_CHUNK : HELLO_BUF;
     if (c->rcap - c->rlen < chunk && c->rcap < limit) {
@@ -227,11 +241,34 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
             c->rcap = cap;
         }
     }
-    if (c->rcap == c->rlen) { /* no room at all: on_read gets UV_ENOBUFS */
-        *buf = uv_buf_init(NULL, 0);
+    return c->rcap - c->rlen;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    /* Lingering input is discarded; TLS ciphertext is copied into c->tls
+     * at once. Loop thread only, used by one read callback at a time. */
+    static uint8_t scratch[READ_CHUNK];
+    conn *c = h->data;
+    if (c->lingering || c->tls) {
+        *buf = uv_buf_init((char *)scratch, sizeof scratch);
         return;
     }
-    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+    size_t room = rbuf_room(c);
+    /* no room at all: on_read gets UV_ENOBUFS */
+    *buf = room ? uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)room) : uv_buf_init(NULL, 0);
+}
+
+/* --max-buffered is spent: wait for room (rbuf_released). The message
+ * deadline keeps running, so waiting cannot last forever. */
+void conn_starve(conn *c)
+{
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+    if (!c->starved) {
+        c->starved = 1;
+        c->ing->nstarved++;
+    }
 }
 
 void fatal_stream_error(conn *c, const proto_error *err)
@@ -252,14 +289,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn *c = s->data;
     server *srv = c->ing->srv;
     if (nread == UV_ENOBUFS && !c->lingering) {
-        /* --max-buffered is spent: wait for room (rbuf_released). The
-         * message deadline keeps running, so waiting cannot last forever. */
-        uv_read_stop(s);
-        c->reading = 0;
-        if (!c->starved) {
-            c->starved = 1;
-            c->ing->nstarved++;
-        }
+        conn_starve(c);
         return;
     }
     if (nread < 0) {
@@ -271,9 +301,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0 || c->lingering)
         return;
-    c->rlen += (size_t)nread;
     srv->metrics.bytes_in_total += (uint64_t)nread;
     c->last_active = now_ns();
+    if (c->tls) {
+        conn_tls_input(c, buf->base, (size_t)nread);
+        return;
+    }
+    c->rlen += (size_t)nread;
+    conn_input(c);
+}
+
+/* rbuf gained bytes: frame and dispatch every whole message, keep the
+ * rest, then write and decide on reading. */
+void conn_input(conn *c)
+{
+    server *srv = c->ing->srv;
     size_t pos = 0;
     while (!c->closing && !c->close_after_flush && pos < c->rlen) {
         size_t mlen = 0;
@@ -333,6 +375,8 @@ static void on_conn_closed(uv_handle_t *h)
     rbuf_free(c);
     proto_buf_free(&c->out[0]);
     proto_buf_free(&c->out[1]);
+    proto_buf_free(&c->tout);
+    tls_conn_free(c->tls);
     free(c);
     rbuf_released(ing);
     if (ing->srv->stopping && !ing->conns && ing->stopped)
@@ -421,6 +465,10 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (l == (uv_stream_t *)&ing->tls_listener && tls_conn_new(&c->tls, srv->tls) != TLS_OK) {
+        server_close((uv_handle_t *)&c->tcp, on_accept_failed);
+        return;
+    }
     /* Past RLIMIT_NOFILE libuv accepts and closes new connections itself
      * (its EMFILE reserve fd) without telling us: say so while near it. */
     uv_os_fd_t fd;
@@ -506,25 +554,27 @@ int ingest_init(server *srv)
     return 0;
 }
 
+/* Listen on --listen's host at `port`; *bound: the port bound. */
+static int ingest_listen(struct ingest *ing, uv_tcp_t *l, int *listening, int port, int *bound)
+{
+    return server_listen(ing->srv->loop, l, ing, ing->srv->cfg.listen_host, port, 1024,
+                         on_connection, listening, bound);
+}
+
 int ingest_start(server *srv)
 {
     struct ingest *ing = srv->ingest;
-    struct sockaddr_storage addr;
     int rc;
-    if ((rc = uv_ip4_addr(srv->cfg.listen_host, srv->cfg.listen_port, (struct sockaddr_in *)&addr)) &&
-        (rc = uv_ip6_addr(srv->cfg.listen_host, srv->cfg.listen_port, (struct sockaddr_in6 *)&addr)))
+    srv->tls_port = -1;
+    uv_idle_init(srv->loop, &ing->tls_drain);
+    ing->tls_drain.data = ing;
+    if ((rc = ingest_listen(ing, &ing->listener, &ing->listening, srv->cfg.listen_port,
+                            &srv->tcp_port)) != 0)
         return rc;
-    uv_tcp_init(srv->loop, &ing->listener);
-    ing->listener.data = ing;
-    ing->listening = 1;
-    if ((rc = uv_tcp_bind(&ing->listener, (struct sockaddr *)&addr, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&ing->listener, 1024, on_connection)) != 0)
+    /* TLS once main.c loaded a certificate (a config zeroed by hand has none). */
+    if (srv->tls && srv->cfg.tls_port >= 0 && (rc = ingest_listen(ing, &ing->tls_listener, &ing->tls_listening,
+                                                      srv->cfg.tls_port, &srv->tls_port)) != 0)
         return rc;
-    struct sockaddr_storage bound;
-    int blen = sizeof bound;
-    uv_tcp_getsockname(&ing->listener, (struct sockaddr *)&bound, &blen);
-    srv->tcp_port = bound.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
-                                                : ntohs(((struct sockaddr_in *)&bound)->sin_port);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         ing->nofile = rl.rlim_cur;
@@ -544,6 +594,8 @@ static void ingest_stopped(struct ingest *ing)
     ing->stopped = NULL;
     if (uv_is_active((uv_handle_t *)&ing->sweep))
         uv_close((uv_handle_t *)&ing->sweep, NULL);
+    if (!uv_is_closing((uv_handle_t *)&ing->tls_drain))
+        uv_close((uv_handle_t *)&ing->tls_drain, NULL);
     done(ing->srv);
 }
 
@@ -554,6 +606,10 @@ void ingest_stop(server *srv, void (*done)(server *srv))
     if (ing->listening) {
         server_close((uv_handle_t *)&ing->listener, NULL);
         ing->listening = 0;
+    }
+    if (ing->tls_listening) {
+        server_close((uv_handle_t *)&ing->tls_listener, NULL);
+        ing->tls_listening = 0;
     }
     if (!ing->conns) {
         ingest_stopped(ing);

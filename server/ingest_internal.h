@@ -12,6 +12,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "proto.h"
+#include "tls.h"
 
 #define READ_CHUNK (64 * 1024)
 #define OPS_HIGH 4096               /* in-flight requests per connection */
@@ -36,6 +37,10 @@ struct ingest {
     server *srv;
     uv_tcp_t listener;
     int listening;
+    uv_tcp_t tls_listener;     /* --tls-port: the same protocol over TLS */
+    int tls_listening;
+    uv_idle_t tls_drain;       /* decrypts input buffered while a TLS connection paused */
+    int tls_draining;
     uv_timer_t sweep;          /* idle, HELLO and linger deadlines */
     conn *conns;               /* doubly linked */
     conn *pend_head, *pend_tail; /* connections before HELLO, oldest first */
@@ -90,7 +95,12 @@ struct conn {
     uv_write_t wreq;
     uint64_t last_active;
     uint64_t msg_start;  /* ns: first byte of the incomplete message in rbuf; 0 = none */
+    tls_conn *tls;       /* accepted on --tls-port: rbuf and out[] are plaintext */
+    proto_buf tout;      /* TLS: the ciphertext being written */
+    int tls_up;          /* handshake done (counted) */
+    int tls_drain;       /* input left in tls to decrypt once reading resumes */
     size_t last_len;     /* bytes of the last message: a guess at whether the next is whole */
+    unsigned perms;      /* AUTH_* this connection's client may use (HELLO sets it) */
 };
 
 static inline uint64_t now_ns(void) { return uv_hrtime(); }
@@ -114,5 +124,15 @@ void conn_update_reading(conn *c);  /* start or stop reading per the budgets */
 void pending_remove(conn *c);       /* leave the before-HELLO list (HELLO done) */
 /* Answer `err` (id 0) after the replies owed, then close: the stream cannot go on. */
 void fatal_stream_error(conn *c, const proto_error *err);
+size_t rbuf_room(conn *c);          /* grow rbuf per the budgets: bytes free after rlen */
+void conn_starve(conn *c);          /* no rbuf room: stop reading until there is */
+void conn_input(conn *c);           /* rbuf gained bytes: frame, dispatch, pump */
+
+/* ingest_tls.c: --tls-port connections (c->tls set). */
+void conn_tls_input(conn *c, const char *data, size_t n); /* ciphertext read (or none: drain) */
+int conn_tls_seal(conn *c);         /* out[cur] -> tout with handshake records; -1: closed */
+void conn_tls_fail(conn *c, int rc); /* log, count, send the alert, close */
+void conn_tls_send_now(conn *c);    /* queued alert/close_notify, if the socket takes it now */
+void conn_tls_drain_later(conn *c); /* input buffered in c->tls: decrypt once reading resumes */
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "checkpoint.h"
 #include "flags.h"
 #include "http.h"
@@ -21,11 +22,12 @@
 #include "replay.h"
 #include "retention.h"
 #include "server.h"
+#include "tls.h"
 
 /* ---- start-up and shutdown ---------------------------------------------- */
 
 static server g_srv;
-static uv_signal_t sig_int, sig_term;
+static uv_signal_t sig_int, sig_term, sig_hup;
 static uv_work_t replay_req;
 static replay_result replay_res;
 static int exit_code;
@@ -159,6 +161,57 @@ static void on_signal(uv_signal_t *h, int signum)
     shutdown_begin(srv, 0);
 }
 
+/* --tls-cert/--tls-key (and --tls-client-ca) into srv->tls, replacing the
+ * context new TLS connections get; connections already open keep theirs. */
+static int tls_load(server *srv)
+{
+    tls_ctx *ctx;
+    char msg[512];
+    int rc = tls_ctx_server(&ctx, srv->cfg.tls_cert, srv->cfg.tls_key, srv->cfg.tls_client_ca, msg,
+                            sizeof msg);
+    if (rc != TLS_OK) {
+        log_error("tls_load_failed err=\"%s\" detail=\"%s\"", tls_strerror(rc), msg);
+        return rc;
+    }
+    tls_ctx_free(srv->tls);
+    srv->tls = ctx;
+    return 0;
+}
+
+/* --auth-file into srv->auth, replacing the table in use. */
+static int auth_file_load(server *srv)
+{
+    auth *a;
+    char msg[512];
+    int rc = auth_load(&a, srv->cfg.auth_file, msg, sizeof msg);
+    if (rc != AUTH_OK) {
+        log_error("auth_load_failed err=\"%s\" detail=\"%s\"", auth_strerror(rc), msg);
+        return rc;
+    }
+    auth_free(srv->auth);
+    srv->auth = a;
+    log_info("auth_loaded file=%s clients=%zu", srv->cfg.auth_file, auth_count(a));
+    return 0;
+}
+
+/* SIGHUP: re-read the certificate and key (a renewed certificate) and the
+ * auth file. A file that does not load leaves the one in use in place. */
+static void on_hup(uv_signal_t *h, int signum)
+{
+    server *srv = h->data;
+    (void)signum;
+    if (!srv->tls && !srv->auth) {
+        log_info("signal name=SIGHUP action=none");
+        return;
+    }
+    if (srv->tls && tls_load(srv) == 0)
+        log_info("signal name=SIGHUP action=tls_reloaded cert=%s", srv->cfg.tls_cert);
+    else if (srv->tls)
+        log_warn("signal name=SIGHUP action=tls_reload_failed: the previous certificate stays");
+    if (srv->auth && auth_file_load(srv) != 0)
+        log_warn("signal name=SIGHUP action=auth_reload_failed: the previous table stays");
+}
+
 /* Every connection is a file descriptor. Lift the soft RLIMIT_NOFILE (often
  * 1024) toward the hard one so --max-connections is reachable, and warn when
  * it is not: past the fd limit libuv accepts and closes connections unanswered. */
@@ -188,7 +241,10 @@ static int write_port_file(const server *srv)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    fprintf(f, "%d %d\n", srv->tcp_port, srv->http_port);
+    if (srv->tls)
+        fprintf(f, "%d %d %d %d\n", srv->tcp_port, srv->http_port, srv->tls_port, srv->tls_http_port);
+    else
+        fprintf(f, "%d %d\n", srv->tcp_port, srv->http_port);
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, srv->cfg.port_file);
@@ -219,9 +275,14 @@ int main(int argc, char **argv)
                   srv->cfg.store.max_memory);
         return 1;
     }
+    srv->tls_port = srv->tls_http_port = -1;
+    if ((srv->cfg.tls_port >= 0 || srv->cfg.tls_http_port >= 0) && (rc = tls_load(srv)) != 0)
+        goto fail;
+    if (srv->cfg.auth_file && (rc = auth_file_load(srv)) != 0)
+        goto fail;
     if ((rc = ingest_init(srv)) != 0)
         goto fail;
-    if (srv->cfg.http_port >= 0 && (rc = http_start(srv)) != 0) {
+    if ((srv->cfg.http_port >= 0 || srv->cfg.tls_http_port >= 0) && (rc = http_start(srv)) != 0) {
         log_error("http_listen_failed addr=%s:%d err=%s", srv->cfg.http_host, srv->cfg.http_port,
                   uv_strerror(rc));
         goto fail;
@@ -236,6 +297,9 @@ int main(int argc, char **argv)
     sig_int.data = sig_term.data = srv;
     uv_signal_start(&sig_int, on_signal, SIGINT);
     uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_init(srv->loop, &sig_hup);
+    sig_hup.data = srv;
+    uv_signal_start(&sig_hup, on_hup, SIGHUP);
     log_info("listening tcp=%s:%d http=%s:%d data_dir=%s fsync=%s max_memory=%zu version=%s",
              srv->cfg.listen_host, srv->tcp_port, srv->cfg.http_host, srv->http_port,
              srv->cfg.journal_off ? "(none)" : srv->cfg.data_dir,
@@ -243,6 +307,10 @@ int main(int argc, char **argv)
              : srv->cfg.journal.fsync == JOURNAL_FSYNC_INTERVAL ? "interval"
                                                                  : "never",
              srv->cfg.store.max_memory, SLOTD_VERSION);
+    if (srv->tls)
+        log_info("listening_tls tcp=%s:%d https=%s:%d mutual=%s", srv->cfg.listen_host,
+                 srv->tls_port, srv->cfg.http_host, srv->tls_http_port,
+                 srv->cfg.tls_client_ca ? "yes" : "no");
     if (srv->cfg.port_file && write_port_file(srv) != 0) {
         log_error("port_file_failed path=%s err=%s", srv->cfg.port_file, strerror(errno));
         rc = -1;
@@ -279,6 +347,8 @@ int main(int argc, char **argv)
     ingest_free(srv);
     clients_free(&srv->clients);
     store_close(srv->store);
+    tls_ctx_free(srv->tls);
+    auth_free(srv->auth);
     return exit_code;
 fail:
     kafka_free(srv);
@@ -290,5 +360,7 @@ fail:
     ingest_free(srv);
     clients_free(&srv->clients);
     store_close(srv->store);
+    tls_ctx_free(srv->tls);
+    auth_free(srv->auth);
     return 1;
 }

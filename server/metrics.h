@@ -26,6 +26,9 @@ typedef struct metrics {
     uint64_t connections_total; /* accepted */
     uint64_t handshakes_evicted_total; /* closed before HELLO to make room (--max-handshakes) */
     uint32_t connections;       /* open now */
+    uint64_t tls_handshakes_total; /* TLS handshakes completed (TCP and HTTP) */
+    uint64_t auth_failures_total;  /* HELLO or HTTP requests refused: credentials or perms */
+    uint64_t tls_failures_total;   /* TLS connections closed for a failed handshake or bad record */
     uint64_t errors_total[PROTO_NCODES];
     uint64_t ack_buckets[METRICS_NBUCKETS]; /* non-cumulative counts */
     uint64_t ack_count;

@@ -23,7 +23,12 @@ typedef struct server_config {
     int http_port;            /* 7401; 0 = ephemeral, -1 = off */
     const char *data_dir;     /* ./data */
     const char *token;        /* NULL = no auth */
-    const char *port_file;    /* if set: write "tcp_port http_port\n" once listening */
+    const char *auth_file;    /* --auth-file: per-client credentials (auth.h); not with token */
+    const char *port_file;    /* if set: write "tcp_port http_port[ tls_port tls_http_port]\n" */
+    int tls_port;             /* TCP protocol over TLS on listen_host; -1 = off, 0 = ephemeral */
+    int tls_http_port;        /* HTTPS on http_host; -1 = off, 0 = ephemeral */
+    const char *tls_cert, *tls_key; /* PEM files (tls.h) */
+    const char *tls_client_ca;      /* mutual TLS: NULL = no client certificates */
     proto_limits limits;
     uint32_t max_connections; /* 1024 */
     uint32_t idle_timeout_ms; /* 300000; 0 = none */
@@ -72,6 +77,9 @@ typedef struct server {
     uint64_t replay_ns;
     uint64_t rss_baseline;    /* RSS at start-up, before replay: memory/million base */
     int tcp_port, http_port;  /* bound ports (after listen) */
+    int tls_port, tls_http_port; /* bound TLS ports; -1 = none */
+    struct tls_ctx *tls;      /* certificate and key for new TLS connections (SIGHUP replaces it) */
+    struct auth *auth;        /* --auth-file's table (SIGHUP replaces it); NULL: none */
     struct ingest *ingest;    /* TCP side (ingest.c) */
     struct http *http;        /* HTTP side (http.c) */
     struct checkpoint *checkpoint; /* snapshots (checkpoint.c) */
@@ -107,6 +115,13 @@ static inline void server_close(uv_handle_t *h, uv_close_cb cb)
     uv_close(h, cb);
 #endif
 }
+
+/* Bind and listen on host:port (an IPv4 or IPv6 literal) with l, which is
+ * initialised here with data; *open is set once l must be closed (even if
+ * a later step fails); *bound: the port bound (port 0: the one the kernel
+ * chose). 0 or a libuv error. */
+int server_listen(uv_loop_t *loop, uv_tcp_t *l, void *data, const char *host, int port,
+                  int backlog, uv_connection_cb cb, int *open, int *bound);
 
 /* Current resident memory of this process in bytes (from /proc/self/statm). */
 uint64_t server_rss_bytes(void);

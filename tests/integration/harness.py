@@ -131,7 +131,10 @@ class Slotd:
             if os.path.exists(port_file):
                 text = open(port_file).read()
                 if text.endswith("\n"):
-                    self.tcp_port, self.http_port = (int(x) for x in text.split())
+                    # "TCP HTTP" or, with TLS listeners, "TCP HTTP TLS HTTPS"
+                    ports = [int(x) for x in text.split()]
+                    self.tcp_port, self.http_port = ports[:2]
+                    self.tls_port, self.tls_http_port = (ports[2:] + [None, None])[:2]
                     break
             time.sleep(0.02)
         else:
@@ -247,6 +250,14 @@ class Slotd:
             return r.status, dict(r.getheaders()), r.read()
         finally:
             conn.close()
+
+    def metric(self, name):
+        """The value of /metrics' slotd_<name> (a metric without labels)."""
+        _, _, body = self.http_get("/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith("slotd_" + name + " "):
+                return float(line.split()[1])
+        raise AssertionError("no metric slotd_" + name)
 
     def http_json(self, path):
         status, _, body = self.http_get(path)
