@@ -528,7 +528,7 @@ def _():
          "the runtime stage does not COPY --from=build the binary to /usr/local/bin/slotd")
     need(not any(i == "RUN" and re.search(r"\b(cmake|make|gcc|cc)\b", a) for i, a in rt), "the runtime stage compiles")
     rt_pkgs = [p for i, a in rt if i == "RUN" for p in apt_packages(a)]
-    need(set(rt_pkgs) == {"libuv1", "libmsgpackc2", "libhttp-parser2.9", "libjansson4", "librdkafka1"},
+    need(set(rt_pkgs) == {"libuv1", "libmsgpackc2", "libhttp-parser2.9", "libjansson4", "librdkafka1", "libssl3"},
          f"runtime packages {rt_pkgs}")
     users = [a for i, a in rt if i == "USER"]
     need(users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0",
