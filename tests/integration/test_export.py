@@ -9,6 +9,8 @@
   when the previous one was written)
 - bad parameters: 400 BAD_QUERY naming the parameter, 404 NOT_FOUND for an
   unknown symbol, 401 without the token under --token
+- over HTTPS (--tls-http-port): the same bytes as the plain export, pieces
+  encrypted one at a time as they are made
 """
 import csv
 import http.client
@@ -17,8 +19,10 @@ import json
 import os
 import random
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -243,6 +247,31 @@ def test_slow_reader_bounded():
         assert growth < 16 << 20, growth
 
 
+def test_export_over_https():
+    """A multi-piece export read over HTTPS equals the plain one byte for byte."""
+    d = tempfile.mkdtemp(prefix="slotd-export-tls-")
+    crt, key = os.path.join(d, "crt.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt, "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with Slotd(["--tls-http-port", "0", "--tls-cert", crt, "--tls-key", key]) as s:
+        fill(s, random.Random(5))
+        fill(s, random.Random(6))  # ~7,000 trades: more than one ~256 KiB piece
+        status, _, plain = export(s, "syms=*&format=jsonl")
+        assert status == 200 and len(plain) > 600_000, (status, len(plain))
+        conn = http.client.HTTPSConnection("127.0.0.1", s.tls_http_port, timeout=60,
+                                           context=ssl.create_default_context(cafile=crt))
+        try:
+            for _ in range(2):  # and the connection stays usable after it
+                conn.request("GET", "/export?syms=*&format=jsonl")
+                r = conn.getresponse()
+                assert r.status == 200 and r.getheader("Transfer-Encoding") == "chunked"
+                assert r.read() == plain
+        finally:
+            conn.close()
+
+
 def dechunk(body):
     out, i = bytearray(), 0
     while True:
@@ -267,6 +296,7 @@ def main():
             r.run(t, s, syms)
     r.run(test_token)
     r.run(test_slow_reader_bounded)
+    r.run(test_export_over_https)
     r.finish()
 
 
