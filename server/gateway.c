@@ -42,6 +42,7 @@ typedef struct gw_job {
     uint32_t parts_left;
     rd_kafka_resp_err_t err; /* the first part's failure */
     const char *why;         /* a failure before Kafka (split, enqueue) */
+    uint64_t t0;             /* uv_hrtime() when its parts were produced, 0 before */
 } gw_job;
 
 /* A pipe the librdkafka queue writes a byte to, polled by the loop. */
@@ -72,6 +73,9 @@ struct gateway {
     uint64_t batches_ok, batches_failed, records, bytes, parts_failed;
     uint64_t seqs_read, seqs_bad, seqs_written, seqs_failed;
     uint64_t error_logged; /* ns of the last gateway_kafka_error line */
+    uint64_t lat_buckets[METRICS_NBUCKETS]; /* produce latency (metrics.h buckets) */
+    uint64_t lat_count;
+    double lat_sum;
 };
 
 /* ---- the seq topic's records ----------------------------------------- */
@@ -182,6 +186,12 @@ static void job_done(struct gateway *g, gw_job *j)
     cl->gw_head = j->next;
     if (!cl->gw_head)
         cl->gw_tail = NULL;
+    if (j->t0) { /* produced: how long Kafka took, success or not */
+        uint64_t ns = uv_hrtime() - j->t0;
+        g->lat_buckets[metrics_bucket(ns)]++;
+        g->lat_count++;
+        g->lat_sum += (double)ns / 1e9;
+    }
     if (why) {
         g->batches_failed++;
         snprintf(msg, sizeof msg, "Kafka did not acknowledge every part of the batch (%s); resend "
@@ -228,6 +238,7 @@ static void job_produce(struct gateway *g, gw_job *j, const uint8_t *msg, size_t
     for (int32_t p = 0; p < g->parts; p++)
         total += g->split.counts[p] != 0;
     j->parts_left = 1; /* held until every part is enqueued */
+    j->t0 = uv_hrtime();
     for (int32_t p = 0; p < g->parts && !j->err; p++) {
         proto_buf *b = &g->split.parts[p];
         if (!g->split.counts[p])
@@ -580,6 +591,12 @@ int32_t gateway_partition(const server *srv, const char *sym, size_t len)
     return rd_kafka_msg_partitioner_murmur2(g->rkt, sym, len, g->parts, NULL, NULL);
 }
 
+int32_t gateway_partitions(const server *srv)
+{
+    const struct gateway *g = srv->gateway;
+    return g && g->parts > 0 ? g->parts : -1;
+}
+
 int gateway_ready(const server *srv, char *why, size_t cap)
 {
     const struct gateway *g = srv->gateway;
@@ -594,6 +611,18 @@ int gateway_ready(const server *srv, char *why, size_t cap)
         return 0;
     }
     return 1;
+}
+
+void gateway_produce_stats(const server *srv, const uint64_t **buckets, double *sum,
+                           uint64_t *count, uint64_t *failed_parts, uint64_t *failed_batches)
+{
+    static const uint64_t none[METRICS_NBUCKETS];
+    const struct gateway *g = srv->gateway;
+    *buckets = g ? g->lat_buckets : none;
+    *sum = g ? g->lat_sum : 0;
+    *count = g ? g->lat_count : 0;
+    *failed_parts = g ? g->parts_failed : 0;
+    *failed_batches = g ? g->batches_failed : 0;
 }
 
 void gateway_stats_json(const server *srv, emit *e)
