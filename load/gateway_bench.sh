@@ -13,6 +13,7 @@
 #      of 2: where its time goes (top symbols).
 # No nodes consume the topic: the gateway's cost does not depend on them.
 #   load/gateway_bench.sh [BUILD_DIR] [N] [C] [D]   (defaults build 2M 16 10s)
+# GW_FLAGS: more gateway flags (e.g. "--kafka-conf linger.ms=5").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}; N=${2:-2M}; C=${3:-16}; D=${4:-10s}
@@ -27,7 +28,7 @@ exec 3<>"$tmp/mc.in"
 until [ -s "$tmp/mc.out" ]; do sleep 0.05; done
 BS=$(head -1 "$tmp/mc.out")
 echo "commit $(git rev-parse --short HEAD); build $B; N=$N C=$C D=$D; $(nproc) cores"
-echo "command: load/gateway_bench.sh $B $N $C $D"
+echo "command: ${GW_FLAGS:+GW_FLAGS=\"$GW_FLAGS\" }load/gateway_bench.sh $B $N $C $D"
 
 L="--form array --batch 1000 --inflight 16 --no-progress --json"
 "$B/server/slotd" --listen 127.0.0.1:17500 --http 127.0.0.1:17501 --data-dir "$tmp/t" --no-journal >"$tmp/t.log" 2>&1 &
@@ -40,7 +41,7 @@ node_rate=$(field "d['trades_per_s']" <"$tmp/node.json")
 node_cpu=$(echo "$c1 - $c0" | bc -l)
 kill -TERM $tp; wait $tp || true
 
-G="--gateway --kafka-brokers $BS --kafka-topic gw --kafka-conf log_level=3"
+G="--gateway --kafka-brokers $BS --kafka-topic gw --kafka-conf log_level=3 ${GW_FLAGS:-}"
 "$B/server/slotd" --listen 127.0.0.1:17502 --http 127.0.0.1:17503 --data-dir "$tmp/g" $G >"$tmp/g.log" 2>&1 &
 gp=$!
 wait_ready 17503
@@ -61,6 +62,7 @@ if [ "${PERF:-0}" = 1 ]; then
   sleep 0.5
   "$B/load/slotload" --port 17502 --http-port 0 --trades "$N" --connections "$C" --client-prefix perf $L >/dev/null
   kill -INT $pp; wait $pp || true
+  [ -z "${PERF_KEEP:-}" ] || cp "$tmp/perf.data" "$PERF_KEEP"
 fi
 kill -TERM $gp; wait $gp || true
 
@@ -94,6 +96,9 @@ if [ "${PERF:-0}" = 1 ]; then
   echo "where the gateway's time goes (perf report --no-children, top 25, self %):"
   perf report -i "$tmp/perf.data" --no-children --stdio --sort symbol 2>/dev/null |
     grep -E '^ +[0-9.]+%' | head -25
+  echo "by thread (comm: slotd = the loop thread, rdk:* = librdkafka's):"
+  perf report -i "$tmp/perf.data" --no-children --stdio --sort comm 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | head -8
   echo "by library (dso):"
   perf report -i "$tmp/perf.data" --no-children --stdio --sort dso 2>/dev/null |
     grep -E '^ +[0-9.]+%' | head -8
