@@ -429,13 +429,14 @@ int gateway_query_start(server *srv)
         nd->q = q;
         nd->k = (int)k;
         if (gateway_node_parse(p, l, &nd->i, &nd->n, nd->host, sizeof nd->host, &nd->port) != 0)
-            return UV_EINVAL; /* flags.c checked it */
-        node_connect(nd);
+            return UV_EINVAL; /* node_list checked it */
         p += l + (p[l] == '\n');
     }
+    /* The first connects once the loop runs: nothing is in flight if the
+     * start fails after this (main.c then frees without running the loop). */
     uv_timer_init(srv->loop, &q->retry);
     q->retry.data = q;
-    uv_timer_start(&q->retry, on_retry, GQ_RETRY_MS, GQ_RETRY_MS);
+    uv_timer_start(&q->retry, on_retry, 0, GQ_RETRY_MS);
     return 0;
 }
 
