@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,11 @@ struct gateway {
     uv_work_t meta;
     int handles, stopping, failed;
     int32_t parts, seq_parts; /* partition counts; -1 until known */
+    /* The metadata worker's (meta_work): its counts are copied to parts and
+     * seq_parts by meta_done on the loop thread; its last error is read by
+     * /readyz meanwhile, under meta_lock. */
+    int32_t w_parts, w_seq_parts;
+    pthread_mutex_t meta_lock;
     char meta_err[200];
     uint8_t *eof;            /* per seq partition: its end was reached */
     int32_t eof_left;
@@ -203,6 +209,7 @@ static void job_done(struct gateway *g, gw_job *j)
     }
     gw_job *next = cl->gw_head; /* cl stays valid while a job of it waits (inflight) */
     j->done(j->ctx, why ? msg : NULL);
+    free(j->msg); /* a queued job failed behind another still holds its copy */
     free(j);
     if (!next)
         return;
@@ -413,15 +420,19 @@ static int32_t topic_parts(rd_kafka_t *rk, rd_kafka_topic_t *rkt, char *err, siz
 static void meta_work(uv_work_t *w)
 {
     struct gateway *g = w->data;
+    char err[sizeof g->meta_err] = "";
     for (int tries = 0; !g->srv->stopping; tries++) {
-        if (g->parts <= 0)
-            g->parts = topic_parts(g->prod, g->rkt, g->meta_err, sizeof g->meta_err);
-        if (g->parts > 0 && g->seq_parts <= 0)
-            g->seq_parts = topic_parts(g->prod, g->seq_rkt, g->meta_err, sizeof g->meta_err);
-        if (g->parts > 0 && g->seq_parts > 0)
+        if (g->w_parts <= 0)
+            g->w_parts = topic_parts(g->prod, g->rkt, err, sizeof err);
+        if (g->w_parts > 0 && g->w_seq_parts <= 0)
+            g->w_seq_parts = topic_parts(g->prod, g->seq_rkt, err, sizeof err);
+        if (g->w_parts > 0 && g->w_seq_parts > 0)
             return;
+        pthread_mutex_lock(&g->meta_lock);
+        memcpy(g->meta_err, err, sizeof err);
+        pthread_mutex_unlock(&g->meta_lock);
         if (tries % 10 == 0)
-            log_warn("gateway_metadata_retry err=\"%s\"", g->meta_err);
+            log_warn("gateway_metadata_retry err=\"%s\"", err);
         usleep(500 * 1000);
     }
 }
@@ -430,6 +441,8 @@ static void meta_done(uv_work_t *w, int status)
 {
     struct gateway *g = w->data;
     rd_kafka_topic_partition_list_t *l = NULL;
+    g->parts = g->w_parts; /* the worker is done: its writes are visible */
+    g->seq_parts = g->w_seq_parts;
     if (status || g->srv->stopping || g->parts <= 0 || g->seq_parts <= 0)
         return;
     if (split_init(&g->split, g->parts) != 0 || !(g->eof = calloc((size_t)g->seq_parts, 1)))
@@ -464,7 +477,8 @@ int gateway_start(server *srv, void (*fail)(server *srv))
     srv->gateway = g;
     g->srv = srv;
     g->fail = fail;
-    g->parts = g->seq_parts = -1;
+    g->parts = g->seq_parts = g->w_parts = g->w_seq_parts = -1;
+    pthread_mutex_init(&g->meta_lock, NULL);
     g->pw.fds[0] = g->pw.fds[1] = g->cw.fds[0] = g->cw.fds[1] = -1;
     if (srv->cfg.gateway_seq_topic)
         snprintf(g->seq_topic, sizeof g->seq_topic, "%s", srv->cfg.gateway_seq_topic);
@@ -579,6 +593,7 @@ void gateway_free(server *srv)
     }
     split_free(&g->split);
     free(g->eof);
+    pthread_mutex_destroy(&g->meta_lock);
     free(g);
     srv->gateway = NULL;
 }
@@ -601,8 +616,13 @@ int gateway_ready(const server *srv, char *why, size_t cap)
 {
     const struct gateway *g = srv->gateway;
     if (!g || g->parts <= 0 || g->seq_parts <= 0) {
-        snprintf(why, cap, "waiting for the topics' metadata%s%s", g && g->meta_err[0] ? ": " : "",
-                 g ? g->meta_err : "");
+        char err[sizeof g->meta_err] = "";
+        if (g) {
+            pthread_mutex_lock((pthread_mutex_t *)&g->meta_lock);
+            memcpy(err, g->meta_err, sizeof err);
+            pthread_mutex_unlock((pthread_mutex_t *)&g->meta_lock);
+        }
+        snprintf(why, cap, "waiting for the topics' metadata%s%s", err[0] ? ": " : "", err);
         return 0;
     }
     if (!g->caught_up) {
