@@ -8,6 +8,7 @@
  */
 #include "query.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -864,6 +865,43 @@ int query_delete_check(const query_req *q, proto_error *err)
 static int query__buf_write(void *data, const char *buf, size_t len)
 {
     return proto_buf_append(data, buf, len);
+}
+
+int query_pack(proto_buf *out, uint64_t qid, const query_req *q)
+{
+    msgpack_packer pk;
+    assert((unsigned)q->op < NOPS && ops[q->op].name);
+    unsigned pm = ops[q->op].params;
+    uint32_t n = 1 + (uint32_t)ops[q->op].needs_sym + ((pm & P_FROM) && q->has_from) +
+                 ((pm & P_TO) && q->has_to) + !!(pm & P_LIMIT) + !!(pm & P_CURSOR) +
+                 !!(pm & P_INTERVAL) + !!(pm & P_TOP) + !!(pm & P_BY);
+    out->len = 0;
+    msgpack_packer_init(&pk, out, query__buf_write);
+    int rc = msgpack_pack_array(&pk, 3) | msgpack_pack_str_with_body(&pk, "Q", 1) |
+             msgpack_pack_uint64(&pk, qid) | msgpack_pack_map(&pk, n) |
+             msgpack_pack_str_with_body(&pk, "op", 2) |
+             msgpack_pack_str_with_body(&pk, ops[q->op].name, strlen(ops[q->op].name));
+    if (ops[q->op].needs_sym)
+        rc |= msgpack_pack_str_with_body(&pk, "sym", 3) |
+              msgpack_pack_str_with_body(&pk, q->sym, q->symlen);
+    if ((pm & P_FROM) && q->has_from)
+        rc |= msgpack_pack_str_with_body(&pk, "from", 4) | msgpack_pack_int64(&pk, q->from);
+    if ((pm & P_TO) && q->has_to)
+        rc |= msgpack_pack_str_with_body(&pk, "to", 2) | msgpack_pack_int64(&pk, q->to);
+    if (pm & P_LIMIT)
+        rc |= msgpack_pack_str_with_body(&pk, "limit", 5) | msgpack_pack_uint32(&pk, q->limit);
+    if (pm & P_CURSOR)
+        rc |= msgpack_pack_str_with_body(&pk, "cursor", 6) | msgpack_pack_uint64(&pk, q->cursor);
+    if (pm & P_INTERVAL) /* an integer interval is ns on the wire */
+        rc |= msgpack_pack_str_with_body(&pk, "interval", 8) |
+              msgpack_pack_int64(&pk, q->interval);
+    if (pm & P_TOP)
+        rc |= msgpack_pack_str_with_body(&pk, "top", 3) | msgpack_pack_uint32(&pk, q->top);
+    if (pm & P_BY) {
+        const char *by = by_names[q->by <= STORE_BY_NOTIONAL ? q->by : 0];
+        rc |= msgpack_pack_str_with_body(&pk, "by", 2) | msgpack_pack_str_with_body(&pk, by, strlen(by));
+    }
+    return rc ? -1 : 0;
 }
 
 int query_pack_delete(proto_buf *out, const query_req *q)

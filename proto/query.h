@@ -62,6 +62,10 @@ int query_decode(const uint8_t *msg, size_t len, uint64_t *qid, query_req *q, pr
  * server journals first: server/delete.c): BAD_QUERY. */
 int query_run(const store *s, const query_req *q, emit *e, proto_error *err);
 
+/* The TCP form of q, ["Q", qid, {...}], that query_decode reads back as q
+ * (the gateway forwards HTTP queries to the nodes with it). 0 or -1 (memory). */
+int query_pack(proto_buf *out, uint64_t qid, const query_req *q);
+
 /* ---- one trade, for exports ------------------------------------------------
  * The map a trade has in a QUERY_TRADES answer, preceded by "symbol" and
  * "kind": the same field names and values (fixed point as a number and as

@@ -533,7 +533,8 @@ void flags_free(server_config *cfg)
     free((char *)cfg->kafka_conf);
     free((char *)cfg->gateway_seq_topic);
     free((char *)cfg->gateway_nodes);
-    cfg->gateway_seq_topic = cfg->gateway_nodes = NULL;
+    free((char *)cfg->gateway_nodes_file);
+    cfg->gateway_seq_topic = cfg->gateway_nodes = cfg->gateway_nodes_file = NULL;
     free((char *)cfg->tls_cert);
     free((char *)cfg->tls_key);
     free((char *)cfg->tls_client_ca);

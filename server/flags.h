@@ -166,9 +166,12 @@ typedef enum flag_type {
       "partition and produced to --kafka-topic; no local disk")                                      \
     X("gateway-seq-topic", FLAG_STRING, "TOPIC", NULL, 0, 0, 0, FLAG_AT(gateway_seq_topic),         \
       "--gateway: compacted topic of acknowledged seqs\n[default: <kafka-topic>.seqs]")               \
-    X("gateway-node", FLAG_APPEND, "I/N@IP:PORT", NULL, 0, 0, 0, FLAG_AT(gateway_nodes),            \
+    X("gateway-node", FLAG_APPEND, "I/N@HOST:PORT", NULL, 0, 0, 0, FLAG_AT(gateway_nodes),            \
       "--gateway: a node owning partitions p mod N = I\n"                                           \
       "(repeatable; replicas too): per-symbol queries go there")                                   \
+    X("gateway-nodes-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(gateway_nodes_file),       \
+      "--gateway: more nodes, one I/N@HOST:PORT a line ('#'\n"                                       \
+      "comments); HOST may be a DNS name (resolved at each connect)")                              \
     X("log-level", FLAG_ENUM, "error|warn|info|debug", "info", 0, 0, 0, FLAG_AT(log_level),         \
       "how much to log")                                                                            \
     X("config", FLAG_CONFIG, "FILE", NULL, 0, 0, 0, FLAG_NOWHERE,                                   \

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ typedef struct gw_job {
     uint32_t parts_left;
     rd_kafka_resp_err_t err; /* the first part's failure */
     const char *why;         /* a failure before Kafka (split, enqueue) */
+    uint64_t t0;             /* uv_hrtime() when its parts were produced, 0 before */
 } gw_job;
 
 /* A pipe the librdkafka queue writes a byte to, polled by the loop. */
@@ -63,6 +65,11 @@ struct gateway {
     uv_work_t meta;
     int handles, stopping, failed;
     int32_t parts, seq_parts; /* partition counts; -1 until known */
+    /* The metadata worker's (meta_work): its counts are copied to parts and
+     * seq_parts by meta_done on the loop thread; its last error is read by
+     * /readyz meanwhile, under meta_lock. */
+    int32_t w_parts, w_seq_parts;
+    pthread_mutex_t meta_lock;
     char meta_err[200];
     uint8_t *eof;            /* per seq partition: its end was reached */
     int32_t eof_left;
@@ -72,6 +79,9 @@ struct gateway {
     uint64_t batches_ok, batches_failed, records, bytes, parts_failed;
     uint64_t seqs_read, seqs_bad, seqs_written, seqs_failed;
     uint64_t error_logged; /* ns of the last gateway_kafka_error line */
+    uint64_t lat_buckets[METRICS_NBUCKETS]; /* produce latency (metrics.h buckets) */
+    uint64_t lat_count;
+    double lat_sum;
 };
 
 /* ---- the seq topic's records ----------------------------------------- */
@@ -182,6 +192,12 @@ static void job_done(struct gateway *g, gw_job *j)
     cl->gw_head = j->next;
     if (!cl->gw_head)
         cl->gw_tail = NULL;
+    if (j->t0) { /* produced: how long Kafka took, success or not */
+        uint64_t ns = uv_hrtime() - j->t0;
+        g->lat_buckets[metrics_bucket(ns)]++;
+        g->lat_count++;
+        g->lat_sum += (double)ns / 1e9;
+    }
     if (why) {
         g->batches_failed++;
         snprintf(msg, sizeof msg, "Kafka did not acknowledge every part of the batch (%s); resend "
@@ -193,6 +209,7 @@ static void job_done(struct gateway *g, gw_job *j)
     }
     gw_job *next = cl->gw_head; /* cl stays valid while a job of it waits (inflight) */
     j->done(j->ctx, why ? msg : NULL);
+    free(j->msg); /* a queued job failed behind another still holds its copy */
     free(j);
     if (!next)
         return;
@@ -228,6 +245,7 @@ static void job_produce(struct gateway *g, gw_job *j, const uint8_t *msg, size_t
     for (int32_t p = 0; p < g->parts; p++)
         total += g->split.counts[p] != 0;
     j->parts_left = 1; /* held until every part is enqueued */
+    j->t0 = uv_hrtime();
     for (int32_t p = 0; p < g->parts && !j->err; p++) {
         proto_buf *b = &g->split.parts[p];
         if (!g->split.counts[p])
@@ -402,15 +420,19 @@ static int32_t topic_parts(rd_kafka_t *rk, rd_kafka_topic_t *rkt, char *err, siz
 static void meta_work(uv_work_t *w)
 {
     struct gateway *g = w->data;
+    char err[sizeof g->meta_err] = "";
     for (int tries = 0; !g->srv->stopping; tries++) {
-        if (g->parts <= 0)
-            g->parts = topic_parts(g->prod, g->rkt, g->meta_err, sizeof g->meta_err);
-        if (g->parts > 0 && g->seq_parts <= 0)
-            g->seq_parts = topic_parts(g->prod, g->seq_rkt, g->meta_err, sizeof g->meta_err);
-        if (g->parts > 0 && g->seq_parts > 0)
+        if (g->w_parts <= 0)
+            g->w_parts = topic_parts(g->prod, g->rkt, err, sizeof err);
+        if (g->w_parts > 0 && g->w_seq_parts <= 0)
+            g->w_seq_parts = topic_parts(g->prod, g->seq_rkt, err, sizeof err);
+        if (g->w_parts > 0 && g->w_seq_parts > 0)
             return;
+        pthread_mutex_lock(&g->meta_lock);
+        memcpy(g->meta_err, err, sizeof err);
+        pthread_mutex_unlock(&g->meta_lock);
         if (tries % 10 == 0)
-            log_warn("gateway_metadata_retry err=\"%s\"", g->meta_err);
+            log_warn("gateway_metadata_retry err=\"%s\"", err);
         usleep(500 * 1000);
     }
 }
@@ -419,6 +441,8 @@ static void meta_done(uv_work_t *w, int status)
 {
     struct gateway *g = w->data;
     rd_kafka_topic_partition_list_t *l = NULL;
+    g->parts = g->w_parts; /* the worker is done: its writes are visible */
+    g->seq_parts = g->w_seq_parts;
     if (status || g->srv->stopping || g->parts <= 0 || g->seq_parts <= 0)
         return;
     if (split_init(&g->split, g->parts) != 0 || !(g->eof = calloc((size_t)g->seq_parts, 1)))
@@ -453,7 +477,8 @@ int gateway_start(server *srv, void (*fail)(server *srv))
     srv->gateway = g;
     g->srv = srv;
     g->fail = fail;
-    g->parts = g->seq_parts = -1;
+    g->parts = g->seq_parts = g->w_parts = g->w_seq_parts = -1;
+    pthread_mutex_init(&g->meta_lock, NULL);
     g->pw.fds[0] = g->pw.fds[1] = g->cw.fds[0] = g->cw.fds[1] = -1;
     if (srv->cfg.gateway_seq_topic)
         snprintf(g->seq_topic, sizeof g->seq_topic, "%s", srv->cfg.gateway_seq_topic);
@@ -568,6 +593,7 @@ void gateway_free(server *srv)
     }
     split_free(&g->split);
     free(g->eof);
+    pthread_mutex_destroy(&g->meta_lock);
     free(g);
     srv->gateway = NULL;
 }
@@ -580,12 +606,23 @@ int32_t gateway_partition(const server *srv, const char *sym, size_t len)
     return rd_kafka_msg_partitioner_murmur2(g->rkt, sym, len, g->parts, NULL, NULL);
 }
 
+int32_t gateway_partitions(const server *srv)
+{
+    const struct gateway *g = srv->gateway;
+    return g && g->parts > 0 ? g->parts : -1;
+}
+
 int gateway_ready(const server *srv, char *why, size_t cap)
 {
     const struct gateway *g = srv->gateway;
     if (!g || g->parts <= 0 || g->seq_parts <= 0) {
-        snprintf(why, cap, "waiting for the topics' metadata%s%s", g && g->meta_err[0] ? ": " : "",
-                 g ? g->meta_err : "");
+        char err[sizeof g->meta_err] = "";
+        if (g) {
+            pthread_mutex_lock((pthread_mutex_t *)&g->meta_lock);
+            memcpy(err, g->meta_err, sizeof err);
+            pthread_mutex_unlock((pthread_mutex_t *)&g->meta_lock);
+        }
+        snprintf(why, cap, "waiting for the topics' metadata%s%s", err[0] ? ": " : "", err);
         return 0;
     }
     if (!g->caught_up) {
@@ -594,6 +631,18 @@ int gateway_ready(const server *srv, char *why, size_t cap)
         return 0;
     }
     return 1;
+}
+
+void gateway_produce_stats(const server *srv, const uint64_t **buckets, double *sum,
+                           uint64_t *count, uint64_t *failed_parts, uint64_t *failed_batches)
+{
+    static const uint64_t none[METRICS_NBUCKETS];
+    const struct gateway *g = srv->gateway;
+    *buckets = g ? g->lat_buckets : none;
+    *sum = g ? g->lat_sum : 0;
+    *count = g ? g->lat_count : 0;
+    *failed_parts = g ? g->parts_failed : 0;
+    *failed_batches = g ? g->batches_failed : 0;
 }
 
 void gateway_stats_json(const server *srv, emit *e)

@@ -70,13 +70,19 @@ struct emit;
 /* The "gateway" section of /stats (a map). */
 void gateway_stats_json(const server *srv, struct emit *e);
 
+/* For /metrics: the produce-latency histogram (metrics.h buckets, not
+ * cumulative), parts and batches that failed. */
+void gateway_produce_stats(const server *srv, const uint64_t **buckets, double *sum,
+                           uint64_t *count, uint64_t *failed_parts, uint64_t *failed_batches);
+
 /* The partition of a symbol (murmur2 over the topic's partition count), or
  * -1 before the count is known. */
 int32_t gateway_partition(const server *srv, const char *sym, size_t len);
 
 /* ---- gateway_query.c: per-symbol queries to the nodes ----
  *
- * --gateway-node I/N@IP:PORT (repeatable) names a node and what it owns
+ * --gateway-node I/N@HOST:PORT (repeatable) and the lines of
+ * --gateway-nodes-file (read at start) name a node and what it owns
  * (every partition p with p mod N = I, as its --kafka-node). A symbol,
  * trades or bars query goes byte for byte to a ready node owning the
  * symbol's partition (the one with the fewest queries waiting); the node's
@@ -84,9 +90,11 @@ int32_t gateway_partition(const server *srv, const char *sym, size_t len);
  * queries to another ready node of their partition, else they are answered
  * NOT_READY; it is reconnected every 500 ms. top, stats and deletes are not
  * routed (BAD_QUERY). */
+#define GATEWAY_HOST_MAX 256 /* a DNS name (253) or an IP address, + NUL */
 typedef void (*gateway_reply_fn)(void *ctx, const uint8_t *reply, size_t len,
                                  const proto_error *err);
-/* "I/N@HOST:PORT" (len bytes) -> its parts. 0 or -1. */
+/* "I/N@HOST:PORT" (len bytes) -> its parts. 0 or -1. HOST is resolved at
+ * each connect (a StatefulSet pod's DNS name follows the pod). */
 int gateway_node_parse(const char *s, size_t len, uint32_t *i, uint32_t *n, char *host,
                        size_t hcap, int *port);
 int gateway_query_start(server *srv);
@@ -95,6 +103,58 @@ struct query_req;
  * later (or now), or -1 with err set and done never runs. */
 int gateway_query_forward(server *srv, const struct query_req *req, const uint8_t *msg, size_t len,
                           gateway_reply_fn done, void *ctx, proto_error *err);
+/* 1 when every partition has a ready node (or no --gateway-node is given:
+ * an ingest-only gateway); else 0 with why[cap] naming one that has none. */
+int gateway_nodes_ready(const server *srv, char *why, size_t cap);
+/* The topic's partition count, or -1 before it is known. */
+int32_t gateway_partitions(const server *srv);
+
+/* ---- fan-out (gateway_query.c): one query to several nodes ----
+ * all = 0: one ready node per group of partitions (the first ready owner of
+ * each partition not yet covered; a node that fails hands its query to
+ * another owner of the partition it stands for); all = 1: every
+ * --gateway-node, down ones included (their reply NULL). done runs once,
+ * with every node's reply and the partitions no node answered an R for. */
+typedef struct gateway_fan_reply {
+    char node[GATEWAY_HOST_MAX + 32]; /* "I/N@HOST:PORT" */
+    const uint8_t *reply;  /* the node's reply (R or ERR), or NULL: err says why */
+    size_t len;
+    char err[208];
+} gateway_fan_reply;
+typedef struct gateway_fan_result {
+    const gateway_fan_reply *replies;
+    size_t n;
+    const int32_t *missing; /* ascending */
+    size_t nmissing;
+    int32_t nparts;
+    int oom;                /* out of memory: nothing else is set */
+} gateway_fan_result;
+typedef void (*gateway_fan_fn)(void *ctx, const gateway_fan_result *res);
+/* 0 and done runs exactly once (possibly now), or -1 with err (not ready). */
+int gateway_fan(server *srv, int all, const uint8_t *msg, size_t len, gateway_fan_fn done,
+                void *ctx, proto_error *err);
+/* ---- gateway_cluster.c: answers from several nodes ----
+ * top: asked of one ready node per group of partitions (gateway_fan), the
+ * answers merged (relay.h: exact, each symbol lives in one partition); with
+ * "partial": true and "missing_partitions" when some partition had no node
+ * answering. json: done gets the JSON body (HTTP); else ["R", qid, result].
+ * 0 and done runs once, or -1 with err. */
+int gateway_top(server *srv, const struct query_req *q, uint64_t qid, int json, gateway_reply_fn done,
+                void *ctx, proto_error *err);
+/* The TCP stats query: every node asked; done gets ["R", qid, the
+ * "cluster" map below]. 0, or -1 with err. */
+int gateway_stats_query(server *srv, uint64_t qid, gateway_reply_fn done, void *ctx,
+                        proto_error *err);
+/* The stats query message the fan-outs send, ["Q", 0, {"op": "stats"}]. */
+extern const uint8_t gateway_stats_msg[14];
+/* The "cluster" section of a gateway's /stats from a fan-out of the stats
+ * query to every node: {"partial", "missing_partitions", "partitions",
+ * "nodes": [{"node", "up", "stats" | "error"}], "sum": {...}}. */
+void gateway_cluster_json(const gateway_fan_result *res, struct emit *e);
+/* The same as /metrics lines (slotd_gateway_node_*{node=...},
+ * slotd_gateway_cluster_*, slotd_gateway_partitions_missing). 0 or -1. */
+int gateway_cluster_prom(const gateway_fan_result *res, proto_buf *out);
+
 /* Graceful stop: connections closed, queries still waiting answered NOT_READY. */
 void gateway_query_stop(server *srv);
 void gateway_query_free(server *srv);

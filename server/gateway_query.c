@@ -9,6 +9,7 @@
  *   a connection that fails: its queries go to another ready node of the
  *          partition, or are answered NOT_READY; reconnect every 500 ms
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,11 @@
 #include "gateway.h"
 #include "log.h"
 #include "query.h"
+#include "relay.h"
 
 #define GQ_RETRY_MS 500
 
-enum { GQ_DOWN, GQ_CONNECTING, GQ_HELLO, GQ_UP, GQ_CLOSING };
+enum { GQ_DOWN, GQ_RESOLVING, GQ_CONNECTING, GQ_HELLO, GQ_UP, GQ_CLOSING };
 
 typedef struct gq_pending {
     struct gq_pending *next;
@@ -35,9 +37,11 @@ typedef struct gq_node {
     struct gq *q;
     int k;
     uint32_t i, n;
-    char host[64];
+    char host[GATEWAY_HOST_MAX];
     int port;
     int state;
+    int unresolved;   /* the last look-up failed (logged once) */
+    uv_getaddrinfo_t gai;
     uv_tcp_t tcp;
     uv_connect_t creq;
     uint8_t *rbuf;
@@ -48,6 +52,7 @@ typedef struct gq_node {
 
 struct gq {
     server *srv;
+    char *list; /* the node lines (node_list) */
     gq_node *nodes;
     size_t n;
     uv_timer_t retry;
@@ -63,7 +68,7 @@ typedef struct gq_write {
 int gateway_node_parse(const char *s, size_t len, uint32_t *i, uint32_t *n, char *host,
                        size_t hcap, int *port)
 {
-    char buf[128], *end;
+    char buf[GATEWAY_HOST_MAX + 32], *end;
     unsigned a, b;
     int at = 0;
     if (len >= sizeof buf)
@@ -135,8 +140,11 @@ static gq_node *pick(struct gq *q, int32_t p, const gq_node *not)
 static void no_node(gq_pending *x)
 {
     proto_error err;
-    proto_error_set(&err, PROTO_E_NOT_READY, -1, "no node owning partition %d answers "
-                    "(--gateway-node); retry", (int)x->part);
+    if (x->part < 0) /* sent to one node (a fan-out to all): no other will do */
+        proto_error_set(&err, PROTO_E_NOT_READY, -1, "the node does not answer");
+    else
+        proto_error_set(&err, PROTO_E_NOT_READY, -1, "no node owning partition %d answers "
+                        "(--gateway-node); retry", (int)x->part);
     x->done(x->ctx, NULL, 0, &err);
     free(x->msg);
     free(x);
@@ -160,7 +168,7 @@ static int enqueue(gq_node *nd, gq_pending *x)
 static void route(struct gq *q, gq_pending *x, gq_node *not)
 {
     gq_node *nd;
-    while ((nd = pick(q, x->part, not))) {
+    while (x->part >= 0 && (nd = pick(q, x->part, not))) {
         if (enqueue(nd, x) == 0)
             return;
         node_fail(nd, "write failed");
@@ -302,23 +310,46 @@ static void on_connect(uv_connect_t *req, int status)
         node_fail(nd, "cannot start the session");
 }
 
-static void node_connect(gq_node *nd)
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-    struct sockaddr_storage addr;
-    if (uv_ip4_addr(nd->host, nd->port, (struct sockaddr_in *)&addr) != 0 &&
-        uv_ip6_addr(nd->host, nd->port, (struct sockaddr_in6 *)&addr) != 0) {
-        log_warn("gateway_node_bad_address node=%s:%d (an IP address is needed)", nd->host,
-                 nd->port);
+    gq_node *nd = req->data;
+    nd->state = GQ_DOWN;
+    if (nd->q->stopping || status < 0 || !res) {
+        if (status < 0 && !nd->unresolved)
+            log_warn("gateway_node_unresolved node=%s:%d err=\"%s\"", nd->host, nd->port,
+                     uv_strerror(status));
+        nd->unresolved = status < 0;
+        uv_freeaddrinfo(res);
         return;
     }
+    nd->unresolved = 0;
+    const struct addrinfo *a = res; /* IPv4 first: "localhost" may list ::1 first */
+    for (const struct addrinfo *x = res; x; x = x->ai_next)
+        if (x->ai_family == AF_INET) {
+            a = x;
+            break;
+        }
     uv_tcp_init(nd->q->srv->loop, &nd->tcp);
     nd->tcp.data = nd;
     nd->creq.data = nd;
     nd->state = GQ_CONNECTING;
-    if (uv_tcp_connect(&nd->creq, &nd->tcp, (struct sockaddr *)&addr, on_connect) != 0) {
+    if (uv_tcp_connect(&nd->creq, &nd->tcp, a->ai_addr, on_connect) != 0) {
         nd->state = GQ_CLOSING;
         uv_close((uv_handle_t *)&nd->tcp, on_node_closed);
     }
+    uv_freeaddrinfo(res);
+}
+
+/* Resolve the host anew each time (a pod's address changes), then connect. */
+static void node_connect(gq_node *nd)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    char port[8];
+    snprintf(port, sizeof port, "%d", nd->port);
+    nd->gai.data = nd;
+    nd->state = GQ_RESOLVING;
+    if (uv_getaddrinfo(nd->q->srv->loop, &nd->gai, on_resolved, nd->host, port, &hints) != 0)
+        nd->state = GQ_DOWN;
 }
 
 static void on_retry(uv_timer_t *t)
@@ -329,12 +360,62 @@ static void on_retry(uv_timer_t *t)
             node_connect(&q->nodes[k]);
 }
 
+/* --gateway-node's lines, then --gateway-nodes-file's ('#' comments and
+ * blank lines dropped), "\n"-separated; NULL (logged) when the file cannot
+ * be read or a line is not I/N@HOST:PORT. */
+static char *node_list(const server_config *cfg)
+{
+    proto_buf b = {0};
+    char line[GATEWAY_HOST_MAX + 64], host[GATEWAY_HOST_MAX];
+    uint32_t i, n;
+    int port, bad = 0;
+    for (const char *p = cfg->gateway_nodes; p && *p;) { /* flags.c checked them */
+        size_t l = strcspn(p, "\n");
+        if (l && proto_buf_printf(&b, "%.*s\n", (int)l, p) < 0)
+            bad = 1;
+        p += l + (p[l] == '\n');
+    }
+    FILE *f = cfg->gateway_nodes_file ? fopen(cfg->gateway_nodes_file, "r") : NULL;
+    if (cfg->gateway_nodes_file && !f) {
+        log_error("gateway_nodes_file_unreadable file=%s err=\"%s\"", cfg->gateway_nodes_file,
+                  strerror(errno));
+        bad = 1;
+    }
+    while (f && !bad && fgets(line, sizeof line, f)) {
+        char *p = line + strspn(line, " \t");
+        size_t l = strcspn(p, "#\r\n");
+        while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '\t'))
+            l--;
+        if (l == 0)
+            continue;
+        if (gateway_node_parse(p, l, &i, &n, host, sizeof host, &port) != 0) {
+            log_error("gateway_nodes_file_bad_line file=%s line=\"%.*s\" (I/N@HOST:PORT, 0 <= I < N)",
+                      cfg->gateway_nodes_file, (int)(l > 80 ? 80 : l), p);
+            bad = 1;
+        } else if (proto_buf_printf(&b, "%.*s\n", (int)l, p) < 0) {
+            bad = 1;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (bad || proto_buf_append(&b, "", 1) != 0) {
+        proto_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
 int gateway_query_start(server *srv)
 {
-    const char *list = srv->cfg.gateway_nodes;
     struct gq *q = calloc(1, sizeof *q);
     if (!q)
         return UV_ENOMEM;
+    char *list = node_list(&srv->cfg);
+    if (!list) {
+        free(q);
+        return UV_EINVAL;
+    }
+    q->list = list;
     srv->gateway_q = q;
     q->srv = srv;
     for (const char *p = list; p && *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n'))
@@ -348,13 +429,14 @@ int gateway_query_start(server *srv)
         nd->q = q;
         nd->k = (int)k;
         if (gateway_node_parse(p, l, &nd->i, &nd->n, nd->host, sizeof nd->host, &nd->port) != 0)
-            return UV_EINVAL; /* flags.c checked it */
-        node_connect(nd);
+            return UV_EINVAL; /* node_list checked it */
         p += l + (p[l] == '\n');
     }
+    /* The first connects once the loop runs: nothing is in flight if the
+     * start fails after this (main.c then frees without running the loop). */
     uv_timer_init(srv->loop, &q->retry);
     q->retry.data = q;
-    uv_timer_start(&q->retry, on_retry, GQ_RETRY_MS, GQ_RETRY_MS);
+    uv_timer_start(&q->retry, on_retry, 0, GQ_RETRY_MS);
     return 0;
 }
 
@@ -379,6 +461,161 @@ int gateway_query_forward(server *srv, const query_req *req, const uint8_t *msg,
     return 0;
 }
 
+/* ---- fan-out: one query to several nodes ------------------------------------------ */
+
+typedef struct gq_fan gq_fan;
+typedef struct gq_sub {
+    gq_fan *f;
+    gateway_fan_reply r;
+    uint32_t i, n; /* what the node asked owns */
+} gq_sub;
+
+struct gq_fan {
+    server *srv;
+    gateway_fan_fn done;
+    void *ctx;
+    size_t left; /* subs not answered yet, +1 while they are being sent */
+    size_t nsubs;
+    gq_sub subs[];
+};
+
+static void fan_finish(gq_fan *f)
+{
+    int32_t np = gateway_partitions(f->srv);
+    gateway_fan_result res = {0};
+    gateway_fan_reply *rs = calloc(f->nsubs + 1, sizeof *rs);
+    int32_t *missing = np > 0 ? calloc((size_t)np, sizeof *missing) : NULL;
+    res.replies = rs;
+    res.nparts = np;
+    res.missing = missing;
+    for (size_t k = 0; k < f->nsubs && rs; k++)
+        rs[res.n++] = f->subs[k].r;
+    /* A partition is answered for when some node owning it gave an R. */
+    for (int32_t p = 0; p < np && missing; p++) {
+        int ok = 0;
+        for (size_t k = 0; k < f->nsubs && !ok; k++) {
+            const gq_sub *s = &f->subs[k];
+            proto_error e;
+            ok = s->r.reply && (uint32_t)p % s->n == s->i &&
+                 relay_status(s->r.reply, s->r.len, &e) == 1;
+        }
+        if (!ok)
+            missing[res.nmissing++] = p;
+    }
+    if (!rs || (np > 0 && !missing))
+        res.n = 0, res.oom = 1;
+    f->done(f->ctx, &res);
+    for (size_t k = 0; k < f->nsubs; k++)
+        free((void *)f->subs[k].r.reply);
+    free(rs);
+    free(missing);
+    free(f);
+}
+
+static void fan_sub_done(void *ctx, const uint8_t *reply, size_t len, const proto_error *err)
+{
+    gq_sub *s = ctx;
+    if (err) {
+        snprintf(s->r.err, sizeof s->r.err, "%s", err->msg);
+    } else if ((s->r.reply = malloc(len ? len : 1))) {
+        memcpy((void *)s->r.reply, reply, len);
+        s->r.len = len;
+    } else {
+        snprintf(s->r.err, sizeof s->r.err, "out of memory");
+    }
+    if (--s->f->left == 0)
+        fan_finish(s->f);
+}
+
+/* Send msg to nd for sub s (part: the partition it stands for, -1: that
+ * node only). */
+static void fan_send(struct gq *q, gq_node *nd, gq_sub *s, int32_t part, const uint8_t *msg,
+                     size_t len)
+{
+    proto_error err;
+    gq_pending *x = calloc(1, sizeof *x);
+    s->i = nd->i;
+    s->n = nd->n;
+    snprintf(s->r.node, sizeof s->r.node, "%u/%u@%s:%d", nd->i, nd->n, nd->host, nd->port);
+    if (!x || !(x->msg = malloc(len))) {
+        free(x);
+        proto_error_set(&err, PROTO_E_TOO_LARGE, -1, "out of memory");
+        fan_sub_done(s, NULL, 0, &err);
+        return;
+    }
+    memcpy(x->msg, msg, len);
+    x->len = len;
+    x->part = part;
+    x->done = fan_sub_done;
+    x->ctx = s;
+    if (part >= 0) {
+        route(q, x, NULL);
+    } else if (nd->state != GQ_UP) {
+        no_node(x);
+    } else if (enqueue(nd, x) != 0) {
+        no_node(x);
+        node_fail(nd, "write failed");
+    }
+}
+
+int gateway_fan(server *srv, int all, const uint8_t *msg, size_t len, gateway_fan_fn done,
+                void *ctx, proto_error *err)
+{
+    struct gq *q = srv->gateway_q;
+    int32_t np = gateway_partitions(srv);
+    if (!q || np <= 0 || q->stopping)
+        return proto_error_set(err, PROTO_E_NOT_READY, -1, "the gateway is not ready");
+    gq_fan *f = calloc(1, sizeof *f + (q->n + 1) * sizeof(gq_sub));
+    uint8_t *covered = calloc((size_t)np, 1);
+    if (!f || !covered) {
+        free(f);
+        free(covered);
+        return proto_error_set(err, PROTO_E_TOO_LARGE, -1, "out of memory");
+    }
+    f->srv = srv;
+    f->done = done;
+    f->ctx = ctx;
+    f->left = 1;
+    if (all) { /* every node, as configured */
+        for (size_t k = 0; k < q->n; k++) {
+            gq_sub *s = &f->subs[f->nsubs++];
+            s->f = f;
+            f->left++;
+            fan_send(q, &q->nodes[k], s, -1, msg, len);
+        }
+    } else { /* one ready node per group of partitions not yet covered */
+        for (int32_t p = 0; p < np; p++) {
+            gq_node *nd = covered[p] ? NULL : pick(q, p, NULL);
+            if (!nd || f->nsubs == q->n)
+                continue;
+            for (int32_t o = 0; o < np; o++)
+                covered[o] |= (uint32_t)o % nd->n == nd->i;
+            gq_sub *s = &f->subs[f->nsubs++];
+            s->f = f;
+            f->left++;
+            fan_send(q, nd, s, p, msg, len);
+        }
+    }
+    free(covered);
+    if (--f->left == 0)
+        fan_finish(f);
+    return 0;
+}
+
+int gateway_nodes_ready(const server *srv, char *why, size_t cap)
+{
+    const struct gq *q = srv->gateway_q;
+    int32_t np = gateway_partitions(srv);
+    if (!q || q->n == 0) /* no --gateway-node: an ingest-only gateway */
+        return 1;
+    for (int32_t p = 0; p < np; p++)
+        if (!pick((struct gq *)q, p, NULL)) {
+            snprintf(why, cap, "no node owning partition %d answers (--gateway-node)", (int)p);
+            return 0;
+        }
+    return 1;
+}
+
 void gateway_query_stop(server *srv)
 {
     struct gq *q = srv->gateway_q;
@@ -401,6 +638,7 @@ void gateway_query_free(server *srv)
     for (size_t k = 0; k < q->n; k++)
         free(q->nodes[k].rbuf);
     free(q->nodes);
+    free(q->list);
     free(q);
     srv->gateway_q = NULL;
 }

@@ -169,6 +169,7 @@ static const char *status_text(int status)
     case 414: return "URI Too Long";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     }
     return "Unknown";
@@ -519,7 +520,6 @@ void http__deleted(void *ctx, const query_req *q, uint64_t deleted, const proto_
     http_conn *c = ctx;
     HTTP__ASSERT_LOOP(c->h);
     http__answer a = {.ctype = "application/json"};
-    c->waiting = 0;
     if (!c->closing) {
         if (err) {
             http__answer_proto_error(&a, err);
@@ -533,7 +533,16 @@ void http__deleted(void *ctx, const query_req *q, uint64_t deleted, const proto_
             if (e.err)
                 http__answer_error(&a, 500, "INTERNAL", "out of memory writing the answer");
         }
-        answer_send(c, &a);
+    }
+    http__answer_later(c, &a);
+}
+
+void http__answer_later(http_conn *c, http__answer *a)
+{
+    HTTP__ASSERT_LOOP(c->h);
+    c->waiting = 0;
+    if (!c->closing) {
+        answer_send(c, a);
         if (c->in_answer) {
             c->in_answer = 2; /* done inside conn_answer: it sends nothing more */
         } else {
@@ -541,10 +550,17 @@ void http__deleted(void *ctx, const query_req *q, uint64_t deleted, const proto_
             tls_pump(c);
         }
     } else {
-        proto_buf_free(&a.body);
+        proto_buf_free(&a->body);
     }
     if (!c->capture)
-        conn_unref(c); /* the reference route_delete took */
+        conn_unref(c); /* the reference http__answer_wait took */
+}
+
+void http__answer_wait(http_conn *c)
+{
+    c->waiting = 1;
+    if (!c->capture)
+        c->handles++; /* the connection outlives a close until the answer */
 }
 
 /* Send the answer to the request the parser completed last. A reserve

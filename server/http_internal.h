@@ -140,6 +140,16 @@ void http__conn_close(http_conn *c);
 void http__json_error(proto_buf *body, const char *code, const char *msg);
 /* delete_submit's callback (delete.h): answers the DELETE, resumes parsing. */
 void http__deleted(void *ctx, const query_req *q, uint64_t deleted, const proto_error *err);
+/* An answer given later (a DELETE, a gateway's query to its nodes):
+ * http__answer_wait while routing the request stops parsing (and keeps the
+ * connection) until http__answer_later sends a (which it takes). */
+void http__answer_wait(http_conn *c);
+void http__answer_later(http_conn *c, http__answer *a);
+
+/* http_gateway.c: with --gateway, queries, /stats and /metrics are answered
+ * by the nodes (gateway.h). q: a parsed query (op not SCHEMA/DELETE). */
+void http__gateway_query(http_conn *c, const query_req *q, http__answer *a);
+void http__gateway_stats(http_conn *c, int prom, http__answer *a);
 
 /* http_export.c: a GET /export answer streaming the checked request q
  * (freed with the stream). 0, or -1 (memory; q freed). */

@@ -161,14 +161,29 @@ static int export_param(void *ctx, const char *name, size_t nlen, const char *va
     return export_set_param(ctx, name, nlen, val, vlen, err);
 }
 
+/* What a handler gets: the path after its endpoint's prefix, the query
+ * string, the method. */
+typedef struct http_req {
+    server *srv;
+    int method;           /* http_parser's HTTP_GET, HTTP_HEAD, ... */
+    const char *rest, *qs;
+    size_t rlen, qlen;
+    http_conn *conn;      /* for an answer given later (DELETE) */
+} http_req;
+
 /* A query endpoint: route_parse, then the shared query code. */
-static void route_query(server *srv, http__answer *a, query_op op, const char *sym, size_t symlen,
-                        const char *qs, size_t qlen)
+static void route_query(const http_req *r, http__answer *a, query_op op, const char *sym,
+                        size_t symlen)
 {
     query_req q;
     proto_error err = {0};
-    if (route_parse(srv, a, op, sym, symlen, qs, qlen, &q) < 0)
+    server *srv = r->srv;
+    if (route_parse(srv, a, op, sym, symlen, r->qs, r->qlen, &q) < 0)
         return;
+    if (srv->cfg.gateway && op != QUERY_SCHEMA) { /* the nodes hold the data */
+        http__gateway_query(r->conn, &q, a);
+        return;
+    }
     emit e;
     emit_json_init(&e, &a->body);
     if (query_run(srv->store, &q, &e, &err) < 0) {
@@ -207,6 +222,9 @@ static void route_readyz(server *srv, http__answer *a)
          * caught up with them (--kafka-ready-lag). */
         if (!reason && srv->cfg.source == SERVER_SOURCE_KAFKA && !kafka_ready(srv, msg, sizeof msg))
             reason = msg;
+        /* A gateway answers queries only while each partition has a node. */
+        if (!reason && srv->cfg.gateway && !gateway_nodes_ready(srv, msg, sizeof msg))
+            reason = msg;
     }
     emit e;
     emit_json_init(&e, &a->body);
@@ -229,15 +247,6 @@ static int seg_is(const char *s, size_t len, const char *lit)
 
 /* ---- endpoints ------------------------------------------------------------------ */
 
-/* What a handler gets: the path after its endpoint's prefix, the query
- * string, the method. */
-typedef struct http_req {
-    server *srv;
-    int method;           /* http_parser's HTTP_GET, HTTP_HEAD, ... */
-    const char *rest, *qs;
-    size_t rlen, qlen;
-    http_conn *conn;      /* for an answer given later (DELETE) */
-} http_req;
 
 static void ep_healthz(const http_req *r, http__answer *a)
 {
@@ -249,23 +258,31 @@ static void ep_readyz(const http_req *r, http__answer *a) { route_readyz(r->srv,
 
 static void ep_stats(const http_req *r, http__answer *a)
 {
+    if (r->srv->cfg.gateway) {
+        http__gateway_stats(r->conn, 0, a);
+        return;
+    }
     a->status = http_render_stats(r->srv, &a->body) == 0 ? 200 : 500;
 }
 
 static void ep_metrics(const http_req *r, http__answer *a)
 {
     a->ctype = "text/plain; version=0.0.4; charset=utf-8";
+    if (r->srv->cfg.gateway) {
+        http__gateway_stats(r->conn, 1, a);
+        return;
+    }
     a->status = http_render_metrics(r->srv, &a->body) == 0 ? 200 : 500;
 }
 
 static void ep_schema(const http_req *r, http__answer *a)
 {
-    route_query(r->srv, a, QUERY_SCHEMA, NULL, 0, r->qs, r->qlen);
+    route_query(r, a, QUERY_SCHEMA, NULL, 0);
 }
 
 static void ep_top(const http_req *r, http__answer *a)
 {
-    route_query(r->srv, a, QUERY_TOP, NULL, 0, r->qs, r->qlen);
+    route_query(r, a, QUERY_TOP, NULL, 0);
 }
 
 /* DELETE where only GET and HEAD are served. */
@@ -283,9 +300,7 @@ static void route_delete(const http_req *r, http__answer *a, const char *sym, si
     http_conn *c = r->conn;
     if (route_parse(r->srv, a, QUERY_DELETE, sym, symlen, r->qs, r->qlen, &q) < 0)
         return;
-    c->waiting = 1;
-    if (!c->capture)
-        c->handles++; /* the connection outlives a close until the answer */
+    http__answer_wait(c);
     delete_submit(r->srv, &q, http__deleted, c);
 }
 
@@ -298,7 +313,10 @@ static void ep_symbol(const http_req *r, http__answer *a)
     const char *rest = slash ? slash : "";
     size_t rlen = slash ? (size_t)(r->rest + r->rlen - slash) : 0;
     if (r->method == HTTP_DELETE) {
-        if (symlen && seg_is(rest, rlen, "/trades"))
+        if (r->srv->cfg.gateway) /* a write the nodes cannot take from here (READ_ONLY) */
+            http__answer_error(a, 501, "NOT_SUPPORTED", "this is a gateway (--gateway): deletes "
+                               "are not routed to the nodes");
+        else if (symlen && seg_is(rest, rlen, "/trades"))
             route_delete(r, a, sym, symlen);
         else
             answer_405(a);
@@ -307,11 +325,11 @@ static void ep_symbol(const http_req *r, http__answer *a)
     if (symlen == 0)
         http__answer_error(a, 404, "NOT_FOUND", "no such path");
     else if (rlen == 0)
-        route_query(r->srv, a, QUERY_SYMBOL, sym, symlen, r->qs, r->qlen);
+        route_query(r, a, QUERY_SYMBOL, sym, symlen);
     else if (seg_is(rest, rlen, "/trades"))
-        route_query(r->srv, a, QUERY_TRADES, sym, symlen, r->qs, r->qlen);
+        route_query(r, a, QUERY_TRADES, sym, symlen);
     else if (seg_is(rest, rlen, "/bars"))
-        route_query(r->srv, a, QUERY_BARS, sym, symlen, r->qs, r->qlen);
+        route_query(r, a, QUERY_BARS, sym, symlen);
     else
         http__answer_error(a, 404, "NOT_FOUND", "no such path");
 }
@@ -322,6 +340,11 @@ static void ep_export(const http_req *r, http__answer *a)
     proto_error err = {0};
     if (replaying(r->srv, a))
         return;
+    if (r->srv->cfg.gateway) { /* its store is empty: never export that */
+        http__answer_error(a, 501, "NOT_SUPPORTED", "this is a gateway (--gateway): export from "
+                           "one node of each group of partitions (docs/cluster.md)");
+        return;
+    }
     export_req *q = malloc(sizeof *q);
     if (!q) {
         a->status = 500;

@@ -250,16 +250,37 @@ static void prom_dbl(prom *p, const char *name, const char *type, const char *he
         p->err = 1;
 }
 
+static void prom_hist(prom *p, const char *name, const char *help, const uint64_t *buckets,
+                      double sum, uint64_t count)
+{
+    static const double bounds[METRICS_NBUCKETS - 1] = METRICS_LATENCY_BOUNDS;
+    char b[48];
+    uint64_t cum = 0;
+    prom_head(p, name, "histogram", help);
+    for (int i = 0; i < METRICS_NBUCKETS; i++) {
+        cum += buckets[i];
+        if (i < METRICS_NBUCKETS - 1)
+            prom_num(b, sizeof b, bounds[i]);
+        else
+            snprintf(b, sizeof b, "+Inf");
+        if (proto_buf_printf(p->out, "slotd_%s_bucket{le=\"%s\"} %llu\n", name, b,
+                             (unsigned long long)cum) < 0)
+            p->err = 1;
+    }
+    prom_num(b, sizeof b, sum);
+    if (proto_buf_printf(p->out, "slotd_%s_sum %s\nslotd_%s_count %llu\n", name, b, name,
+                         (unsigned long long)count) < 0)
+        p->err = 1;
+}
+
 #define COUNTER(name, help, v) prom_u64(&p, name, "counter", help, v)
 #define GAUGE(name, help, v) prom_u64(&p, name, "gauge", help, v)
 #define GAUGE_D(name, help, v) prom_dbl(&p, name, "gauge", help, v)
 
 int http_render_metrics(server *srv, proto_buf *out)
 {
-    static const double bounds[METRICS_NBUCKETS - 1] = METRICS_LATENCY_BOUNDS;
     metrics *m = &srv->metrics;
     prom p = {out, 0};
-    char b[48];
 
     COUNTER("trades_total", "Trades stored and acknowledged since start.", m->trades_total);
     COUNTER("batches_total", "Batches acknowledged since start, duplicates included.",
@@ -355,22 +376,20 @@ int http_render_metrics(server *srv, proto_buf *out)
     if (proto_buf_printf(out, "slotd_build_info{version=\"%s\"} 1\n", SLOTD_VERSION) < 0)
         p.err = 1;
 
-    prom_head(&p, "ack_latency_seconds", "histogram",
-              "Time from a batch's arrival to its ACK being queued.");
-    uint64_t cum = 0;
-    for (int i = 0; i < METRICS_NBUCKETS; i++) {
-        cum += m->ack_buckets[i];
-        if (i < METRICS_NBUCKETS - 1)
-            prom_num(b, sizeof b, bounds[i]);
-        else
-            snprintf(b, sizeof b, "+Inf");
-        if (proto_buf_printf(out, "slotd_ack_latency_seconds_bucket{le=\"%s\"} %llu\n", b,
-                             (unsigned long long)cum) < 0)
-            p.err = 1;
+    prom_hist(&p, "ack_latency_seconds", "Time from a batch's arrival to its ACK being queued.",
+              m->ack_buckets, m->ack_sum, m->ack_count);
+    if (srv->cfg.gateway) {
+        const uint64_t *buckets;
+        double sum;
+        uint64_t count, failed_parts, failed_batches;
+        gateway_produce_stats(srv, &buckets, &sum, &count, &failed_parts, &failed_batches);
+        prom_hist(&p, "gateway_produce_seconds",
+                  "--gateway: time from a batch's first part produced to the last part's "
+                  "delivery report (acks=all), successes and failures.", buckets, sum, count);
+        COUNTER("gateway_produce_errors_total",
+                "--gateway: parts Kafka did not acknowledge (or refused to enqueue).", failed_parts);
+        COUNTER("gateway_batches_failed_total",
+                "--gateway: batches answered ERR JOURNAL because a part failed.", failed_batches);
     }
-    prom_num(b, sizeof b, m->ack_sum);
-    if (proto_buf_printf(out, "slotd_ack_latency_seconds_sum %s\nslotd_ack_latency_seconds_count %llu\n",
-                         b, (unsigned long long)m->ack_count) < 0)
-        p.err = 1;
     return p.err ? -1 : 0;
 }

@@ -552,12 +552,17 @@ static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
     }
     if (srv->cfg.gateway && q.op != QUERY_SCHEMA) {
         o->seq = qid;
-        if (q.op != QUERY_SYMBOL && q.op != QUERY_TRADES && q.op != QUERY_BARS)
-            /* top, stats, deletes: not routed yet (docs/cluster.md); say so
-             * rather than answer from the gateway's empty store. */
-            set_err(&err, PROTO_E_BAD_QUERY, "this is a gateway (--gateway): only symbol, trades "
-                    "and bars queries are routed to the nodes yet; ask a node");
-        else if (gateway_query_forward(srv, &q, msg, len, query_forwarded, o, &err) == 0)
+        int rc = -1;
+        if (q.op == QUERY_TOP) /* merged over the nodes */
+            rc = gateway_top(srv, &q, qid, 0, query_forwarded, o, &err);
+        else if (q.op == QUERY_STATS) /* every node's figures and their sum */
+            rc = gateway_stats_query(srv, qid, query_forwarded, o, &err);
+        else if (q.op == QUERY_DELETE) /* say so rather than delete from an empty store */
+            set_err(&err, PROTO_E_BAD_QUERY, "this is a gateway (--gateway): deletes are not "
+                    "routed to the nodes; ask a node");
+        else
+            rc = gateway_query_forward(srv, &q, msg, len, query_forwarded, o, &err);
+        if (rc == 0)
             return;
         op_error(srv, o, qid, &err);
         return;

@@ -169,18 +169,20 @@ int kafka_config_check(const server_config *cfg, char *msg, size_t cap)
         for (const char *p = cfg->gateway_nodes; p && *p;) {
             size_t l = strcspn(p, "\n");
             uint32_t i, n;
-            char host[64];
+            char host[GATEWAY_HOST_MAX];
             int port;
             if (gateway_node_parse(p, l, &i, &n, host, sizeof host, &port) != 0)
-                return say(msg, cap, "--gateway-node: '%.*s' is not I/N@IP:PORT with 0 <= I < N",
+                return say(msg, cap, "--gateway-node: '%.*s' is not I/N@HOST:PORT with 0 <= I < N",
                            (int)(l > 80 ? 80 : l), p);
             p += l + (p[l] == '\n');
         }
         return conf_lines_check(cfg->kafka_conf, msg, cap);
     }
-    if (cfg->gateway_seq_topic || cfg->gateway_nodes)
+    if (cfg->gateway_seq_topic || cfg->gateway_nodes || cfg->gateway_nodes_file)
         return say(msg, cap, "%s needs --gateway",
-                   cfg->gateway_seq_topic ? "--gateway-seq-topic" : "--gateway-node");
+                   cfg->gateway_seq_topic ? "--gateway-seq-topic"
+                   : cfg->gateway_nodes   ? "--gateway-node"
+                                          : "--gateway-nodes-file");
     if (cfg->source != SERVER_SOURCE_KAFKA) {
         if (given)
             return say(msg, cap, "%s needs --source kafka or --gateway", given);

@@ -318,7 +318,9 @@ int main(int argc, char **argv)
     }
     if (srv->cfg.gateway) {
         /* No local disk: ready once the seq topic is read (gateway.h). */
-        if ((rc = gateway_start(srv, kafka_failed)) != 0 || (rc = gateway_query_start(srv)) != 0) {
+        /* The node list first: a bad one is refused before any Kafka work
+         * (gateway_start's metadata look-up runs on a worker thread). */
+        if ((rc = gateway_query_start(srv)) != 0 || (rc = gateway_start(srv, kafka_failed)) != 0) {
             log_error("gateway_start_failed err=%s", server_strerror(rc));
             goto fail;
         }

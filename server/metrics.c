@@ -49,16 +49,21 @@ void metrics_applied(metrics *m, uint64_t now_ns, uint64_t trades)
     m->rate_slot[m->rate_sec % METRICS_RATE_SLOTS] += trades;
 }
 
-void metrics_ack(metrics *m, uint64_t now_ns, uint64_t latency_ns, uint64_t trades)
+unsigned metrics_bucket(uint64_t ns)
 {
-    double secs = (double)latency_ns / 1e9;
+    double secs = (double)ns / 1e9;
     unsigned b = 0;
     /* Prometheus buckets are "<= le": the first bound not below the value. */
     while (b < METRICS_NBUCKETS - 1 && secs > bounds[b])
         b++;
-    m->ack_buckets[b]++;
+    return b;
+}
+
+void metrics_ack(metrics *m, uint64_t now_ns, uint64_t latency_ns, uint64_t trades)
+{
+    m->ack_buckets[metrics_bucket(latency_ns)]++;
     m->ack_count++;
-    m->ack_sum += secs;
+    m->ack_sum += (double)latency_ns / 1e9;
     m->batches_total++;
     metrics_applied(m, now_ns, trades);
 }

@@ -42,6 +42,8 @@ typedef struct metrics {
 } metrics;
 
 void metrics_init(metrics *m, uint64_t now_ns);
+/* The latency bucket (index into METRICS_LATENCY_BOUNDS, + +Inf) of ns. */
+unsigned metrics_bucket(uint64_t ns);
 void metrics_ack(metrics *m, uint64_t now_ns, uint64_t latency_ns, uint64_t trades);
 void metrics_error(metrics *m, proto_code c);
 /* Trades stored without an ACK (a Kafka record): counted and in the rates,

@@ -58,6 +58,7 @@ typedef struct server_config {
     int gateway;                     /* --gateway (gateway.h): T batches go to Kafka */
     const char *gateway_seq_topic;   /* compacted topic of acknowledged seqs; NULL = <topic>.seqs */
     const char *gateway_nodes;       /* "I/N@IP:PORT\n" per --gateway-node: where queries go */
+    const char *gateway_nodes_file;  /* --gateway-nodes-file: more of them, read at start */
 } server_config;
 
 enum { SERVER_SOURCE_TCP = 0, SERVER_SOURCE_KAFKA = 1 };

@@ -15,6 +15,7 @@ process); two Kafka-fed nodes own the even and the odd partitions.
 - a gateway that lost the seq records (another seq topic) sends resent
   batches again: the nodes skip them (per client and partition).
 """
+import json
 import os
 import sys
 import threading
@@ -275,21 +276,55 @@ def test_kafka_failure_err_then_resend():
             assert g["batches_failed"] == failed and g["batches_acked"] == 7, (g, failed)
             wait_for(lambda: trades_stored([even, odd]) >= len(trades), 60, "every trade")
             check_exactly_once(even, odd, trades)
+            assert gw.stop() == 0  # nothing of the failed batches leaked (ASan)
+
+
+def top_key(by):
+    from decimal import Decimal
+    return lambda e: (-(e["count"] if by == "count" else Decimal(e[by + "_s"])), e["symbol"])
+
+
+def top_canon(answer, by):
+    """A top answer ordered by value, ties by symbol name (how the gateway
+    breaks them: a single node breaks them by arrival order)."""
+    return dict(answer, symbols=sorted(answer["symbols"], key=top_key(by)))
+
+
+def check_top(cg, ct, n):
+    for by in ("count", "volume", "notional"):
+        g = cg.query(7, {"op": "top", "top": n, "by": by})
+        t = ct.query(7, {"op": "top", "top": n, "by": by})
+        assert g[0] == "R" and g[1] == 7, g
+        assert g[2] == top_canon(g[2], by), "merged in order"
+        assert g[2] == top_canon(t[2], by), (by, n)
+
+
+def http_body(s, path):
+    status, _, body = s.http_get(path)
+    body = json.loads(body)
+    body.pop("pages", None)  # the layout (how trades were batched), not the data
+    return status, body
 
 
 def test_queries_routed_with_failover():
-    """symbol, trades and bars through the gateway answer exactly like a
-    TCP-fed slotd given the same trades; with a replica of the even
-    partitions, killing one even node changes nothing; with both gone, even
-    symbols get NOT_READY and odd ones still answer. top is not routed."""
+    """symbol, trades, bars and top through the gateway, over TCP and HTTP,
+    answer exactly like a TCP-fed slotd given the same trades (top: ties in
+    symbol order); /stats and /metrics list every node and the sum; with a
+    replica of the even partitions, killing one even node changes nothing;
+    with both gone, even symbols get NOT_READY, odd ones still answer, top
+    says partial with the even partitions, /readyz is 503."""
     trades = workload(3000, seed=26)
     syms = sorted({t["sym"] for t in trades})
     with cluster() as mc:
         ea, eb, odd = node(mc, "0/2"), node(mc, "0/2"), node(mc, "1/2")
         with ea, eb, odd, Slotd() as tcp:
+            # two from flags, one from a file by DNS name
+            nodes_file = os.path.join(tcp.data_dir, "nodes")
+            with open(nodes_file, "w") as f:
+                f.write("# the odd partitions\n\n  1/2@localhost:%d  # a name\n" % odd.tcp_port)
             where = ["--gateway-node", "0/2@127.0.0.1:%d" % ea.tcp_port,
                      "--gateway-node", "0/2@127.0.0.1:%d" % eb.tcp_port,
-                     "--gateway-node", "1/2@127.0.0.1:%d" % odd.tcp_port]
+                     "--gateway-nodes-file", nodes_file]
             with gateway(mc, where) as gw:
                 send_batches(gw, "feed", 1, 30, batch_of(trades, 100))
                 send_batches(tcp, "feed", 1, 30, batch_of(trades, 100))
@@ -297,24 +332,88 @@ def test_queries_routed_with_failover():
                     want = sum(partition_of(t["sym"], PARTS) % 2 == side for t in trades)
                     wait_for(lambda: trades_stored([s]) == want, 60, "a node caught up")
                 wait_for(lambda: gw.logs().count("gateway_node_up") == 3, 30, "node sessions")
+                assert gw.http_json("/readyz")[0] == 200
                 cg, ct = gw.connect("q"), tcp.connect("q")
                 for sym in syms:
                     assert symbol_view(cg, sym) == symbol_view(ct, sym), sym
-                r = cg.query(9, {"op": "top", "n": 5})
-                assert r[0] == "ERR" and r[2] == "BAD_QUERY", r
+                for n in (5, 1000):
+                    check_top(cg, ct, n)
+                # HTTP: the node's JSON bodies, top merged
+                for sym in syms[:5]:
+                    for path in ("/symbols/%s", "/symbols/%s/trades?limit=50",
+                                 "/symbols/%s/bars?interval=1s"):
+                        assert http_body(gw, path % sym) == http_body(tcp, path % sym), path
+                assert http_body(gw, "/symbols/NOPE")[0] == 404
+                for by in ("count", "notional"):
+                    st, g = http_body(gw, "/symbols?top=7&by=" + by)
+                    st2, t = http_body(tcp, "/symbols?top=7&by=" + by)
+                    assert st == st2 == 200 and g == top_canon(t, by), (g, t)
+                st, body = http_body(gw, "/export")
+                assert st == 501 and body["error"] == "NOT_SUPPORTED", body
+                # /stats: every node, and the sum over them
+                st, body = http_body(gw, "/stats")
+                cl = body["cluster"]
+                assert st == 200 and cl["partial"] is False and cl["missing_partitions"] == []
+                assert [x["up"] for x in cl["nodes"]] == [True] * 3, cl
+                per = [x["stats"]["trades"] for x in cl["nodes"]]
+                assert per == [trades_stored([ea]), trades_stored([eb]), trades_stored([odd])]
+                assert cl["sum"]["trades"] == sum(per) and cl["sum"]["nodes_up"] == 3, cl
+                r = cg.query(3, {"op": "stats"})
+                assert r[0] == "R" and r[2]["sum"]["trades"] == sum(per), r
+                _, _, m = gw.http_get("/metrics")
+                m = m.decode()
+                assert "slotd_gateway_cluster_trades %d\n" % sum(per) in m
+                assert 'slotd_gateway_node_trades{node="1/2@localhost:%d"} %d\n' % (
+                    odd.tcp_port, per[2]) in m
+                assert "slotd_gateway_produce_seconds_count 30\n" in m, m
+                assert "slotd_gateway_partitions_missing 0\n" in m
                 even = [x for x in syms if partition_of(x, PARTS) % 2 == 0]
                 odds = [x for x in syms if partition_of(x, PARTS) % 2 == 1]
                 assert even and odds
                 ea.kill()  # queries go to the other replica
                 for sym in even:
                     assert symbol_view(cg, sym) == symbol_view(ct, sym), sym
+                check_top(cg, ct, 1000)
                 eb.kill()  # no replica of the even partitions left
                 r = cg.query(5, {"op": "symbol", "sym": even[0]})
                 assert r[0] == "ERR" and r[1] == 5 and r[2] == "NOT_READY", r
                 assert symbol_view(cg, odds[0]) == symbol_view(ct, odds[0])
+                r = cg.query(6, {"op": "top", "top": 1000})
+                want = top_canon(ct.query(6, {"op": "top", "top": 1000})[2], "count")
+                want["symbols"] = [x for x in want["symbols"] if x["symbol"] in odds]
+                assert r[2] == dict(want, partial=True, missing_partitions=[0, 2]), r
+                st, body = http_body(gw, "/symbols?top=3")
+                assert st == 200 and body["partial"] is True, body
+                st, body = http_body(gw, "/stats")
+                cl = body["cluster"]
+                assert cl["partial"] is True and cl["missing_partitions"] == [0, 2], cl
+                assert [x["up"] for x in cl["nodes"]] == [False, False, True], cl
+                assert cl["nodes"][0]["error"], cl
+                st, body = gw.http_json("/readyz")
+                assert st == 503 and "partition 0" in body["reason"], body
                 cg.close()
                 ct.close()
                 assert gw.stop() == 0
+
+
+def test_bad_nodes_file_refused():
+    """A --gateway-nodes-file that cannot be read, or with a line that is not
+    I/N@HOST:PORT, stops the gateway at start, naming the file and line."""
+    import subprocess
+    import tempfile
+    from harness import SLOTD_BIN
+    with tempfile.TemporaryDirectory() as d:
+        bad = os.path.join(d, "nodes")
+        with open(bad, "w") as f:
+            f.write("0/2@127.0.0.1:7400\n2/2@h:1\n")
+        for path, what in ((bad, 'gateway_nodes_file_bad_line file=%s line="2/2@h:1"' % bad),
+                           (os.path.join(d, "none"), "gateway_nodes_file_unreadable")):
+            p = subprocess.run([SLOTD_BIN, "--listen", "127.0.0.1:0", "--http", "off",
+                                "--gateway", "--kafka-brokers", "127.0.0.1:1", "--kafka-topic",
+                                "t", "--gateway-nodes-file", path],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            err = p.stderr.decode()
+            assert p.returncode != 0 and what in err, (p.returncode, err)
 
 
 def test_not_ready_until_seq_topic_read():
@@ -359,4 +458,5 @@ if __name__ == "__main__":
     r.run(test_kafka_failure_err_then_resend)
     r.run(test_queries_routed_with_failover)
     r.run(test_not_ready_until_seq_topic_read)
+    r.run(test_bad_nodes_file_refused)
     r.finish()

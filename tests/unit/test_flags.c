@@ -360,7 +360,9 @@ static void test_cross_checks(void **st)
     conflict(3, node_alone, "--gateway-node needs --gateway");
     char *bad_node[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
                         "--gateway-node", "0/2@127.0.0.1:7400", "--gateway-node", "2/2@h:1"};
-    conflict(10, bad_node, "--gateway-node: '2/2@h:1' is not I/N@IP:PORT with 0 <= I < N");
+    conflict(10, bad_node, "--gateway-node: '2/2@h:1' is not I/N@HOST:PORT with 0 <= I < N");
+    char *file_alone[] = {"slotd", "--gateway-nodes-file", "/nodes"};
+    conflict(3, file_alone, "--gateway-nodes-file needs --gateway");
     char *nodes[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
                      "--gateway-node", "0/2@127.0.0.1:7400", "--gateway-node", "1/2@::1:7401"};
     assert_int_equal(parse(&c, 10, nodes), FLAGS_OK);
