@@ -174,8 +174,10 @@ static int kafka_assign(struct kafka *k)
 static void advance(struct kafka *k, kpart *p, const rd_kafka_message_t *m)
 {
     /* Offsets passed over: compaction, transaction markers, or records the
-     * topic's retention removed before this node read them (lost to it). */
-    if (p->cl->durable_seq && (uint64_t)m->offset > p->cl->durable_seq) {
+     * topic's retention removed before this node read them (lost to it).
+     * A node with no state expects offset 0: one that starts after the
+     * topic's retention began would otherwise lose its head silently. */
+    if ((uint64_t)m->offset > p->cl->durable_seq) {
         uint64_t gap = (uint64_t)m->offset - p->cl->durable_seq;
         if (p->gap_offsets == 0 || gap > 1)
             log_warn("kafka_offset_gap topic=%s partition=%d expected=%" PRIu64 " got=%" PRId64

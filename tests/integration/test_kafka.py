@@ -641,6 +641,28 @@ def test_offsets_committed_after_snapshots():
             assert s.http_json("/stats")[1]["trades"] == 400
 
 
+def test_fresh_node_counts_records_lost_to_retention():
+    """A node with no state starts at the topic's oldest record; when the
+    topic's retention already removed the first ones (the mock cluster keeps
+    about 100,000 records a partition), the offsets passed over are logged
+    and counted in gap_offsets, not lost silently (a fresh node used to
+    check gaps only after its first record)."""
+    n = 120_000
+    with MockCluster(partitions=1) as mc:
+        produce(mc, [frame("G", packb({"sym": "G", "ts": TS0 + i, "px": "2.5", "qty": 1, "id": i}),
+                           partition=0) for i in range(n)])
+        with node(mc, "0/1") as s:
+            wait_consumed([s], n)
+            p = kstats(s)["partitions"][0]
+            assert p["gap_offsets"] > 0 and p["records"] + p["gap_offsets"] == n, p
+            assert s.http_json("/stats")[1]["trades"] == p["records"]
+            assert ("kafka_offset_gap topic=trades partition=0 expected=0 got=%d"
+                    % p["gap_offsets"]) in s.logs(), s.logs()
+            status, _, body = s.http_get("/metrics")
+            assert 'slotd_kafka_gap_offsets_total{partition="0"} %d' % p["gap_offsets"] in \
+                body.decode(), body.decode()[-3000:]
+
+
 if __name__ == "__main__":
     r = Results()
     for name, fn in list(globals().items()):
