@@ -31,8 +31,8 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 ROOT=$(pwd)
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer $SAN -I$ROOT/core -I$ROOT/proto -I$ROOT/server
         -I$ROOT/proto/client -I$ROOT/proto/client/include
-        -I$ROOT/tests/unit -I$ROOT/load $(pkg-config --cflags msgpack libuv jansson rdkafka)"
-LIBS="$(pkg-config --libs msgpack libuv jansson rdkafka) -lhttp_parser -lpthread -lm"
+        -I$ROOT/tests/unit -I$ROOT/load $(pkg-config --cflags msgpack libuv jansson rdkafka libssl libcrypto)"
+LIBS="$(pkg-config --libs msgpack libuv jansson rdkafka libssl libcrypto) -lhttp_parser -lpthread -lm"
 
 echo "== build $(echo "$SRC" | wc -l) module sources into $OUT/libslotd_fuzz.a"
 dup=$(for f in $SRC; do basename "$f"; done | sort | uniq -d)
