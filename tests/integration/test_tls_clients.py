@@ -1,0 +1,173 @@
+"""The client libraries over TLS (issue #18): the Python Sender (blocking and
+non-blocking) and Client, and the C client (tests/client/client_drive.c),
+against --tls-port, with per-client credentials from --auth-file:
+
+  - ingest and query over TLS, every trade stored once and counted
+  - mutual TLS: with the client certificate it works; without one the
+    client gets TlsError, nothing stored
+  - a CA that did not sign slotd's certificate: TlsError naming the
+    verification failure, nothing sent
+  - a plain client on the TLS port and a TLS client on the plain port: a
+    clean error that says which, nothing stored
+  - a wrong secret over TLS: Unauthorized
+
+Certificates come from test_tls.py's helpers (made by the openssl command).
+"""
+import os
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "proto", "python"))
+sys.path.insert(0, HERE)
+
+import slotd  # noqa: E402
+import test_tls as T  # noqa: E402  (makes the certificates)
+from harness import Results, Slotd  # noqa: E402
+from test_auth import SECRETS, write_auth  # noqa: E402
+
+TS0 = 1767225600000000000
+CA, OTHER = T.p("ca.pem"), T.p("other-ca.pem")
+CERT, KEY = T.p("client.pem"), T.p("client.key")
+
+
+def count(s, sym, **tls):
+    with slotd.Client(port=s.tls_port, tls=True, cafile=CA, **tls) as c:
+        try:
+            return c.symbol(sym)["count"]
+        except slotd.NotFound:
+            return 0
+
+
+def send(s, name, sym, n, **opts):
+    with slotd.Sender(port=s.tls_port, client=name, tls=True, cafile=CA, batch_size=100,
+                      **opts) as snd:
+        for i in range(n):
+            snd.trade(sym, TS0 + i, "1.25", i + 1, id=i)
+        snd.flush()
+
+
+def expect(exc, fn, *words):
+    try:
+        fn()
+    except exc as e:
+        for w in words:
+            assert w in str(e), (w, str(e))
+        return e
+    raise AssertionError("%s not raised" % exc.__name__)
+
+
+def test_python_ingest_query():
+    with Slotd(T.TLS_ARGS) as s:
+        send(s, "py-tls", "PYT", 2500)
+        assert count(s, "PYT") == 2500
+        # non-blocking: driven by a selector on fileno()/events()
+        snd = slotd.Sender(port=s.tls_port, client="py-nb", tls=True, cafile=CA,
+                           server_hostname="localhost", blocking=False, batch_size=50,
+                           linger=0.01)
+        sel = selectors.DefaultSelector()
+        for i in range(1000):
+            snd.trade("PYNB", TS0 + i, "2", 1)
+        while snd.pending or snd.stats["open_records"]:
+            fd, ev = snd.fileno(), snd.events()
+            if fd >= 0 and ev:
+                sel.register(fd, ev)
+            t = snd.next_timeout()
+            sel.select(1.0 if t is None else min(t, 1.0))
+            if fd >= 0 and ev:
+                sel.unregister(fd)
+            snd.process()
+        assert snd.stats["batches_acked"] == 20, snd.stats
+        snd.close()
+        assert count(s, "PYNB") == 1000
+        # an SSLContext of the caller's own
+        ctx = T.client_ctx()
+        with slotd.Client(port=s.tls_port, tls=ctx) as c:
+            assert c.symbol("PYT")["count"] == 2500
+        assert s.metric("tls_failures_total") == 0
+
+
+def test_python_mutual_tls():
+    with Slotd(T.TLS_ARGS + ["--tls-client-ca", CA]) as s:
+        send(s, "feed-1", "MTLS", 300, certfile=CERT, keyfile=KEY)
+        assert count(s, "MTLS", certfile=CERT, keyfile=KEY) == 300
+        before = s.metric("tls_failures_total")
+        expect(slotd.TlsError, lambda: count(s, "MTLS"), "TLS with 127.0.0.1:")
+
+        def no_cert():
+            send(s, "feed-nocert", "NOCERT", 10, retry_timeout=5)
+        expect(slotd.TlsError, no_cert, "TLS with")
+        assert s.metric("tls_failures_total") >= before + 2
+        assert count(s, "NOCERT", certfile=CERT, keyfile=KEY) == 0
+
+
+def test_python_refusals():
+    with Slotd(T.TLS_ARGS) as s:
+        # a CA that did not sign slotd's certificate
+        e = expect(slotd.TlsError, lambda: slotd.Client(port=s.tls_port, tls=True, cafile=OTHER),
+                   "certificate verify failed", "cafile")
+        assert e.code is None
+
+        def sender_wrong_ca():
+            with slotd.Sender(port=s.tls_port, client="wrong-ca", tls=True, cafile=OTHER) as snd:
+                snd.trade("WRONGCA", TS0, "1", 1)
+        expect(slotd.TlsError, sender_wrong_ca, "certificate verify failed")
+        # another host name than the certificate's
+        expect(slotd.TlsError, lambda: slotd.Client(port=s.tls_port, tls=True, cafile=CA,
+                                                    server_hostname="elsewhere.example"),
+               "certificate verify failed")
+        # a plain client on the TLS port
+        expect(slotd.ProtocolError, lambda: slotd.Client(port=s.tls_port), "tls=True")
+
+        def plain_sender():
+            with slotd.Sender(port=s.tls_port, client="plain", retry_timeout=1.5) as snd:
+                snd.trade("PLAIN", TS0, "1", 1)
+                snd.flush()
+        expect(slotd.Timeout, plain_sender, "tls=True")
+        # a TLS client on the plain port
+        expect(slotd.TlsError, lambda: slotd.Client(port=s.tcp_port, tls=True, cafile=CA),
+               "does this port speak TLS")
+        # options that need tls=True
+        expect(ValueError, lambda: slotd.Client(port=s.tcp_port, cafile=CA), "tls=True")
+        for sym in ("WRONGCA", "PLAIN"):
+            assert count(s, sym) == 0
+        # the plain listener still works for everyone else
+        with slotd.Sender(port=s.tcp_port, client="plain-ok") as snd:
+            snd.trade("PLAINOK", TS0, "1", 1)
+        assert count(s, "PLAINOK") == 1
+
+
+def test_python_credentials():
+    d = tempfile.mkdtemp(prefix="slotd-tls-auth-")
+    try:
+        path = os.path.join(d, "auth")
+        write_auth(path, ["feed-1", "reader"])
+        with Slotd(T.TLS_ARGS + ["--auth-file", path]) as s:
+            send(s, "feed-1", "CRED", 50, token=SECRETS["feed-1"])
+
+            def reader_count():
+                return count(s, "CRED", client="reader", token=SECRETS["reader"])
+            assert reader_count() == 50
+
+            def wrong():
+                send(s, "feed-1", "CRED", 5, token="not-the-secret")
+            e = expect(slotd.Unauthorized, wrong)
+            assert "not-the-secret" not in str(e)
+            assert reader_count() == 50
+            assert "not-the-secret" not in s.logs()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    r = Results()
+    try:
+        for t in (test_python_ingest_query, test_python_mutual_tls, test_python_refusals,
+                  test_python_credentials):
+            r.run(t)
+    finally:
+        shutil.rmtree(T.D, ignore_errors=True)
+    r.finish()
