@@ -464,6 +464,15 @@ static int sl_conns_start(sl_run *r)
         o.host = cfg->host;
         o.port = cfg->port;
         o.client = c->name;
+        o.token = cfg->token[0] ? cfg->token : NULL;
+        o.tls = cfg->tls;
+        o.tls_ca = cfg->tls_ca;
+        o.tls_cert = cfg->tls_cert;
+        o.tls_key = cfg->tls_key;
+        o.tls_server_name = cfg->tls_server_name;
+        char err[256] = "";
+        o.errbuf = err;
+        o.errbuf_len = sizeof err;
         o.window = cfg->inflight; /* slotload never hands over more than that */
         o.max_buffered = SIZE_MAX;
         o.linger_ms = 0;
@@ -475,7 +484,8 @@ static int sl_conns_start(sl_run *r)
         o.user = c;
         int rc = slotd_sender_new(&o, &c->s);
         if (rc != 0) {
-            fprintf(stderr, "slotload: %s: %s\n", c->name, slotd_strerror(rc));
+            fprintf(stderr, "slotload: %s: %s%s%s\n", c->name, slotd_strerror(rc), err[0] ? ": " : "",
+                    err);
             return -1;
         }
         sl_watch(c);

@@ -27,6 +27,7 @@ sys.path.insert(0, HERE)
 import slotd  # noqa: E402
 import test_tls as T  # noqa: E402  (makes the certificates)
 from harness import Results, Slotd  # noqa: E402
+from test_client_c import drive, drive_args  # noqa: E402
 from test_auth import SECRETS, write_auth  # noqa: E402
 
 TS0 = 1767225600000000000
@@ -162,11 +163,59 @@ def test_python_credentials():
         shutil.rmtree(d, ignore_errors=True)
 
 
+ETLS = -5013
+
+
+def c_drive(s, name, port=None, **kw):
+    kw.setdefault("tls_ca", CA)
+    return drive(port or s.tls_port, name, timeout=300, tls=True, **kw)
+
+
+def test_c_ingest():
+    with Slotd(T.TLS_ARGS) as s:
+        r, errors = c_drive(s, "c-tls", n=30000, syms=3, prefix="CT", batch=500)
+        assert r["rc"] == 0 and not errors, (r, errors)
+        assert r["stats"]["acked_trades"] == 30000, r
+        r, errors = c_drive(s, "c-tls-nb", n=20000, syms=2, prefix="CN", batch=300,
+                            nonblocking=True, tls_server_name="localhost")
+        assert r["rc"] == 0 and not errors, (r, errors)
+        assert sum(count(s, "CT%d" % i) for i in range(3)) == 30000
+        assert sum(count(s, "CN%d" % i) for i in range(2)) == 20000
+        assert s.metric("tls_handshakes_total") >= 4  # 2 senders, 2 queries: all TLS
+        assert s.metric("tls_failures_total") == 0
+
+
+def test_c_refusals():
+    with Slotd(T.TLS_ARGS + ["--tls-client-ca", CA]) as s:
+        r, _ = c_drive(s, "feed-1", n=1000, prefix="CM", syms=1, tls_cert=CERT, tls_key=KEY)
+        assert r["rc"] == 0 and r["stats"]["acked_trades"] == 1000, r
+        for kw in ({},                                          # no client certificate
+                   {"tls_ca": OTHER, "tls_cert": CERT, "tls_key": KEY},  # untrusted server
+                   {"tls_server_name": "elsewhere.example", "tls_cert": CERT, "tls_key": KEY}):
+            r, errors = c_drive(s, "feed-x", n=10, prefix="CX", syms=1, **kw)
+            assert r["rc"] == ETLS and r["err"]["code"] == ETLS, (kw, r)
+            assert "TLS with 127.0.0.1:%d" % s.tls_port in r["err"]["message"], r
+            assert errors and errors[-1]["code"] == ETLS, errors
+        r, _ = c_drive(s, "feed-x", n=10, prefix="CX", syms=1, tls_ca=OTHER, tls_cert=CERT,
+                       tls_key=KEY)
+        assert "certificate verify failed" in r["err"]["message"], r
+        # TLS to the plain port: refused as TLS, not retried until the budget
+        r, _ = c_drive(s, "feed-x", port=s.tcp_port, n=10, prefix="CX", syms=1)
+        assert r["rc"] == ETLS, r
+        # an unreadable CA file: the sender is not made, the file is named
+        p = subprocess.run(drive_args(s.tls_port, "feed-x", tls=True, tls_ca="/nonexistent.pem"),
+                           stdout=subprocess.PIPE, text=True, timeout=60)
+        assert p.returncode == 2 and '"new_rc": %d' % ETLS in p.stdout, p.stdout
+        assert "/nonexistent.pem" in p.stdout, p.stdout
+        assert count(s, "CX0", certfile=CERT, keyfile=KEY) == 0
+        assert count(s, "CM0", certfile=CERT, keyfile=KEY) == 1000
+
+
 if __name__ == "__main__":
     r = Results()
     try:
         for t in (test_python_ingest_query, test_python_mutual_tls, test_python_refusals,
-                  test_python_credentials):
+                  test_python_credentials, test_c_ingest, test_c_refusals):
             r.run(t)
     finally:
         shutil.rmtree(T.D, ignore_errors=True)
