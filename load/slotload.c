@@ -523,13 +523,17 @@ static int sl_run_loop(const sl_config *cfg, sl_run *r)
     if (sl_conns_start(r) != 0)
         return -1;
     /* The clock starts now: the senders connect and say HELLO while the
-     * first batches queue (their seqs follow each WELCOME's last_seq). */
-    r->phase = SL_PHASE_RUN;
-    r->t_start = r->t_last = r->last_progress_ns = sl_now();
-    sl_cpu(&r->res->cpu_user, &r->res->cpu_sys);
-    if (cfg->duration > 0)
-        r->t_deadline = r->t_start + (uint64_t)(cfg->duration * 1e9);
-    sl_pump(r);
+     * first batches queue (their seqs follow each WELCOME's last_seq).
+     * Unless a sender already stopped the run (a TLS handshake refused
+     * while the others were being made): then only the closing is left. */
+    if (r->phase != SL_PHASE_DONE) {
+        r->phase = SL_PHASE_RUN;
+        r->t_start = r->t_last = r->last_progress_ns = sl_now();
+        sl_cpu(&r->res->cpu_user, &r->res->cpu_sys);
+        if (cfg->duration > 0)
+            r->t_deadline = r->t_start + (uint64_t)(cfg->duration * 1e9);
+        sl_pump(r);
+    }
     uv_run(r->loop, UV_RUN_DEFAULT);
     if (r->prog)
         sl_progress_end(r->prog, r->prog_tty);

@@ -108,6 +108,9 @@ typedef enum flag_type {
     X("auth-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(auth_file),                          \
       "per-client credentials, name:salt:sha256hex:perms per\n"                                     \
       "line (docs/operations.md; re-read on SIGHUP); not with\n--token")                           \
+    X("http-probes-auth", FLAG_BOOL, NULL, NULL, 0, 0, 0, FLAG_AT(http_probes_auth),                \
+      "/healthz, /readyz and /metrics need --token or\n"                                             \
+      "--auth-file credentials too (default: open, for\nprobes and Prometheus scrapes)")            \
     X("max-message", FLAG_SIZE, "SIZE", "16M", FLAG_K, UINT64_MAX, 0, FLAG_AT(limits.max_msg),      \
       "largest message; at most 64M, the journal's\nlargest record")                                \
     X("max-batch", FLAG_U32, "N", "100000", 1, 10000000, 0, FLAG_AT(limits.max_batch),              \

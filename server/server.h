@@ -24,6 +24,7 @@ typedef struct server_config {
     const char *data_dir;     /* ./data */
     const char *token;        /* NULL = no auth */
     const char *auth_file;    /* --auth-file: per-client credentials (auth.h); not with token */
+    int http_probes_auth;     /* the open endpoints (probes, /metrics) need credentials too */
     const char *port_file;    /* if set: write "tcp_port http_port[ tls_port tls_http_port]\n" */
     int tls_port;             /* TCP protocol over TLS on listen_host; -1 = off, 0 = ephemeral */
     int tls_http_port;        /* HTTPS on http_host; -1 = off, 0 = ephemeral */
