@@ -28,6 +28,8 @@ typedef struct server_config {
     const char *port_file;    /* if set: write "tcp_port http_port[ tls_port tls_http_port]\n" */
     int tls_port;             /* TCP protocol over TLS on listen_host; -1 = off, 0 = ephemeral */
     int tls_http_port;        /* HTTPS on http_host; -1 = off, 0 = ephemeral */
+    char tls_host[64];        /* --tls-port HOST:PORT's host; "" = listen_host */
+    char tls_http_host[64];   /* --tls-http-port HOST:PORT's host; "" = http_host */
     const char *tls_cert, *tls_key; /* PEM files (tls.h) */
     const char *tls_client_ca;      /* mutual TLS: NULL = no client certificates */
     proto_limits limits;

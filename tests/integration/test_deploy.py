@@ -941,6 +941,8 @@ def _():
         need(v.startswith("%d/") and v[3:] in creds, f"{flag} {v!r} is not a LoadCredential= (%d/NAME)")
     need("--token" not in flags and "--token-file" not in flags, "--token with --auth-file")
     need(flags.get("--tls-port") and flags.get("--tls-http-port"), "no --tls-port/--tls-http-port")
+    need(flags["--listen"].startswith("127.0.0.1:") and flags["--http"].startswith("127.0.0.1:"),
+         "the plain ports are not on loopback")
     with tempfile.TemporaryDirectory() as d:
         os.chmod(d, 0o755)
         unit = Path(d) / "slotd.service"
@@ -978,11 +980,14 @@ def _():
         need("subPath" not in m[0], f"{flag}: a subPath mount is never updated on renewal")
     need("--token-file" not in flags and "--token" not in flags, "--token(-file) with --auth-file")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    need(sorted(ports.values()) == [int(flags["--tls-port"]), int(flags["--tls-http-port"])],
+    tls_port, https_port = (int(flags[f].rsplit(":", 1)[-1]) for f in ("--tls-port", "--tls-http-port"))
+    need(sorted(ports.values()) == sorted([tls_port, https_port]),
          f"container ports {ports} are not exactly the TLS ones")
+    need(flags["--listen"].startswith("127.0.0.1:") and flags["--http"].startswith("127.0.0.1:"),
+         "the plain ports are not on the pod's loopback")
     for pr in ("startupProbe", "livenessProbe", "readinessProbe"):
         g = c[pr]["httpGet"]
-        need(g.get("scheme") == "HTTPS" and ports.get(g["port"], g["port"]) == int(flags["--tls-http-port"]),
+        need(g.get("scheme") == "HTTPS" and ports.get(g["port"], g["port"]) == https_port,
              f"{pr} is not HTTPS on --tls-http-port")
     for svc in docs.get("Service", []):
         sp = sorted(p["port"] for p in svc["spec"]["ports"])

@@ -10,6 +10,7 @@ against --tls-port, with per-client credentials from --auth-file:
   - a plain client on the TLS port and a TLS client on the plain port: a
     clean error that says which, nothing stored
   - a wrong secret over TLS: Unauthorized
+  - --tls-port/--tls-http-port HOST:PORT: TLS on an address of its own
 
 Certificates come from test_tls.py's helpers (made by the openssl command).
 """
@@ -163,6 +164,39 @@ def test_python_credentials():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_tls_on_its_own_host():
+    """--tls-port HOST:PORT: e.g. plain on loopback only, TLS elsewhere (here
+    127.0.0.2, another loopback address); each listener only where told."""
+    import socket
+    args = T.TLS_ARGS[4:] + ["--tls-port", "127.0.0.2:0", "--tls-http-port", "127.0.0.2:0"]
+    with Slotd(args) as s:
+        with slotd.Sender(host="127.0.0.2", port=s.tls_port, client="far", tls=True, cafile=CA,
+                          server_hostname="localhost") as snd:
+            snd.trade("FAR", TS0, "3", 1)
+        with slotd.Client(host="127.0.0.2", port=s.tls_port, tls=True, cafile=CA,
+                          server_hostname="localhost") as c:
+            assert c.symbol("FAR")["count"] == 1
+        for port in (s.tls_port, s.tls_http_port):  # not on --listen's / --http's host
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                assert False, "TLS port %d open on 127.0.0.1" % port
+            except ConnectionRefusedError:
+                pass
+        for port in (s.tcp_port, s.http_port):      # and the plain ones not on 127.0.0.2
+            try:
+                socket.create_connection(("127.0.0.2", port), timeout=5).close()
+                assert False, "plain port %d open on 127.0.0.2" % port
+            except ConnectionRefusedError:
+                pass
+        assert "listening_tls tcp=127.0.0.2:" in s.logs()
+    s = Slotd()
+    try:
+        assert s.start(T.TLS_ARGS[4:] + ["--tls-port", "nohost:"], expect_exit=True) == 2
+        assert "PORT, HOST:PORT or off" in s.logs()
+    finally:
+        shutil.rmtree(s.data_dir, ignore_errors=True)
+
+
 ETLS = -5013
 
 
@@ -215,7 +249,8 @@ if __name__ == "__main__":
     r = Results()
     try:
         for t in (test_python_ingest_query, test_python_mutual_tls, test_python_refusals,
-                  test_python_credentials, test_c_ingest, test_c_refusals):
+                  test_python_credentials, test_c_ingest, test_c_refusals,
+                  test_tls_on_its_own_host):
             r.run(t)
     finally:
         shutil.rmtree(T.D, ignore_errors=True)
