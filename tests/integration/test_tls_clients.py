@@ -5,8 +5,8 @@ against --tls-port, with per-client credentials from --auth-file:
   - ingest and query over TLS, every trade stored once and counted
   - mutual TLS: with the client certificate it works; without one the
     client gets TlsError, nothing stored
-  - a CA that did not sign slotd's certificate: TlsError naming the
-    verification failure, nothing sent
+  - a CA that did not sign slotd's certificate, or an expired one: TlsError
+    (SLOTD_ETLS) naming the verification failure, nothing sent
   - a plain client on the TLS port and a TLS client on the plain port: a
     clean error that says which, nothing stored
   - a wrong secret over TLS: Unauthorized
@@ -142,6 +142,18 @@ def test_python_refusals():
         assert count(s, "PLAINOK") == 1
 
 
+def test_expired_server_certificate():
+    """A server certificate past its date: both clients refuse it."""
+    T.make_cert("server-expired", "localhost", "ca", days="-1")
+    args = T.TLS_ARGS[:4] + ["--tls-cert", T.p("server-expired.pem"), "--tls-key",
+                             T.p("server-expired.key")]
+    with Slotd(args) as s:
+        expect(slotd.TlsError, lambda: slotd.Client(port=s.tls_port, tls=True, cafile=CA),
+               "certificate has expired")
+        r, _ = c_drive(s, "c-expired", n=10, prefix="EXP", syms=1)
+        assert r["rc"] == ETLS and "certificate verify failed" in r["err"]["message"], r
+
+
 def test_python_credentials():
     d = tempfile.mkdtemp(prefix="slotd-tls-auth-")
     try:
@@ -250,7 +262,7 @@ if __name__ == "__main__":
     try:
         for t in (test_python_ingest_query, test_python_mutual_tls, test_python_refusals,
                   test_python_credentials, test_c_ingest, test_c_refusals,
-                  test_tls_on_its_own_host):
+                  test_tls_on_its_own_host, test_expired_server_certificate):
             r.run(t)
     finally:
         shutil.rmtree(T.D, ignore_errors=True)
