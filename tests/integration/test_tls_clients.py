@@ -11,6 +11,7 @@ against --tls-port, with per-client credentials from --auth-file:
     clean error that says which, nothing stored
   - a wrong secret over TLS: Unauthorized
   - --tls-port/--tls-http-port HOST:PORT: TLS on an address of its own
+  - slotload over TLS and slotload/slotctl --token-file (no secret in argv)
 
 Certificates come from test_tls.py's helpers (made by the openssl command).
 """
@@ -209,6 +210,58 @@ def test_tls_on_its_own_host():
         shutil.rmtree(s.data_dir, ignore_errors=True)
 
 
+def load_bin(name):
+    build = os.environ.get("SLOTD_BUILD_DIR") or os.path.join(
+        os.path.dirname(os.environ.get("SLOTD_BIN") or os.path.join(HERE, "..", "..", "build",
+                                                                     "server", "slotd")), "..")
+    path = os.path.join(build, "load", name)
+    return path if os.path.exists(path) else None
+
+
+def test_slotload_slotctl_tls_token_file():
+    """slotload --tls --tls-ca --token-file, and slotctl --token-file: the
+    secret comes from a file, never the command line (what ps shows)."""
+    sl, ctl = load_bin("slotload"), load_bin("slotctl")
+    if not sl or not ctl:
+        print("skip: no slotload/slotctl beside slotd")
+        return
+    secret = "tok-%s" % os.urandom(6).hex()
+    d = tempfile.mkdtemp(prefix="slotd-tokfile-")
+    try:
+        good, bad = os.path.join(d, "good"), os.path.join(d, "bad")
+        with open(good, "w") as f:
+            f.write(secret + "\n")
+        with open(bad, "w") as f:
+            f.write("not-it\n")
+        with Slotd(T.TLS_ARGS + ["--token", secret]) as s:
+            base = [sl, "--port", str(s.tls_port), "--http-port", "0", "--trades", "20k",
+                    "--connections", "2", "--batch", "500", "--json", "--no-progress", "--tls",
+                    "--tls-ca", CA]
+            p = subprocess.run(base + ["--token-file", good], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=120)
+            assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
+            assert '"trades": 20000' in p.stdout, p.stdout[-500:]
+            assert secret not in p.stdout + p.stderr
+            p = subprocess.run(base + ["--token-file", bad], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=120)
+            assert p.returncode != 0 and "UNAUTHORIZED" in p.stdout + p.stderr, p.stderr[-500:]
+            p = subprocess.run(base[:-3] + ["--tls-ca", CA], stdout=subprocess.PIPE,  # no --tls
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+            assert p.returncode == 2 and "need --tls" in p.stderr, p.stderr
+            p = subprocess.run(base + ["--token-file", os.path.join(d, "missing")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+            assert p.returncode == 2 and "missing: No such file" in p.stderr, p.stderr
+            ctl_base = [ctl, "--http-port", str(s.http_port)]
+            p = subprocess.run(ctl_base + ["--token-file", good, "clients"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+            assert p.returncode == 0 and "slotload-" in p.stdout, (p.returncode, p.stderr)
+            p = subprocess.run(ctl_base + ["--token-file", bad, "clients"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+            assert p.returncode == 1 and secret not in p.stderr, (p.returncode, p.stderr)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 ETLS = -5013
 
 
@@ -262,7 +315,8 @@ if __name__ == "__main__":
     try:
         for t in (test_python_ingest_query, test_python_mutual_tls, test_python_refusals,
                   test_python_credentials, test_c_ingest, test_c_refusals,
-                  test_tls_on_its_own_host, test_expired_server_certificate):
+                  test_tls_on_its_own_host, test_expired_server_certificate,
+                  test_slotload_slotctl_tls_token_file):
             r.run(t)
     finally:
         shutil.rmtree(T.D, ignore_errors=True)
