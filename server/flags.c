@@ -438,6 +438,8 @@ static int validate_tls(ctx *c)
     int ports = cfg->tls_port >= 0 || cfg->tls_http_port >= 0;
     if (ports && (!cfg->tls_cert || !cfg->tls_key))
         return say(c, FLAGS_ECONFLICT, "--tls-port/--tls-http-port need --tls-cert and --tls-key");
+    if (cfg->tls_client_names && !cfg->tls_client_ca)
+        return say(c, FLAGS_ECONFLICT, "--tls-client-names needs --tls-client-ca");
     if (!ports && (cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca))
         return say(c, FLAGS_ECONFLICT, "--tls-cert, --tls-key and --tls-client-ca need "
                    "--tls-port or --tls-http-port");

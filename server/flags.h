@@ -105,6 +105,9 @@ typedef enum flag_type {
       "its private key, PEM, unencrypted (re-read on SIGHUP)")                                      \
     X("tls-client-ca", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(tls_client_ca),                  \
       "mutual TLS: clients must present a certificate\nsigned by a CA in FILE (PEM)")               \
+    X("tls-client-names", FLAG_BOOL, NULL, NULL, 0, 0, 0, FLAG_AT(tls_client_names),                \
+      "with --tls-client-ca: a client on --tls-port may only\n"                                    \
+      "use the name its certificate's subject CN carries")                                          \
     X("auth-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(auth_file),                          \
       "per-client credentials, name:salt:sha256hex:perms per\n"                                     \
       "line (docs/operations.md; re-read on SIGHUP); not with\n--token")                           \

@@ -32,6 +32,7 @@ typedef struct server_config {
     char tls_http_host[64];   /* --tls-http-port HOST:PORT's host; "" = http_host */
     const char *tls_cert, *tls_key; /* PEM files (tls.h) */
     const char *tls_client_ca;      /* mutual TLS: NULL = no client certificates */
+    int tls_client_names;           /* HELLO's name must be the client certificate's CN */
     proto_limits limits;
     uint32_t max_connections; /* 1024 */
     uint32_t idle_timeout_ms; /* 300000; 0 = none */

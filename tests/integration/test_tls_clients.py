@@ -9,7 +9,8 @@ against --tls-port, with per-client credentials from --auth-file:
     (SLOTD_ETLS) naming the verification failure, nothing sent
   - a plain client on the TLS port and a TLS client on the plain port: a
     clean error that says which, nothing stored
-  - a wrong secret over TLS: Unauthorized
+  - a wrong secret over TLS: Unauthorized; --tls-client-names: another
+    name than the certificate's CN: Unauthorized
   - --tls-port/--tls-http-port HOST:PORT: TLS on an address of its own
   - slotload over TLS and slotload/slotctl --token-file (no secret in argv)
 
@@ -105,6 +106,31 @@ def test_python_mutual_tls():
         expect(slotd.TlsError, no_cert, "TLS with")
         assert s.metric("tls_failures_total") >= before + 2
         assert count(s, "NOCERT", certfile=CERT, keyfile=KEY) == 0
+
+
+def test_certificate_names_the_client():
+    """--tls-client-names: on the TLS port a client may only use the name its
+    certificate's CN carries (client.pem: CN feed-1); refused and counted,
+    nothing stored; the flag needs --tls-client-ca."""
+    with Slotd(T.TLS_ARGS + ["--tls-client-ca", CA, "--tls-client-names"]) as s:
+        send(s, "feed-1", "CN1", 5, certfile=CERT, keyfile=KEY)
+        before = s.metric("auth_failures_total")
+
+        def other():
+            send(s, "feed-2", "CN2", 5, certfile=CERT, keyfile=KEY)
+        expect(slotd.Unauthorized, other, "the client certificate does not name this client")
+        assert s.metric("auth_failures_total") == before + 1
+        assert count(s, "CN1", client="feed-1", certfile=CERT, keyfile=KEY) == 5
+        assert count(s, "CN2", client="feed-1", certfile=CERT, keyfile=KEY) == 0
+        # the plain port is not bound by certificates
+        with slotd.Sender(port=s.tcp_port, client="feed-2") as snd:
+            snd.trade("CN3", TS0, "1", 1)
+    s = Slotd()
+    try:
+        assert s.start(T.TLS_ARGS + ["--tls-client-names"], expect_exit=True) == 2
+        assert "--tls-client-names needs --tls-client-ca" in s.logs()
+    finally:
+        shutil.rmtree(s.data_dir, ignore_errors=True)
 
 
 def test_python_refusals():
@@ -316,7 +342,7 @@ if __name__ == "__main__":
         for t in (test_python_ingest_query, test_python_mutual_tls, test_python_refusals,
                   test_python_credentials, test_c_ingest, test_c_refusals,
                   test_tls_on_its_own_host, test_expired_server_certificate,
-                  test_slotload_slotctl_tls_token_file):
+                  test_slotload_slotctl_tls_token_file, test_certificate_names_the_client):
             r.run(t)
     finally:
         shutil.rmtree(T.D, ignore_errors=True)
