@@ -152,7 +152,7 @@ def test_python_refusals():
         expect(slotd.ProtocolError, lambda: slotd.Client(port=s.tls_port), "tls=True")
 
         def plain_sender():
-            with slotd.Sender(port=s.tls_port, client="plain", retry_timeout=1.5) as snd:
+            with slotd.Sender(port=s.tls_port, client="plain", retry_timeout=4) as snd:
                 snd.trade("PLAIN", TS0, "1", 1)
                 snd.flush()
         expect(slotd.Timeout, plain_sender, "tls=True")
