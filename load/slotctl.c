@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "secret.h"
 #include "slotctl.h"
 
 static void usage(FILE *f)
@@ -18,6 +19,7 @@ static void usage(FILE *f)
           "  --port N           msgpack/TCP port (import)            [7400]\n"
           "  --http-port N      HTTP port (export, clients)          [7401]\n"
           "  --token TOKEN      slotd's --token (or SLOTD_TOKEN in the environment)\n"
+          "  --token-file FILE  the token from FILE's first line (not shown by ps)\n"
           "  --syms LIST        export: A,B,... or *                 [*]\n"
           "  --from T, --to T   export: ns since the epoch or RFC 3339\n"
           "  --format F         export: csv or jsonl                 [csv]\n"
@@ -118,11 +120,14 @@ int main(int argc, char **argv)
 {
     slotctl_opts o = {.host = "127.0.0.1", .port = 7400, .http_port = 7401};
     const char *syms = "*", *from = NULL, *to = NULL, *format = "csv", *cmd = NULL, *file = NULL;
+    const char *token_file = NULL;
+    static char token[256];
     o.token = getenv("SLOTD_TOKEN");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         const char **str = !strcmp(a, "--host")                         ? &o.host
                            : !strcmp(a, "--token")                      ? &o.token
+                           : !strcmp(a, "--token-file")                 ? &token_file
                            : !strcmp(a, "--syms")                       ? &syms
                            : !strcmp(a, "--from")                       ? &from
                            : !strcmp(a, "--to")                         ? &to
@@ -161,6 +166,14 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (token_file) {
+        char err[512];
+        if (secret_read(token_file, token, sizeof token, err, sizeof err) != 0) {
+            fprintf(stderr, "slotctl: --token-file %s\n", err);
+            return 2;
+        }
+        o.token = token;
     }
     if (cmd && !strcmp(cmd, "export") && !file)
         return cmd_export(&o, syms, from, to, format);

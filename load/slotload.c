@@ -464,6 +464,15 @@ static int sl_conns_start(sl_run *r)
         o.host = cfg->host;
         o.port = cfg->port;
         o.client = c->name;
+        o.token = cfg->token[0] ? cfg->token : NULL;
+        o.tls = cfg->tls;
+        o.tls_ca = cfg->tls_ca;
+        o.tls_cert = cfg->tls_cert;
+        o.tls_key = cfg->tls_key;
+        o.tls_server_name = cfg->tls_server_name;
+        char err[256] = "";
+        o.errbuf = err;
+        o.errbuf_len = sizeof err;
         o.window = cfg->inflight; /* slotload never hands over more than that */
         o.max_buffered = SIZE_MAX;
         o.linger_ms = 0;
@@ -475,7 +484,8 @@ static int sl_conns_start(sl_run *r)
         o.user = c;
         int rc = slotd_sender_new(&o, &c->s);
         if (rc != 0) {
-            fprintf(stderr, "slotload: %s: %s\n", c->name, slotd_strerror(rc));
+            fprintf(stderr, "slotload: %s: %s%s%s\n", c->name, slotd_strerror(rc), err[0] ? ": " : "",
+                    err);
             return -1;
         }
         sl_watch(c);
@@ -513,13 +523,17 @@ static int sl_run_loop(const sl_config *cfg, sl_run *r)
     if (sl_conns_start(r) != 0)
         return -1;
     /* The clock starts now: the senders connect and say HELLO while the
-     * first batches queue (their seqs follow each WELCOME's last_seq). */
-    r->phase = SL_PHASE_RUN;
-    r->t_start = r->t_last = r->last_progress_ns = sl_now();
-    sl_cpu(&r->res->cpu_user, &r->res->cpu_sys);
-    if (cfg->duration > 0)
-        r->t_deadline = r->t_start + (uint64_t)(cfg->duration * 1e9);
-    sl_pump(r);
+     * first batches queue (their seqs follow each WELCOME's last_seq).
+     * Unless a sender already stopped the run (a TLS handshake refused
+     * while the others were being made): then only the closing is left. */
+    if (r->phase != SL_PHASE_DONE) {
+        r->phase = SL_PHASE_RUN;
+        r->t_start = r->t_last = r->last_progress_ns = sl_now();
+        sl_cpu(&r->res->cpu_user, &r->res->cpu_sys);
+        if (cfg->duration > 0)
+            r->t_deadline = r->t_start + (uint64_t)(cfg->duration * 1e9);
+        sl_pump(r);
+    }
     uv_run(r->loop, UV_RUN_DEFAULT);
     if (r->prog)
         sl_progress_end(r->prog, r->prog_tty);

@@ -33,6 +33,9 @@ typedef struct sl_config {
     const char *kafka_brokers; /* --kafka: produce to Kafka instead (slotload_kafka.c) */
     const char *kafka_topic;   /* "trades" */
     int kafka_batch;           /* 1: a T message per --batch trades of a symbol; 0: a trade a record */
+    char token[256];           /* --token-file's secret, "" = none */
+    int tls;                   /* --tls: the TCP port speaks TLS */
+    const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
 } sl_config;
 
 /* What /stats said; ok = 0 when it could not be fetched or parsed. */

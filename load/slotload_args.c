@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "duration.h"
+#include "secret.h"
 #include "slotload.h"
 
 static void sl_usage(FILE *f)
@@ -32,6 +33,13 @@ static void sl_usage(FILE *f)
         "  --form map|array         trade wire form                      [map]\n"
         "  --px text|float          px as decimal text or as float64     [text]\n"
         "  --client-prefix NAME     client names are NAME-pid-nonce-i    [slotload]\n"
+        "  --token-file FILE        slotd's --token, read from FILE's first line (a\n"
+        "                           secret on the command line shows in ps)\n"
+        "  --tls                    --port speaks TLS (slotd --tls-port)\n"
+        "  --tls-ca FILE            CA that signed slotd's certificate  [the system's]\n"
+        "  --tls-cert FILE          client certificate (mutual TLS)\n"
+        "  --tls-key FILE           its key                              [in --tls-cert]\n"
+        "  --tls-server-name NAME   name slotd's certificate must carry  [--host]\n"
         "  --pool N                 most trades pre-encoded for --duration;\n"
         "                           the pool is cycled if the run needs more [10M]\n"
         "  --stall-timeout DURATION give up when nothing is answered; 0 = never [30s]\n"
@@ -93,6 +101,7 @@ enum {
     O_HOST = 1000, O_PORT, O_HTTP_PORT, O_WORKLOAD, O_SYMBOLS, O_ZIPF, O_SEED, O_TRADES,
     O_DURATION, O_CONNS, O_INFLIGHT, O_BATCH, O_RATE, O_FORM, O_PX, O_PREFIX, O_POOL, O_STALL,
     O_JSON, O_CSV, O_NO_PROGRESS, O_EXPORT, O_KAFKA, O_KAFKA_TOPIC, O_KAFKA_RECORD, O_HELP,
+    O_TOKEN_FILE, O_TLS, O_TLS_CA, O_TLS_CERT, O_TLS_KEY, O_TLS_NAME,
 };
 
 static const struct option sl_options[] = {
@@ -122,6 +131,12 @@ static const struct option sl_options[] = {
     {"kafka-topic", required_argument, 0, O_KAFKA_TOPIC},
     {"kafka-record", required_argument, 0, O_KAFKA_RECORD},
     {"help", no_argument, 0, O_HELP},
+    {"token-file", required_argument, 0, O_TOKEN_FILE},
+    {"tls", no_argument, 0, O_TLS},
+    {"tls-ca", required_argument, 0, O_TLS_CA},
+    {"tls-cert", required_argument, 0, O_TLS_CERT},
+    {"tls-key", required_argument, 0, O_TLS_KEY},
+    {"tls-server-name", required_argument, 0, O_TLS_NAME},
     {0, 0, 0, 0},
 };
 
@@ -182,6 +197,19 @@ static int sl_apply(sl_config *c, int opt, const char *a, uint64_t *symbols, dou
             return -1;
         c->kafka_batch = strcmp(a, "batch") == 0;
         return 0;
+    case O_TOKEN_FILE: {
+        char err[512];
+        if (secret_read(a, c->token, sizeof c->token, err, sizeof err) != 0) {
+            fprintf(stderr, "slotload: --token-file %s\n", err);
+            return -1;
+        }
+        return 0;
+    }
+    case O_TLS: c->tls = 1; return 0;
+    case O_TLS_CA: c->tls_ca = a; return 0;
+    case O_TLS_CERT: c->tls_cert = a; return 0;
+    case O_TLS_KEY: c->tls_key = a; return 0;
+    case O_TLS_NAME: c->tls_server_name = a; return 0;
     }
     return -1;
 }
@@ -215,6 +243,10 @@ int sl_parse_args(int argc, char **argv, sl_config *c)
     }
     if (optind < argc) {
         fprintf(stderr, "slotload: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if ((c->tls_ca || c->tls_cert || c->tls_key || c->tls_server_name) && !c->tls) {
+        fprintf(stderr, "slotload: --tls-ca/--tls-cert/--tls-key/--tls-server-name need --tls\n");
         return -1;
     }
     if (symbols)

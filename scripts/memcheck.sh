@@ -2,8 +2,9 @@
 # The ingest and HTTP integration tests against a slotd running under
 # valgrind memcheck: invalid reads/writes, uninitialised values, bad frees
 # and definite leaks (checked when slotd exits after SIGTERM).
-#   scripts/memcheck.sh               test_ingest, test_http and test_client_c
-#                                     (the C client's driver under memcheck too)
+#   scripts/memcheck.sh               test_ingest, test_http, test_client_c (the
+#                                     C client's driver under memcheck too) and
+#                                     test_tls (OpenSSL's buffers: ~2 min)
 #   scripts/memcheck.sh test_attack   any tests/integration/test_*.py by name
 # Plain Debug build (no sanitizers) in build-memcheck/.
 # Fails if a test fails or any valgrind log holds an error; the logs stay in
@@ -51,7 +52,7 @@ export SLOTD_TEST_SCALE=${SLOTD_TEST_SCALE:-0.1}
 
 failed=()
 tests=("$@")
-[ ${#tests[@]} -eq 0 ] && tests=(test_ingest test_http test_client_c)
+[ ${#tests[@]} -eq 0 ] && tests=(test_ingest test_http test_client_c test_tls)
 for t in "${tests[@]}"; do
   echo "== $t (slotd under memcheck)"
   start=$SECONDS

@@ -305,17 +305,23 @@ static int apply(ctx *c, const flag_def *f, const char *v)
         if (parse_hostport(v, cfg->http_host, sizeof cfg->http_host, &cfg->http_port) < 0)
             return not_a(c, f, v, "HOST:PORT or off (e.g. 127.0.0.1:7401, [::1]:7401)");
         return FLAGS_OK;
-    case FLAG_PORT:
+    case FLAG_TLS_PORT: { /* a host of its own: e.g. loopback plain, external TLS */
+        char *host = f->off == offsetof(server_config, tls_port) ? cfg->tls_host : cfg->tls_http_host;
+        host[0] = '\0';
         if (strcmp(v, "off") == 0) {
             i = -1;
+        } else if (strchr(v, ':')) {
+            if (parse_hostport(v, host, sizeof cfg->tls_host, &i) < 0)
+                return not_a(c, f, v, "PORT, HOST:PORT or off (e.g. 7443, 0.0.0.0:7443)");
         } else {
             const char *end;
             if (parse_digits(v, &n, &end) < 0 || *end || n > 65535)
-                return not_a(c, f, v, "a port (0-65535) or off");
+                return not_a(c, f, v, "PORT, HOST:PORT or off (e.g. 7443, 0.0.0.0:7443)");
             i = (int)n;
         }
         memcpy((char *)cfg + f->off, &i, sizeof i);
         return FLAGS_OK;
+    }
     case FLAG_DATA_DIR:
         if (!*v)
             return not_a(c, f, v, "a directory");
@@ -432,10 +438,13 @@ static int validate_tls(ctx *c)
     int ports = cfg->tls_port >= 0 || cfg->tls_http_port >= 0;
     if (ports && (!cfg->tls_cert || !cfg->tls_key))
         return say(c, FLAGS_ECONFLICT, "--tls-port/--tls-http-port need --tls-cert and --tls-key");
+    if (cfg->tls_client_names && !cfg->tls_client_ca)
+        return say(c, FLAGS_ECONFLICT, "--tls-client-names needs --tls-client-ca");
     if (!ports && (cfg->tls_cert || cfg->tls_key || cfg->tls_client_ca))
         return say(c, FLAGS_ECONFLICT, "--tls-cert, --tls-key and --tls-client-ca need "
                    "--tls-port or --tls-http-port");
-    if (cfg->tls_port >= 0 && cfg->tls_port == cfg->listen_port && cfg->tls_port != 0)
+    if (cfg->tls_port >= 0 && cfg->tls_port == cfg->listen_port && cfg->tls_port != 0 &&
+        (!cfg->tls_host[0] || strcmp(cfg->tls_host, cfg->listen_host) == 0))
         return say(c, FLAGS_ECONFLICT, "--tls-port %d is --listen's port too", cfg->tls_port);
     if (cfg->tls_http_port >= 0 && cfg->tls_http_port == cfg->http_port && cfg->tls_http_port != 0)
         return say(c, FLAGS_ECONFLICT, "--tls-http-port %d is --http's port too",

@@ -36,7 +36,7 @@ typedef enum flag_type {
     FLAG_ENUM,     /* one of the '|'-separated words of its placeholder: lands as its index */
     FLAG_LISTEN,   /* HOST:PORT -> listen_host, listen_port */
     FLAG_HTTP,     /* HOST:PORT or off -> http_host, http_port (-1 = off) */
-    FLAG_PORT,     /* PORT or off -> an int, -1 = off */
+    FLAG_TLS_PORT, /* PORT, HOST:PORT or off -> tls_(http_)port and tls_(http_)host */
     FLAG_DATA_DIR, /* data_dir and journal.dir */
     FLAG_TOKEN,    /* token.h, the value itself */
     FLAG_TOKEN_FILE, /* token.h, from a file */
@@ -94,20 +94,26 @@ typedef enum flag_type {
     X("token-file", FLAG_TOKEN_FILE, "FILE", NULL, 0, 0, 0, FLAG_AT(token),                         \
       "read the token from FILE (keeps it out of ps); one\n"                                        \
       "trailing newline is not part of it; not with --token")                                       \
-    X("tls-port", FLAG_PORT, "PORT|off", "off", 0, 0, 0, FLAG_AT(tls_port),                         \
-      "msgpack/TCP ingest over TLS on --listen's host\n"                                           \
-      "(needs --tls-cert and --tls-key)")                                                           \
-    X("tls-http-port", FLAG_PORT, "PORT|off", "off", 0, 0, 0, FLAG_AT(tls_http_port),               \
-      "HTTPS on --http's host (needs --tls-cert, --tls-key)")                                       \
+    X("tls-port", FLAG_TLS_PORT, "[HOST:]PORT|off", "off", 0, 0, 0, FLAG_AT(tls_port),              \
+      "msgpack/TCP ingest over TLS, on --listen's host unless\n"                                    \
+      "HOST is given (needs --tls-cert and --tls-key)")                                             \
+    X("tls-http-port", FLAG_TLS_PORT, "[HOST:]PORT|off", "off", 0, 0, 0, FLAG_AT(tls_http_port),    \
+      "HTTPS, on --http's host unless HOST is given")                                               \
     X("tls-cert", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(tls_cert),                            \
       "the server's certificate chain, PEM (re-read on SIGHUP)")                                    \
     X("tls-key", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(tls_key),                              \
       "its private key, PEM, unencrypted (re-read on SIGHUP)")                                      \
     X("tls-client-ca", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(tls_client_ca),                  \
       "mutual TLS: clients must present a certificate\nsigned by a CA in FILE (PEM)")               \
+    X("tls-client-names", FLAG_BOOL, NULL, NULL, 0, 0, 0, FLAG_AT(tls_client_names),                \
+      "with --tls-client-ca: a client on --tls-port may only\n"                                    \
+      "use the name its certificate's subject CN carries")                                          \
     X("auth-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(auth_file),                          \
       "per-client credentials, name:salt:sha256hex:perms per\n"                                     \
       "line (docs/operations.md; re-read on SIGHUP); not with\n--token")                           \
+    X("http-probes-auth", FLAG_BOOL, NULL, NULL, 0, 0, 0, FLAG_AT(http_probes_auth),                \
+      "/healthz, /readyz and /metrics need --token or\n"                                             \
+      "--auth-file credentials too (default: open, for\nprobes and Prometheus scrapes)")            \
     X("max-message", FLAG_SIZE, "SIZE", "16M", FLAG_K, UINT64_MAX, 0, FLAG_AT(limits.max_msg),      \
       "largest message; at most 64M, the journal's\nlargest record")                                \
     X("max-batch", FLAG_U32, "N", "100000", 1, 10000000, 0, FLAG_AT(limits.max_batch),              \

@@ -82,13 +82,13 @@ static void on_listener_closed(uv_handle_t *hd)
 }
 
 /* Listen on --http's host at `port` (-1: not at all); *bound: the port. */
-static int http_listen(http *h, uv_tcp_t *l, int *open, int port, int *bound)
+static int http_listen(http *h, uv_tcp_t *l, int *open, const char *host, int port, int *bound)
 {
     *bound = -1;
     if (port < 0)
         return 0;
-    return server_listen(h->srv->loop, l, h, h->srv->cfg.http_host, port, 128, on_connection, open,
-                         bound);
+    return server_listen(h->srv->loop, l, h, host && *host ? host : h->srv->cfg.http_host, port, 128,
+                         on_connection, open, bound);
 }
 
 int http_start(server *srv)
@@ -102,10 +102,10 @@ int http_start(server *srv)
     srv->http = h;
     /* HTTPS once main.c loaded a certificate (a config zeroed by hand has none). */
     int tls_port = srv->tls ? srv->cfg.tls_http_port : -1;
-    if ((rc = http_listen(h, &h->listener, &h->listener_open, srv->cfg.http_port,
+    if ((rc = http_listen(h, &h->listener, &h->listener_open, NULL, srv->cfg.http_port,
                           &srv->http_port)) != 0 ||
-        (rc = http_listen(h, &h->tls_listener, &h->tls_listener_open, tls_port,
-                          &srv->tls_http_port)) != 0) {
+        (rc = http_listen(h, &h->tls_listener, &h->tls_listener_open, srv->cfg.tls_http_host,
+                          tls_port, &srv->tls_http_port)) != 0) {
         http_stop(srv);
         return rc;
     }

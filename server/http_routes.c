@@ -411,7 +411,8 @@ static void ep_clients(const http_req *r, http__answer *a)
 
 /* The endpoint table. `open`: served without the token (the probes, and
  * /metrics: counters and gauges only, no trades or symbol names, so a
- * Prometheus scrape needs no secret). `probe`: served on a reserve
+ * Prometheus scrape needs no secret), unless --http-probes-auth: then any
+ * valid credential (no perm needed). `probe`: served on a reserve
  * connection too. Anything else, unknown paths included, needs the token
  * when --token is set. */
 static const struct endpoint {
@@ -526,10 +527,11 @@ void http__route(http_conn *c, http__answer *a)
     a->ctype = "application/json";
     const struct endpoint *ep = endpoint_find(path, plen, &prefix);
     int perms = AUTH_ALL;
+    int open = ep && ep->open && !r.srv->cfg.http_probes_auth;
     if (c->reserve && !(ep && ep->probe)) {
         http__answer_error(a, 503, "TOO_MANY_CONNECTIONS",
                      "too many HTTP connections: only /healthz and /readyz are served now");
-    } else if (!(ep && ep->open) && (perms = http_perms(c)) < 0) {
+    } else if (!open && (perms = http_perms(c)) < 0) {
         answer_unauthorized(c, a); /* before 404: paths are not probed without it */
         http_auth_failed(r.srv, 401);
     } else if (!ep) {

@@ -413,15 +413,22 @@ static void dispatch_hello(conn *c, const uint8_t *msg, size_t len)
         return;
     }
     unsigned perms;
-    if (!hello_authorized(srv, &h, &perms)) {
-        /* Which of name and secret was wrong is not said, nor logged. */
-        set_err(&err, PROTO_E_UNAUTHORIZED, srv->auth ? "unknown client name or wrong secret"
-                                                      : "missing or wrong token");
+    const char *refused = NULL;
+    char cn[PROTO_NAME_MAX + 2];
+    if (!hello_authorized(srv, &h, &perms)) /* which of name and secret: not said, nor logged */
+        refused = srv->auth ? "unknown client name or wrong secret" : "missing or wrong token";
+    else if (srv->cfg.tls_client_names && c->tls &&
+             (tls_peer_name(c->tls, cn, sizeof cn), strcmp(cn, h.client) != 0))
+        /* --tls-client-names: one producer's certificate cannot speak for
+         * another's name */
+        refused = "the client certificate does not name this client";
+    if (refused) {
+        set_err(&err, PROTO_E_UNAUTHORIZED, "%s", refused);
         srv->metrics.auth_failures_total++;
         c->close_after_flush = 1;
         char name[LOG_ESC_MAX(PROTO_NAME_MAX)];
-        log_warn("auth_failed peer=%s client=%s", c->peer,
-                 log_esc(name, sizeof name, h.client, strlen(h.client)));
+        log_warn("auth_failed peer=%s client=%s reason=\"%s\"", c->peer,
+                 log_esc(name, sizeof name, h.client, strlen(h.client)), refused);
         op_error(srv, o, 0, &err);
         return;
     }

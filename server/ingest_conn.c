@@ -554,11 +554,12 @@ int ingest_init(server *srv)
     return 0;
 }
 
-/* Listen on --listen's host at `port`; *bound: the port bound. */
-static int ingest_listen(struct ingest *ing, uv_tcp_t *l, int *listening, int port, int *bound)
+/* Listen on host (""/NULL: --listen's) at `port`; *bound: the port bound. */
+static int ingest_listen(struct ingest *ing, uv_tcp_t *l, int *listening, const char *host, int port,
+                         int *bound)
 {
-    return server_listen(ing->srv->loop, l, ing, ing->srv->cfg.listen_host, port, 1024,
-                         on_connection, listening, bound);
+    return server_listen(ing->srv->loop, l, ing, host && *host ? host : ing->srv->cfg.listen_host,
+                         port, 1024, on_connection, listening, bound);
 }
 
 int ingest_start(server *srv)
@@ -568,12 +569,13 @@ int ingest_start(server *srv)
     srv->tls_port = -1;
     uv_idle_init(srv->loop, &ing->tls_drain);
     ing->tls_drain.data = ing;
-    if ((rc = ingest_listen(ing, &ing->listener, &ing->listening, srv->cfg.listen_port,
+    if ((rc = ingest_listen(ing, &ing->listener, &ing->listening, NULL, srv->cfg.listen_port,
                             &srv->tcp_port)) != 0)
         return rc;
     /* TLS once main.c loaded a certificate (a config zeroed by hand has none). */
-    if (srv->tls && srv->cfg.tls_port >= 0 && (rc = ingest_listen(ing, &ing->tls_listener, &ing->tls_listening,
-                                                      srv->cfg.tls_port, &srv->tls_port)) != 0)
+    if (srv->tls && srv->cfg.tls_port >= 0 &&
+        (rc = ingest_listen(ing, &ing->tls_listener, &ing->tls_listening, srv->cfg.tls_host,
+                            srv->cfg.tls_port, &srv->tls_port)) != 0)
         return rc;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)

@@ -308,8 +308,10 @@ int main(int argc, char **argv)
                                                                  : "never",
              srv->cfg.store.max_memory, SLOTD_VERSION);
     if (srv->tls)
-        log_info("listening_tls tcp=%s:%d https=%s:%d mutual=%s", srv->cfg.listen_host,
-                 srv->tls_port, srv->cfg.http_host, srv->tls_http_port,
+        log_info("listening_tls tcp=%s:%d https=%s:%d mutual=%s",
+                 srv->cfg.tls_host[0] ? srv->cfg.tls_host : srv->cfg.listen_host, srv->tls_port,
+                 srv->cfg.tls_http_host[0] ? srv->cfg.tls_http_host : srv->cfg.http_host,
+                 srv->tls_http_port,
                  srv->cfg.tls_client_ca ? "yes" : "no");
     if (srv->cfg.port_file && write_port_file(srv) != 0) {
         log_error("port_file_failed path=%s err=%s", srv->cfg.port_file, strerror(errno));

@@ -24,11 +24,15 @@ typedef struct server_config {
     const char *data_dir;     /* ./data */
     const char *token;        /* NULL = no auth */
     const char *auth_file;    /* --auth-file: per-client credentials (auth.h); not with token */
+    int http_probes_auth;     /* the open endpoints (probes, /metrics) need credentials too */
     const char *port_file;    /* if set: write "tcp_port http_port[ tls_port tls_http_port]\n" */
     int tls_port;             /* TCP protocol over TLS on listen_host; -1 = off, 0 = ephemeral */
     int tls_http_port;        /* HTTPS on http_host; -1 = off, 0 = ephemeral */
+    char tls_host[64];        /* --tls-port HOST:PORT's host; "" = listen_host */
+    char tls_http_host[64];   /* --tls-http-port HOST:PORT's host; "" = http_host */
     const char *tls_cert, *tls_key; /* PEM files (tls.h) */
     const char *tls_client_ca;      /* mutual TLS: NULL = no client certificates */
+    int tls_client_names;           /* HELLO's name must be the client certificate's CN */
     proto_limits limits;
     uint32_t max_connections; /* 1024 */
     uint32_t idle_timeout_ms; /* 300000; 0 = none */

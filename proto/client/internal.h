@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include <msgpack.h>
 
@@ -194,6 +196,13 @@ struct slotd_sender {
     char obstacle[320];          /* why batches are not being acknowledged */
     uint64_t ack_to_spool;       /* highest seq acknowledged, not yet in the spool */
 
+    /* TLS (o.tls): the context, this connection's session, and ciphertext
+     * taken from it not yet accepted by the socket: tx[tx_off .. len) */
+    struct tls_ctx *tls_ctx;
+    struct tls_conn *tls;
+    slotd__buf tx;
+    size_t tx_off;
+
     slotd__spool spool;
     int has_spool;
     int batch_failed;            /* a batch given up since the last flush */
@@ -216,5 +225,19 @@ void slotd__kick(slotd_sender *s);
 /* One round: poll up to wait_ms (-1: until an event or timer), process. */
 int slotd__step(slotd_sender *s, int wait_ms);
 void slotd__stop(slotd_sender *s, int rc);
+
+/* sender_tls.c: the connection's bytes, through TLS when o.tls. The I/O
+ * calls return as send/recv do (-1 with errno); a TLS failure stops the
+ * sender (SLOTD_ETLS) first, so after -1 check for SLOTD__STOPPED. */
+int slotd__tls_init(slotd_sender *s, char *err, size_t errlen); /* 0 or SLOTD_ETLS/ENOMEM */
+void slotd__tls_free(slotd_sender *s);
+int slotd__tls_start(slotd_sender *s); /* connected: start the handshake; 0, or -1 (stopped) */
+void slotd__tls_end(slotd_sender *s);  /* the socket is closing */
+ssize_t slotd__io_send(slotd_sender *s, const struct iovec *iov, int n);
+ssize_t slotd__io_recv(slotd_sender *s, char *buf, size_t cap);
+int slotd__io_flush(slotd_sender *s);     /* send queued ciphertext: 0, or -1 (errno) */
+int slotd__io_open(const slotd_sender *s);    /* plaintext can be written (handshake done) */
+int slotd__io_backlog(const slotd_sender *s); /* ciphertext waits for POLLOUT */
+int slotd__io_more(const slotd_sender *s);    /* bytes buffered in TLS: read again first */
 
 #endif

@@ -561,6 +561,14 @@ int slotd_sender_new(const slotd_sender_opts *o, slotd_sender **out)
         rc = SLOTD_ENOMEM;
         goto fail;
     }
+    if (o->tls) {
+        char err[sizeof s->last.message];
+        if ((rc = slotd__tls_init(s, err, sizeof err)) != 0) {
+            if (o->errbuf && o->errbuf_len)
+                snprintf(o->errbuf, o->errbuf_len, "%s", err);
+            goto fail;
+        }
+    }
     if (o->spool) {
         char err[sizeof s->last.message];
         rc = slotd__spool_open(&s->spool, o->spool, o->spool_sync, spool_batch, s, err, sizeof err);

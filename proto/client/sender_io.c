@@ -59,6 +59,7 @@ static void close_fd(slotd_sender *s)
         return;
     if (s->o.on_socket)
         s->o.on_socket(s->o.user, s->fd, 0);
+    slotd__tls_end(s);
     close(s->fd);
     s->fd = -1;
 }
@@ -66,6 +67,7 @@ static void close_fd(slotd_sender *s)
 void slotd__io_close(slotd_sender *s)
 {
     close_fd(s);
+    slotd__tls_free(s);
     slotd__reader_destroy(&s->rd);
     free(s->hello.data);
     s->hello.data = NULL;
@@ -141,7 +143,8 @@ static void start_connect(slotd_sender *s)
     if (rc == 0) {
         s->state = SLOTD__HELLO;
         s->hello_off = 0;
-        write_hello(s);
+        if (slotd__tls_start(s) == 0)
+            write_hello(s);
     } else if (e == EINPROGRESS) {
         s->state = SLOTD__CONNECTING;
     } else {
@@ -152,11 +155,12 @@ static void start_connect(slotd_sender *s)
 static void write_hello(slotd_sender *s)
 {
     while (s->hello_off < s->hello.len) {
-        ssize_t w = send(s->fd, s->hello.data + s->hello_off, s->hello.len - s->hello_off, MSG_NOSIGNAL);
+        struct iovec iov = {s->hello.data + s->hello_off, s->hello.len - s->hello_off};
+        ssize_t w = slotd__io_send(s, &iov, 1);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
+            if (errno != EAGAIN && errno != EWOULDBLOCK && s->state != SLOTD__STOPPED)
                 conn_lost(s, "disconnected: HELLO: %s", strerror(errno));
             return;
         }
@@ -193,6 +197,13 @@ static void write_batches(slotd_sender *s)
     if (s->state != SLOTD__READY)
         return;
     s->want_write = 0;
+    if (slotd__io_flush(s) != 0) { /* TLS: earlier ciphertext first */
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            s->want_write = 1;
+        else
+            conn_lost(s, "disconnected: send: %s", strerror(errno));
+        return;
+    }
     for (;;) {
         struct iovec iov[64];
         int n = 0;
@@ -213,14 +224,13 @@ static void write_batches(slotd_sender *s)
         }
         if (n == 0)
             return;
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+        ssize_t w = slotd__io_send(s, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 s->want_write = 1;
-            else
+            else if (s->state != SLOTD__STOPPED)
                 conn_lost(s, "disconnected: send: %s", strerror(errno));
             return;
         }
@@ -406,7 +416,10 @@ static void on_reply(slotd_sender *s, const slotd__reply *r)
 
 static void read_replies(slotd_sender *s)
 {
-    for (int round = 0; round < 16 && (s->state == SLOTD__HELLO || s->state == SLOTD__READY); round++) {
+    /* TLS may hold decrypted bytes no socket event will announce: drain. */
+    for (int round = 0; (round < 16 || slotd__io_more(s)) &&
+                        (s->state == SLOTD__HELLO || s->state == SLOTD__READY);
+         round++) {
         size_t cap;
         char *buf = slotd__reader_space(&s->rd, 64 << 10, &cap);
         if (!buf) {
@@ -414,11 +427,13 @@ static void read_replies(slotd_sender *s)
             slotd__stop(s, SLOTD_ENOMEM);
             return;
         }
-        ssize_t n = recv(s->fd, buf, cap, 0);
+        ssize_t n = slotd__io_recv(s, buf, cap);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
+        if (n < 0 && s->state == SLOTD__STOPPED)
+            return;
         if (n <= 0) {
             conn_lost(s, "disconnected: %s", n == 0 ? "closed by the server" : strerror(errno));
             return;
@@ -436,7 +451,7 @@ static void read_replies(slotd_sender *s)
             slotd__stop(s, SLOTD_EPROTOCOL);
             return;
         }
-        if ((size_t)n < cap)
+        if ((size_t)n < cap && !slotd__io_more(s))
             break;
     }
     /* One ACKED record per read, not per batch. */
@@ -465,7 +480,8 @@ static void connected(slotd_sender *s)
     }
     s->state = SLOTD__HELLO;
     s->hello_off = 0;
-    write_hello(s);
+    if (slotd__tls_start(s) == 0)
+        write_hello(s);
 }
 
 /* Linger: the open batch seals this long after its first record. */
@@ -493,6 +509,8 @@ void slotd__kick(slotd_sender *s)
     if (s->state == SLOTD__HELLO) { /* the WELCOME may be in: then batches can go */
         write_hello(s);
         read_replies(s);
+        if (s->state == SLOTD__HELLO)
+            write_hello(s); /* TLS: the handshake may have just finished */
     }
     if (s->state == SLOTD__READY) {
         if (s->retry_at && now >= s->retry_at)
@@ -538,9 +556,12 @@ int slotd_sender_events(const slotd_sender *s)
     case SLOTD__CONNECTING:
         return POLLOUT;
     case SLOTD__HELLO:
-        return POLLIN | (s->hello_off < s->hello.len ? POLLOUT : 0);
+        return POLLIN | ((s->hello_off < s->hello.len && slotd__io_open(s)) ||
+                                 slotd__io_backlog(s)
+                             ? POLLOUT
+                             : 0);
     case SLOTD__READY:
-        return POLLIN | (s->want_write ? POLLOUT : 0);
+        return POLLIN | (s->want_write || slotd__io_backlog(s) ? POLLOUT : 0);
     default:
         return 0;
     }

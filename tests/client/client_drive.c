@@ -106,6 +106,8 @@ int main(int argc, char **argv)
             o.nonblocking = 1, used = 0;
         else if (!strcmp(a, "--fixed"))
             fixed = 1, used = 0;
+        else if (!strcmp(a, "--tls"))
+            o.tls = 1, used = 0;
         else if (!v)
             goto usage;
         else if (!strcmp(a, "--host"))
@@ -118,6 +120,14 @@ int main(int argc, char **argv)
             o.token = v;
         else if (!strcmp(a, "--spool"))
             o.spool = v;
+        else if (!strcmp(a, "--tls-ca"))
+            o.tls_ca = v;
+        else if (!strcmp(a, "--tls-cert"))
+            o.tls_cert = v;
+        else if (!strcmp(a, "--tls-key"))
+            o.tls_key = v;
+        else if (!strcmp(a, "--tls-server-name"))
+            o.tls_server_name = v;
         else if (!strcmp(a, "--n"))
             n = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--syms"))

@@ -96,8 +96,11 @@ class Client:
 
 
 class Slotd:
-    def __init__(self, extra_args=(), data_dir=None, keep_data=False, preexec=None):
+    def __init__(self, extra_args=(), data_dir=None, keep_data=False, preexec=None,
+                 probe_token=None):
         self.extra_args = list(extra_args)
+        # --http-probes-auth: /readyz needs this bearer token (default: --token's)
+        self.probe_token = probe_token
         self.preexec = preexec
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="slotd-test-")
@@ -147,7 +150,11 @@ class Slotd:
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                status, _, _ = self.http_get("/readyz")
+                token = self.probe_token
+                if token is None and "--token" in self.extra_args:
+                    token = self.extra_args[self.extra_args.index("--token") + 1]
+                auth = {"Authorization": "Bearer " + token} if token else None
+                status, _, _ = self.http_get("/readyz", auth)
                 if status == 200:
                     return
             except OSError:

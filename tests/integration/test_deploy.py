@@ -921,5 +921,88 @@ def _():
     return f"{len(sts)} replica groups x {n} nodes, topic {topic['metadata']['name']} of {topic['spec']['partitions']}"
 
 
+# ------------------------------------------------------------- TLS ---------
+
+TLS_DROPIN = DEPLOY / "slotd-tls.conf"
+
+
+@check("systemd-analyze verify slotd.service with the slotd-tls.conf drop-in; LoadCredential= feeds --tls-cert/--tls-key/--auth-file")
+def _():
+    sa = tool("systemd-analyze", "systemd")
+    binary = slotd_bin()
+    binary = binary.resolve() if binary and binary.exists() else Path("/bin/true")
+    text = TLS_DROPIN.read_text()
+    creds = dict(v.split(":", 1)[0:1] + [v.split(":", 1)[1]] for k, v in
+                 (ln.split("=", 1) for ln in text.splitlines() if ln.startswith("LoadCredential=")))
+    argv = shlex.split(text.split("ExecStart=/usr/local/bin/slotd", 1)[1].replace("\\\n", " "))
+    flags = flag_values([a for a in argv if a != "$SLOTD_OPTS"])
+    for flag in ("--tls-cert", "--tls-key", "--auth-file"):
+        v = flags.get(flag) or ""
+        need(v.startswith("%d/") and v[3:] in creds, f"{flag} {v!r} is not a LoadCredential= (%d/NAME)")
+    need("--token" not in flags and "--token-file" not in flags, "--token with --auth-file")
+    need(flags.get("--tls-port") and flags.get("--tls-http-port"), "no --tls-port/--tls-http-port")
+    need(flags["--listen"].startswith("127.0.0.1:") and flags["--http"].startswith("127.0.0.1:"),
+         "the plain ports are not on loopback")
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o755)
+        unit = Path(d) / "slotd.service"
+        unit.write_text(UNIT.read_text().replace("ExecStart=/usr/local/bin/slotd ", f"ExecStart={binary} "))
+        (Path(d) / "slotd.service.d").mkdir()
+        (Path(d) / "slotd.service.d" / "tls.conf").write_text(
+            text.replace("ExecStart=/usr/local/bin/slotd ", f"ExecStart={binary} "))
+        env = dict(os.environ, SYSTEMD_LOG_LEVEL="info", SYSTEMD_LOG_COLOR="0")
+        p = run([sa, "verify", "--man=no", "--recursive-errors=no", str(unit)], env=env)
+        mine = [ln for ln in output(p).splitlines() if "slotd.service" in ln or "tls.conf" in ln]
+        need(p.returncode == 0 and not mine, f"exit {p.returncode}:\n" + indent("\n".join(mine)))
+    return f"credentials {sorted(creds)}"
+
+
+@check("deploy/k8s/tls: certificate and auth file from Secrets mounted read-only, HTTPS probes, only the TLS ports exposed")
+def _():
+    yaml = yaml_module()
+    docs = {}
+    for f in sorted((K8S / "tls").glob("*.yaml")):
+        for d in yaml.safe_load_all(f.read_text()):
+            if d:
+                need({"apiVersion", "kind", "metadata"} <= set(d), f"{f.name}: a document lacks apiVersion/kind/metadata")
+                docs.setdefault(d["kind"], []).append(d)
+    (sts,) = docs.get("StatefulSet", [None])
+    need(sts, "no StatefulSet in deploy/k8s/tls")
+    c = slotd_container(sts)
+    flags = flag_values(c["command"][1:])
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    vols = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    for flag in ("--tls-cert", "--tls-key", "--auth-file"):
+        path = flags.get(flag) or ""
+        m = [m for m in mounts.values() if path.startswith(m["mountPath"].rstrip("/") + "/")]
+        need(m and m[0].get("readOnly") is True, f"{flag} {path!r} is not on a read-only mount")
+        need("secret" in vols[m[0]["name"]], f"{flag} is not from a Secret volume")
+        need("subPath" not in m[0], f"{flag}: a subPath mount is never updated on renewal")
+    need("--token-file" not in flags and "--token" not in flags, "--token(-file) with --auth-file")
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    tls_port, https_port = (int(flags[f].rsplit(":", 1)[-1]) for f in ("--tls-port", "--tls-http-port"))
+    need(sorted(ports.values()) == sorted([tls_port, https_port]),
+         f"container ports {ports} are not exactly the TLS ones")
+    need(flags["--listen"].startswith("127.0.0.1:") and flags["--http"].startswith("127.0.0.1:"),
+         "the plain ports are not on the pod's loopback")
+    for pr in ("startupProbe", "livenessProbe", "readinessProbe"):
+        g = c[pr]["httpGet"]
+        need(g.get("scheme") == "HTTPS" and ports.get(g["port"], g["port"]) == https_port,
+             f"{pr} is not HTTPS on --tls-http-port")
+    for svc in docs.get("Service", []):
+        sp = sorted(p["port"] for p in svc["spec"]["ports"])
+        need(sp == sorted(ports.values()), f"Service {svc['metadata']['name']} ports {sp}")
+    (np,) = docs.get("NetworkPolicy", [None])
+    need(np, "no NetworkPolicy keeping the plain ports inside the pod")
+    allowed = sorted(p["port"] for r in np["spec"]["ingress"] for p in r["ports"])
+    need(allowed == sorted(ports.values()), f"NetworkPolicy admits {allowed}")
+    # The flags are slotd's: it accepts them (up to the missing files).
+    binary = slotd_bin()
+    if binary and binary.exists():
+        p = run([str(binary)] + c["command"][1:] + ["--help"])
+        need(p.returncode == 0, f"slotd refuses the StatefulSet's flags: {output(p)[-300:]}")
+    return f"StatefulSet {sts['metadata']['name']}, ports {sorted(ports.values())}"
+
+
 print(f"{len(passed)} passed, {len(failed)} failed" + (f", {len(skipped)} skipped" if skipped else ""))
 sys.exit(1 if failed else 0)

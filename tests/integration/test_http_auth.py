@@ -4,6 +4,7 @@ Covers (issue #10, points 11 HTTP half, 13, 14, 17):
 - --token: every HTTP endpoint but /healthz, /readyz and /metrics needs
   `Authorization: Bearer <token>`; 401 with WWW-Authenticate and a JSON
   error otherwise; the same token works for TCP HELLO.
+- --http-probes-auth: the probes and /metrics need credentials too.
 - --token and --token-file agree: one length rule (256 bytes), one trailing
   newline of the file stripped, a longer file refused at start-up.
 - 256 keep-alive HTTP connections do not take /healthz and /readyz away:
@@ -104,6 +105,45 @@ def test_http_needs_token():
             assert got.startswith(b"HTTP/1.1 200 "), got[:100]
     finally:
         os.unlink(path)
+
+
+def test_probes_auth():
+    """--http-probes-auth: /healthz, /readyz and /metrics need credentials too
+    (a Prometheus scrape then carries a bearer token); any valid credential
+    will do, with --token or --auth-file; the refusals are counted."""
+    import hashlib
+    d = tempfile.mkdtemp(prefix="slotd-probes-")
+    auth = os.path.join(d, "auth")
+    with open(auth, "w") as f:
+        salt = "0011223344556677"
+        f.write("scraper:%s:%s:ingest\n" % (salt, hashlib.sha256((salt + "scr-Secret9").encode())
+                                            .hexdigest()))
+    try:
+        with Slotd(["--token", TOKEN, "--http-probes-auth"]) as s:
+            for p in ("/healthz", "/readyz", "/metrics"):
+                expect_401(s, p)
+                expect_401(s, p, token="wrong")
+                status, _, body = get(s, p, token=TOKEN)
+                assert status == 200, (p, status)
+            status, _, body = get(s, "/metrics", token=TOKEN)
+            assert b"slotd_auth_failures_total 6" in body, body
+            assert TOKEN.encode() not in body and TOKEN not in s.logs()
+        with Slotd(["--auth-file", auth, "--http-probes-auth"],
+                   probe_token="scraper:scr-Secret9") as s:
+            expect_401(s, "/metrics")
+            expect_401(s, "/readyz", token="scraper:wrong")
+            for p in ("/healthz", "/readyz", "/metrics"):
+                status, _, _ = get(s, p, token="scraper:scr-Secret9")
+                assert status == 200, (p, status)
+            # ... but the data stays behind its own perm
+            status, _, _ = get(s, "/stats", token="scraper:scr-Secret9")
+            assert status == 403
+        with Slotd(["--token", TOKEN]) as s:  # without the flag: open, as before
+            for p in ("/healthz", "/readyz", "/metrics"):
+                assert get(s, p)[0] == 200, p
+    finally:
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_no_token_no_auth():
@@ -341,7 +381,7 @@ def test_messages_name_the_limit():
 
 if __name__ == "__main__":
     res = Results()
-    for fn in (test_http_needs_token, test_no_token_no_auth, test_token_length_rule,
+    for fn in (test_http_needs_token, test_probes_auth, test_no_token_no_auth, test_token_length_rule,
                test_health_beyond_connection_budget, test_negative_prices,
                test_messages_name_the_limit):
         res.run(fn)

@@ -8,15 +8,20 @@
     with slotd.Client(port=7400) as c:
         print(c.symbol("AAPL"))
 
+    # over TLS, as a client of --auth-file (its secret as the token)
+    slotd.Sender(host="db1", port=7443, client="feed-1", token=secret,
+                 tls=True, cafile="ca.pem")
+
 The delivery contract (batching, seal/send/ack, errors, retry budget,
 spool) is docs/clients.md; the wire protocol proto/PROTOCOL.md.
 """
 from ._client import Client
 from ._sender import Sender
 from .errors import (BatchError, Closed, Error, Fenced, NotFound, ProtocolError, QueryError,
-                     SpoolError, SpoolLocked, Timeout, Unauthorized, WouldBlock)
+                     SpoolError, SpoolLocked, Timeout, TlsError, Unauthorized, WouldBlock)
 
 __version__ = "0.1.0"
 __all__ = ["Sender", "Client", "Error", "BatchError", "Closed", "Fenced", "NotFound",
-           "ProtocolError", "QueryError", "SpoolError", "SpoolLocked", "Timeout", "Unauthorized",
+           "ProtocolError", "QueryError", "SpoolError", "SpoolLocked", "Timeout", "TlsError",
+           "Unauthorized",
            "WouldBlock"]

@@ -2,6 +2,7 @@
 import itertools
 import os
 import socket
+import ssl
 
 import msgpack
 
@@ -16,7 +17,13 @@ _names = itertools.count(1)  # default client names: one per Client
 class Client:
     """A blocking query connection.
 
-    Client(host="127.0.0.1", port=7400, client=None, token=None, timeout=30.0)
+    Client(host="127.0.0.1", port=7400, client=None, token=None, timeout=30.0,
+           tls=False, cafile=None, certfile=None, keyfile=None, server_hostname=None)
+
+    tls=True speaks TLS (a --tls-port): the server is verified against
+    cafile (None: the system's CAs) under server_hostname (default: host);
+    certfile/keyfile are the client certificate for mutual TLS. tls may be
+    an ssl.SSLContext instead. A failed handshake raises TlsError.
 
     The name is a client name like a sender's, and one connection holds a
     name at a time (PROTOCOL.md 2.3). By default each Client gets a name of
@@ -28,30 +35,45 @@ class Client:
     their key and an exact decimal string under key + "_s".
     """
 
-    def __init__(self, host="127.0.0.1", port=7400, client=None, token=None, timeout=30.0):
+    def __init__(self, host="127.0.0.1", port=7400, client=None, token=None, timeout=30.0,
+                 tls=False, cafile=None, certfile=None, keyfile=None, server_hostname=None):
         if client is None:
             client = "query-%d-%d-%s" % (os.getpid(), next(_names), os.urandom(3).hex())
         _conn.check_name(client, token)
+        ctx = _conn.tls_context(tls, cafile, certfile, keyfile)
+        self._where = (host, port)
         self._sock = socket.create_connection((host, port), timeout=timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._unpacker = _conn.unpacker()
         self._qid = 0
         try:
+            if ctx is not None:
+                try:
+                    self._sock = ctx.wrap_socket(self._sock,
+                                                 server_hostname=server_hostname or host)
+                except ssl.SSLError as e:
+                    raise _conn.tls_error(e, host, port) from None
             self._sock.sendall(_conn.hello(client, token))
-            t, _, code, message, _ = _conn.parse_reply(self._recv())
+            msg = self._recv(_conn.closed_before_welcome(host, port, ctx is not None))
+            t, _, code, message, _ = _conn.parse_reply(msg)
             if t != "WELCOME":
                 raise _conn.fatal(code or t, message, "HELLO")
         except BaseException:
             self.close()
             raise
 
-    def _recv(self):
+    def _recv(self, closed="slotd closed the connection"):
         while True:
             for msg in self._unpacker:
                 return msg
-            data = self._sock.recv(1 << 16)
+            try:
+                data = self._sock.recv(1 << 16)
+            except ssl.SSLError as e:  # e.g. mutual TLS refused after the handshake
+                raise _conn.tls_error(e, *self._where) from None
+            except ConnectionResetError:
+                data = b""
             if not data:
-                raise ProtocolError("slotd closed the connection")
+                raise ProtocolError(closed)
             self._unpacker.feed(data)
 
     def _call(self, req):

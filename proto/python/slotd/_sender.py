@@ -18,6 +18,7 @@ import re
 import select
 import selectors
 import socket
+import ssl
 import time
 
 import msgpack
@@ -25,14 +26,14 @@ import msgpack
 from . import _conn
 from ._spool import COMPACT_BYTES, Spool
 from ._values import fixed, ts_ns, value
-from .errors import BatchError, Closed, ProtocolError, SpoolError, Timeout, WouldBlock
+from .errors import BatchError, Closed, ProtocolError, SpoolError, Timeout, TlsError, WouldBlock
 
 # docs/clients.md, "Replies and what the library does with each".
 TRANSIENT = frozenset(("STORE_FULL", "JOURNAL", "NOT_READY"))
 PERMANENT = frozenset(("BAD_VALUE", "UNKNOWN_FIELD", "MISSING_FIELD", "WRONG_TYPE", "BAD_SYMBOL",
                        "UNKNOWN_KIND", "KIND_MISMATCH", "SYMBOL_LIMIT", "TOO_LARGE"))
 _FIELD = re.compile(r"trade (\d+): ([^:]+): ")   # PROTOCOL.md 3.5: "trade <index>: <slot>: "
-_DISCONNECTED, _CONNECTING, _HELLO, _READY = range(4)
+_DISCONNECTED, _CONNECTING, _HANDSHAKE, _HELLO, _READY = range(5)
 _INT_MIN, _INT_END = -(1 << 63), 1 << 64          # what msgpack can carry
 _now = time.monotonic
 
@@ -75,7 +76,8 @@ class Sender:
     Sender(host="127.0.0.1", port=7400, client="feed-1", token=None,
            batch_size=1000, linger=0.005, window=32, max_buffered=64 << 20,
            spool=None, spool_sync=True, backoff=(0.05, 2.0), retry_timeout=60.0,
-           blocking=True)
+           blocking=True, tls=False, cafile=None, certfile=None, keyfile=None,
+           server_hostname=None)
 
     Records go into an open batch; it is sealed (given the next seq, written
     to the spool if any) at batch_size records, when `linger` seconds have
@@ -88,11 +90,18 @@ class Sender:
     Prices and quantities: str (exact), int (whole units), float (rounded to
     1e-8 by slotd) or Decimal (sent as its exact decimal string); bool is a
     TypeError.
+
+    tls=True speaks TLS (a --tls-port), as in Client: cafile, certfile,
+    keyfile, server_hostname (default: host), or tls=an ssl.SSLContext. The
+    TLS runs through memory BIOs, so fileno()/events()/process() work alike.
+    A failed handshake (untrusted certificate, ours refused) is fatal:
+    TlsError; a connection lost otherwise is retried as over TCP.
     """
 
     def __init__(self, host="127.0.0.1", port=7400, client=None, token=None, batch_size=1000,
                  linger=0.005, window=32, max_buffered=64 << 20, spool=None, spool_sync=True,
-                 backoff=(0.05, 2.0), retry_timeout=60.0, blocking=True):
+                 backoff=(0.05, 2.0), retry_timeout=60.0, blocking=True, tls=False,
+                 cafile=None, certfile=None, keyfile=None, server_hostname=None):
         if client is None:
             raise ValueError("client: a client name is required (Sender(client='feed-1'))")
         _conn.check_name(client, token)
@@ -103,6 +112,11 @@ class Sender:
         if not 0 < backoff[0] <= backoff[1]:
             raise ValueError("backoff: (min, max) seconds with 0 < min <= max")
         self.host, self.port, self.client = host, port, client
+        self._ssl = _conn.tls_context(tls, cafile, certfile, keyfile)
+        self._sni = server_hostname or host
+        self._tls = None              # ssl.SSLObject of this connection (TLS only)
+        self._tls_in = self._tls_out = None  # its memory BIOs: ciphertext in, out
+        self._raw = bytearray()       # ciphertext not yet sent (TLS only)
         self.batch_size, self.linger, self.window = batch_size, linger, window
         self.max_buffered, self.retry_timeout, self.blocking = max_buffered, retry_timeout, blocking
         self.backoff = (float(backoff[0]), float(backoff[1]))
@@ -311,8 +325,14 @@ class Sender:
         if self._sock is None:
             time.sleep(seconds)
             return
-        w = [self._sock] if self._state == _CONNECTING or self._wbuf else []
+        w = [self._sock] if self._wants_write() else []
         select.select([self._sock], w, [], seconds)
+
+    def _wants_write(self):
+        if self._state == _CONNECTING or self._raw:
+            return True
+        # HELLO waits in _wbuf until the TLS handshake is done
+        return bool(self._wbuf) and (self._tls is None or self._state != _HANDSHAKE)
 
     def _stuck(self, head):
         q = self._queue
@@ -350,12 +370,50 @@ class Sender:
                 return
             self._state = _HELLO
             self._wbuf += self._hello
+            if self._ssl is not None and not self._tls_start():
+                return
         if not self._read():
             return
         if self._state == _READY:
             self._fill(now)
-        if self._wbuf:
+        if self._wbuf or self._raw:
             self._write()
+
+    def _tls_start(self):
+        self._tls_in, self._tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        try:
+            self._tls = self._ssl.wrap_bio(self._tls_in, self._tls_out,
+                                           server_hostname=self._sni)
+        except (ssl.SSLError, ValueError) as e:
+            self._stop(TlsError("TLS with %s:%s: %s" % (self.host, self.port, e)))
+            return False
+        self._state = _HANDSHAKE
+        return self._decrypt(b"") is not None  # the ClientHello goes out
+
+    def _decrypt(self, data):
+        """Ciphertext in, plaintext out (b"" while there is none); None when
+        the connection is gone (lost, or TLS failed: fatal)."""
+        self._tls_in.write(data)
+        out = []
+        try:
+            if self._state == _HANDSHAKE:
+                self._tls.do_handshake()
+                self._state = _HELLO
+            while True:
+                chunk = self._tls.read(1 << 16)
+                if not chunk:  # close_notify: the socket's end follows
+                    break
+                out.append(chunk)
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLZeroReturnError:
+            self._lost("slotd closed the TLS session")
+            return None
+        except ssl.SSLError as e:
+            self._stop(_conn.tls_error(e, self.host, self.port))
+            return None
+        self._raw += self._tls_out.read()  # handshake records, alerts
+        return b"".join(out)
 
     def _connect(self):
         self._stats["connects"] += 1
@@ -387,8 +445,18 @@ class Sender:
                 self._lost("connection to %s:%s lost: %s" % (self.host, self.port, e))
                 return False
             if not data:
-                self._lost("slotd closed the connection")
+                if self._state in (_HANDSHAKE, _HELLO):
+                    self._lost(_conn.closed_before_welcome(self.host, self.port,
+                                                             self._ssl is not None))
+                else:
+                    self._lost("slotd closed the connection")
                 return False
+            if self._tls is not None:
+                data = self._decrypt(data)
+                if data is None:
+                    return False
+                if not data:
+                    continue
             self._unpacker.feed(data)
             try:
                 for msg in self._unpacker:
@@ -403,15 +471,25 @@ class Sender:
                 return False
 
     def _write(self):
-        while self._wbuf:
+        buf = self._wbuf
+        if self._tls is not None:
+            if self._wbuf and self._state != _HANDSHAKE:
+                try:
+                    del self._wbuf[:self._tls.write(self._wbuf)]
+                except ssl.SSLError as e:
+                    self._stop(_conn.tls_error(e, self.host, self.port))
+                    return
+                self._raw += self._tls_out.read()
+            buf = self._raw
+        while buf:
             try:
-                n = self._sock.send(self._wbuf)
+                n = self._sock.send(buf)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
                 self._lost("connection to %s:%s lost: %s" % (self.host, self.port, e))
                 return
-            del self._wbuf[:n]
+            del buf[:n]
 
     def _fill(self, now):
         if now < self._hold_until:
@@ -527,6 +605,8 @@ class Sender:
         if self._sock is not None:
             self._sock.close()
         self._sock, self._state = None, _DISCONNECTED
+        self._tls = self._tls_in = self._tls_out = None
+        self._raw.clear()
         self._inflight.clear()
         self._wbuf.clear()
         self._next = 0
@@ -561,7 +641,7 @@ class Sender:
         """selectors.EVENT_READ / EVENT_WRITE the socket is waited for (0: none)."""
         if self._sock is None:
             return 0
-        if self._state == _CONNECTING or self._wbuf:
+        if self._wants_write():
             return selectors.EVENT_READ | selectors.EVENT_WRITE
         return selectors.EVENT_READ
 

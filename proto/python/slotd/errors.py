@@ -28,6 +28,12 @@ class Unauthorized(Error):
     """slotd refused the token (UNAUTHORIZED). Fatal: the sender stops."""
 
 
+class TlsError(Error):
+    """The TLS handshake or a TLS record failed: the server's certificate is
+    not trusted (wrong cafile, expired, another host name), the server
+    refused ours (mutual TLS), or the port does not speak TLS. Fatal."""
+
+
 class Fenced(Error):
     """Another connection took this client name (FENCED). Fatal."""
 

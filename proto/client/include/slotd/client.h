@@ -58,7 +58,9 @@ extern "C" {
     X(SLOTD_ESPOOL, -5009, "the spool file is damaged or cannot be read or written")           \
     X(SLOTD_ELOCKED, -5010, "the spool is held by another sender")                             \
     X(SLOTD_ESTATE, -5011, "call out of order (no open record, or one still open)")            \
-    X(SLOTD_ECLOSED, -5012, "the sender stopped after a fatal error")
+    X(SLOTD_ECLOSED, -5012, "the sender stopped after a fatal error")                          \
+    X(SLOTD_ETLS, -5013, "TLS failed: the server's certificate is not trusted, ours was "        \
+                         "refused, or the port does not speak TLS")
 
 #define SLOTD__ERR_ENUM(name, value, text) name = value,
 enum slotd_error { SLOTD_ERRORS(SLOTD__ERR_ENUM) };
@@ -108,6 +110,16 @@ typedef struct slotd_sender_opts {
      * one exists (non-blocking mode: stop / start watching it). */
     void (*on_socket)(void *user, int fd, int open);
     void *user;
+    /* TLS (a slotd --tls-port): 1 to use it. The server's certificate is
+     * checked against tls_ca (NULL: the system's CAs) and tls_server_name
+     * (NULL: host; an IP address is checked against the certificate's IP
+     * names). tls_cert/tls_key: a client certificate for mutual TLS (NULL:
+     * none; tls_key NULL: the key is in tls_cert's file). The files are read
+     * by slotd_sender_new. The TLS runs through memory buffers on the
+     * sender's own socket, so slotd_sender_fd/events/process work alike. A
+     * failed handshake stops the sender with SLOTD_ETLS. */
+    int tls;
+    const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
     /* Where slotd_sender_new says why it failed (the spool's file and
      * offset, ...), if not NULL. */
     char *errbuf;
@@ -118,7 +130,8 @@ typedef struct slotd_sender_opts {
 SLOTD_API void slotd_sender_opts_init(slotd_sender_opts *o);
 
 /* Creates a sender (and opens, locks and reads back its spool) and starts
- * connecting. SLOTD_EINVAL, SLOTD_ENOMEM, SLOTD_ESPOOL, SLOTD_ELOCKED. */
+ * connecting. SLOTD_EINVAL, SLOTD_ENOMEM, SLOTD_ESPOOL, SLOTD_ELOCKED,
+ * SLOTD_ETLS (a TLS file unusable: errbuf names it). */
 SLOTD_API int slotd_sender_new(const slotd_sender_opts *o, slotd_sender **out);
 
 /* A `trade`: px and qty as doubles (the server rounds to 1e-8), side 0

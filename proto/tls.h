@@ -1,4 +1,4 @@
-/* tls — TLS for slotd's sockets through OpenSSL memory BIOs, so the libuv
+/* tls — TLS for slotd's sockets and its C client's through OpenSSL memory BIOs, so the libuv
  * loop keeps doing all socket I/O (no second loop, no thread per
  * connection): the caller reads ciphertext from its socket and feeds it in,
  * reads plaintext out; writes plaintext in and sends the ciphertext it
@@ -40,8 +40,10 @@ typedef struct tls_conn tls_conn;
  * asked for. On error msg (cap bytes) says which file and why. */
 int tls_ctx_server(tls_ctx **out, const char *cert, const char *key, const char *client_ca,
                    char *msg, size_t cap);
-/* Client context (tests, tools): verifies the server against ca and, if
- * host is set, its name; cert/key (may be NULL) are presented if asked. */
+/* Client context (libslotd-client, tests): verifies the server against ca
+ * (NULL: the system's CAs) and, if host is set, its name (an IP address:
+ * the certificate's IP names; a host name is also sent as SNI); cert/key
+ * (may be NULL; key NULL: in cert's file) are presented if asked. */
 int tls_ctx_client(tls_ctx **out, const char *ca, const char *cert, const char *key,
                    const char *host, char *msg, size_t cap);
 void tls_ctx_free(tls_ctx *ctx); /* NULL ok; connections made from it go on */

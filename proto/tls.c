@@ -1,6 +1,8 @@
 /* tls — OpenSSL behind two memory BIOs per connection (see tls.h). */
 #include "tls.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <assert.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 
 struct tls_ctx {
     SSL_CTX *ctx;
+    char *sni; /* client: the host name sent in the ClientHello, or NULL */
 };
 
 struct tls_conn {
@@ -56,10 +59,11 @@ static int ctx_fail(SSL_CTX *ctx, int rc, const char *what, const char *path, ch
     return rc;
 }
 
-static int ctx_new(tls_ctx **out, SSL_CTX *ctx, char *msg, size_t cap)
+static int ctx_new(tls_ctx **out, SSL_CTX *ctx, const char *sni, char *msg, size_t cap)
 {
-    tls_ctx *t = malloc(sizeof *t);
-    if (!t) {
+    tls_ctx *t = calloc(1, sizeof *t);
+    if (!t || (sni && !(t->sni = strdup(sni)))) {
+        free(t);
         SSL_CTX_free(ctx);
         if (cap)
             snprintf(msg, cap, "out of memory");
@@ -122,29 +126,35 @@ int tls_ctx_server(tls_ctx **out, const char *cert, const char *key, const char 
      * resume into an old context's sessions. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
-    return ctx_new(out, ctx, msg, cap);
+    return ctx_new(out, ctx, NULL, msg, cap);
 }
 
 int tls_ctx_client(tls_ctx **out, const char *ca, const char *cert, const char *key,
                    const char *host, char *msg, size_t cap)
 {
-    assert(out && ca);
+    assert(out);
     int rc;
     ERR_clear_error();
     SSL_CTX *ctx = ctx_base(TLS_client_method());
     if (!ctx)
         return ctx_fail(NULL, TLS_E_NOMEM, "TLS context", "", msg, cap);
-    if (SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
-        return ctx_fail(ctx, TLS_E_CERT, "CA", ca, msg, cap);
+    if ((ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL) : SSL_CTX_set_default_verify_paths(ctx)) != 1)
+        return ctx_fail(ctx, TLS_E_CERT, "CA", ca ? ca : "(system default)", msg, cap);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (cert && (rc = ctx_cert(ctx, cert, key, msg, cap)) != TLS_OK)
+    if (cert && (rc = ctx_cert(ctx, cert, key ? key : cert, msg, cap)) != TLS_OK)
         return rc;
+    const char *sni = NULL;
     if (host) {
+        /* An address is checked against the certificate's IP names (and is
+         * not sent as SNI, which names hosts only). */
+        unsigned char addr[16];
+        int ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
         X509_VERIFY_PARAM *p = SSL_CTX_get0_param(ctx);
-        if (X509_VERIFY_PARAM_set1_host(p, host, 0) != 1)
+        if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(p, host) : X509_VERIFY_PARAM_set1_host(p, host, 0)) != 1)
             return ctx_fail(ctx, TLS_E_NOMEM, "host", host, msg, cap);
+        sni = ip ? NULL : host;
     }
-    return ctx_new(out, ctx, msg, cap);
+    return ctx_new(out, ctx, sni, msg, cap);
 }
 
 void tls_ctx_free(tls_ctx *ctx)
@@ -152,6 +162,7 @@ void tls_ctx_free(tls_ctx *ctx)
     if (!ctx)
         return;
     SSL_CTX_free(ctx->ctx); /* connections keep their own reference (SSL_new) */
+    free(ctx->sni);
     free(ctx);
 }
 
@@ -176,10 +187,16 @@ int tls_conn_new(tls_conn **out, const tls_ctx *ctx)
     BIO_set_mem_eof_return(t->in, -1);
     BIO_set_mem_eof_return(t->out, -1);
     SSL_set_bio(t->ssl, t->in, t->out); /* ssl owns both now */
-    if (SSL_is_server(t->ssl))
+    if (SSL_is_server(t->ssl)) {
         SSL_set_accept_state(t->ssl);
-    else
+    } else {
         SSL_set_connect_state(t->ssl);
+        if (ctx->sni && SSL_set_tlsext_host_name(t->ssl, ctx->sni) != 1) {
+            SSL_free(t->ssl);
+            free(t);
+            return TLS_E_NOMEM;
+        }
+    }
     *out = t;
     return TLS_OK;
 }
