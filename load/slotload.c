@@ -446,13 +446,19 @@ static void sl_on_sigint(uv_signal_t *s, int signum)
 static int sl_conns_start(sl_run *r)
 {
     const sl_config *cfg = r->cfg;
-    /* A name no earlier run used, so every connection starts at last_seq 0. */
+    /* A name no earlier run used (unless --client), so every connection
+     * starts at last_seq 0. */
     unsigned long long nonce = (unsigned long long)time(NULL) ^ ((unsigned long long)sl_now() << 20);
     for (uint32_t i = 0; i < cfg->connections; i++) {
         sl_conn *c = &r->conns[i];
         c->run = r;
-        snprintf(c->name, sizeof c->name, "%.40s-%d-%llx-%u", cfg->client_prefix, (int)getpid(),
-                 nonce & 0xffffffffffull, i);
+        if (cfg->client_name && cfg->connections == 1)
+            snprintf(c->name, sizeof c->name, "%s", cfg->client_name);
+        else if (cfg->client_name)
+            snprintf(c->name, sizeof c->name, "%s-%u", cfg->client_name, i);
+        else
+            snprintf(c->name, sizeof c->name, "%.40s-%d-%llx-%u", cfg->client_prefix,
+                     (int)getpid(), nonce & 0xffffffffffull, i);
         c->fl = calloc(cfg->inflight, sizeof *c->fl);
         if (!c->fl)
             return -1;

@@ -24,6 +24,7 @@ typedef struct sl_config {
     int form_array;            /* 0 map, 1 array */
     int px_float;              /* px as float64 (1) or exact decimal text (0) */
     const char *client_prefix;
+    const char *client_name; /* --client: fixed names, or NULL */
     int json, progress;
     const char *csv;
     uint64_t pool;             /* most trades pre-encoded in --duration mode */

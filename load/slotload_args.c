@@ -33,6 +33,9 @@ static void sl_usage(FILE *f)
         "  --form map|array         trade wire form                      [map]\n"
         "  --px text|float          px as decimal text or as float64     [text]\n"
         "  --client-prefix NAME     client names are NAME-pid-nonce-i    [slotload]\n"
+        "  --client NAME            fixed client names instead: NAME with one connection,\n"
+        "                           NAME-0 .. NAME-(N-1) with N (e.g. the names of an\n"
+        "                           --auth-file; seqs go on after each name's last_seq)\n"
         "  --token-file FILE        slotd's --token, read from FILE's first line (a\n"
         "                           secret on the command line shows in ps)\n"
         "  --tls                    --port speaks TLS (slotd --tls-port)\n"
@@ -99,7 +102,7 @@ static int sl_parse_duration(const char *s, double *out, int zero_ok)
 
 enum {
     O_HOST = 1000, O_PORT, O_HTTP_PORT, O_WORKLOAD, O_SYMBOLS, O_ZIPF, O_SEED, O_TRADES,
-    O_DURATION, O_CONNS, O_INFLIGHT, O_BATCH, O_RATE, O_FORM, O_PX, O_PREFIX, O_POOL, O_STALL,
+    O_DURATION, O_CONNS, O_INFLIGHT, O_BATCH, O_RATE, O_FORM, O_PX, O_PREFIX, O_CLIENT, O_POOL, O_STALL,
     O_JSON, O_CSV, O_NO_PROGRESS, O_EXPORT, O_KAFKA, O_KAFKA_TOPIC, O_KAFKA_RECORD, O_HELP,
     O_TOKEN_FILE, O_TLS, O_TLS_CA, O_TLS_CERT, O_TLS_KEY, O_TLS_NAME,
 };
@@ -121,6 +124,7 @@ static const struct option sl_options[] = {
     {"form", required_argument, 0, O_FORM},
     {"px", required_argument, 0, O_PX},
     {"client-prefix", required_argument, 0, O_PREFIX},
+    {"client", required_argument, 0, O_CLIENT},
     {"pool", required_argument, 0, O_POOL},
     {"stall-timeout", required_argument, 0, O_STALL},
     {"json", no_argument, 0, O_JSON},
@@ -177,6 +181,7 @@ static int sl_apply(sl_config *c, int opt, const char *a, uint64_t *symbols, dou
         c->px_float = strcmp(a, "float") == 0;
         return 0;
     case O_PREFIX: c->client_prefix = a; return *a ? 0 : -1;
+    case O_CLIENT: c->client_name = a; return *a && strlen(a) <= 40 ? 0 : -1;
     case O_POOL: return sl_parse_count(a, &c->pool) || c->pool == 0 ? -1 : 0;
     case O_STALL: return sl_parse_duration(a, &c->stall_timeout, 1);
     case O_JSON: c->json = 1; return 0;

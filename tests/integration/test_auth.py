@@ -4,8 +4,10 @@ refused, counted in /metrics, nothing stored; secrets never in the logs,
 /stats or error messages; SIGHUP reloads the file; over TLS too.
 """
 import hashlib
+import json
 import os
 import signal
+import subprocess
 import tempfile
 
 from harness import Client, Results, Slotd, wait_for
@@ -162,8 +164,58 @@ def test_flags():
         shutil.rmtree(s.data_dir, ignore_errors=True)
 
 
+def test_slotload_with_per_client_names():
+    """slotload --client NAME: fixed client names (NAME-0, NAME-1), so an
+    --auth-file can list them; a run under names without a line, or with
+    another name's secret, is refused UNAUTHORIZED and stores nothing. A
+    second run under the same names goes on after their last_seq."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    build = os.environ.get("SLOTD_BUILD_DIR") or os.path.join(
+        os.path.dirname(os.environ.get("SLOTD_BIN") or os.path.join(here, "..", "..", "build",
+                                                                     "server", "slotd")), "..")
+    sl = os.path.join(build, "load", "slotload")
+    if not os.path.exists(sl):
+        print("skip: no slotload beside slotd")
+        return
+    d = tempfile.mkdtemp(prefix="slotd-auth-sl-")
+    path, tok, other = (os.path.join(d, n) for n in ("auth", "tok", "other"))
+    with open(path, "w") as f:
+        for i in range(2):
+            f.write(line("bench-%d" % i, "bench-secret", "ingest"))
+        f.write(line("reader", SECRETS["reader"], "query"))
+    with open(tok, "w") as f:
+        f.write("bench-secret\n")
+    with open(other, "w") as f:
+        f.write(SECRETS["reader"] + "\n")
+    with Slotd(["--auth-file", path]) as s:
+        def run(*args):
+            return subprocess.run([sl, "--port", str(s.tcp_port), "--http-port", "0", "--trades",
+                                   "10k", "--connections", "2", "--batch", "500", "--json",
+                                   "--no-progress"] + list(args), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, timeout=120)
+
+        def total():
+            status, _, body = s.http_get("/stats", bearer("reader", SECRETS["reader"]))
+            assert status == 200, body
+            return json.loads(body)["trades"]
+        for bad in (["--client", "stranger", "--token-file", tok],     # no line for its names
+                    ["--client", "bench", "--token-file", other],      # another name's secret
+                    ["--token-file", tok]):                          # generated names
+            p = run(*bad)
+            assert p.returncode != 0 and "UNAUTHORIZED" in p.stdout + p.stderr, (bad, p.stderr)
+        assert total() == 0
+        for k in (1, 2):
+            p = run("--client", "bench", "--token-file", tok)
+            assert p.returncode == 0, p.stderr[-2000:]
+            assert total() == 10_000 * k
+        status, _, body = s.http_get("/clients", bearer("reader", SECRETS["reader"]))
+        seqs = {c["name"]: c["last_seq"] for c in json.loads(body)["clients"]}
+        assert seqs == {"bench-0": 20, "bench-1": 20}, seqs
+        assert "bench-secret" not in s.logs()
+
+
 if __name__ == "__main__":
     r = Results()
-    for t in (test_tcp, test_http, test_flags):
+    for t in (test_tcp, test_http, test_flags, test_slotload_with_per_client_names):
         r.run(t)
     r.finish()
