@@ -26,6 +26,10 @@ static void usage(FILE *f)
           "  --out FILE, -o     export: where to write               [stdout]\n"
           "  --client NAME      import: client name                  [import-<file name>]\n"
           "  --spool PATH       import: spool file                   [FILE.spool]\n"
+          "  --tls              both ports speak TLS (slotd --tls-port, --tls-http-port)\n"
+          "  --tls-ca FILE      CA that signed slotd's certificate   [the system's]\n"
+          "  --tls-cert FILE, --tls-key FILE   client certificate (mutual TLS)\n"
+          "  --tls-server-name NAME            name to verify        [--host]\n"
           "Exit status: 0 done; 1 slotd refused or the transfer failed; 2 usage.\n",
           f);
 }
@@ -135,11 +139,19 @@ int main(int argc, char **argv)
                            : !strcmp(a, "--out") || !strcmp(a, "-o")    ? &o.out
                            : !strcmp(a, "--client")                     ? &o.client
                            : !strcmp(a, "--spool")                      ? &o.spool
+                           : !strcmp(a, "--tls-ca")                     ? &o.tls_ca
+                           : !strcmp(a, "--tls-cert")                   ? &o.tls_cert
+                           : !strcmp(a, "--tls-key")                    ? &o.tls_key
+                           : !strcmp(a, "--tls-server-name")            ? &o.tls_server_name
                                                                         : NULL;
         int *num = !strcmp(a, "--port") ? &o.port : !strcmp(a, "--http-port") ? &o.http_port : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--tls")) {
+            o.tls = 1;
+            continue;
         }
         if ((str || num) && !v) {
             fprintf(stderr, "slotctl: %s needs a value\n", a);
@@ -166,6 +178,10 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (!o.tls && (o.tls_ca || o.tls_cert || o.tls_key || o.tls_server_name)) {
+        fprintf(stderr, "slotctl: --tls-ca, --tls-cert, --tls-key and --tls-server-name need --tls\n");
+        return 2;
     }
     if (token_file) {
         char err[512];

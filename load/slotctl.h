@@ -4,7 +4,7 @@
  *   slotctl import  FILE [--client NAME] [--spool PATH]
  *   slotctl clients
  *
- * export streams GET /export to a file (plain HTTP, chunked); import sends
+ * export streams GET /export to a file (HTTP or HTTPS, chunked); import sends
  * a CSV or JSON Lines export back as trades through libslotd-client, under
  * a stable client name and a spool so a rerun after a kill resumes exactly
  * once; clients lists GET /clients. Modules: slotctl.c (arguments, the
@@ -26,6 +26,8 @@ typedef struct slotctl_opts {
     const char *client;  /* import: client name (default from the file name) */
     const char *spool;   /* import: spool path (default FILE.spool) */
     const char *out;     /* export: output file, NULL = stdout */
+    int tls;             /* --tls: both ports speak TLS (slotd --tls-port, --tls-http-port) */
+    const char *tls_ca, *tls_cert, *tls_key, *tls_server_name; /* NULL: defaults */
 } slotctl_opts;
 
 /* ---- slotctl_http.c -------------------------------------------------------- */

@@ -1,5 +1,7 @@
-/* slotctl_http — one HTTP/1.1 GET over a plain socket, the body de-chunked
- * into a FILE as it arrives (an export may be far larger than memory). */
+/* slotctl_http — one HTTP/1.1 GET over a plain or a TLS socket (--tls: the
+ * client side of proto/tls.h's memory-BIO pump on a blocking fd), the body
+ * de-chunked into a FILE as it arrives (an export may be far larger than
+ * memory). */
 #include <errno.h>
 #include <netdb.h>
 #include <stdlib.h>
@@ -9,22 +11,116 @@
 #include <unistd.h>
 
 #include "slotctl.h"
+#include "tls.h"
 
 typedef struct rd {
     int fd;
+    tls_conn *tls;       /* --tls, else NULL */
     char buf[1 << 16];
     size_t off, len;
+    char raw[1 << 14];   /* --tls: ciphertext in and out */
 } rd;
+
+static ssize_t raw_read(int fd, void *buf, size_t cap)
+{
+    ssize_t n;
+    do
+        n = read(fd, buf, cap);
+    while (n < 0 && errno == EINTR);
+    return n;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* --tls: send every byte of ciphertext the pump has made. */
+static int tls_flush(rd *r)
+{
+    size_t n;
+    while ((n = tls_take(r->tls, r->raw, sizeof r->raw)) > 0)
+        if (send_all(r->fd, r->raw, n) < 0)
+            return -1;
+    return 0;
+}
+
+/* --tls: one turn of the pump: 0 with *got plaintext bytes in r->buf (0:
+ * more ciphertext needed), 1 at close_notify, -1 on error (on stderr). */
+static int tls_turn(rd *r, size_t *got)
+{
+    int rc = tls_read(r->tls, r->buf, sizeof r->buf, got);
+    if (tls_flush(r) < 0)
+        return -1;
+    if (rc == TLS_OK || rc == TLS_CLOSED)
+        return rc == TLS_CLOSED;
+    char detail[200];
+    tls_detail(detail, sizeof detail);
+    fprintf(stderr, "slotctl: TLS: %s: %s\n", tls_strerror(rc), detail);
+    return -1;
+}
+
+/* --tls: the next ciphertext from the socket into the pump; 0, or -1 at
+ * EOF or an error. */
+static int tls_more(rd *r)
+{
+    ssize_t n = raw_read(r->fd, r->raw, sizeof r->raw);
+    return n > 0 && tls_feed(r->tls, r->raw, (size_t)n) == TLS_OK ? 0 : -1;
+}
+
+/* --tls: plaintext into r->buf: > 0 bytes, 0 at the end (close_notify or
+ * EOF), -1 on error. */
+static ssize_t tls_recv(rd *r)
+{
+    for (;;) {
+        size_t got = 0;
+        int rc = tls_turn(r, &got);
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
+        if (got)
+            return (ssize_t)got;
+        if (tls_more(r) < 0)
+            return 0; /* EOF without close_notify: the HTTP framing says if it was cut */
+    }
+}
+
+/* The request, encrypted with --tls after the handshake (the server says
+ * nothing before the request, so the handshake is driven on its own). */
+static int send_req(rd *r, const char *p, size_t n)
+{
+    if (!r->tls)
+        return send_all(r->fd, p, n);
+    size_t got = 0;
+    while (!tls_handshake_done(r->tls)) {
+        if (tls_turn(r, &got) != 0 || tls_handshake_done(r->tls))
+            break;
+        if (tls_more(r) < 0) {
+            fprintf(stderr, "slotctl: TLS: the server closed the connection in the handshake "
+                            "(does the port speak TLS? a client certificate needed?)\n");
+            return -1;
+        }
+    }
+    r->len = got; /* plaintext that came with the last handshake flight, if any */
+    if (!tls_handshake_done(r->tls))
+        return -1;
+    return tls_write(r->tls, p, n) == TLS_OK ? tls_flush(r) : -1;
+}
 
 /* Refill when empty: 1 with bytes available, 0 at EOF, -1 on error. */
 static int rd_fill(rd *r)
 {
     if (r->off < r->len)
         return 1;
-    ssize_t n;
-    do
-        n = read(r->fd, r->buf, sizeof r->buf);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = r->tls ? tls_recv(r) : raw_read(r->fd, r->buf, sizeof r->buf);
     if (n < 0)
         return -1;
     r->off = 0;
@@ -97,20 +193,6 @@ static int dial(const slotctl_opts *o)
     return fd;
 }
 
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The chunked body: size lines, data, CRLF, until the 0-size chunk. */
 static int dechunk(rd *r, FILE *out)
 {
@@ -147,10 +229,21 @@ int slotctl_http_get(const slotctl_opts *o, const char *path, FILE *out)
         return -1;
     int status = -1, chunked = 0, bad = 0;
     long long length = -1;
+    tls_ctx *ctx = NULL;
     r->fd = dial(o);
     if (r->fd < 0)
         goto cleanup;
-    if (send_all(r->fd, req, (size_t)n) < 0 || rd_line(r, line, sizeof line) < 0 ||
+    if (o->tls) {
+        char msg[256];
+        if (tls_ctx_client(&ctx, o->tls_ca, o->tls_cert, o->tls_key,
+                           o->tls_server_name ? o->tls_server_name : o->host, msg,
+                           sizeof msg) != TLS_OK ||
+            tls_conn_new(&r->tls, ctx) != TLS_OK) {
+            fprintf(stderr, "slotctl: TLS: %s\n", ctx ? "out of memory" : msg);
+            goto cleanup;
+        }
+    }
+    if (send_req(r, req, (size_t)n) < 0 || rd_line(r, line, sizeof line) < 0 ||
         sscanf(line, "HTTP/1.%*d %d", &status) != 1) {
         fprintf(stderr, "slotctl: no HTTP answer from %s:%d\n", o->host, o->http_port);
         status = -1;
@@ -179,6 +272,8 @@ int slotctl_http_get(const slotctl_opts *o, const char *path, FILE *out)
         status = -1;
     }
 cleanup:
+    tls_conn_free(r->tls);
+    tls_ctx_free(ctx);
     if (r->fd >= 0)
         close(r->fd);
     free(r);

@@ -195,6 +195,11 @@ int slotctl_import(const slotctl_opts *o, const char *file)
     so.host = o->host;
     so.port = o->port;
     so.token = o->token;
+    so.tls = o->tls;
+    so.tls_ca = o->tls_ca;
+    so.tls_cert = o->tls_cert;
+    so.tls_key = o->tls_key;
+    so.tls_server_name = o->tls_server_name;
     so.client = o->client ? o->client : client;
     so.spool = o->spool ? o->spool : spool;
     so.on_error = on_error;

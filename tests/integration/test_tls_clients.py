@@ -336,13 +336,56 @@ def test_c_refusals():
         assert count(s, "CM0", certfile=CERT, keyfile=KEY) == 1000
 
 
+def test_slotctl_over_tls():
+    """slotctl --tls: export over HTTPS equals the plain export; an import
+    into a second slotd over its TLS port stores the same trades (compared
+    by a second export); the wrong CA and the plain port fail with exit 1
+    and say why; --tls-ca without --tls is a usage error."""
+    ctl = load_bin("slotctl")
+    if not ctl:
+        print("skip: no slotctl beside slotd")
+        return
+    d = tempfile.mkdtemp(prefix="slotd-ctl-tls-")
+
+    def run(*args):
+        return subprocess.run([ctl] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=120)
+    try:
+        with Slotd(T.TLS_ARGS) as a, Slotd(T.TLS_ARGS) as b:
+            with slotd.Sender(port=a.tcp_port, client="ctl-src") as snd:
+                for i in range(5000):
+                    snd.trade("C%d" % (i % 7), TS0 + i, "%d.%02d" % (i, i % 100), 1 + i % 9,
+                              "BS"[i % 2], i)
+            tls = ["--tls", "--tls-ca", CA]
+            plain = run("--http-port", str(a.http_port), "export", "--format", "jsonl")
+            assert plain.returncode == 0 and plain.stdout.count(b"\n") == 5000, plain.stderr
+            secure = run("--http-port", str(a.tls_http_port), *tls, "export", "--format", "jsonl")
+            assert secure.returncode == 0 and secure.stdout == plain.stdout, secure.stderr
+            f = os.path.join(d, "all.jsonl")
+            with open(f, "wb") as out:
+                out.write(plain.stdout)
+            p = run("--port", str(b.tls_port), *tls, "import", f)
+            assert p.returncode == 0, p.stderr
+            again = run("--http-port", str(b.tls_http_port), *tls, "export", "--format", "jsonl")
+            assert again.returncode == 0 and again.stdout == plain.stdout, again.stderr[-500:]
+            p = run("--http-port", str(a.tls_http_port), "--tls", "--tls-ca", OTHER, "export")
+            assert p.returncode == 1 and b"certificate verify failed" in p.stderr, p.stderr
+            p = run("--http-port", str(a.http_port), *tls, "export")
+            assert p.returncode == 1 and b"TLS" in p.stderr, p.stderr
+            p = run("--http-port", str(a.tls_http_port), "--tls-ca", CA, "export")
+            assert p.returncode == 2 and b"need --tls" in p.stderr, p.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 if __name__ == "__main__":
     r = Results()
     try:
         for t in (test_python_ingest_query, test_python_mutual_tls, test_python_refusals,
                   test_python_credentials, test_c_ingest, test_c_refusals,
                   test_tls_on_its_own_host, test_expired_server_certificate,
-                  test_slotload_slotctl_tls_token_file, test_certificate_names_the_client):
+                  test_slotload_slotctl_tls_token_file, test_certificate_names_the_client,
+                  test_slotctl_over_tls):
             r.run(t)
     finally:
         shutil.rmtree(T.D, ignore_errors=True)
