@@ -40,6 +40,22 @@ int store_symbol(const store *s, const char *sym, size_t symlen, store_symbol_in
     return store__visible(s, sym, symlen, &rc, &id) ? store_symbol_by_id(s, id, out) : rc;
 }
 
+int store_symbol_span(const store *s, uint32_t id, store_span *out)
+{
+    if (id >= s->nparts || (store__part(s, id)->flags & PART_GONE))
+        return STORE_ENOTFOUND;
+    const part *p = store__part(s, id);
+    const unsigned char *key = (const unsigned char *)store__key_at(s, id)->w;
+    out->first = out->end = *store__first(s, id);
+    for (const slab_page *pg = p->head; pg; pg = pg->next)
+        out->end += pg->count;
+    out->len = key[0];
+    memcpy(out->name, key + 1, key[0]);
+    out->name[key[0]] = 0;
+    out->kind = kind_by_id(p->kind);
+    return STORE_OK;
+}
+
 int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
                uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx, uint64_t *next)
 {

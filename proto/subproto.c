@@ -1,0 +1,255 @@
+/* subproto — SUB/UNSUB decoding and the subscription messages (subproto.h).
+ * SUB is read once per subscription: msgpack-c's object tree suffices. */
+#include "subproto.h"
+
+#include <msgpack.h>
+#include <string.h>
+
+#include "fixp.h"
+
+#define fail(err, code, ...) proto_error_set((err), (code), -1, __VA_ARGS__)
+
+static int obj_is(const msgpack_object *o, const char *lit)
+{
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(lit) &&
+           memcmp(o->via.str.ptr, lit, o->via.str.size) == 0;
+}
+
+int subproto_is(const uint8_t *msg, size_t len, const char *type)
+{
+    size_t n = strlen(type);
+    /* fixarray (SUB and UNSUB have 2 or 3 elements), then a fixstr */
+    return len >= 2 + n && (msg[0] & 0xf0) == 0x90 && msg[1] == (0xa0 | n) &&
+           memcmp(msg + 2, type, n) == 0;
+}
+
+/* A symbol: 1-31 bytes (the store checks UTF-8 when trades name it). */
+static int get_sym(const msgpack_object *o, subproto_sym *out, const char *what,
+                   proto_error *err)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
+        o->via.str.size > STORE_SYM_MAX)
+        return fail(err, PROTO_E_BAD_SUB, "%s: each symbol must be a string of 1-%d bytes", what,
+                    STORE_SYM_MAX);
+    memcpy(out->name, o->via.str.ptr, o->via.str.size);
+    out->name[o->via.str.size] = 0;
+    out->len = (uint8_t)o->via.str.size;
+    return 0;
+}
+
+static int dup_of(const subproto_sym *v, uint32_t n, const subproto_sym *s)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (v[i].len == s->len && memcmp(v[i].name, s->name, s->len) == 0)
+            return 1;
+    return 0;
+}
+
+static int get_syms(const msgpack_object *o, subproto_req *r, proto_error *err)
+{
+    if (obj_is(o, "*")) {
+        r->all = 1;
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0)
+        return fail(err, PROTO_E_BAD_SUB, "syms: must be \"*\" or a non-empty list of symbols");
+    if (o->via.array.size > SUBPROTO_MAX_SYMS)
+        return fail(err, PROTO_E_BAD_SUB, "syms: more than %d symbols", SUBPROTO_MAX_SYMS);
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        subproto_sym *s = &r->syms[r->nsyms];
+        if (get_sym(&o->via.array.ptr[i], s, "syms", err) < 0)
+            return -1;
+        if (dup_of(r->syms, r->nsyms, s))
+            return fail(err, PROTO_E_BAD_SUB, "syms: '%s' is named twice", s->name);
+        r->nsyms++;
+    }
+    return 0;
+}
+
+static int get_from(const msgpack_object *o, subproto_req *r, proto_error *err)
+{
+    if (obj_is(o, "now")) {
+        r->from = SUBPROTO_NOW;
+        return 0;
+    }
+    if (obj_is(o, "start")) {
+        r->from = SUBPROTO_START;
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return fail(err, PROTO_E_BAD_SUB,
+                    "from: must be \"now\", \"start\" or a cursor {symbol: position, ...}");
+    if (o->via.map.size > SUBPROTO_MAX_SYMS)
+        return fail(err, PROTO_E_BAD_SUB, "from: more than %d symbols", SUBPROTO_MAX_SYMS);
+    r->from = SUBPROTO_MAP;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        subproto_sym *s = &r->fromv[r->nfrom];
+        if (get_sym(&kv->key, s, "from", err) < 0)
+            return -1;
+        if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return fail(err, PROTO_E_BAD_SUB,
+                        "from: the position of '%s' must be a non-negative integer", s->name);
+        if (dup_of(r->fromv, r->nfrom, s))
+            return fail(err, PROTO_E_BAD_SUB, "from: '%s' is named twice", s->name);
+        s->pos = kv->val.via.u64;
+        r->nfrom++;
+    }
+    return 0;
+}
+
+static int decode_opts(const msgpack_object_map *m, subproto_req *r, proto_error *err)
+{
+    int have_syms = 0;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+        if (obj_is(k, "syms")) {
+            if (get_syms(v, r, err) < 0)
+                return -1;
+            have_syms = 1;
+        } else if (obj_is(k, "from")) {
+            if (get_from(v, r, err) < 0)
+                return -1;
+        } else if (obj_is(k, "gaps")) {
+            if (v->type != MSGPACK_OBJECT_BOOLEAN)
+                return fail(err, PROTO_E_BAD_SUB, "gaps: must be true or false");
+            r->gaps = v->via.boolean;
+        } else if (k->type == MSGPACK_OBJECT_STR) {
+            return fail(err, PROTO_E_BAD_SUB, "unknown key '%.*s' (syms, from, gaps)",
+                        (int)(k->via.str.size > 40 ? 40 : k->via.str.size), k->via.str.ptr);
+        } else {
+            return fail(err, PROTO_E_BAD_SUB, "keys must be strings (syms, from, gaps)");
+        }
+    }
+    if (!have_syms)
+        return fail(err, PROTO_E_BAD_SUB, "syms is required: a list of symbols or \"*\"");
+    if (r->all == 0 && r->from == SUBPROTO_MAP)
+        for (uint32_t i = 0; i < r->nfrom; i++)
+            if (!dup_of(r->syms, r->nsyms, &r->fromv[i]))
+                return fail(err, PROTO_E_BAD_SUB, "from: '%s' is not in syms", r->fromv[i].name);
+    return 0;
+}
+
+/* Unpack msg as [type, id(, map)]; returns the array or NULL with err. */
+static const msgpack_object *unpack(msgpack_unpacked *u, const uint8_t *msg, size_t len,
+                                    uint32_t n, uint64_t *id, proto_error *err, const char *shape)
+{
+    size_t off = 0;
+    *id = 0;
+    if (msgpack_unpack_next(u, (const char *)msg, len, &off) != MSGPACK_UNPACK_SUCCESS) {
+        fail(err, PROTO_E_MALFORMED, "the message is not valid msgpack");
+        return NULL;
+    }
+    const msgpack_object *o = &u->data;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n ||
+        o->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        fail(err, PROTO_E_BAD_MESSAGE, "expected %s with id a non-negative integer", shape);
+        return NULL;
+    }
+    *id = o->via.array.ptr[1].via.u64;
+    return o->via.array.ptr;
+}
+
+int subproto_decode_sub(const uint8_t *msg, size_t len, subproto_req *r, proto_error *err)
+{
+    msgpack_unpacked u;
+    int rc = -1;
+    memset(r, 0, offsetof(subproto_req, syms));
+    r->nfrom = 0;
+    r->gaps = 0;
+    r->from = SUBPROTO_NOW;
+    msgpack_unpacked_init(&u);
+    const msgpack_object *a =
+        unpack(&u, msg, len, 3, &r->id, err, "[\"SUB\", id, {\"syms\": ..., \"from\": ...}]");
+    if (!a)
+        goto cleanup;
+    if (a[2].type != MSGPACK_OBJECT_MAP) {
+        fail(err, PROTO_E_BAD_MESSAGE, "the third element of SUB must be a map");
+        goto cleanup;
+    }
+    rc = decode_opts(&a[2].via.map, r, err);
+cleanup:
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+int subproto_decode_unsub(const uint8_t *msg, size_t len, uint64_t *id, proto_error *err)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    const msgpack_object *a = unpack(&u, msg, len, 2, id, err, "[\"UNSUB\", id]");
+    msgpack_unpacked_destroy(&u);
+    return a ? 0 : -1;
+}
+
+/* ---- encoders ------------------------------------------------------------- */
+
+void subproto_begin_subok(emit *e, uint64_t id)
+{
+    e->array(e, 3);
+    emit_cstr(e, "SUBOK");
+    e->u64(e, id);
+}
+
+void subproto_pos(emit *e, const char *sym, size_t len, uint64_t pos)
+{
+    e->str(e, sym, len);
+    e->u64(e, pos);
+}
+
+void subproto_end(emit *e)
+{
+    e->end(e); /* the map or the trades */
+    e->end(e); /* the message */
+}
+
+void subproto_begin_s(emit *e, uint64_t id, const char *sym, size_t len, const kind *k,
+                      uint64_t next, uint32_t ntrades)
+{
+    e->array(e, 6);
+    emit_cstr(e, "S");
+    e->u64(e, id);
+    e->str(e, sym, len);
+    emit_cstr(e, k->name);
+    e->u64(e, next);
+    e->array(e, ntrades);
+}
+
+void subproto_trade(emit *e, const kind *k, const void *slot)
+{
+    int64_t v[KIND_MAX_FIELDS];
+    char buf[FIXP_STRLEN];
+    k->unpack(slot, v);
+    e->array(e, (uint32_t)k->nfields);
+    for (int i = 0; i < k->nfields; i++) {
+        kind_type t = (kind_type)k->fields[i].type;
+        if (t == KIND_FIX)
+            e->str(e, buf, fixp_format(v[i], buf));
+        else if (t == KIND_SIDE || t == KIND_RIGHT)
+            emit_cstr(e, kind_enum_name(t, v[i]));
+        else if (t == KIND_U64)
+            e->u64(e, (uint64_t)v[i]);
+        else
+            e->i64(e, v[i]);
+    }
+    e->end(e);
+}
+
+void subproto_gap(emit *e, uint64_t id, const char *sym, size_t len, uint64_t from, uint64_t to)
+{
+    e->array(e, 5);
+    emit_cstr(e, "GAP");
+    e->u64(e, id);
+    e->str(e, sym, len);
+    e->u64(e, from);
+    e->u64(e, to);
+    e->end(e);
+}
+
+void subproto_unsubok(emit *e, uint64_t id)
+{
+    e->array(e, 2);
+    emit_cstr(e, "UNSUBOK");
+    e->u64(e, id);
+    e->end(e);
+}
