@@ -1,0 +1,252 @@
+/* test_subproto — SUB/UNSUB decoding (every accepted form, each refusal's
+ * code and message) and the bytes of SUBOK, S, GAP and UNSUBOK. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "subproto.h"
+
+/* Pack a message described by a tiny builder: msgpack-c directly. */
+typedef struct pk {
+    msgpack_sbuffer sb;
+    msgpack_packer p;
+} pk;
+
+static void pk_init(pk *k)
+{
+    msgpack_sbuffer_init(&k->sb);
+    msgpack_packer_init(&k->p, &k->sb, msgpack_sbuffer_write);
+}
+
+static void str(pk *k, const char *s)
+{
+    msgpack_pack_str(&k->p, strlen(s));
+    msgpack_pack_str_body(&k->p, s, strlen(s));
+}
+
+static int decode(pk *k, subproto_req *r, proto_error *err)
+{
+    int rc = subproto_decode_sub((const uint8_t *)k->sb.data, k->sb.size, r, err);
+    msgpack_sbuffer_destroy(&k->sb);
+    return rc;
+}
+
+/* ["SUB", id, {"syms": ..., <then the caller's extra pairs>}] header. */
+static void sub_head(pk *k, uint64_t id, uint32_t pairs)
+{
+    pk_init(k);
+    msgpack_pack_array(&k->p, 3);
+    str(k, "SUB");
+    msgpack_pack_uint64(&k->p, id);
+    msgpack_pack_map(&k->p, pairs);
+}
+
+static void test_star_now(void **state)
+{
+    (void)state;
+    pk k;
+    proto_error err;
+    subproto_req *r = malloc(sizeof *r);
+    sub_head(&k, 7, 1);
+    str(&k, "syms");
+    str(&k, "*");
+    assert_true(subproto_is((const uint8_t *)k.sb.data, k.sb.size, "SUB"));
+    assert_false(subproto_is((const uint8_t *)k.sb.data, k.sb.size, "UNSUB"));
+    assert_int_equal(decode(&k, r, &err), 0);
+    assert_int_equal(r->id, 7);
+    assert_true(r->all);
+    assert_int_equal(r->from, SUBPROTO_NOW);
+    assert_false(r->gaps);
+    free(r);
+}
+
+static void test_list_cursor_gaps(void **state)
+{
+    (void)state;
+    pk k;
+    proto_error err;
+    subproto_req *r = malloc(sizeof *r);
+    sub_head(&k, 1, 3);
+    str(&k, "syms");
+    msgpack_pack_array(&k.p, 2);
+    str(&k, "AAPL");
+    str(&k, "MSFT");
+    str(&k, "from");
+    msgpack_pack_map(&k.p, 1);
+    str(&k, "MSFT");
+    msgpack_pack_uint64(&k.p, 12345678901ULL);
+    str(&k, "gaps");
+    msgpack_pack_true(&k.p);
+    assert_int_equal(decode(&k, r, &err), 0);
+    assert_false(r->all);
+    assert_int_equal(r->nsyms, 2);
+    assert_string_equal(r->syms[1].name, "MSFT");
+    assert_int_equal(r->syms[1].len, 4);
+    assert_int_equal(r->from, SUBPROTO_MAP);
+    assert_int_equal(r->nfrom, 1);
+    assert_string_equal(r->fromv[0].name, "MSFT");
+    assert_int_equal(r->fromv[0].pos, 12345678901ULL);
+    assert_true(r->gaps);
+    sub_head(&k, 2, 2);
+    str(&k, "from");
+    str(&k, "start");
+    str(&k, "syms");
+    str(&k, "*");
+    assert_int_equal(decode(&k, r, &err), 0);
+    assert_int_equal(r->from, SUBPROTO_START);
+    free(r);
+}
+
+/* Each refusal: the code and a message naming what is wrong. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    pk k;
+    proto_error err;
+    subproto_req *r = malloc(sizeof *r);
+
+    sub_head(&k, 3, 1); /* syms: an integer */
+    str(&k, "syms");
+    msgpack_pack_int(&k.p, 5);
+    assert_int_equal(decode(&k, r, &err), -1);
+    assert_int_equal(err.code, PROTO_E_BAD_SUB);
+    assert_int_equal(r->id, 3);
+    assert_non_null(strstr(err.msg, "syms: must be"));
+
+    sub_head(&k, 3, 1); /* a symbol of 32 bytes */
+    str(&k, "syms");
+    msgpack_pack_array(&k.p, 1);
+    str(&k, "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345");
+    assert_int_equal(decode(&k, r, &err), -1);
+    assert_non_null(strstr(err.msg, "1-31 bytes"));
+
+    sub_head(&k, 3, 2); /* from: a negative position */
+    str(&k, "syms");
+    str(&k, "*");
+    str(&k, "from");
+    msgpack_pack_map(&k.p, 1);
+    str(&k, "A");
+    msgpack_pack_int(&k.p, -1);
+    assert_int_equal(decode(&k, r, &err), -1);
+    assert_non_null(strstr(err.msg, "position of 'A' must be a non-negative integer"));
+
+    sub_head(&k, 3, 2); /* from: a word it does not know */
+    str(&k, "syms");
+    str(&k, "*");
+    str(&k, "from");
+    str(&k, "later");
+    assert_int_equal(decode(&k, r, &err), -1);
+    assert_non_null(strstr(err.msg, "from: must be"));
+
+    sub_head(&k, 3, 1); /* no syms */
+    str(&k, "gaps");
+    msgpack_pack_false(&k.p);
+    assert_int_equal(decode(&k, r, &err), -1);
+    assert_non_null(strstr(err.msg, "syms is required"));
+
+    sub_head(&k, 3, 2); /* an unknown key */
+    str(&k, "syms");
+    str(&k, "*");
+    str(&k, "depth");
+    msgpack_pack_int(&k.p, 1);
+    assert_int_equal(decode(&k, r, &err), -1);
+    assert_non_null(strstr(err.msg, "unknown key 'depth'"));
+
+    pk_init(&k); /* the id a string: the message's shape */
+    msgpack_pack_array(&k.p, 3);
+    str(&k, "SUB");
+    str(&k, "x");
+    msgpack_pack_map(&k.p, 0);
+    assert_int_equal(decode(&k, r, &err), -1);
+    assert_int_equal(err.code, PROTO_E_BAD_MESSAGE);
+    assert_int_equal(r->id, 0);
+
+    uint64_t id = 9;
+    const uint8_t junk[] = {0x92, 0xa5, 'U', 'N', 'S', 'U', 'B', 0xc1};
+    assert_int_equal(subproto_decode_unsub(junk, sizeof junk, &id, &err), -1);
+    assert_int_equal(err.code, PROTO_E_MALFORMED);
+    free(r);
+}
+
+static void test_unsub(void **state)
+{
+    (void)state;
+    const uint8_t msg[] = {0x92, 0xa5, 'U', 'N', 'S', 'U', 'B', 0x2a};
+    uint64_t id = 0;
+    proto_error err;
+    assert_true(subproto_is(msg, sizeof msg, "UNSUB"));
+    assert_int_equal(subproto_decode_unsub(msg, sizeof msg, &id, &err), 0);
+    assert_int_equal(id, 42);
+}
+
+/* The encoders' bytes, read back with msgpack-c. */
+static msgpack_object *unpack(msgpack_unpacked *u, const proto_buf *b, size_t *off)
+{
+    assert_int_equal(msgpack_unpack_next(u, b->data, b->len, off), MSGPACK_UNPACK_SUCCESS);
+    return &u->data;
+}
+
+static void test_encoders(void **state)
+{
+    (void)state;
+    proto_buf b = {0};
+    emit e;
+    emit_msgpack_init(&e, &b);
+    subproto_begin_subok(&e, 5);
+    e.map(&e, 1);
+    subproto_pos(&e, "AAPL", 4, 17);
+    subproto_end(&e);
+    int64_t v[KIND_MAX_FIELDS] = {0};
+    v[TRADE_ts] = 1767225600000000000LL;
+    v[TRADE_px] = -3763000000LL; /* -37.63 */
+    v[TRADE_qty] = 150000000;    /* 1.5 */
+    v[TRADE_side] = 1;
+    v[TRADE_id] = 99;
+    _Alignas(8) unsigned char slot[128];
+    kind_trade.pack(slot, v);
+    emit_msgpack_init(&e, &b);
+    subproto_begin_s(&e, 5, "AAPL", 4, &kind_trade, 18, 1);
+    subproto_trade(&e, &kind_trade, slot);
+    subproto_end(&e);
+    emit_msgpack_init(&e, &b);
+    subproto_gap(&e, 5, "AAPL", 4, 2, 10);
+    emit_msgpack_init(&e, &b);
+    subproto_unsubok(&e, 5);
+
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    size_t off = 0;
+    char text[256];
+    const char *want[] = {
+        "[\"SUBOK\", 5, {\"AAPL\"=>17}]",
+        "[\"S\", 5, \"AAPL\", \"trade\", 18, [[1767225600000000000, \"-37.63\", \"1.5\", \"B\", 99]]]",
+        "[\"GAP\", 5, \"AAPL\", 2, 10]",
+        "[\"UNSUBOK\", 5]",
+    };
+    for (int i = 0; i < 4; i++) {
+        msgpack_object *o = unpack(&u, &b, &off);
+        msgpack_object_print_buffer(text, sizeof text, *o);
+        assert_string_equal(text, want[i]);
+    }
+    assert_int_equal(off, b.len);
+    msgpack_unpacked_destroy(&u);
+    proto_buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_star_now),
+        cmocka_unit_test(test_list_cursor_gaps),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_unsub),
+        cmocka_unit_test(test_encoders),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
