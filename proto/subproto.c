@@ -3,6 +3,7 @@
 #include "subproto.h"
 
 #include <msgpack.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fixp.h"
@@ -180,6 +181,142 @@ int subproto_decode_unsub(const uint8_t *msg, size_t len, uint64_t *id, proto_er
     const msgpack_object *a = unpack(&u, msg, len, 2, id, err, "[\"UNSUB\", id]");
     msgpack_unpacked_destroy(&u);
     return a ? 0 : -1;
+}
+
+/* ---- SSE: query parameters and cursor text ------------------------------------ */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decode s[0..n) as a symbol into out. */
+static int sym_text(const char *s, size_t n, subproto_sym *out, proto_error *err)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            if (lo < 0)
+                return fail(err, PROTO_E_BAD_QUERY, "bad percent-encoding in a cursor symbol");
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (len == STORE_SYM_MAX)
+            return fail(err, PROTO_E_BAD_QUERY, "a symbol is longer than %d bytes", STORE_SYM_MAX);
+        out->name[len++] = (char)c;
+    }
+    if (len == 0)
+        return fail(err, PROTO_E_BAD_QUERY, "an empty symbol");
+    out->name[len] = 0;
+    out->len = (uint8_t)len;
+    return 0;
+}
+
+int subproto_cursor_parse(subproto_req *r, const char *s, size_t n, proto_error *err)
+{
+    r->from = SUBPROTO_MAP;
+    r->nfrom = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i, colon = SIZE_MAX;
+        while (j < n && s[j] != ',')
+            if (s[j++] == ':')
+                colon = j - 1;
+        if (colon == SIZE_MAX || colon + 1 == j)
+            return fail(err, PROTO_E_BAD_QUERY, "cursor: expected sym:position[,sym:position...]");
+        if (r->nfrom == SUBPROTO_MAX_SYMS)
+            return fail(err, PROTO_E_BAD_QUERY, "cursor: more than %d symbols", SUBPROTO_MAX_SYMS);
+        subproto_sym *f = &r->fromv[r->nfrom];
+        if (sym_text(s + i, colon - i, f, err) < 0)
+            return -1;
+        uint64_t pos = 0;
+        for (size_t k = colon + 1; k < j; k++) {
+            if (s[k] < '0' || s[k] > '9' || pos > (UINT64_MAX - 9) / 10)
+                return fail(err, PROTO_E_BAD_QUERY,
+                            "cursor: the position of '%s' is not a non-negative integer", f->name);
+            pos = pos * 10 + (uint64_t)(s[k] - '0');
+        }
+        if (dup_of(r->fromv, r->nfrom, f))
+            return fail(err, PROTO_E_BAD_QUERY, "cursor: '%s' is named twice", f->name);
+        f->pos = pos;
+        r->nfrom++;
+        i = j + 1;
+    }
+    return 0;
+}
+
+int subproto_set_param(subproto_req *r, const char *name, size_t nlen, const char *val,
+                       size_t vlen, proto_error *err)
+{
+#define IS(lit) (nlen == sizeof lit - 1 && memcmp(name, lit, nlen) == 0)
+#define VAL(lit) (vlen == sizeof lit - 1 && memcmp(val, lit, vlen) == 0)
+    if (IS("syms")) {
+        if (VAL("*"))
+            return fail(err, PROTO_E_BAD_QUERY,
+                        "parameter 'syms': '*' is for TCP SUB only (an event id must carry the "
+                        "whole cursor); list up to %d symbols", SUBPROTO_SSE_MAX_SYMS);
+        r->nsyms = 0;
+        for (size_t i = 0; i <= vlen;) {
+            size_t j = i;
+            while (j < vlen && val[j] != ',')
+                j++;
+            if (r->nsyms == SUBPROTO_SSE_MAX_SYMS)
+                return fail(err, PROTO_E_BAD_QUERY, "parameter 'syms': more than %d symbols",
+                            SUBPROTO_SSE_MAX_SYMS);
+            subproto_sym *s = &r->syms[r->nsyms];
+            if (j == i || j - i > STORE_SYM_MAX)
+                return fail(err, PROTO_E_BAD_QUERY,
+                            "parameter 'syms': each symbol must be 1-%d bytes, comma-separated",
+                            STORE_SYM_MAX);
+            memcpy(s->name, val + i, j - i);
+            s->name[j - i] = 0;
+            s->len = (uint8_t)(j - i);
+            if (dup_of(r->syms, r->nsyms, s))
+                return fail(err, PROTO_E_BAD_QUERY, "parameter 'syms': '%s' is named twice",
+                            s->name);
+            r->nsyms++;
+            i = j + 1;
+        }
+        return 0;
+    }
+    if (IS("from")) {
+        if (VAL("now"))
+            r->from = SUBPROTO_NOW;
+        else if (VAL("start"))
+            r->from = SUBPROTO_START;
+        else
+            return subproto_cursor_parse(r, val, vlen, err);
+        return 0;
+    }
+    if (IS("gaps")) {
+        if (!VAL("true") && !VAL("false"))
+            return fail(err, PROTO_E_BAD_QUERY, "parameter 'gaps': true or false");
+        r->gaps = VAL("true");
+        return 0;
+    }
+    return fail(err, PROTO_E_BAD_QUERY, "unknown parameter '%.*s' (syms, from, gaps)",
+                (int)(nlen > 40 ? 40 : nlen), name);
+#undef IS
+#undef VAL
+}
+
+int subproto_cursor_append(proto_buf *out, const char *sym, size_t len, uint64_t pos, int first)
+{
+    char buf[STORE_SYM_MAX * 3 + 32];
+    size_t n = 0;
+    if (!first)
+        buf[n++] = ',';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)sym[i];
+        if (c < 0x21 || c == '%' || c == ',' || c == ':')
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%%%02X", c);
+        else
+            buf[n++] = (char)c;
+    }
+    n += (size_t)snprintf(buf + n, sizeof buf - n, ":%llu", (unsigned long long)pos);
+    return proto_buf_append(out, buf, n);
 }
 
 /* ---- encoders ------------------------------------------------------------- */

@@ -57,6 +57,22 @@ int subproto_decode_unsub(const uint8_t *msg, size_t len, uint64_t *id, proto_er
 /* Is "UNSUB" / "SUB" the message's type? (proto_msg_type knows neither) */
 int subproto_is(const uint8_t *msg, size_t len, const char *type);
 
+/* ---- Server-Sent Events (GET /subscribe) ------------------------------------
+ * The cursor as text, an SSE event id: "sym:pos,sym:pos,..." for every
+ * listed symbol, each symbol with '%', ',' and ':' and bytes below 0x21
+ * percent-encoded. A list of at most SUBPROTO_SSE_MAX_SYMS keeps it short
+ * enough for a Last-Event-ID header; "*" is TCP SUB only. */
+#define SUBPROTO_SSE_MAX_SYMS 32
+#define SUBPROTO_CURSOR_TEXT_MAX 4096
+/* A query parameter: syms (comma-separated), from (now | start | cursor
+ * text), gaps (true | false). 0, or -1 with err (BAD_QUERY naming it). */
+int subproto_set_param(subproto_req *r, const char *name, size_t nlen, const char *val,
+                       size_t vlen, proto_error *err);
+/* Parse cursor text into r->fromv (from = SUBPROTO_MAP). 0, or -1 with err. */
+int subproto_cursor_parse(subproto_req *r, const char *s, size_t n, proto_error *err);
+/* Append one "sym:pos" (with a ',' before it unless first). 0 or -1 (memory). */
+int subproto_cursor_append(proto_buf *out, const char *sym, size_t len, uint64_t pos, int first);
+
 /* Encoders: append to out through e (emit_msgpack_init(e, out)). */
 /* SUBOK: then e->map(e, n), n subproto_pos, subproto_end. */
 void subproto_begin_subok(emit *e, uint64_t id);

@@ -367,6 +367,15 @@ void sub_emit_cursor(sub *s, emit *e)
     subproto_end(e);
 }
 
+int sub_cursor_text(const sub *s, proto_buf *out)
+{
+    assert(!s->all && "a '*' cursor is a map: sub_emit_cursor");
+    for (uint32_t i = 0; i < s->nslot; i++)
+        if (subproto_cursor_append(out, s->names[i].name, s->names[i].len, s->pos[i], i == 0) < 0)
+            return -1;
+    return 0;
+}
+
 static void collect(void *ctx, const kind *k, const void *slot)
 {
     unsigned char **p = ctx;
@@ -396,8 +405,9 @@ int sub_fill(sub *s, proto_buf *out, size_t want, proto_error *err)
                                 (unsigned long long)sp.first, (unsigned long long)sp.first);
                 return -1;
             }
-            s->enc->gap(s, out, sp.name, sp.len, s->pos[i], sp.first);
-            s->pos[i] = sp.first;
+            uint64_t from = s->pos[i];
+            s->pos[i] = sp.first; /* before the encoder: it may write the cursor */
+            s->enc->gap(s, out, sp.name, sp.len, from, sp.first);
         }
         uint64_t next = STORE_CURSOR_END;
         unsigned char *p = h->scratch;
@@ -408,11 +418,11 @@ int sub_fill(sub *s, proto_buf *out, size_t want, proto_error *err)
         if (next == STORE_CURSOR_END || next > sp.end)
             next = sp.end;
         uint32_t n = (uint32_t)((size_t)(p - h->scratch) / sp.kind->size);
+        s->pos[i] = next;
         if (n) {
             s->enc->chunk(s, out, sp.name, sp.len, sp.kind, h->scratch, n, next);
             h->trades_total += n;
         }
-        s->pos[i] = next;
         if (next < sp.end) /* more: back of the queue, round robin */
             s->q[(s->qhead + s->qlen++) % s->nslot] = i;
         else

@@ -52,6 +52,10 @@ sub *sub_open(server *srv, const subproto_req *r, const sub_enc *enc, void (*kic
 /* The start positions of every covered symbol that holds trades, as a
  * map {sym: pos}, closing the message (after subproto_begin_subok). */
 void sub_emit_cursor(sub *s, emit *e);
+/* A symbol list's cursor as text (subproto.h): every listed symbol with
+ * its position now (an encoder's call sees the position after its
+ * trades). 0 or -1 (memory). */
+int sub_cursor_text(const sub *s, proto_buf *out);
 /* Encode pending trades into out until it holds `want` bytes or nothing is
  * pending. 1: more is pending; 0: nothing is; -1: a position retention
  * passed without gaps (err: CURSOR_GONE; the subscription is spent). */
