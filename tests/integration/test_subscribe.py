@@ -328,6 +328,48 @@ def test_subscribe_perm():
         assert c.recv() == ["SUBOK", 1, {}]
 
 
+def test_python_client_subscribe():
+    import slotd
+    n, nsym = 6 * BATCH, 3
+    trades = [trade(i, nsym) for i in range(n)]
+    with Slotd() as s:
+        send_all(s.tcp_port, "feed", trades[:n // 2])
+        seen = []
+        with slotd.Client(port=s.tcp_port) as c:
+            sub = c.subscribe(["S00", "S01"], from_="start")
+            for t in sub:
+                seen.append(t)
+                if len(seen) == 1500:
+                    break
+            cursor = dict(sub.cursor)
+        assert all(t["pos"] is not None for t in seen)
+        t = seen[0]
+        assert t == {"sym": "S00", "kind": "trade", "ts": T0, "px": "100", "qty": "0.5",
+                     "side": "S", "id": 0, "pos": 0}, t
+        send_all(s.tcp_port, "feed", trades)  # resumes at seq n/2/BATCH + 1
+        want = [t for t in trades if t[0] in ("S00", "S01")]
+        with slotd.Client(port=s.tcp_port) as c:
+            sub = c.subscribe(["S00", "S01"], from_=cursor)
+            for t in sub:
+                seen.append(t)
+                if len(seen) == len(want):
+                    break
+            sub.close()
+            got = sorted((t["sym"], t["pos"], t["id"]) for t in seen)
+            assert [g[2] for g in got] == [t[5] for t in sorted(want)], "exactly once, in order"
+            assert len(set((g[0], g[1]) for g in got)) == len(want)
+            assert got[-1][:2] == ("S01", n // nsym - 1)
+            try:
+                c.subscribe("*", from_="yesterday")
+                raise AssertionError("accepted a bad from_")
+            except slotd.SubscribeError as e:
+                assert e.code == "BAD_SUB" and "from: must be" in e.message, e
+            everything = c.subscribe("*", from_="start")
+            ids = [t["id"] for _, t in zip(range(n), everything)]
+            assert sorted(ids) == list(range(n))
+            everything.close()
+
+
 if __name__ == "__main__":
     r = Results()
     r.run(test_bad_inputs)
@@ -336,4 +378,5 @@ if __name__ == "__main__":
     r.run(test_resume_after_sigkill_exactly_once)
     r.run(test_never_reading_subscriber_is_dropped)
     r.run(test_retention_gone_and_gap)
+    r.run(test_python_client_subscribe)
     r.finish()
