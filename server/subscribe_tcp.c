@@ -9,6 +9,7 @@
  * means the peer is not reading: the subscriber is dropped (counted
  * "stalled"; it cannot be told why, it reads nothing) and ingest goes on.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,8 +166,10 @@ void sub_tcp_dispatch(conn *c, const uint8_t *msg, size_t len, int is_unsub)
     emit_msgpack_init(&e, &o->reply);
     subproto_begin_subok(&e, r->id);
     sub_emit_cursor(t->s, &e);
-    log_info("subscribe peer=%s client=%s id=%llu syms=%s%u", c->peer, c->client_log,
-             (unsigned long long)r->id, r->all ? "* " : "", r->all ? 0 : r->nsyms);
+    char n[16];
+    snprintf(n, sizeof n, "%u", r->nsyms);
+    log_info("subscribe peer=%s client=%s id=%llu syms=%s", c->peer, c->client_log,
+             (unsigned long long)r->id, r->all ? "*" : n);
     free(r);
     o->sub_start = t;
     op_finish(o);
