@@ -112,7 +112,7 @@ run_once() {
        "journal $([ "$journal" = 1 ] && echo "on ($workdir/data)" || echo off)" >&2
   local out="$workdir/report.txt" rc=0 mode=() sub_pid=""
   if [ -n "$sub" ]; then
-    python3 load/subreader.py --port "$tcp_port" --spec "$sub" >"$workdir/sub.out" &
+    "${PYTHON:-/usr/bin/python3}" load/subreader.py --port "$tcp_port" --spec "$sub" >"$workdir/sub.out" &
     sub_pid=$!
     until grep -q ready "$workdir/sub.out" 2>/dev/null; do
       kill -0 "$sub_pid" 2>/dev/null || { echo "bench.sh: subreader failed" >&2; return 1; }

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """subreader — subscribers for load/subbench.sh: open subscriptions on a
 slotd and read (and drop) everything pushed, as fast as the socket gives it.
 

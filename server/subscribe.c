@@ -34,6 +34,7 @@ typedef struct sub_refs {
 
 typedef struct sub_hub {
     sub *head;                  /* every open subscription */
+    sub *all_head;              /* the "*" ones (all_next): every commit marks them */
     sub_refs *byid;             /* store id -> list subscriptions bound to it */
     uint32_t byid_cap;
     uint32_t seen;              /* ids below this were offered to unbound slots */
@@ -46,7 +47,7 @@ typedef struct sub_hub {
 
 struct sub {
     server *srv;
-    sub *prev, *next, *kick_next;
+    sub *prev, *next, *kick_next, *all_next;
     int kicked;
     uint64_t id;
     int all, gaps;
@@ -236,6 +237,23 @@ static int open_all(sub *s, const subproto_req *r)
     return 0;
 }
 
+/* The id of a symbol the store holds (trades or not: retention may have
+ * emptied it), UINT32_MAX if none. */
+static uint32_t find_id(store *st, const subproto_sym *y)
+{
+    store_symbol_info si;
+    if (!store_symbol_kind(st, y->name, y->len))
+        return UINT32_MAX;
+    if (store_symbol(st, y->name, y->len, &si) == STORE_OK)
+        return si.id;
+    store_span sp; /* emptied, or fresh: rare, a walk over the ids */
+    for (uint32_t id = 0, lim = store_id_limit(st); id < lim; id++)
+        if (store_symbol_span(st, id, &sp) == STORE_OK && sp.len == y->len &&
+            memcmp(sp.name, y->name, sp.len) == 0)
+            return id;
+    return UINT32_MAX;
+}
+
 static int open_list(sub *s, const subproto_req *r)
 {
     sub_hub *h = s->srv->subs;
@@ -249,37 +267,31 @@ static int open_list(sub *s, const subproto_req *r)
         return -1;
     memcpy(s->names, r->syms, n * sizeof *s->names);
     s->nslot = n;
-    for (uint32_t i = 0; i < n; i++) {
-        store_span sp;
+    for (uint32_t i = 0; i < n; i++) /* all unbound until bound: sub_close can undo any prefix */
         s->sid[i] = UINT32_MAX;
-        uint32_t id;
-        const kind *k = store_symbol_kind(s->srv->store, r->syms[i].name, r->syms[i].len);
-        store_symbol_info si;
-        /* An existing symbol (trades or not: retention may have emptied it). */
-        if (!k || store_symbol(s->srv->store, r->syms[i].name, r->syms[i].len, &si) != STORE_OK) {
-            id = UINT32_MAX;
-            for (uint32_t j = 0, lim = store_id_limit(s->srv->store); k && j < lim; j++)
-                if (store_symbol_span(s->srv->store, j, &sp) == STORE_OK &&
-                    sp.len == r->syms[i].len && memcmp(sp.name, r->syms[i].name, sp.len) == 0)
-                    id = j;
-        } else {
-            id = si.id;
-        }
-        if (id == UINT32_MAX) { /* not there yet: starts at 0 when it is */
-            const subproto_sym *f = find(r->fromv, r->nfrom, r->syms[i].name, r->syms[i].len);
+    h->unbound += n;
+    for (uint32_t i = 0; i < n; i++) {
+        const subproto_sym *y = &r->syms[i];
+        store_span sp;
+        uint32_t id = find_id(s->srv->store, y);
+        if (id == UINT32_MAX || store_symbol_span(s->srv->store, id, &sp) != STORE_OK ||
+            sp.end == 0) {
+            /* Not there, or only created by a batch not committed yet (which
+             * may still be released): bound by the commit that stores its
+             * first trade (bind_new looks at ids from h->seen on). */
+            const subproto_sym *f = find(r->fromv, r->nfrom, y->name, y->len);
             s->pos[i] = r->from == SUBPROTO_MAP && f ? f->pos : 0;
-            h->unbound++;
+            if (id != UINT32_MAX && id < h->seen)
+                h->seen = id;
             continue;
         }
         if (bind_slot(h, s, i, id) < 0)
             return -1;
-        store_symbol_span(s->srv->store, id, &sp);
+        h->unbound--;
         s->pos[i] = start_pos(r, &sp);
         if (s->pos[i] < sp.end || s->pos[i] < sp.first)
             mark(s, i);
     }
-    if (h->unbound && h->seen > store_id_limit(s->srv->store))
-        h->seen = store_id_limit(s->srv->store);
     return 0;
 }
 
@@ -303,6 +315,10 @@ sub *sub_open(server *srv, const subproto_req *r, const sub_enc *enc, void (*kic
     if (h->head)
         h->head->prev = s;
     h->head = s;
+    if (s->all) {
+        s->all_next = h->all_head;
+        h->all_head = s;
+    }
     srv->nsubs++;
     if ((r->all ? open_all(s, r) : open_list(s, r)) < 0) {
         sub_close(s, SUB_NDROPS);
@@ -326,6 +342,11 @@ void sub_close(sub *s, int why)
         h->head = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    for (sub **p = &h->all_head; s->all && *p; p = &(*p)->all_next)
+        if (*p == s) {
+            *p = s->all_next;
+            break;
+        }
     if (s->kicked) /* out of the kick list */
         for (sub **p = &h->kick_head; *p; p = &(*p)->kick_next)
             if (*p == s) {
@@ -439,8 +460,8 @@ static void note_id(void *ctx, uint32_t id)
     sub_hub *h = srv->subs;
     if (id >= h->seen && h->unbound)
         bind_new(srv);
-    for (sub *s = h->head; s; s = s->next)
-        if (s->all && (id < s->nslot || grow(s, id + 1) == 0))
+    for (sub *s = h->all_head; s; s = s->all_next)
+        if (id < s->nslot || grow(s, id + 1) == 0)
             mark(s, id);
     if (id < h->byid_cap)
         for (uint32_t j = 0; j < h->byid[id].n; j++)
