@@ -233,10 +233,11 @@ int subproto_cursor_parse(subproto_req *r, const char *s, size_t n, proto_error 
             return -1;
         uint64_t pos = 0;
         for (size_t k = colon + 1; k < j; k++) {
-            if (s[k] < '0' || s[k] > '9' || pos > (UINT64_MAX - 9) / 10)
+            uint64_t d = (uint64_t)(s[k] - '0');
+            if (s[k] < '0' || s[k] > '9' || pos > UINT64_MAX / 10 || pos * 10 > UINT64_MAX - d)
                 return fail(err, PROTO_E_BAD_QUERY,
                             "cursor: the position of '%s' is not a non-negative integer", f->name);
-            pos = pos * 10 + (uint64_t)(s[k] - '0');
+            pos = pos * 10 + d;
         }
         if (dup_of(r->fromv, r->nfrom, f))
             return fail(err, PROTO_E_BAD_QUERY, "cursor: '%s' is named twice", f->name);

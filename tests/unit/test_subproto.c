@@ -239,6 +239,61 @@ static void test_encoders(void **state)
     proto_buf_free(&b);
 }
 
+/* SSE: query parameters, and cursor text out and back in (escaping). */
+static void test_sse_cursor_text(void **state)
+{
+    (void)state;
+    proto_error err;
+    subproto_req *r = calloc(1, sizeof *r);
+    proto_buf b = {0};
+    assert_int_equal(subproto_cursor_append(&b, "AAPL", 4, 41, 1), 0);
+    assert_int_equal(subproto_cursor_append(&b, "A,B:C%", 6, 0, 0), 0);
+    assert_int_equal(subproto_cursor_append(&b, "X Y", 3, 18446744073709551615ULL, 0), 0);
+    assert_int_equal(b.len, strlen("AAPL:41,A%2CB%3AC%25:0,X%20Y:18446744073709551615"));
+    assert_memory_equal(b.data, "AAPL:41,A%2CB%3AC%25:0,X%20Y:18446744073709551615", b.len);
+    assert_int_equal(subproto_cursor_parse(r, b.data, b.len, &err), 0);
+    assert_int_equal(r->from, SUBPROTO_MAP);
+    assert_int_equal(r->nfrom, 3);
+    assert_string_equal(r->fromv[1].name, "A,B:C%");
+    assert_int_equal(r->fromv[0].pos, 41);
+    assert_int_equal(r->fromv[2].pos, 18446744073709551615ULL);
+    proto_buf_free(&b);
+
+    const struct {
+        const char *text, *msg;
+    } bad[] = {
+        {"AAPL", "expected sym:position"},
+        {"AAPL:", "expected sym:position"},
+        {"AAPL:1x", "position of 'AAPL' is not a non-negative integer"},
+        {"AAPL:18446744073709551616", "not a non-negative integer"},
+        {":1", "an empty symbol"},
+        {"A%4:1", "bad percent-encoding"},
+        {"A:1,A:2", "'A' is named twice"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(subproto_cursor_parse(r, bad[i].text, strlen(bad[i].text), &err), -1);
+        assert_int_equal(err.code, PROTO_E_BAD_QUERY);
+        assert_non_null(strstr(err.msg, bad[i].msg));
+    }
+
+    memset(r, 0, sizeof *r);
+    assert_int_equal(subproto_set_param(r, "syms", 4, "AAPL,MSFT", 9, &err), 0);
+    assert_int_equal(r->nsyms, 2);
+    assert_string_equal(r->syms[1].name, "MSFT");
+    assert_int_equal(subproto_set_param(r, "from", 4, "start", 5, &err), 0);
+    assert_int_equal(r->from, SUBPROTO_START);
+    assert_int_equal(subproto_set_param(r, "gaps", 4, "true", 4, &err), 0);
+    assert_true(r->gaps);
+    assert_int_equal(subproto_set_param(r, "syms", 4, "*", 1, &err), -1);
+    assert_non_null(strstr(err.msg, "TCP SUB only"));
+    assert_int_equal(subproto_set_param(r, "syms", 4, "A,,B", 4, &err), -1);
+    assert_non_null(strstr(err.msg, "1-31 bytes"));
+    assert_int_equal(subproto_set_param(r, "gaps", 4, "1", 1, &err), -1);
+    assert_int_equal(subproto_set_param(r, "limit", 5, "1", 1, &err), -1);
+    assert_non_null(strstr(err.msg, "unknown parameter 'limit'"));
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +302,7 @@ int main(void)
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_unsub),
         cmocka_unit_test(test_encoders),
+        cmocka_unit_test(test_sse_cursor_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
