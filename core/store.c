@@ -199,6 +199,7 @@ int store__create(store *s, const store_key *key, uint32_t h, uint32_t pos, uint
     memset(p, 0, sizeof *p);
     p->kind = kid;
     *store__first(s, *id) = 0;
+    *store__end(s, *id) = 0;
     *store__cfront(s, *id) = NULL;
     s->blocks[*id >> STORE__BLOCK_SHIFT]->keys[*id & (STORE__BLOCK - 1)] = *key;
     s->table[pos] = (store_tabent){key->w[0], h,

@@ -751,6 +751,7 @@ void store_batch_commit(store *s, store_batch *b)
         const trade *t = kind_trade_of(e + 1);
         int64_t ts = (int64_t)t->ts;
         store__append(s, e->pid, p, l, e + 1, ts);
+        ++*store__end(s, e->pid);
         newest = ts > newest ? ts : newest;
         if (p->agg.count == 0) {
             s->visible++;

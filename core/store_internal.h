@@ -114,6 +114,11 @@ typedef struct store_block {
     part parts[STORE__BLOCK];
     store_key keys[STORE__BLOCK];
     uint64_t first[STORE__BLOCK];
+    /* end[i]: one past the absolute index of partition i's last record
+     * (its arrivals): first[i] + the chain's counts, kept by commit and
+     * restore so that readers at the tail (subscriptions) find it, and the
+     * tail page (at end - tail->count), without walking the chain. */
+    uint64_t end[STORE__BLOCK];
     /* Compaction's frontier (store_compact.c): the last page of partition
      * i that compaction has dealt with (compacted, or left wide); the pages
      * after it up to the tail are sealed and wide. NULL: none yet, start
@@ -214,6 +219,11 @@ static inline part *store__part(const store *s, uint32_t id)
 static inline uint64_t *store__first(const store *s, uint32_t id)
 {
     return &s->blocks[id >> STORE__BLOCK_SHIFT]->first[id & (STORE__BLOCK - 1)];
+}
+
+static inline uint64_t *store__end(const store *s, uint32_t id)
+{
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->end[id & (STORE__BLOCK - 1)];
 }
 
 static inline slab_page **store__cfront(const store *s, uint32_t id)

@@ -1,6 +1,7 @@
 /* store_query — the store's bounded queries: per-symbol stats, range
  * scans, OHLCV bars, top-N, store stats. Read-only over the partitions
  * and pages store.c builds (store_internal.h); see store.h for contracts. */
+#include <assert.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -46,9 +47,14 @@ int store_symbol_span(const store *s, uint32_t id, store_span *out)
         return STORE_ENOTFOUND;
     const part *p = store__part(s, id);
     const unsigned char *key = (const unsigned char *)store__key_at(s, id)->w;
-    out->first = out->end = *store__first(s, id);
+    out->first = *store__first(s, id);
+    out->end = *store__end(s, id);
+#ifndef NDEBUG
+    uint64_t n = out->first;
     for (const slab_page *pg = p->head; pg; pg = pg->next)
-        out->end += pg->count;
+        n += pg->count;
+    assert(n == out->end && "store_internal.h: end = first + the chain's counts");
+#endif
     out->len = key[0];
     memcpy(out->name, key + 1, key[0]);
     out->name[key[0]] = 0;
@@ -74,7 +80,12 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
     uint64_t base = *store__first(s, id), examined = 0; /* absolute index of pg's slot 0 */
     uint32_t matched = 0;
     _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
-    for (const slab_page *pg = p->head; pg; base += pg->count, pg = pg->next) {
+    const slab_page *pg = p->head;
+    if (p->tail && cursor >= *store__end(s, id) - p->tail->count) { /* a reader at the tail */
+        pg = p->tail;
+        base = *store__end(s, id) - p->tail->count;
+    }
+    for (; pg; base += pg->count, pg = pg->next) {
         if (base + pg->count <= cursor || pg->max_ts < from || pg->min_ts >= to)
             continue; /* before the cursor, or outside the range: not read */
         uint32_t i = cursor > base ? (uint32_t)(cursor - base) : 0;
