@@ -29,9 +29,10 @@ for syms, name in subs:
     s.sendall(msgpack.packb(["HELLO", {"client": name}]) +
               msgpack.packb(["SUB", 1, {"syms": syms, "from": "now"}]))
     u = msgpack.Unpacker(raw=False)
+    msgs = []
     while True:
         u.feed(s.recv(65536))
-        msgs = list(u)
+        msgs += list(u)
         if len(msgs) >= 2:
             assert msgs[0][0] == "WELCOME" and msgs[1][0] == "SUBOK", msgs
             break

@@ -4,6 +4,7 @@
 
 #include <msgpack.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fixp.h"
@@ -371,6 +372,119 @@ void subproto_trade(emit *e, const kind *k, const void *slot)
             e->i64(e, v[i]);
     }
     e->end(e);
+}
+
+/* ---- the S fast path: msgpack written by hand ---------------------------------- */
+
+static int reserve(proto_buf *b, size_t n)
+{
+    if (b->cap - b->len >= n)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < n)
+        cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (!d)
+        return -1;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+static unsigned char *put_be(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+    return p + bytes;
+}
+
+static unsigned char *put_uint(unsigned char *p, uint64_t v)
+{
+    if (v < 128) {
+        *p++ = (unsigned char)v;
+        return p;
+    }
+    int bytes = v <= 0xff ? 1 : v <= 0xffff ? 2 : v <= 0xffffffffu ? 4 : 8;
+    *p++ = bytes == 1 ? 0xcc : bytes == 2 ? 0xcd : bytes == 4 ? 0xce : 0xcf;
+    return put_be(p, v, bytes);
+}
+
+static unsigned char *put_int(unsigned char *p, int64_t v)
+{
+    if (v >= 0)
+        return put_uint(p, (uint64_t)v);
+    if (v >= -32) {
+        *p++ = (unsigned char)(int8_t)v;
+        return p;
+    }
+    *p++ = 0xd3;
+    return put_be(p, (uint64_t)v, 8);
+}
+
+/* A str header for n (< 2^32) bytes. */
+static unsigned char *put_strhead(unsigned char *p, size_t n)
+{
+    if (n < 32) {
+        *p++ = (unsigned char)(0xa0 | n);
+        return p;
+    }
+    if (n <= 0xff) {
+        *p++ = 0xd9;
+        return put_be(p, n, 1);
+    }
+    *p++ = n <= 0xffff ? 0xda : 0xdb;
+    return put_be(p, n, n <= 0xffff ? 2 : 4);
+}
+
+static unsigned char *put_str(unsigned char *p, const char *s, size_t n)
+{
+    p = put_strhead(p, n);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+int subproto_pack_s(proto_buf *out, uint64_t id, const char *sym, size_t len, const kind *k,
+                    uint64_t next, const unsigned char *slots, uint32_t n)
+{
+    /* Worst case: a value is at most 1 + FIXP_STRLEN bytes; a trade adds
+     * its array header; the message header is under 100 bytes. */
+    size_t per = 1 + (size_t)k->nfields * (1 + FIXP_STRLEN);
+    if (reserve(out, 128 + len + (size_t)n * per) < 0)
+        return -1;
+    unsigned char *p = (unsigned char *)out->data + out->len;
+    *p++ = 0x96;
+    p = put_str(p, "S", 1);
+    p = put_uint(p, id);
+    p = put_str(p, sym, len);
+    p = put_str(p, k->name, strlen(k->name));
+    p = put_uint(p, next);
+    if (n < 16) {
+        *p++ = (unsigned char)(0x90 | n);
+    } else {
+        *p++ = n <= 0xffff ? 0xdc : 0xdd;
+        p = put_be(p, n, n <= 0xffff ? 2 : 4);
+    }
+    int64_t v[KIND_MAX_FIELDS];
+    for (uint32_t t = 0; t < n; t++) {
+        k->unpack(slots + (size_t)t * k->size, v);
+        *p++ = (unsigned char)(0x90 | k->nfields);
+        for (int i = 0; i < k->nfields; i++) {
+            kind_type ty = (kind_type)k->fields[i].type;
+            if (ty == KIND_FIX) {
+                char buf[FIXP_STRLEN];
+                p = put_str(p, buf, fixp_format(v[i], buf));
+            } else if (ty == KIND_SIDE || ty == KIND_RIGHT) {
+                const char *name = kind_enum_name(ty, v[i]);
+                p = put_str(p, name, strlen(name));
+            } else if (ty == KIND_U64) {
+                p = put_uint(p, (uint64_t)v[i]);
+            } else {
+                p = put_int(p, v[i]);
+            }
+        }
+    }
+    out->len = (size_t)((char *)p - out->data);
+    return 0;
 }
 
 void subproto_gap(emit *e, uint64_t id, const char *sym, size_t len, uint64_t from, uint64_t to)

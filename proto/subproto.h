@@ -81,6 +81,11 @@ void subproto_end(emit *e); /* closes the map of SUBOK or the trades of S, then 
 void subproto_begin_s(emit *e, uint64_t id, const char *sym, size_t len, const kind *k,
                       uint64_t next, uint32_t ntrades);        /* then ntrades subproto_trade */
 void subproto_trade(emit *e, const kind *k, const void *slot);
+/* The same S message (begin_s, n trades, end) in one call, written
+ * straight into out: the push hot path (about 4x fewer cycles a trade than
+ * through an emitter). 0, or -1 when memory ran out (out unchanged). */
+int subproto_pack_s(proto_buf *out, uint64_t id, const char *sym, size_t len, const kind *k,
+                    uint64_t next, const unsigned char *slots, uint32_t n);
 void subproto_gap(emit *e, uint64_t id, const char *sym, size_t len, uint64_t from, uint64_t to);
 void subproto_unsubok(emit *e, uint64_t id);
 

@@ -39,8 +39,8 @@ static void sse_id(sub *s, proto_buf *out)
     proto_buf_append(out, "\n", 1);
 }
 
-static void sse_chunk(sub *s, proto_buf *out, const char *sym, size_t len, const kind *k,
-                      const unsigned char *slots, uint32_t n, uint64_t next)
+static int sse_chunk(sub *s, proto_buf *out, const char *sym, size_t len, const kind *k,
+                     const unsigned char *slots, uint32_t n, uint64_t next)
 {
     emit e;
     uint32_t nkeys = query_record_keys(k);
@@ -60,7 +60,7 @@ static void sse_chunk(sub *s, proto_buf *out, const char *sym, size_t len, const
         query_emit_trade(&e, NULL, k, slots + (size_t)i * k->size, nkeys);
     e.end(&e);
     e.end(&e);
-    proto_buf_append(out, "\n\n", 2);
+    return e.err || proto_buf_append(out, "\n\n", 2) < 0 ? -1 : 0;
 }
 
 static void sse_gap(sub *s, proto_buf *out, const char *sym, size_t len, uint64_t from,
@@ -114,7 +114,7 @@ static int sse_next(void *ctx, proto_buf *buf, int *done)
         emit_cstr(&e, err.msg);
         e.end(&e);
         proto_buf_append(buf, "\n\n", 2);
-        sub_close(x->s, SUB_DROP_GONE);
+        sub_close(x->s, err.code == PROTO_E_CURSOR_GONE ? SUB_DROP_GONE : SUB_DROP_STALLED);
         x->s = NULL;
         x->ended = 1;
         *done = 1;

@@ -440,10 +440,12 @@ int sub_fill(sub *s, proto_buf *out, size_t want, proto_error *err)
             next = sp.end;
         uint32_t n = (uint32_t)((size_t)(p - h->scratch) / sp.kind->size);
         s->pos[i] = next;
-        if (n) {
-            s->enc->chunk(s, out, sp.name, sp.len, sp.kind, h->scratch, n, next);
-            h->trades_total += n;
+        if (n && s->enc->chunk(s, out, sp.name, sp.len, sp.kind, h->scratch, n, next) < 0) {
+            proto_error_set(err, PROTO_E_SLOW_SUBSCRIBER, -1,
+                            "out of memory encoding pushes; resubscribe from your cursor");
+            return -1;
         }
+        h->trades_total += n;
         if (next < sp.end) /* more: back of the queue, round robin */
             s->q[(s->qhead + s->qlen++) % s->nslot] = i;
         else

@@ -32,9 +32,10 @@ typedef struct sub sub;
 /* How a subscription's output is encoded (TCP msgpack, SSE text). */
 typedef struct sub_enc {
     /* n trades of sym (kind k, packed slots k->size apart); next = the
-     * resume position after them. */
-    void (*chunk)(sub *s, proto_buf *out, const char *sym, size_t len, const kind *k,
-                  const unsigned char *slots, uint32_t n, uint64_t next);
+     * resume position after them. 0, or -1: out of memory (nothing of it
+     * may count as sent: the subscription ends). */
+    int (*chunk)(sub *s, proto_buf *out, const char *sym, size_t len, const kind *k,
+                 const unsigned char *slots, uint32_t n, uint64_t next);
     void (*gap)(sub *s, proto_buf *out, const char *sym, size_t len, uint64_t from, uint64_t to);
 } sub_enc;
 
@@ -58,7 +59,8 @@ void sub_emit_cursor(sub *s, emit *e);
 int sub_cursor_text(const sub *s, proto_buf *out);
 /* Encode pending trades into out until it holds `want` bytes or nothing is
  * pending. 1: more is pending; 0: nothing is; -1: a position retention
- * passed without gaps (err: CURSOR_GONE; the subscription is spent). */
+ * passed without gaps (err: CURSOR_GONE), or no memory to encode (err:
+ * SLOW_SUBSCRIBER); the subscription is spent either way. */
 int sub_fill(sub *s, proto_buf *out, size_t want, proto_error *err);
 /* End it; `why` is counted in slotd_subscriber_drops_total unless
  * SUB_NDROPS (an UNSUB, or its owner went away by itself). */

@@ -26,15 +26,10 @@ typedef struct sub_tcp {
     int live; /* SUBOK is out */
 } sub_tcp;
 
-static void tcp_chunk(sub *s, proto_buf *out, const char *sym, size_t len, const kind *k,
-                      const unsigned char *slots, uint32_t n, uint64_t next)
+static int tcp_chunk(sub *s, proto_buf *out, const char *sym, size_t len, const kind *k,
+                     const unsigned char *slots, uint32_t n, uint64_t next)
 {
-    emit e;
-    emit_msgpack_init(&e, out);
-    subproto_begin_s(&e, sub_id(s), sym, len, k, next, n);
-    for (uint32_t i = 0; i < n; i++)
-        subproto_trade(&e, k, slots + (size_t)i * k->size);
-    subproto_end(&e);
+    return subproto_pack_s(out, sub_id(s), sym, len, k, next, slots, n);
 }
 
 static void tcp_gap(sub *s, proto_buf *out, const char *sym, size_t len, uint64_t from,
@@ -195,12 +190,14 @@ void sub_tcp_fill(conn *c)
         if (!t->live)
             continue;
         if (sub_fill(t->s, out, SUB_PIECE, &err) < 0) {
+            int why = err.code == PROTO_E_CURSOR_GONE ? SUB_DROP_GONE : SUB_DROP_STALLED;
             c->ing->srv->metrics.errors_total[err.code]++;
-            log_warn("subscriber_dropped peer=%s client=%s id=%llu reason=gone", c->peer,
-                     c->client_log, (unsigned long long)sub_id(t->s));
+            log_warn("subscriber_dropped peer=%s client=%s id=%llu reason=%s msg=\"%s\"", c->peer,
+                     c->client_log, (unsigned long long)sub_id(t->s), sub_drop_names[why],
+                     err.msg);
             if (proto_pack_err(out, sub_id(t->s), &err) != 0)
                 c->close_after_flush = 1;
-            drop(c, i, SUB_DROP_GONE);
+            drop(c, i, why);
             k--; /* slot i holds another subscription now */
         }
     }

@@ -239,6 +239,57 @@ static void test_encoders(void **state)
     proto_buf_free(&b);
 }
 
+/* subproto_pack_s writes what the emitter path writes, value for value,
+ * for both kinds over random values (negative prices, large ids, every
+ * side and right, long runs). */
+static void test_pack_s_matches_emitter(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    const kind *kinds[] = {&kind_trade, &kind_option_trade};
+    for (int round = 0; round < 200; round++) {
+        const kind *k = kinds[round % 2];
+        uint32_t n = (uint32_t)(round % 40) * 3 + 1;
+        _Alignas(8) unsigned char *slots = malloc((size_t)n * k->size);
+        for (uint32_t t = 0; t < n; t++) {
+            int64_t v[KIND_MAX_FIELDS] = {0};
+            for (int i = 0; i < k->nfields; i++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                kind_type ty = (kind_type)k->fields[i].type;
+                v[i] = ty == KIND_FIX ? (int64_t)(x % 2000000000000ULL) - 1000000000000LL
+                       : ty == KIND_SIDE ? (int64_t)(x % 3)
+                       : ty == KIND_RIGHT ? (int64_t)(x % 2)
+                       : ty == KIND_U64 ? (int64_t)(x >> (x % 64))
+                                        : (int64_t)(x >> 2 >> (x % 60));
+                if (i == 2) /* qty >= 0 */
+                    v[i] = v[i] < 0 ? -v[i] : v[i];
+            }
+            k->pack(slots + (size_t)t * k->size, v);
+        }
+        proto_buf a = {0}, b = {0};
+        emit e;
+        emit_msgpack_init(&e, &a);
+        subproto_begin_s(&e, (uint64_t)round << 20, "SYM", 3, k, x, n);
+        for (uint32_t t = 0; t < n; t++)
+            subproto_trade(&e, k, slots + (size_t)t * k->size);
+        subproto_end(&e);
+        assert_int_equal(subproto_pack_s(&b, (uint64_t)round << 20, "SYM", 3, k, x, slots, n), 0);
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        size_t oa = 0, ob = 0;
+        static char ta[1 << 16], tb[1 << 16];
+        msgpack_object_print_buffer(ta, sizeof ta, *unpack(&u, &a, &oa));
+        msgpack_object_print_buffer(tb, sizeof tb, *unpack(&u, &b, &ob));
+        assert_string_equal(ta, tb);
+        assert_int_equal(oa, a.len);
+        assert_int_equal(ob, b.len);
+        msgpack_unpacked_destroy(&u);
+        proto_buf_free(&a);
+        proto_buf_free(&b);
+        free(slots);
+    }
+}
+
 /* SSE: query parameters, and cursor text out and back in (escaping). */
 static void test_sse_cursor_text(void **state)
 {
@@ -303,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_unsub),
         cmocka_unit_test(test_encoders),
         cmocka_unit_test(test_sse_cursor_text),
+        cmocka_unit_test(test_pack_s_matches_emitter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
