@@ -17,7 +17,12 @@
 
 #include "log.h"
 
-#define SUB_SCAN 1024 /* trades per S message at most */
+/* Trades per S message at most: as many as one store_scan gives. A scan
+ * that does not start in the tail page walks the chain from its head
+ * (store.h), so a subscriber a few pages behind pays that walk once per
+ * this many trades (at 1,024 the walks were 43% of the loop's time with
+ * one "*" subscriber under W1). */
+#define SUB_SCAN STORE_MAX_TRADES
 /* Owners are told of new trades at most this often: a subscriber that
  * keeps up gets one write per interval, not one per batch (100 of them at
  * 2,000 batches/s were 200,000 writes/s), for at most this much delay. */
