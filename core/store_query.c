@@ -54,6 +54,12 @@ int store_symbol_span(const store *s, uint32_t id, store_span *out)
     for (const slab_page *pg = p->head; pg; pg = pg->next)
         n += pg->count;
     assert(n == out->end && "store_internal.h: end = first + the chain's counts");
+    const slab_page *front = *store__cfront(s, id);
+    n = out->first;
+    for (const slab_page *pg = p->head; pg && front; n += pg->count, pg = pg->next)
+        if (pg == front)
+            assert((*store__cbase(s, id) == STORE__CBASE_UNKNOWN || *store__cbase(s, id) == n) &&
+                   "store_internal.h: cbase = the frontier's absolute index");
 #endif
     out->len = key[0];
     memcpy(out->name, key + 1, key[0]);
@@ -81,9 +87,14 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
     uint32_t matched = 0;
     _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
     const slab_page *pg = p->head;
+    const slab_page *front = *store__cfront(s, id);
+    uint64_t fbase = *store__cbase(s, id);
     if (p->tail && cursor >= *store__end(s, id) - p->tail->count) { /* a reader at the tail */
         pg = p->tail;
         base = *store__end(s, id) - p->tail->count;
+    } else if (front && fbase != STORE__CBASE_UNKNOWN && cursor >= fbase) {
+        pg = front; /* past the compaction frontier: a few pages from the tail */
+        base = fbase;
     }
     for (; pg; base += pg->count, pg = pg->next) {
         if (base + pg->count <= cursor || pg->max_ts < from || pg->min_ts >= to)
