@@ -220,6 +220,21 @@ int store_symbol_span(const store *s, uint32_t id, store_span *out);
  * a commit touches — subscriptions — without another lookup. */
 void store_batch_ids(const store_batch *b, void (*fn)(void *ctx, uint32_t id), void *ctx);
 
+/* store_scan for a reader that comes back (a subscription): *m, zeroed
+ * before the first call and kept by the caller between calls for the same
+ * symbol, remembers a page the chain will keep (one before the compaction
+ * frontier, valid while nothing is dropped from the head), so the next
+ * scan from a later cursor starts there instead of walking the chain
+ * (2 KiB pages: a symbol of 1M trades has ~16,000) from its head. The
+ * results are store_scan's. */
+typedef struct store_mark {
+    const void *pg;
+    uint64_t base, first;
+} store_mark;
+int store_scan_mark(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
+                    uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx,
+                    uint64_t *next, store_mark *m);
+
 /* OHLCV bars of `interval` ns aligned to multiples of interval (UTC epoch),
  * covering [from, to). Only bars holding trades are returned, in time order.
  * STORE_ELIMIT when the range spans more than max_bars (<= STORE_MAX_BARS)

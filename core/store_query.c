@@ -71,6 +71,37 @@ int store_symbol_span(const store *s, uint32_t id, store_span *out)
 int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
                uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx, uint64_t *next)
 {
+    return store_scan_mark(s, sym, symlen, from, to, cursor, limit, fn, ctx, next, NULL);
+}
+
+/* Where a scan from `cursor` starts: the tail page, a mark (a page before
+ * the compaction frontier: such pages are never relinked, and freed only
+ * from the head, which moves first[]), the frontier, or the head. */
+static const slab_page *scan_start(const store *s, uint32_t id, const part *p, uint64_t cursor,
+                                   const store_mark *m, uint64_t *base)
+{
+    const slab_page *front = *store__cfront(s, id);
+    uint64_t fbase = *store__cbase(s, id), end = *store__end(s, id), first = *store__first(s, id);
+    if (p->tail && cursor >= end - p->tail->count) { /* a reader at the tail */
+        *base = end - p->tail->count;
+        return p->tail;
+    }
+    if (front && fbase != STORE__CBASE_UNKNOWN && cursor >= fbase) {
+        *base = fbase; /* past the frontier: a few pages from the tail */
+        return front;
+    }
+    if (m && m->pg && m->first == first && cursor >= m->base) {
+        *base = m->base;
+        return m->pg;
+    }
+    *base = first;
+    return p->head;
+}
+
+int store_scan_mark(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
+                    uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx,
+                    uint64_t *next, store_mark *m)
+{
     int rc;
     uint32_t id = 0;
     *next = STORE_CURSOR_END;
@@ -83,20 +114,20 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
         limit = STORE_MAX_TRADES;
     const kind *k = kind_by_id(p->kind);
     size_t slot = k->size;
-    uint64_t base = *store__first(s, id), examined = 0; /* absolute index of pg's slot 0 */
+    uint64_t base, examined = 0; /* base: absolute index of pg's slot 0 */
     uint32_t matched = 0;
     _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
-    const slab_page *pg = p->head;
-    const slab_page *front = *store__cfront(s, id);
-    uint64_t fbase = *store__cbase(s, id);
-    if (p->tail && cursor >= *store__end(s, id) - p->tail->count) { /* a reader at the tail */
-        pg = p->tail;
-        base = *store__end(s, id) - p->tail->count;
-    } else if (front && fbase != STORE__CBASE_UNKNOWN && cursor >= fbase) {
-        pg = front; /* past the compaction frontier: a few pages from the tail */
-        base = fbase;
-    }
+    const slab_page *pg = scan_start(s, id, p, cursor, m, &base);
+    /* The last page visited at or before the frontier: the next mark. */
+    const slab_page *front = *store__cfront(s, id), *stable = NULL;
+    uint64_t stable_base = 0;
+    int past = !front || pg == p->tail;
     for (; pg; base += pg->count, pg = pg->next) {
+        if (!past) {
+            stable = pg;
+            stable_base = base;
+            past = pg == front;
+        }
         if (base + pg->count <= cursor || pg->max_ts < from || pg->min_ts >= to)
             continue; /* before the cursor, or outside the range: not read */
         uint32_t i = cursor > base ? (uint32_t)(cursor - base) : 0;
@@ -104,7 +135,7 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
         for (; i < pg->count; i++) {
             if (examined == STORE_SCAN_BUDGET) {
                 *next = base + i;
-                return STORE_OK;
+                goto out;
             }
             examined++;
             const unsigned char *r = slots + (size_t)i * slot;
@@ -115,10 +146,13 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
             if (++matched == limit) {
                 if (i + 1 < pg->count || pg->next)
                     *next = base + i + 1;
-                return STORE_OK;
+                goto out;
             }
         }
     }
+out:
+    if (m && stable)
+        *m = (store_mark){stable, stable_base, *store__first(s, id)};
     return STORE_OK;
 }
 

@@ -66,6 +66,7 @@ struct sub {
     void *owner;
     uint32_t nslot;          /* slots allocated (all) or listed */
     uint64_t *pos;
+    store_mark *bm;          /* per slot: where the store's chain may be entered (store.h) */
     uint8_t *mark;
     uint32_t *sid;           /* lists: slot -> store id, UINT32_MAX unbound */
     subproto_sym *names;     /* lists: the symbols */
@@ -117,11 +118,14 @@ static int grow(sub *s, uint32_t n)
     uint64_t *pos = realloc(s->pos, cap * sizeof *pos);
     if (pos)
         s->pos = pos;
+    store_mark *bm = realloc(s->bm, cap * sizeof *bm);
+    if (bm)
+        s->bm = bm;
     uint8_t *mark = realloc(s->mark, cap);
     if (mark)
         s->mark = mark;
     uint32_t *q = malloc(cap * sizeof *q);
-    if (!pos || !mark || !q) {
+    if (!pos || !bm || !mark || !q) {
         free(q);
         return -1;
     }
@@ -131,6 +135,7 @@ static int grow(sub *s, uint32_t n)
     s->q = q;
     s->qhead = 0;
     memset(s->pos + s->nslot, 0, (cap - s->nslot) * sizeof *pos);
+    memset(s->bm + s->nslot, 0, (cap - s->nslot) * sizeof *bm);
     memset(s->mark + s->nslot, 0, cap - s->nslot);
     s->nslot = cap;
     return 0;
@@ -273,11 +278,12 @@ static int open_list(sub *s, const subproto_req *r)
     sub_hub *h = s->srv->subs;
     uint32_t n = r->nsyms;
     s->pos = calloc(n, sizeof *s->pos);
+    s->bm = calloc(n, sizeof *s->bm);
     s->mark = calloc(n, 1);
     s->sid = malloc(n * sizeof *s->sid);
     s->q = malloc(n * sizeof *s->q);
     s->names = malloc(n * sizeof *s->names);
-    if (!s->pos || !s->mark || !s->sid || !s->q || !s->names)
+    if (!s->pos || !s->bm || !s->mark || !s->sid || !s->q || !s->names)
         return -1;
     memcpy(s->names, r->syms, n * sizeof *s->names);
     s->nslot = n;
@@ -369,6 +375,7 @@ void sub_close(sub *s, int why)
             }
     s->srv->nsubs--;
     free(s->pos);
+    free(s->bm);
     free(s->mark);
     free(s->sid);
     free(s->q);
@@ -447,8 +454,8 @@ int sub_fill(sub *s, proto_buf *out, size_t want, proto_error *err)
         uint64_t next = STORE_CURSOR_END;
         unsigned char *p = h->scratch;
         if (s->pos[i] < sp.end &&
-            store_scan(st, sp.name, sp.len, INT64_MIN, INT64_MAX, s->pos[i], SUB_SCAN, collect,
-                       &p, &next) != STORE_OK)
+            store_scan_mark(st, sp.name, sp.len, INT64_MIN, INT64_MAX, s->pos[i], SUB_SCAN,
+                            collect, &p, &next, &s->bm[i]) != STORE_OK)
             next = sp.end; /* emptied: nothing to read up to its end */
         if (next == STORE_CURSOR_END || next > sp.end)
             next = sp.end;

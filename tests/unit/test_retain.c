@@ -350,6 +350,43 @@ static void test_cursor_survives_drops(void **st)
     store_close(s);
 }
 
+/* store_scan_mark, a reader that follows the tail as trades arrive while
+ * retention drops from the head and compaction relinks sealed pages: it
+ * reads every trade exactly once, in order, as store_scan would. */
+static void test_scan_mark_follows(void **st)
+{
+    (void)st;
+    store *s = ck_open(0);
+    static ids got;
+    got.n = 0;
+    store_mark m = {0};
+    uint64_t cur = 0, id = 0, total = 0;
+    store_drop_result r;
+    for (int round = 0; round < 300; round++) {
+        for (int k = 0; k < 40; k++, id++)
+            put(s, "M", TS0 + (int64_t)id, 100 * E8, id);
+        if (round % 50 == 49) /* drops pages the reader has passed */
+            assert_int_equal(store_drop_before(s, TS0 + (int64_t)total, UINT64_MAX, &r), STORE_OK);
+        uint64_t next = 0;
+        while (next != STORE_CURSOR_END) {
+            size_t before = got.n;
+            assert_int_equal(store_scan_mark(s, "M", 1, 0, INT64_MAX, cur, 1 + round % 97,
+                                             ids_visit, &got, &next, &m),
+                             STORE_OK);
+            if (next != STORE_CURSOR_END)
+                cur = next;
+            else if (got.n > before)
+                cur = id; /* read to the end */
+        }
+        total = got.n;
+    }
+    assert_int_equal(got.n, id);
+    for (size_t i = 0; i < got.n; i++)
+        assert_int_equal(got.v[i], i);
+    assert_non_null(m.pg); /* the mark was used */
+    store_close(s);
+}
+
 /* store_symbol_span: first moves with the pages retention drops, end
  * counts every arrival; store_batch_ids names a reserved batch's symbols. */
 static void note(void *ctx, uint32_t id)
@@ -811,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_drop_then_snapshot),
         cmocka_unit_test(test_cursor_survives_drops),
         cmocka_unit_test(test_span_and_batch_ids),
+        cmocka_unit_test(test_scan_mark_follows),
         cmocka_unit_test(test_delete_range),
         cmocka_unit_test(test_delete_newest),
         cmocka_unit_test(test_delete_with_pending),
