@@ -152,9 +152,8 @@ void http__deleted(void *ctx, const query_req *q, uint64_t deleted, const proto_
 /* A parked stream has something again: pump it (if nothing is in flight). */
 void http__stream_wake(http_conn *c);
 
-/* http_subscribe.c: GET /subscribe, Server-Sent Events (r: the request's
- * query string and connection). */
-struct http_req;
+/* http_subscribe.c: GET /subscribe, Server-Sent Events, for the request
+ * whose query string is qs and connection c. */
 void http__subscribe(server *srv, http_conn *c, const char *qs, size_t qlen, http__answer *a);
 int http__parse_qs(http__answer *a, const char *qs, size_t qlen,
                    int (*set)(void *ctx, const char *name, size_t nlen, const char *val,
