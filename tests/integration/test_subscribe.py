@@ -203,7 +203,9 @@ def test_resume_after_sigkill_exactly_once():
 
 
 def test_never_reading_subscriber_is_dropped():
-    n, nsym = int(400_000 * SCALE) // BATCH * BATCH, 8
+    # At least ~7 MB of pushes whatever the scale: more than the kernel's
+    # socket buffers (4 MB on loopback) hold, so the write really stalls.
+    n, nsym = max(int(400_000 * SCALE), 250_000) // BATCH * BATCH, 8
     trades = [trade(i, nsym) for i in range(n)]
     with Slotd(extra_args=["--sub-stall-timeout", "1s"]) as s:
         rss0 = s.rss_bytes()
