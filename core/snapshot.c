@@ -314,6 +314,7 @@ static int snapshot__load_part(store *s, snapshot__stream *in, uint32_t want_id,
     if (id != want_id)
         return SNAPSHOT_EFORMAT;
     *store__first(s, id) = first;
+    *store__end(s, id) = first + slots;
     /* Too many slots for the memory cap ends in SNAPSHOT_EFULL below. */
     for (uint64_t left = slots; left > 0;) {
         uint64_t frame = left; /* versions 1 and 2: one run of wide slots */

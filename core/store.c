@@ -199,7 +199,9 @@ int store__create(store *s, const store_key *key, uint32_t h, uint32_t pos, uint
     memset(p, 0, sizeof *p);
     p->kind = kid;
     *store__first(s, *id) = 0;
+    *store__end(s, *id) = 0;
     *store__cfront(s, *id) = NULL;
+    *store__cbase(s, *id) = STORE__CBASE_UNKNOWN;
     s->blocks[*id >> STORE__BLOCK_SHIFT]->keys[*id & (STORE__BLOCK - 1)] = *key;
     s->table[pos] = (store_tabent){key->w[0], h,
                                    (*id + 1) | (kid == kind_trade.id ? 0 : STORE__REF_OTHER)};
@@ -478,6 +480,7 @@ int store__restore_cfill(store *s, uint32_t id, size_t bytes, uint32_t n)
     t->count = 0;
     store__restore_account(s, p, t, buf, n, bytes);
     *store__cfront(s, id) = t;
+    *store__cbase(s, id) = STORE__CBASE_UNKNOWN; /* store__compact_part finds it */
     return STORE_OK;
 }
 

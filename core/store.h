@@ -199,6 +199,42 @@ typedef void (*store_visit_fn)(void *ctx, const kind *k, const void *slot);
 int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
                uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx, uint64_t *next);
 
+/* A symbol's span of absolute record indexes (store_scan cursors):
+ * first = the index of its first record still stored, end = the index its
+ * next record will get (its arrivals so far). Records in [first, end) are
+ * stored but for deletes (tombstones, which scans skip); a reader at
+ * position pos < first has lost [pos, first) to retention. A symbol whose
+ * records are all dropped has first == end. STORE_ENOTFOUND for an id no
+ * symbol holds (never created, or removed). Cost: one step per page. */
+typedef struct store_span {
+    uint64_t first, end;
+    char name[STORE_SYM_MAX + 1]; /* NUL-terminated */
+    uint8_t len;
+    const kind *kind;
+} store_span;
+int store_symbol_span(const store *s, uint32_t id, store_span *out);
+
+/* For a reserved batch (pids known), before its commit: fn(ctx, id) for
+ * its first trade and each trade whose symbol differs from the one before
+ * (so an id may come more than once). Lets the caller learn which symbols
+ * a commit touches — subscriptions — without another lookup. */
+void store_batch_ids(const store_batch *b, void (*fn)(void *ctx, uint32_t id), void *ctx);
+
+/* store_scan for a reader that comes back (a subscription): *m, zeroed
+ * before the first call and kept by the caller between calls for the same
+ * symbol, remembers a page the chain will keep (one before the compaction
+ * frontier, valid while nothing is dropped from the head), so the next
+ * scan from a later cursor starts there instead of walking the chain
+ * (2 KiB pages: a symbol of 1M trades has ~16,000) from its head. The
+ * results are store_scan's. */
+typedef struct store_mark {
+    const void *pg;
+    uint64_t base, first;
+} store_mark;
+int store_scan_mark(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
+                    uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx,
+                    uint64_t *next, store_mark *m);
+
 /* OHLCV bars of `interval` ns aligned to multiples of interval (UTC epoch),
  * covering [from, to). Only bars holding trades are returned, in time order.
  * STORE_ELIMIT when the range spans more than max_bars (<= STORE_MAX_BARS)

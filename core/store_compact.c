@@ -136,6 +136,14 @@ void store__compact_part(store *s, uint32_t id)
     const kind *k = kind_by_id(p->kind);
     slab_page **front = store__cfront(s, id);
     slab_page *prev = *front, *cur = prev ? prev->next : p->head;
+    uint64_t *cbase = store__cbase(s, id), base = *store__first(s, id); /* base: cur's slot 0 */
+    if (prev && *cbase == STORE__CBASE_UNKNOWN) /* after a restore: found once */
+        for (const slab_page *pg = p->head; pg != prev; pg = pg->next)
+            base += pg->count;
+    else if (prev)
+        base = *cbase;
+    if (prev)
+        base += prev->count;
     store_drop_state *d = &s->drop;
     while (cur && cur != p->tail) {
         slab_page *n = store__compact_page(s, k, cur);
@@ -153,7 +161,10 @@ void store__compact_part(store *s, uint32_t id)
             cur = n;
         }
         prev = cur;
+        base += cur->count;
         cur = cur->next;
     }
+    if (prev)
+        *cbase = base - prev->count;
     *front = prev;
 }

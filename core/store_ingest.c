@@ -751,6 +751,7 @@ void store_batch_commit(store *s, store_batch *b)
         const trade *t = kind_trade_of(e + 1);
         int64_t ts = (int64_t)t->ts;
         store__append(s, e->pid, p, l, e + 1, ts);
+        ++*store__end(s, e->pid);
         newest = ts > newest ? ts : newest;
         if (p->agg.count == 0) {
             s->visible++;
@@ -779,4 +780,16 @@ void store_batch_commit(store *s, store_batch *b)
     s->batches++;
     b->reserved = 0;
     store_batch_reset(b);
+}
+
+void store_batch_ids(const store_batch *b, void (*fn)(void *ctx, uint32_t id), void *ctx)
+{
+    assert(b->reserved && "store_batch_ids: pids are known after reserve");
+    uint32_t last = UINT32_MAX;
+    for (size_t off = 0; off < b->len;) {
+        const store_entry *e = store__entry_at(b, off);
+        if (e->pid != last)
+            fn(ctx, last = e->pid);
+        off += sizeof *e + e->size;
+    }
 }

@@ -114,11 +114,23 @@ typedef struct store_block {
     part parts[STORE__BLOCK];
     store_key keys[STORE__BLOCK];
     uint64_t first[STORE__BLOCK];
+    /* end[i]: one past the absolute index of partition i's last record
+     * (its arrivals): first[i] + the chain's counts, kept by commit and
+     * restore so that readers at the tail (subscriptions) find it, and the
+     * tail page (at end - tail->count), without walking the chain. */
+    uint64_t end[STORE__BLOCK];
     /* Compaction's frontier (store_compact.c): the last page of partition
      * i that compaction has dealt with (compacted, or left wide); the pages
      * after it up to the tail are sealed and wide. NULL: none yet, start
      * at the head. */
     slab_page *cfront[STORE__BLOCK];
+    /* cbase[i]: the absolute index of cfront[i]'s slot 0, or
+     * STORE__CBASE_UNKNOWN (restore sets the frontier without it; the next
+     * compaction pass finds it). The chain from the frontier to the tail is
+     * a few pages, and the pages before it never move but for drops from
+     * the head, so a scan from a cursor at or past cbase starts there
+     * instead of walking from the head (store_scan). */
+    uint64_t cbase[STORE__BLOCK];
 } store_block;
 
 /* A symbol table entry. The key's first word and the partition's kind
@@ -214,6 +226,17 @@ static inline part *store__part(const store *s, uint32_t id)
 static inline uint64_t *store__first(const store *s, uint32_t id)
 {
     return &s->blocks[id >> STORE__BLOCK_SHIFT]->first[id & (STORE__BLOCK - 1)];
+}
+
+static inline uint64_t *store__end(const store *s, uint32_t id)
+{
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->end[id & (STORE__BLOCK - 1)];
+}
+
+#define STORE__CBASE_UNKNOWN UINT64_MAX
+static inline uint64_t *store__cbase(const store *s, uint32_t id)
+{
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cbase[id & (STORE__BLOCK - 1)];
 }
 
 static inline slab_page **store__cfront(const store *s, uint32_t id)

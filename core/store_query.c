@@ -1,6 +1,7 @@
 /* store_query — the store's bounded queries: per-symbol stats, range
  * scans, OHLCV bars, top-N, store stats. Read-only over the partitions
  * and pages store.c builds (store_internal.h); see store.h for contracts. */
+#include <assert.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -40,8 +41,66 @@ int store_symbol(const store *s, const char *sym, size_t symlen, store_symbol_in
     return store__visible(s, sym, symlen, &rc, &id) ? store_symbol_by_id(s, id, out) : rc;
 }
 
+int store_symbol_span(const store *s, uint32_t id, store_span *out)
+{
+    if (id >= s->nparts || (store__part(s, id)->flags & PART_GONE))
+        return STORE_ENOTFOUND;
+    const part *p = store__part(s, id);
+    const unsigned char *key = (const unsigned char *)store__key_at(s, id)->w;
+    out->first = *store__first(s, id);
+    out->end = *store__end(s, id);
+#ifndef NDEBUG
+    uint64_t n = out->first;
+    for (const slab_page *pg = p->head; pg; pg = pg->next)
+        n += pg->count;
+    assert(n == out->end && "store_internal.h: end = first + the chain's counts");
+    const slab_page *front = *store__cfront(s, id);
+    n = out->first;
+    for (const slab_page *pg = p->head; pg && front; n += pg->count, pg = pg->next)
+        if (pg == front)
+            assert((*store__cbase(s, id) == STORE__CBASE_UNKNOWN || *store__cbase(s, id) == n) &&
+                   "store_internal.h: cbase = the frontier's absolute index");
+#endif
+    out->len = key[0];
+    memcpy(out->name, key + 1, key[0]);
+    out->name[key[0]] = 0;
+    out->kind = kind_by_id(p->kind);
+    return STORE_OK;
+}
+
 int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
                uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx, uint64_t *next)
+{
+    return store_scan_mark(s, sym, symlen, from, to, cursor, limit, fn, ctx, next, NULL);
+}
+
+/* Where a scan from `cursor` starts: the tail page, a mark (a page before
+ * the compaction frontier: such pages are never relinked, and freed only
+ * from the head, which moves first[]), the frontier, or the head. */
+static const slab_page *scan_start(const store *s, uint32_t id, const part *p, uint64_t cursor,
+                                   const store_mark *m, uint64_t *base)
+{
+    const slab_page *front = *store__cfront(s, id);
+    uint64_t fbase = *store__cbase(s, id), end = *store__end(s, id), first = *store__first(s, id);
+    if (p->tail && cursor >= end - p->tail->count) { /* a reader at the tail */
+        *base = end - p->tail->count;
+        return p->tail;
+    }
+    if (front && fbase != STORE__CBASE_UNKNOWN && cursor >= fbase) {
+        *base = fbase; /* past the frontier: a few pages from the tail */
+        return front;
+    }
+    if (m && m->pg && m->first == first && cursor >= m->base) {
+        *base = m->base;
+        return m->pg;
+    }
+    *base = first;
+    return p->head;
+}
+
+int store_scan_mark(const store *s, const char *sym, size_t symlen, int64_t from, int64_t to,
+                    uint64_t cursor, uint32_t limit, store_visit_fn fn, void *ctx,
+                    uint64_t *next, store_mark *m)
 {
     int rc;
     uint32_t id = 0;
@@ -55,10 +114,20 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
         limit = STORE_MAX_TRADES;
     const kind *k = kind_by_id(p->kind);
     size_t slot = k->size;
-    uint64_t base = *store__first(s, id), examined = 0; /* absolute index of pg's slot 0 */
+    uint64_t base, examined = 0; /* base: absolute index of pg's slot 0 */
     uint32_t matched = 0;
     _Alignas(8) unsigned char buf[STORE__PAGE_BUF];
-    for (const slab_page *pg = p->head; pg; base += pg->count, pg = pg->next) {
+    const slab_page *pg = scan_start(s, id, p, cursor, m, &base);
+    /* The last page visited at or before the frontier: the next mark. */
+    const slab_page *front = *store__cfront(s, id), *stable = NULL;
+    uint64_t stable_base = 0;
+    int past = !front || pg == p->tail;
+    for (; pg; base += pg->count, pg = pg->next) {
+        if (!past) {
+            stable = pg;
+            stable_base = base;
+            past = pg == front;
+        }
         if (base + pg->count <= cursor || pg->max_ts < from || pg->min_ts >= to)
             continue; /* before the cursor, or outside the range: not read */
         uint32_t i = cursor > base ? (uint32_t)(cursor - base) : 0;
@@ -66,7 +135,7 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
         for (; i < pg->count; i++) {
             if (examined == STORE_SCAN_BUDGET) {
                 *next = base + i;
-                return STORE_OK;
+                goto out;
             }
             examined++;
             const unsigned char *r = slots + (size_t)i * slot;
@@ -77,10 +146,13 @@ int store_scan(const store *s, const char *sym, size_t symlen, int64_t from, int
             if (++matched == limit) {
                 if (i + 1 < pg->count || pg->next)
                     *next = base + i + 1;
-                return STORE_OK;
+                goto out;
             }
         }
     }
+out:
+    if (m && stable)
+        *m = (store_mark){stable, stable_base, *store__first(s, id)};
     return STORE_OK;
 }
 

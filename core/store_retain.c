@@ -49,8 +49,10 @@ static uint64_t store__cut_head(store *s, uint32_t id, slab_page *keep, const st
         n += pg->count;
         bytes += store__page_bytes(pg, slot);
         pages++;
-        if (pg == *front) /* the pages kept all lie past it: none dealt with yet */
+        if (pg == *front) { /* the pages kept all lie past it: none dealt with yet */
             *front = NULL;
+            *store__cbase(s, id) = STORE__CBASE_UNKNOWN;
+        }
         store__page_free(s, pg);
     }
     p->head = keep;

@@ -14,12 +14,13 @@
 # --repeat N, --json (slotload's JSON report on stdout, progress off),
 # --build-dir DIR (default build-bench), --no-build (use DIR as it is),
 # --keep (keep the data dir and logs), --slotd-arg ARG (repeatable: an
-# extra flag for slotd).
+# extra flag for slotd), --sub star|N (subscribers reading all along:
+# load/subreader.py; load/subbench.sh compares).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD=build-bench trades=10M workload=w1 form=map journal=1 repeat=1 build=1 keep=0 json=0
-load_extra=() slotd_extra=()
+load_extra=() slotd_extra=() sub=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --trades) trades=$2; shift 2 ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --json) json=1; shift ;;
     --slotd-arg) slotd_extra+=("$2"); shift 2 ;;
+    --sub) sub=$2; shift 2 ;;
     --) shift; load_extra=("$@"); break ;;
     -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
@@ -108,7 +110,15 @@ run_once() {
   start_slotd
   echo "bench.sh: slotd pid $slotd_pid on 127.0.0.1:$tcp_port (http $http_port)," \
        "journal $([ "$journal" = 1 ] && echo "on ($workdir/data)" || echo off)" >&2
-  local out="$workdir/report.txt" rc=0 mode=()
+  local out="$workdir/report.txt" rc=0 mode=() sub_pid=""
+  if [ -n "$sub" ]; then
+    "${PYTHON:-/usr/bin/python3}" load/subreader.py --port "$tcp_port" --spec "$sub" >"$workdir/sub.out" &
+    sub_pid=$!
+    until grep -q ready "$workdir/sub.out" 2>/dev/null; do
+      kill -0 "$sub_pid" 2>/dev/null || { echo "bench.sh: subreader failed" >&2; return 1; }
+      sleep 0.1
+    done
+  fi
   [ "$json" = 1 ] && mode=(--json --no-progress)
   "$SLOTLOAD" --port "$tcp_port" --http-port "$http_port" --workload "$workload" \
     --trades "$trades" --form "$form" "${mode[@]}" "${load_extra[@]}" | tee "$out" || rc=$?
@@ -116,6 +126,13 @@ run_once() {
     last_rate=$(awk -F'[:,]' '/^  "trades_per_s":/ {printf "%d", $2}' "$out")
   else
     last_rate=$(awk '/^  trades\/s /{gsub(",", "", $2); print $2}' "$out")
+  fi
+  if [ -n "$sub_pid" ]; then
+    exec 9<>"/dev/tcp/127.0.0.1/$http_port"
+    printf 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&9
+    grep -E '^slotd_(subscriber_trades_total|subscriber_lag_trades|trades_total) ' <&9 >&2 || true
+    exec 9<&- 9>&-
+    kill -TERM "$sub_pid"; wait "$sub_pid" || true
   fi
   stop_slotd
   cleanup

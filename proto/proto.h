@@ -44,7 +44,10 @@
     X(BLOCKED, "an earlier refused batch of this client must be resent first")      \
     X(FENCED, "a newer connection took over this client name; this one closes")     \
     X(TOO_MANY_CLIENTS, "the client-name table is full of names in use")           \
-    X(READ_ONLY, "this node is fed by Kafka: T batches and deletes are refused")
+    X(READ_ONLY, "this node is fed by Kafka: T batches and deletes are refused")      \
+    X(BAD_SUB, "a SUB or UNSUB is malformed, or names an id in use or unknown")       \
+    X(CURSOR_GONE, "retention dropped trades a subscription had not read yet")        \
+    X(SLOW_SUBSCRIBER, "a subscriber fell behind its limits; the connection closes")
 
 #define PROTO__ENUM(name, doc) PROTO_E_##name,
 typedef enum proto_code { PROTO_OK = 0, PROTO_CODES(PROTO__ENUM) PROTO_NCODES } proto_code;

@@ -178,6 +178,9 @@ typedef enum flag_type {
     X("gateway-nodes-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(gateway_nodes_file),       \
       "--gateway: more nodes, one I/N@HOST:PORT a line ('#'\n"                                       \
       "comments); HOST may be a DNS name (resolved at each connect)")                              \
+    X("sub-stall-timeout", FLAG_DUR_NS, "DURATION", "10s", FLAG_NS_MS, INT64_MAX, FLAG_ZERO_OK,      \
+      FLAG_AT(sub_stall_ns), "drop a subscriber whose pushes have not drained\n"                    \
+      "for this long (it is not reading); 0 = never")                                               \
     X("log-level", FLAG_ENUM, "error|warn|info|debug", "info", 0, 0, 0, FLAG_AT(log_level),         \
       "how much to log")                                                                            \
     X("config", FLAG_CONFIG, "FILE", NULL, 0, 0, 0, FLAG_NOWHERE,                                   \

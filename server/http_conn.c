@@ -327,8 +327,16 @@ static void stream_pump(http_conn *c)
     do {
         proto_buf head = {0}, data = {0};
         int done = 0, bad = 0;
-        while (!bad && !done && data.len == 0)
-            bad = c->stream.next(c->stream.ctx, &data, &done) < 0;
+        while (!bad && !done && data.len == 0) {
+            int rc = c->stream.next(c->stream.ctx, &data, &done);
+            bad = rc < 0;
+            if (rc == 1 && data.len == 0 && !done) { /* a live stream with nothing yet */
+                proto_buf_free(&data);
+                c->stream_parked = 1;
+                read_start(c); /* to see the client go (EOF) while nothing is written */
+                return;
+            }
+        }
         if (!bad && data.len)
             bad = proto_buf_printf(&head, "%zx\r\n", data.len) < 0 ||
                   proto_buf_append(&data, "\r\n", 2) < 0;
@@ -348,6 +356,26 @@ static void stream_pump(http_conn *c)
         if (done)
             conn_after(c, c->stream_keep);
     } while (c->capture && c->stream.next && !c->closing);
+}
+
+void http__stream_wake(http_conn *c)
+{
+    if (!c->stream_parked || c->closing || !c->stream.next)
+        return;
+    c->stream_parked = 0;
+    if (c->writes == 0)
+        stream_pump(c);
+}
+
+/* A parked stream idle for a while: an SSE comment line, so that proxies
+ * and the client see the connection alive (on_write parks it again). */
+static int stream_heartbeat(http_conn *c)
+{
+    proto_buf head = {0}, data = {0};
+    if (proto_buf_append(&data, "e\r\n: keep-alive\n\n\r\n", 19) < 0)
+        return -1;
+    c->stream_parked = 0;
+    return conn_write(c, &head, &data, 0);
 }
 
 /* Start a streamed answer: the head now, the chunks as the client reads. */
@@ -411,8 +439,8 @@ static int on_message_begin(http_parser *p)
     c->last_was_value = 1;
     c->refuse = 0;
     c->in_request = 1;
-    c->hname_len = c->auth_len = 0;
-    c->in_auth = 0;
+    c->hname_len = c->auth_len = c->last_id_len = 0;
+    c->in_auth = c->in_last_id = 0;
     c->auth_seen = 0;
     /* The request's head must be complete within the timeout from its first
      * byte; trickling bytes does not extend it (slow-loris). A reserve
@@ -467,6 +495,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     http_conn *c = p->data;
     if (!c->last_was_value) { /* the name is complete: is it ours? */
         c->in_auth = http__name_is(c->hname, c->hname_len, "authorization");
+        c->in_last_id = http__name_is(c->hname, c->hname_len, "last-event-id");
+        if (c->in_last_id)
+            c->last_id_len = 0;
         if (c->in_auth) {
             c->auth_seen++;
             c->auth_len = 0;
@@ -475,6 +506,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     c->last_was_value = 1;
     if (c->in_auth)
         collect(c->auth, sizeof c->auth, &c->auth_len, at, len);
+    if (c->in_last_id)
+        collect(c->last_id, sizeof c->last_id, &c->last_id_len, at, len);
     return head_grow(c, len);
 }
 
@@ -753,6 +786,10 @@ static void on_timeout(uv_timer_t *t)
 {
     http_conn *c = t->data;
     HTTP__ASSERT_LOOP(c->h);
+    if (c->stream.next && c->stream_parked && c->writes == 0 && !c->closing) {
+        if (stream_heartbeat(c) == 0)
+            return;
+    }
     int answered = c->writes || c->close_after || c->lingering;
     if (c->in_request && !answered) {
         c->h->srv->metrics.http_requests_total++;

@@ -25,6 +25,7 @@
 /* "Bearer " + token, or + name:secret (--auth-file), + some spaces */
 #define HTTP_AUTH_MAX (16 + PROTO_NAME_MAX + 1 + TOKEN_MAX)
 #define HTTP_HNAME_MAX 16           /* enough of a header name to tell Authorization */
+#define HTTP_LAST_ID_MAX 4096       /* Last-Event-ID (GET /subscribe): a cursor */
 #define HTTP_URL_MAX 2048           /* request target bytes */
 #define HTTP_HEAD_MAX 8192          /* request line + headers */
 #define HTTP_HEAD_TIMEOUT_MS 10000  /* first byte of a request to its last header */
@@ -40,7 +41,10 @@ typedef struct http_conn http_conn;
  * previous piece has been written to the socket, so a slow reader holds
  * one piece, never the whole answer. -1 (memory) ends the connection
  * without the final chunk, so the client sees the answer is incomplete.
- * done() frees ctx, whether or not the stream finished. */
+ * done() frees ctx, whether or not the stream finished. A live stream
+ * (GET /subscribe) may return 1 with nothing appended: nothing yet; the
+ * connection waits (a comment line every HTTP_IDLE_TIMEOUT_MS keeps
+ * proxies from closing it) until http__stream_wake. */
 typedef struct http__stream {
     int (*next)(void *ctx, proto_buf *buf, int *done);
     void (*done)(void *ctx);
@@ -82,6 +86,10 @@ struct http_conn {
     int reserve;          /* accepted past the budget: probes only, one request */
     http__stream stream;  /* a streamed answer in progress (stream.next set) */
     int stream_keep;      /* keep-alive after it */
+    int stream_parked;    /* its next() had nothing yet: http__stream_wake resumes it */
+    char last_id[HTTP_LAST_ID_MAX]; /* the request's Last-Event-ID header */
+    size_t last_id_len;   /* may exceed last_id: then it is refused */
+    int in_last_id;
     /* the request's Authorization header, collected across reads */
     char hname[HTTP_HNAME_MAX];
     size_t hname_len;     /* bytes of the current header's name (may exceed hname) */
@@ -150,6 +158,17 @@ void http__answer_later(http_conn *c, http__answer *a);
  * by the nodes (gateway.h). q: a parsed query (op not SCHEMA/DELETE). */
 void http__gateway_query(http_conn *c, const query_req *q, http__answer *a);
 void http__gateway_stats(http_conn *c, int prom, http__answer *a);
+
+/* A parked stream has something again: pump it (if nothing is in flight). */
+void http__stream_wake(http_conn *c);
+
+/* http_subscribe.c: GET /subscribe, Server-Sent Events, for the request
+ * whose query string is qs and connection c. */
+void http__subscribe(server *srv, http_conn *c, const char *qs, size_t qlen, http__answer *a);
+int http__parse_qs(http__answer *a, const char *qs, size_t qlen,
+                   int (*set)(void *ctx, const char *name, size_t nlen, const char *val,
+                              size_t vlen, proto_error *err),
+                   void *ctx);
 
 /* http_export.c: a GET /export answer streaming the checked request q
  * (freed with the stream). 0, or -1 (memory; q freed). */

@@ -3,6 +3,7 @@
  *   GET /healthz /readyz /stats /metrics /schema /symbols?top=N&by=...
  *       /symbols/{sym} /symbols/{sym}/trades /symbols/{sym}/bars
  *       /export?syms=&from=&to=&format= (streamed: http_export.c) /clients
+ *       /subscribe?syms=&from=&gaps= (Server-Sent Events: http_subscribe.c)
  *   DELETE /symbols/{sym}/trades?from=&to=
  *
  * A handler turns the request (path after its endpoint's prefix, query
@@ -85,7 +86,7 @@ void http__answer_proto_error(http__answer *a, const proto_error *err)
  * with the error answered. */
 typedef int (*param_fn)(void *ctx, const char *name, size_t nlen, const char *val, size_t vlen,
                         proto_error *err);
-static int parse_qs(http__answer *a, const char *qs, size_t qlen, param_fn set, void *ctx)
+int http__parse_qs(http__answer *a, const char *qs, size_t qlen, param_fn set, void *ctx)
 {
     proto_error err = {0};
     char name[HTTP_URL_MAX], val[HTTP_URL_MAX];
@@ -149,7 +150,7 @@ static int route_parse(server *srv, http__answer *a, query_op op, const char *sy
             return -1;
         }
     }
-    if (parse_qs(a, qs, qlen, query_param, &q) < 0)
+    if (http__parse_qs(a, qs, qlen, query_param, &q) < 0)
         return -1;
     *qp = q;
     return 0;
@@ -351,7 +352,7 @@ static void ep_export(const http_req *r, http__answer *a)
         return;
     }
     export_req_init(q);
-    if (parse_qs(a, r->qs, r->qlen, export_param, q) < 0 ||
+    if (http__parse_qs(a, r->qs, r->qlen, export_param, q) < 0 ||
         export_check(r->srv->store, q, &err) < 0) {
         if (err.code)
             http__answer_proto_error(a, &err);
@@ -360,6 +361,13 @@ static void ep_export(const http_req *r, http__answer *a)
     }
     if (http__export_stream(r->srv, q, a) < 0) /* takes q */
         a->status = 500;
+}
+
+/* GET /subscribe: Server-Sent Events (http_subscribe.c). */
+static void ep_subscribe(const http_req *r, http__answer *a)
+{
+    if (!replaying(r->srv, a))
+        http__subscribe(r->srv, r->conn, r->qs, r->qlen, a);
 }
 
 /* GET /clients: every client name with its last durable seq (the seq a
@@ -428,6 +436,7 @@ static const struct endpoint {
     {"/symbols", 0, 0, ep_top},
     {"/export", 0, 0, ep_export},
     {"/clients", 0, 0, ep_clients},
+    {"/subscribe", 0, 0, ep_subscribe},
     {"/symbols/", 0, 0, ep_symbol},
 };
 
@@ -537,7 +546,7 @@ void http__route(http_conn *c, http__answer *a)
     } else if (!ep) {
         http__answer_error(a, 404, "NOT_FOUND",
                      "no such path; try /healthz /readyz /stats /metrics /schema /symbols /export "
-                     "/clients");
+                     "/clients /subscribe");
     } else if (!ep->open && !(perms & (r.method == HTTP_DELETE ? AUTH_INGEST : AUTH_QUERY))) {
         http__answer_error(a, 403, "FORBIDDEN", r.method == HTTP_DELETE
                            ? "this client may not delete (--auth-file perms)"

@@ -18,6 +18,7 @@
 #include "gateway.h"
 #include "kafka.h"
 #include "retention.h"
+#include "subscribe.h"
 #include "query.h"
 
 static double now_s(const server *srv)
@@ -296,6 +297,19 @@ int http_render_metrics(server *srv, proto_buf *out)
     COUNTER("exports_total", "GET /export answers started.", m->exports_total);
     COUNTER("export_trades_total", "Trades written by GET /export answers.",
             m->export_trades_total);
+    sub_stats ss;
+    sub_get_stats(srv, &ss);
+    GAUGE("subscribers", "Open subscriptions (TCP SUB and GET /subscribe).", ss.subscribers);
+    COUNTER("subscriber_trades_total", "Trades pushed to subscribers.", ss.trades_total);
+    GAUGE("subscriber_lag_trades", "Trades stored past the subscribers' positions, summed.",
+          ss.lag);
+    prom_head(&p, "subscriber_drops_total", "counter",
+              "Subscribers dropped by the server, by reason (stalled: not reading; gone: "
+              "retention passed its position).");
+    for (int r = 0; r < SUB_NDROPS; r++)
+        if (proto_buf_printf(out, "slotd_subscriber_drops_total{reason=\"%s\"} %llu\n",
+                             sub_drop_names[r], (unsigned long long)ss.drops[r]) < 0)
+            p.err = 1;
 
     prom_head(&p, "errors_total", "counter", "Errors sent to clients, by wire error code.");
     for (int c = 1; c < PROTO_NCODES; c++)

@@ -30,9 +30,10 @@
 #include "gateway.h"
 #include "ingest_internal.h"
 #include "query.h"
+#include "subproto.h"
+#include "subscribe.h"
 
 static void conn_fence(conn *old);
-static void perm_denied(conn *c, op *o, uint64_t id, const char *what);
 
 /* ---- ops ----------------------------------------------------------------- */
 
@@ -56,6 +57,7 @@ static op *op_get(struct ingest *ing)
     o->seq = 0;
     o->t0 = now_ns();
     o->reply.len = 0;
+    o->sub_start = NULL;
     return o;
 }
 
@@ -94,7 +96,7 @@ void op_recycle(struct ingest *ing, op *o)
 
 /* Mark an op answered (its reply is in o->reply) and let the connection
  * write whatever is now at the head of its FIFO. */
-static void op_finish(op *o)
+void op_finish(op *o)
 {
     o->done = 1;
     conn_pump(o->c);
@@ -295,8 +297,11 @@ static void batch_done(op *o, int status, const char *why)
         uint64_t n = o->batch.n;
         if (srv->cfg.gateway) /* nothing of it is kept here */
             store_batch_reset(&o->batch);
-        else
+        else {
+            sub_note_batch(srv, &o->batch);
             store_batch_commit(srv->store, &o->batch);
+            sub_committed(srv); /* only now is it visible, and durable */
+        }
         if (o->seq > cl->durable_seq)
             cl->durable_seq = o->seq;
         batch_ack(srv, o, n);
@@ -373,7 +378,7 @@ static int hello_authorized(server *srv, const proto_hello *h, unsigned *perms)
 
 /* The client's --auth-file perms do not cover `what`: refused and counted,
  * then closed (UNAUTHORIZED always closes). */
-static void perm_denied(conn *c, op *o, uint64_t id, const char *what)
+void perm_denied(conn *c, op *o, uint64_t id, const char *what)
 {
     server *srv = c->ing->srv;
     proto_error err;
@@ -623,6 +628,8 @@ void dispatch(conn *c, const uint8_t *msg, size_t len)
         dispatch_batch(c, msg, len);
     } else if (t == PROTO_MSG_Q) {
         dispatch_query(c, msg, len);
+    } else if (subproto_is(msg, len, "SUB") || subproto_is(msg, len, "UNSUB")) {
+        sub_tcp_dispatch(c, msg, len, subproto_is(msg, len, "UNSUB"));
     } else {
         op *o = op_new(c);
         proto_error err;
@@ -630,7 +637,8 @@ void dispatch(conn *c, const uint8_t *msg, size_t len)
             conn_close(c);
             return;
         }
-        set_err(&err, PROTO_E_BAD_MESSAGE, "expected an array starting with \"HELLO\", \"T\" or \"Q\"");
+        set_err(&err, PROTO_E_BAD_MESSAGE, "expected an array starting with \"HELLO\", \"T\", \"Q\", \"SUB\" or "
+                "\"UNSUB\"");
         op_error(srv, o, 0, &err);
     }
 }

@@ -130,6 +130,7 @@ static void conn_flush(conn *c)
         return;
     uv_buf_t buf = uv_buf_init(src->data, (unsigned)src->len);
     c->writing = 1;
+    c->write_since = now_ns();
     c->cur ^= 1;
     int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, write_done);
     if (rc != 0) {
@@ -199,9 +200,15 @@ void conn_pump(conn *c)
         if (!c->closing && o->reply.len &&
             proto_buf_append(&c->out[c->cur], o->reply.data, o->reply.len) != 0)
             c->close_after_flush = 1; /* cannot even queue a reply: give up on the peer */
+        if (o->sub_start && !c->closing)
+            sub_tcp_live(c, o->sub_start);
         op_recycle(ing, o);
     }
     if (c->closing || c->lingering)
+        return;
+    if (c->nsubs && !c->close_after_flush)
+        sub_tcp_fill(c);
+    if (c->closing)
         return;
     conn_flush(c);
     int drained = !c->head && !c->writing && conn_out_bytes(c) == 0;
@@ -414,6 +421,7 @@ void conn_close(conn *c)
     }
     c->head = c->tail = NULL;
     c->nops = 0;
+    sub_tcp_closed(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -528,10 +536,12 @@ static void on_sweep(uv_timer_t *t)
                 conn_close(c);
             continue;
         }
+        if (c->nsubs && !c->closing && sub_tcp_stalled(c, now))
+            continue;
         if (!limit || c->closing || c->close_after_flush)
             continue;
         int stalled = c->msg_start && (c->reading || c->starved) && now - c->msg_start >= limit;
-        if (!stalled && (c->head || now - c->last_active < limit))
+        if (!stalled && (c->head || c->nsubs || now - c->last_active < limit))
             continue;
         set_err(&err, PROTO_E_IDLE_TIMEOUT, stalled ? "a message was not completed within the "
                 "idle timeout of its first byte" : "no message within the idle timeout");

@@ -66,6 +66,7 @@ struct op {
     uint64_t t0;     /* ns, when the request was read */
     store_batch batch;
     proto_buf reply;
+    struct sub_tcp *sub_start; /* a SUBOK: its pushes may start once this reply is out */
 };
 
 struct conn {
@@ -101,6 +102,9 @@ struct conn {
     int tls_drain;       /* input left in tls to decrypt once reading resumes */
     size_t last_len;     /* bytes of the last message: a guess at whether the next is whole */
     unsigned perms;      /* AUTH_* this connection's client may use (HELLO sets it) */
+    struct sub_tcp **subs; /* its subscriptions (subscribe_tcp.c) */
+    uint32_t nsubs, subs_cap, subs_rr;
+    uint64_t write_since; /* ns: the write in flight started (stalled subscribers) */
 };
 
 static inline uint64_t now_ns(void) { return uv_hrtime(); }
@@ -112,6 +116,9 @@ void dispatch(conn *c, const uint8_t *msg, size_t len);   /* one framed message 
  * its length; 0: nothing done, frame it and call dispatch. */
 size_t dispatch_prefix(conn *c, const uint8_t *buf, size_t avail);
 op *op_new(conn *c);                                      /* appended to c's FIFO */
+void op_finish(op *o);                                    /* answered: o->reply holds it */
+/* Refused by the client's --auth-file perms: UNAUTHORIZED, then close. */
+void perm_denied(conn *c, op *o, uint64_t id, const char *what);
 void op_recycle(struct ingest *ing, op *o);
 void op_error(server *srv, op *o, uint64_t id, const proto_error *err);
 /* An ingest error names no trade: proto_error_set with index -1. */
@@ -134,5 +141,13 @@ int conn_tls_seal(conn *c);         /* out[cur] -> tout with handshake records; 
 void conn_tls_fail(conn *c, int rc); /* log, count, send the alert, close */
 void conn_tls_send_now(conn *c);    /* queued alert/close_notify, if the socket takes it now */
 void conn_tls_drain_later(conn *c); /* input buffered in c->tls: decrypt once reading resumes */
+
+/* subscribe_tcp.c: SUB / UNSUB on a connection (subscribe.h). */
+void sub_tcp_dispatch(conn *c, const uint8_t *msg, size_t len, int unsub);
+void sub_tcp_live(conn *c, struct sub_tcp *t); /* its SUBOK is out: pushes may follow */
+void sub_tcp_fill(conn *c);         /* conn_pump: encode pushes into out[cur] if it has room */
+void sub_tcp_closed(conn *c);       /* conn_close: its subscriptions end */
+/* on_sweep: a write stalled past --sub-stall-timeout drops the subscriber. 1: closed. */
+int sub_tcp_stalled(conn *c, uint64_t now);
 
 #endif

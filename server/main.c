@@ -21,6 +21,7 @@
 #include "prefault.h"
 #include "replay.h"
 #include "retention.h"
+#include "subscribe.h"
 #include "server.h"
 #include "tls.h"
 
@@ -280,7 +281,7 @@ int main(int argc, char **argv)
         goto fail;
     if (srv->cfg.auth_file && (rc = auth_file_load(srv)) != 0)
         goto fail;
-    if ((rc = ingest_init(srv)) != 0)
+    if ((rc = ingest_init(srv)) != 0 || (rc = sub_init(srv)) != 0)
         goto fail;
     if ((srv->cfg.http_port >= 0 || srv->cfg.tls_http_port >= 0) && (rc = http_start(srv)) != 0) {
         log_error("http_listen_failed addr=%s:%d err=%s", srv->cfg.http_host, srv->cfg.http_port,
@@ -349,6 +350,7 @@ int main(int argc, char **argv)
     checkpoint_free(srv);
     retention_free(srv);
     ingest_free(srv);
+    sub_free(srv);
     clients_free(&srv->clients);
     store_close(srv->store);
     tls_ctx_free(srv->tls);
@@ -362,6 +364,7 @@ fail:
     checkpoint_free(srv);
     retention_free(srv);
     ingest_free(srv);
+    sub_free(srv);
     clients_free(&srv->clients);
     store_close(srv->store);
     tls_ctx_free(srv->tls);

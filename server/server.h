@@ -63,6 +63,7 @@ typedef struct server_config {
     const char *gateway_seq_topic;   /* compacted topic of acknowledged seqs; NULL = <topic>.seqs */
     const char *gateway_nodes;       /* "I/N@IP:PORT\n" per --gateway-node: where queries go */
     const char *gateway_nodes_file;  /* --gateway-nodes-file: more of them, read at start */
+    uint64_t sub_stall_ns;           /* --sub-stall-timeout (subscribe_tcp.c) */
 } server_config;
 
 enum { SERVER_SOURCE_TCP = 0, SERVER_SOURCE_KAFKA = 1 };
@@ -93,6 +94,8 @@ typedef struct server {
     struct kafka *kafka;           /* --source kafka: the consumer (source_kafka.c) */
     struct gateway *gateway;       /* --gateway: the producer (gateway.c) */
     struct gq *gateway_q;          /* --gateway: queries to the nodes (gateway_query.c) */
+    struct sub_hub *subs;          /* live subscriptions (subscribe.c) */
+    uint32_t nsubs;                /* open ones: ingest notes batches only when > 0 */
 } server;
 
 /* uv_close for every handle that owns a descriptor (TCP, pipe). libuv

@@ -28,6 +28,7 @@
 #include "emit.h"
 #include "kafka_internal.h"
 #include "log.h"
+#include "subscribe.h"
 
 #define ERRSTR 512
 
@@ -353,7 +354,9 @@ static void apply(struct kafka *k, kpart *p, rd_kafka_message_t *m)
         return store_full(k, p, m, rc == STORE_EFULL ? "store_full" : server_err_name(rc));
     }
     uint64_t n = k->batch.n;
+    sub_note_batch(srv, &k->batch);
     store_batch_commit(srv->store, &k->batch);
+    sub_committed(srv); /* a record Kafka holds: replayed from it the same way after a crash */
     /* The store and the offsets move in one step of the loop thread: a
      * checkpoint barrier sees both or neither. */
     advance(k, p, m);

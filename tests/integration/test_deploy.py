@@ -50,7 +50,8 @@ ERROR_CODES = {
     "MISSING_FIELD", "WRONG_TYPE", "BAD_VALUE", "BAD_SYMBOL", "UNKNOWN_KIND",
     "KIND_MISMATCH", "TOO_LARGE", "SYMBOL_LIMIT", "STORE_FULL", "JOURNAL",
     "NOT_READY", "BAD_QUERY", "NOT_FOUND", "IDLE_TIMEOUT", "TOO_MANY_CONNECTIONS",
-    "BLOCKED", "FENCED", "TOO_MANY_CLIENTS", "READ_ONLY",
+    "BLOCKED", "FENCED", "TOO_MANY_CLIENTS", "READ_ONLY", "BAD_SUB", "CURSOR_GONE",
+    "SLOW_SUBSCRIBER",
 }
 # Packages of debian:bookworm-slim itself, which the runtime stage need not install.
 BASE_IMAGE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g", "libzstd1",

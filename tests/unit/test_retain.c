@@ -350,6 +350,106 @@ static void test_cursor_survives_drops(void **st)
     store_close(s);
 }
 
+/* store_scan_mark, a reader that follows the tail as trades arrive while
+ * retention drops from the head and compaction relinks sealed pages: it
+ * reads every trade exactly once, in order, as store_scan would. */
+static void test_scan_mark_follows(void **st)
+{
+    (void)st;
+    store *s = ck_open(0);
+    static ids got;
+    got.n = 0;
+    store_mark m = {0};
+    uint64_t cur = 0, id = 0, total = 0;
+    store_drop_result r;
+    for (int round = 0; round < 300; round++) {
+        for (int k = 0; k < 40; k++, id++)
+            put(s, "M", TS0 + (int64_t)id, 100 * E8, id);
+        if (round % 50 == 49) /* drops pages the reader has passed */
+            assert_int_equal(store_drop_before(s, TS0 + (int64_t)total, UINT64_MAX, &r), STORE_OK);
+        uint64_t next = 0;
+        while (next != STORE_CURSOR_END) {
+            size_t before = got.n;
+            assert_int_equal(store_scan_mark(s, "M", 1, 0, INT64_MAX, cur, 1 + round % 97,
+                                             ids_visit, &got, &next, &m),
+                             STORE_OK);
+            if (next != STORE_CURSOR_END)
+                cur = next;
+            else if (got.n > before)
+                cur = id; /* read to the end */
+        }
+        total = got.n;
+    }
+    assert_int_equal(got.n, id);
+    for (size_t i = 0; i < got.n; i++)
+        assert_int_equal(got.v[i], i);
+    assert_non_null(m.pg); /* the mark was used */
+    store_close(s);
+}
+
+/* store_symbol_span: first moves with the pages retention drops, end
+ * counts every arrival; store_batch_ids names a reserved batch's symbols. */
+static void note(void *ctx, uint32_t id)
+{
+    ids *v = ctx;
+    v->v[v->n++] = id;
+}
+
+static void test_span_and_batch_ids(void **st)
+{
+    (void)st;
+    store *s = ck_open(0);
+    for (uint64_t i = 0; i < 5000; i++)
+        put(s, "P", TS0 + (int64_t)i, 100 * E8, i);
+    put(s, "Q", TS0, E8, 1);
+    store_symbol_info p, q;
+    assert_int_equal(store_symbol(s, "P", 1, &p), STORE_OK);
+    assert_int_equal(store_symbol(s, "Q", 1, &q), STORE_OK);
+    store_span sp;
+    assert_int_equal(store_symbol_span(s, p.id, &sp), STORE_OK);
+    assert_int_equal(sp.first, 0);
+    assert_int_equal(sp.end, 5000);
+    assert_string_equal(sp.name, "P");
+    assert_int_equal(sp.len, 1);
+    assert_ptr_equal(sp.kind, &kind_trade);
+    assert_int_equal(store_symbol_span(s, 99, &sp), STORE_ENOTFOUND);
+    store_drop_result r;
+    assert_int_equal(store_drop_before(s, TS0 + 3000, UINT64_MAX, &r), STORE_OK);
+    assert_int_equal(store_symbol_span(s, p.id, &sp), STORE_OK);
+    store_symbol_info now;
+    assert_int_equal(store_symbol(s, "P", 1, &now), STORE_OK);
+    assert_true(sp.first > 0 && sp.first <= 3000);
+    assert_int_equal(sp.end, 5000);
+    assert_int_equal(sp.end - sp.first, now.agg.count); /* no deletes: all stored */
+    assert_int_equal(store_drop_before(s, INT64_MAX, UINT64_MAX, &r), STORE_OK);
+    assert_int_equal(store_symbol_span(s, p.id, &sp), STORE_OK); /* emptied: still there */
+    assert_int_equal(sp.first, 5000);
+    assert_int_equal(sp.end, 5000);
+
+    store_batch b;
+    store_batch_init(&b);
+    int64_t v[TRADE_NFIELDS] = {TS0, E8, E8, 1, 1};
+    const char *seq[] = {"Q", "Q", "NEW", "Q", "P"};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(store_batch_add(s, &b, seq[i], strlen(seq[i]), &kind_trade, v), STORE_OK);
+    assert_int_equal(store_batch_reserve(s, &b), STORE_OK);
+    static ids got;
+    got.n = 0;
+    store_batch_ids(&b, note, &got);
+    store_batch_commit(s, &b);
+    store_symbol_info n;
+    assert_int_equal(store_symbol(s, "NEW", 3, &n), STORE_OK);
+    assert_int_equal(got.n, 4);
+    assert_int_equal(got.v[0], q.id);
+    assert_int_equal(got.v[1], n.id);
+    assert_int_equal(got.v[2], q.id);
+    assert_int_equal(got.v[3], p.id);
+    assert_int_equal(store_symbol_span(s, p.id, &sp), STORE_OK);
+    assert_int_equal(sp.end, 5001);
+    store_batch_free(&b);
+    store_close(s);
+}
+
 /* ---- deletes -------------------------------------------------------------- */
 
 /* Deleting a range: exactly the records in it go, aggregates are refolded,
@@ -747,6 +847,8 @@ int main(void)
         cmocka_unit_test(test_drop_prefix_only),
         cmocka_unit_test(test_drop_then_snapshot),
         cmocka_unit_test(test_cursor_survives_drops),
+        cmocka_unit_test(test_span_and_batch_ids),
+        cmocka_unit_test(test_scan_mark_follows),
         cmocka_unit_test(test_delete_range),
         cmocka_unit_test(test_delete_newest),
         cmocka_unit_test(test_delete_with_pending),

@@ -7,6 +7,7 @@ import ssl
 import msgpack
 
 from . import _conn
+from ._subscribe import Subscription
 from ._values import interval as _interval, query_time
 from .errors import Closed, NotFound, ProtocolError, QueryError
 
@@ -76,11 +77,14 @@ class Client:
                 raise ProtocolError(closed)
             self._unpacker.feed(data)
 
-    def _call(self, req):
+    def _send(self, msg):
         if self._sock is None:
             raise Closed("the client is closed")
+        self._sock.sendall(msgpack.packb(msg, use_bin_type=True))
+
+    def _call(self, req):
         self._qid += 1
-        self._sock.sendall(msgpack.packb(["Q", self._qid, req], use_bin_type=True))
+        self._send(["Q", self._qid, req])
         msg = self._recv()
         t, rid, code, message, _ = _conn.parse_reply(msg)
         if t == "R" and rid == self._qid and len(msg) == 3:
@@ -158,6 +162,18 @@ class Client:
         if start is None or end is None:
             raise ValueError("delete: start and end are both required")
         return self._call(self._range({"op": "delete", "sym": sym}, start, end))
+
+    def subscribe(self, syms, from_="now", gaps=False):
+        """Trades of `syms` (a list of symbols, or "*") as they become
+        durable, from `from_`: "now", "start" (everything still stored), or
+        a cursor {sym: position} saved from an earlier Subscription.cursor.
+        Returns a Subscription (an iterator; see its doc). While it is open
+        this Client serves nothing else: use another Client for queries."""
+        if not hasattr(self, "_slot_names"):
+            self._slot_names = {k["name"]: [s["name"] for s in k["slots"]]
+                                for k in self.schema()["kinds"]}
+        self._qid += 1
+        return Subscription(self, self._qid, syms, from_, gaps, self._slot_names)
 
     def close(self):
         if self._sock is not None:

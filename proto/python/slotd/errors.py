@@ -89,3 +89,9 @@ class QueryError(Error):
 
 class NotFound(QueryError):
     """The query named an unknown symbol (or one with no stored trades)."""
+
+
+class SubscribeError(Error):
+    """slotd refused or ended a subscription: BAD_SUB (the message names the
+    bad key), CURSOR_GONE (retention dropped trades at the cursor; subscribe
+    with gaps=True or from a later position)."""
