@@ -22,7 +22,7 @@
 
 /* ---- proto_buf ------------------------------------------------------------ */
 
-static int buf_reserve(proto_buf *b, size_t extra)
+int proto_buf_reserve(proto_buf *b, size_t extra)
 {
     if (b->cap - b->len >= extra)
         return 0;
@@ -43,7 +43,7 @@ int proto_buf_append(proto_buf *b, const void *p, size_t n)
 {
     if (n == 0)
         return 0;
-    if (buf_reserve(b, n) < 0)
+    if (proto_buf_reserve(b, n) < 0)
         return -1;
     memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -63,7 +63,7 @@ int proto_buf_printf(proto_buf *b, const char *fmt, ...)
         return proto_buf_append(b, small, (size_t)n);
     /* Long output: format straight into the buffer (vsnprintf needs room
      * for the NUL, which is then not counted). */
-    if (buf_reserve(b, (size_t)n + 1) < 0)
+    if (proto_buf_reserve(b, (size_t)n + 1) < 0)
         return -1;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

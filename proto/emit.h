@@ -56,7 +56,9 @@ void emit_msgpack_init(emit *e, proto_buf *out);
 void emit_json_init(emit *e, proto_buf *out);
 void emit_cstr(emit *e, const char *s); /* e->str(e, s, strlen(s)) */
 
-/* JSON helpers shared by the HTTP layer. */
+/* JSON helpers shared by the HTTP layer. proto_buf_reserve: room for
+ * `extra` more bytes (doubling); 0, or -1 (out of memory, b unchanged). */
+int proto_buf_reserve(proto_buf *b, size_t extra);
 int proto_buf_append(proto_buf *b, const void *p, size_t n);
 int proto_buf_printf(proto_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Shortest text that reads back as the same double ("0.1", "1e+20"); used

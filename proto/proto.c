@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emit.h"
 #include "mpread.h"
 
 #define PROTO__NAME(name, doc) #name,
@@ -64,23 +65,7 @@ void proto_buf_free(proto_buf *b)
  * memory runs out; msgpack-c passes that through as the packer's result. */
 static int buf_write(void *data, const char *src, size_t n)
 {
-    proto_buf *b = data;
-    if (n > b->cap - b->len) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < n) {
-            if (cap > SIZE_MAX / 2)
-                return -1;
-            cap *= 2;
-        }
-        char *p = realloc(b->data, cap);
-        if (!p)
-            return -1;
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
-    return 0;
+    return proto_buf_append(data, src, n);
 }
 
 static int pack_cstr(msgpack_packer *pk, const char *s)

@@ -376,21 +376,6 @@ void subproto_trade(emit *e, const kind *k, const void *slot)
 
 /* ---- the S fast path: msgpack written by hand ---------------------------------- */
 
-static int reserve(proto_buf *b, size_t n)
-{
-    if (b->cap - b->len >= n)
-        return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap - b->len < n)
-        cap *= 2;
-    char *d = realloc(b->data, cap);
-    if (!d)
-        return -1;
-    b->data = d;
-    b->cap = cap;
-    return 0;
-}
-
 static unsigned char *put_be(unsigned char *p, uint64_t v, int bytes)
 {
     for (int i = bytes - 1; i >= 0; i--, v >>= 8)
@@ -449,7 +434,7 @@ int subproto_pack_s(proto_buf *out, uint64_t id, const char *sym, size_t len, co
     /* Worst case: a value is at most 1 + FIXP_STRLEN bytes; a trade adds
      * its array header; the message header is under 100 bytes. */
     size_t per = 1 + (size_t)k->nfields * (1 + FIXP_STRLEN);
-    if (reserve(out, 128 + len + (size_t)n * per) < 0)
+    if (proto_buf_reserve(out, 128 + len + (size_t)n * per) < 0)
         return -1;
     unsigned char *p = (unsigned char *)out->data + out->len;
     *p++ = 0x96;
