@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages slotd needs, only those missing. No other downloads.
 #   scripts/deps.sh           build + run
-#   scripts/deps.sh test      + what the test suite needs (kcat: an independent Kafka producer)
+#   scripts/deps.sh test      + what the test suite needs (kcat: an independent Kafka producer; curl: the SSE test)
 #   scripts/deps.sh bench     + peers for benchmarks (redis, gnuplot)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libuv1-dev libmsgpack-dev libhttp-parser-dev libjansson-dev libcmocka-dev librdkafka-dev libssl-dev)
 case "${1:-}" in
-  test) pkgs+=(python3 python3-msgpack python3-yaml python3-venv python3-setuptools python3-pip prometheus openssl clang libclang-rt-14-dev systemd valgrind kcat) ;;
-  bench) pkgs+=(python3 python3-msgpack redis-server redis-tools gnuplot-nox valgrind kcat) ;;
+  test) pkgs+=(python3 python3-msgpack python3-yaml python3-venv python3-setuptools python3-pip prometheus openssl clang libclang-rt-14-dev systemd valgrind kcat curl) ;;
+  bench) pkgs+=(python3 python3-msgpack redis-server redis-tools gnuplot-nox valgrind kcat curl) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
