@@ -146,6 +146,17 @@ def test_bad_trade_same_err_nothing_produced():
             assert gstats(gw)["records_produced"] == parts
             wait_for(lambda: trades_stored([even, odd]) == 11, 60, "the good batches")
             assert offsets([even, odd]) == parts, (offsets([even, odd]), parts)
+            # A gateway stores no trades: subscriptions are refused, clearly,
+            # over TCP and HTTP, and the connection goes on.
+            c = gw.connect("sub")
+            c.send(["SUB", 7, {"syms": "*", "from": "start"}])
+            r = c.recv()
+            assert r[:3] == ["ERR", 7, "BAD_SUB"] and "gateway" in r[3], r
+            c.send_batch(1, [{"sym": "G1", "ts": TS0, "px": "1", "qty": 1}])
+            assert c.recv() == ["ACK", 1, 1]
+            c.close()
+            st, body = gw.http_json("/subscribe?syms=G1&from=start")
+            assert st == 400 and body["error"] == "BAD_SUB" and "gateway" in body["message"], body
 
 
 def stream(gw, name, first, last, acked, sent, size, batch, window=8):

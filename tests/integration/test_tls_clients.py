@@ -91,6 +91,13 @@ def test_python_ingest_query():
         ctx = T.client_ctx()
         with slotd.Client(port=s.tls_port, tls=ctx) as c:
             assert c.symbol("PYT")["count"] == 2500
+            # a subscription's pushes go through the same TLS seam as replies
+            got = []
+            for t in c.subscribe(["PYT"], from_="start"):
+                got.append(t["ts"] - TS0)
+                if len(got) == 2500:
+                    break
+            assert got == list(range(2500)), got[:10]
         assert s.metric("tls_failures_total") == 0
 
 
