@@ -18,6 +18,7 @@
 
 #include "fixp.h"
 #include "query.h"
+#include "pk.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 #define FX(units) ((int64_t)((units) * 100000000.0 + 0.5)) /* exact for the test values */
@@ -228,18 +229,6 @@ static void test_set_param(void **state)
 
 /* ---- TCP decode ------------------------------------------------------------------- */
 
-typedef struct pk {
-    msgpack_sbuffer sb;
-    msgpack_packer p;
-} pk;
-
-static void pk_init(pk *k)
-{
-    msgpack_sbuffer_init(&k->sb);
-    msgpack_packer_init(&k->p, &k->sb, msgpack_sbuffer_write);
-}
-
-static void pk_str(pk *k, const char *s) { msgpack_pack_str_with_body(&k->p, s, strlen(s)); }
 
 /* On the TCP wire an integer interval is ns (like ts, from, to); its text
  * form is the duration grammar, where a bare number is seconds. */

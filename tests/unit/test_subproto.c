@@ -10,25 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pk.h"
 #include "subproto.h"
-
-/* Pack a message described by a tiny builder: msgpack-c directly. */
-typedef struct pk {
-    msgpack_sbuffer sb;
-    msgpack_packer p;
-} pk;
-
-static void pk_init(pk *k)
-{
-    msgpack_sbuffer_init(&k->sb);
-    msgpack_packer_init(&k->p, &k->sb, msgpack_sbuffer_write);
-}
-
-static void str(pk *k, const char *s)
-{
-    msgpack_pack_str(&k->p, strlen(s));
-    msgpack_pack_str_body(&k->p, s, strlen(s));
-}
 
 static int decode(pk *k, subproto_req *r, proto_error *err)
 {
@@ -42,7 +25,7 @@ static void sub_head(pk *k, uint64_t id, uint32_t pairs)
 {
     pk_init(k);
     msgpack_pack_array(&k->p, 3);
-    str(k, "SUB");
+    pk_str(k, "SUB");
     msgpack_pack_uint64(&k->p, id);
     msgpack_pack_map(&k->p, pairs);
 }
@@ -54,8 +37,8 @@ static void test_star_now(void **state)
     proto_error err;
     subproto_req *r = malloc(sizeof *r);
     sub_head(&k, 7, 1);
-    str(&k, "syms");
-    str(&k, "*");
+    pk_str(&k, "syms");
+    pk_str(&k, "*");
     assert_true(subproto_is((const uint8_t *)k.sb.data, k.sb.size, "SUB"));
     assert_false(subproto_is((const uint8_t *)k.sb.data, k.sb.size, "UNSUB"));
     assert_int_equal(decode(&k, r, &err), 0);
@@ -73,15 +56,15 @@ static void test_list_cursor_gaps(void **state)
     proto_error err;
     subproto_req *r = malloc(sizeof *r);
     sub_head(&k, 1, 3);
-    str(&k, "syms");
+    pk_str(&k, "syms");
     msgpack_pack_array(&k.p, 2);
-    str(&k, "AAPL");
-    str(&k, "MSFT");
-    str(&k, "from");
+    pk_str(&k, "AAPL");
+    pk_str(&k, "MSFT");
+    pk_str(&k, "from");
     msgpack_pack_map(&k.p, 1);
-    str(&k, "MSFT");
+    pk_str(&k, "MSFT");
     msgpack_pack_uint64(&k.p, 12345678901ULL);
-    str(&k, "gaps");
+    pk_str(&k, "gaps");
     msgpack_pack_true(&k.p);
     assert_int_equal(decode(&k, r, &err), 0);
     assert_false(r->all);
@@ -94,10 +77,10 @@ static void test_list_cursor_gaps(void **state)
     assert_int_equal(r->fromv[0].pos, 12345678901ULL);
     assert_true(r->gaps);
     sub_head(&k, 2, 2);
-    str(&k, "from");
-    str(&k, "start");
-    str(&k, "syms");
-    str(&k, "*");
+    pk_str(&k, "from");
+    pk_str(&k, "start");
+    pk_str(&k, "syms");
+    pk_str(&k, "*");
     assert_int_equal(decode(&k, r, &err), 0);
     assert_int_equal(r->from, SUBPROTO_START);
     free(r);
@@ -112,7 +95,7 @@ static void test_refusals(void **state)
     subproto_req *r = malloc(sizeof *r);
 
     sub_head(&k, 3, 1); /* syms: an integer */
-    str(&k, "syms");
+    pk_str(&k, "syms");
     msgpack_pack_int(&k.p, 5);
     assert_int_equal(decode(&k, r, &err), -1);
     assert_int_equal(err.code, PROTO_E_BAD_SUB);
@@ -120,48 +103,48 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err.msg, "syms: must be"));
 
     sub_head(&k, 3, 1); /* a symbol of 32 bytes */
-    str(&k, "syms");
+    pk_str(&k, "syms");
     msgpack_pack_array(&k.p, 1);
-    str(&k, "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345");
+    pk_str(&k, "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345");
     assert_int_equal(decode(&k, r, &err), -1);
     assert_non_null(strstr(err.msg, "1-31 bytes"));
 
     sub_head(&k, 3, 2); /* from: a negative position */
-    str(&k, "syms");
-    str(&k, "*");
-    str(&k, "from");
+    pk_str(&k, "syms");
+    pk_str(&k, "*");
+    pk_str(&k, "from");
     msgpack_pack_map(&k.p, 1);
-    str(&k, "A");
+    pk_str(&k, "A");
     msgpack_pack_int(&k.p, -1);
     assert_int_equal(decode(&k, r, &err), -1);
     assert_non_null(strstr(err.msg, "position of 'A' must be a non-negative integer"));
 
     sub_head(&k, 3, 2); /* from: a word it does not know */
-    str(&k, "syms");
-    str(&k, "*");
-    str(&k, "from");
-    str(&k, "later");
+    pk_str(&k, "syms");
+    pk_str(&k, "*");
+    pk_str(&k, "from");
+    pk_str(&k, "later");
     assert_int_equal(decode(&k, r, &err), -1);
     assert_non_null(strstr(err.msg, "from: must be"));
 
     sub_head(&k, 3, 1); /* no syms */
-    str(&k, "gaps");
+    pk_str(&k, "gaps");
     msgpack_pack_false(&k.p);
     assert_int_equal(decode(&k, r, &err), -1);
     assert_non_null(strstr(err.msg, "syms is required"));
 
     sub_head(&k, 3, 2); /* an unknown key */
-    str(&k, "syms");
-    str(&k, "*");
-    str(&k, "depth");
+    pk_str(&k, "syms");
+    pk_str(&k, "*");
+    pk_str(&k, "depth");
     msgpack_pack_int(&k.p, 1);
     assert_int_equal(decode(&k, r, &err), -1);
     assert_non_null(strstr(err.msg, "unknown key 'depth'"));
 
     pk_init(&k); /* the id a string: the message's shape */
     msgpack_pack_array(&k.p, 3);
-    str(&k, "SUB");
-    str(&k, "x");
+    pk_str(&k, "SUB");
+    pk_str(&k, "x");
     msgpack_pack_map(&k.p, 0);
     assert_int_equal(decode(&k, r, &err), -1);
     assert_int_equal(err.code, PROTO_E_BAD_MESSAGE);
