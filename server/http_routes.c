@@ -421,23 +421,25 @@ static void ep_clients(const http_req *r, http__answer *a)
  * /metrics: counters and gauges only, no trades or symbol names, so a
  * Prometheus scrape needs no secret), unless --http-probes-auth: then any
  * valid credential (no perm needed). `probe`: served on a reserve
- * connection too. Anything else, unknown paths included, needs the token
- * when --token is set. */
+ * connection too. `perm`: the --auth-file perm a GET needs (a DELETE needs
+ * ingest). Anything else, unknown paths included, needs the token when
+ * --token is set. */
 static const struct endpoint {
     const char *path;     /* exact, or a prefix when it ends in '/' */
     uint8_t open, probe;
+    unsigned perm;
     void (*fn)(const http_req *r, http__answer *a);
 } endpoints[] = {
-    {"/healthz", 1, 1, ep_healthz},
-    {"/readyz", 1, 1, ep_readyz},
-    {"/metrics", 1, 0, ep_metrics},
-    {"/stats", 0, 0, ep_stats},
-    {"/schema", 0, 0, ep_schema},
-    {"/symbols", 0, 0, ep_top},
-    {"/export", 0, 0, ep_export},
-    {"/clients", 0, 0, ep_clients},
-    {"/subscribe", 0, 0, ep_subscribe},
-    {"/symbols/", 0, 0, ep_symbol},
+    {"/healthz", 1, 1, 0, ep_healthz},
+    {"/readyz", 1, 1, 0, ep_readyz},
+    {"/metrics", 1, 0, 0, ep_metrics},
+    {"/stats", 0, 0, AUTH_QUERY, ep_stats},
+    {"/schema", 0, 0, AUTH_QUERY, ep_schema},
+    {"/symbols", 0, 0, AUTH_QUERY, ep_top},
+    {"/export", 0, 0, AUTH_QUERY, ep_export},
+    {"/clients", 0, 0, AUTH_QUERY, ep_clients},
+    {"/subscribe", 0, 0, AUTH_SUBSCRIBE, ep_subscribe},
+    {"/symbols/", 0, 0, AUTH_QUERY, ep_symbol},
 };
 
 static const struct endpoint *endpoint_find(const char *path, size_t plen, size_t *prefix)
@@ -547,9 +549,10 @@ void http__route(http_conn *c, http__answer *a)
         http__answer_error(a, 404, "NOT_FOUND",
                      "no such path; try /healthz /readyz /stats /metrics /schema /symbols /export "
                      "/clients /subscribe");
-    } else if (!ep->open && !(perms & (r.method == HTTP_DELETE ? AUTH_INGEST : AUTH_QUERY))) {
-        http__answer_error(a, 403, "FORBIDDEN", r.method == HTTP_DELETE
-                           ? "this client may not delete (--auth-file perms)"
+    } else if (!ep->open && !(perms & (r.method == HTTP_DELETE ? AUTH_INGEST : ep->perm))) {
+        http__answer_error(a, 403, "FORBIDDEN", r.method == HTTP_DELETE ? "this client may not "
+                           "delete (--auth-file perms)" : ep->perm == AUTH_SUBSCRIBE
+                           ? "this client may not subscribe (--auth-file perms)"
                            : "this client may not query (--auth-file perms)");
         http_auth_failed(r.srv, 403);
     } else {

@@ -12,8 +12,9 @@ import tempfile
 
 from harness import Client, Results, Slotd, wait_for
 
-SECRETS = {"feed-1": "s3cret-feed-1-Xq9", "reader": "r3ader-Pz7w", "feed-2": "f2-secret-K8m"}
-PERMS = {"feed-1": "ingest,query", "reader": "query", "feed-2": "ingest"}
+SECRETS = {"feed-1": "s3cret-feed-1-Xq9", "reader": "r3ader-Pz7w", "feed-2": "f2-secret-K8m",
+           "watcher": "w4tcher-Lm3q"}
+PERMS = {"feed-1": "ingest,query", "reader": "query", "feed-2": "ingest", "watcher": "subscribe"}
 
 
 def line(name, secret, perms):
@@ -146,6 +147,48 @@ def test_http():
             assert secret not in s.logs()
 
 
+def sse_head(s, name):
+    """The status line and the first bytes of GET /subscribe as name (an
+    SSE answer streams on: read its head, then close)."""
+    import socket
+    c = socket.create_connection(("127.0.0.1", s.http_port), timeout=30)
+    c.sendall(("GET /subscribe?syms=AUTH&from=start HTTP/1.1\r\nHost: x\r\n"
+               "Authorization: Bearer %s:%s\r\n\r\n" % (name, SECRETS[name])).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = c.recv(4096)
+        if not got:
+            break
+        data += got
+    c.close()
+    return data
+
+
+def test_http_subscribe_perm():
+    """GET /subscribe needs the subscribe perm, as SUB does over TCP: a
+    client with query alone gets 403 naming it, one with subscribe alone is
+    served the event stream."""
+    d = tempfile.mkdtemp(prefix="slotd-auth-")
+    path = os.path.join(d, "auth")
+    write_auth(path, ["feed-1", "reader", "watcher"])
+    with Slotd(["--auth-file", path]) as s:
+        r, c = hello(s, "feed-1", SECRETS["feed-1"])
+        c.send_batch(1, trades(1))
+        assert c.recv() == ["ACK", 1, 1]
+        c.close()
+        head = sse_head(s, "reader")
+        assert head.startswith(b"HTTP/1.1 403") and b"may not subscribe" in head + \
+            sse_body(s, "reader"), head
+        head = sse_head(s, "watcher")
+        assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head, head
+
+
+def sse_body(s, name):
+    status, _, body = s.http_get("/subscribe?syms=AUTH&from=start", bearer(name, SECRETS[name]))
+    assert status == 403, (status, body)
+    return body
+
+
 def test_flags():
     d = tempfile.mkdtemp(prefix="slotd-auth-")
     path = os.path.join(d, "auth")
@@ -216,6 +259,7 @@ def test_slotload_with_per_client_names():
 
 if __name__ == "__main__":
     r = Results()
-    for t in (test_tcp, test_http, test_flags, test_slotload_with_per_client_names):
+    for t in (test_tcp, test_http, test_http_subscribe_perm, test_flags,
+              test_slotload_with_per_client_names):
         r.run(t)
     r.finish()
