@@ -56,7 +56,7 @@ typedef struct client_rec {
     uint64_t held;         /* lowest seq refused above accepted_seq; 0 = none */
     uint32_t inflight;     /* batches accepted whose journal write is pending */
     void *owner;           /* the connection holding the name (HELLO), or NULL */
-    void *gw_head, *gw_tail; /* --gateway: its batch in Kafka, then those waiting (gateway.c) */
+    void *gw;              /* --gateway: its batches in Kafka, oldest first (gateway.c) */
     uint64_t last_used;    /* monotonic ns of the last HELLO or batch */
 } client_rec;
 

@@ -1,11 +1,12 @@
 /* gateway — batches to Kafka parts, delivery reports, the seq topic
  * (gateway.h).
  *
- *   ingest: T ok -> gateway_submit -> client's queue -- head --> produce parts
+ *   ingest: T ok -> gateway_submit -> produce parts (headers client, seq, part, prev)
+ *           -> the name's pipeline (cl->gw), answered oldest first
  *   librdkafka threads ... main queue --(first event)--> pipe byte
  *   loop: uv_poll -> rd_kafka_poll -> on_delivery per part
- *         last part of the head job -> done(ctx, err) -> seq record (ok)
- *                                   -> next job of the client (or fail them)
+ *         last part of a job -> pipe_drain: every finished job at the head
+ *                              -> done(ctx, err) -> seq record (ok)
  *   start: metadata (worker) -> assign the seq topic from the beginning ->
  *          records raise last_seq per client; end of every partition -> ready
  */
@@ -31,20 +32,29 @@
 #define GW_TICK_MS 100    /* a poll in case a wake-up was missed */
 #define GW_POLL_BUDGET 10000 /* events per loop iteration */
 
-/* One batch: queued behind the client's batch in flight, or in flight. */
+/* One batch of a client name, in Kafka or failed before it got there. */
 typedef struct gw_job {
     struct gw_job *next;
     client_rec *cl;
     uint64_t seq;
-    uint8_t *msg; /* owned copy while queued; NULL once produced */
-    size_t len;
     gateway_done_fn done;
     void *ctx;
-    uint32_t parts_left;
+    uint32_t parts_left;     /* delivery reports to come (+1 while producing) */
     rd_kafka_resp_err_t err; /* the first part's failure */
-    const char *why;         /* a failure before Kafka (split, enqueue) */
-    uint64_t t0;             /* uv_hrtime() when its parts were produced, 0 before */
+    const char *why;         /* a failure before Kafka (split, enqueue, stopping) */
+    uint64_t t0;             /* uv_hrtime() when its parts were produced, 0 if never */
 } gw_job;
+
+/* A client name's batches, oldest first (cl->gw): they are answered in
+ * that order, each when its own parts and every earlier batch are done.
+ * It exists only while a batch of the name does, so prev[] starts afresh
+ * whenever the name has nothing in Kafka (gateway.h: "prev"). */
+typedef struct gw_pipe {
+    gw_job *head, *tail;
+    int broken;      /* a batch failed: nothing more is produced until it drains */
+    int failed;      /* a failure was answered: every later batch fails too */
+    uint64_t prev[]; /* per partition: seq of the last part produced there, 0 = none */
+} gw_pipe;
 
 /* A pipe the librdkafka queue writes a byte to, polled by the loop. */
 typedef struct gw_wake {
@@ -157,8 +167,6 @@ static void seq_drain(struct gateway *g)
 
 /* ---- producing ------------------------------------------------------------ */
 
-static void job_produce(struct gateway *g, gw_job *j, const uint8_t *msg, size_t len);
-
 static int32_t part_of(void *ctx, const char *sym, size_t len)
 {
     struct gateway *g = ctx;
@@ -181,123 +189,133 @@ static void seq_write(struct gateway *g, const client_rec *cl, uint64_t seq)
     }
 }
 
-/* The head job of its client is done: answer it, then the next one goes to
- * Kafka (after a success) or is failed too (after a failure). */
-static void job_done(struct gateway *g, gw_job *j)
+/* Answer every finished batch at the head of the name's pipeline, in
+ * order; free the pipeline once it is empty. */
+static void pipe_drain(struct gateway *g, client_rec *cl)
 {
-    client_rec *cl = j->cl;
-    const char *why = j->why ? j->why : j->err ? rd_kafka_err2str(j->err) : NULL;
+    gw_pipe *pp = cl->gw;
+    gw_job *j;
     char msg[256];
-    assert(cl->gw_head == j);
-    cl->gw_head = j->next;
-    if (!cl->gw_head)
-        cl->gw_tail = NULL;
-    if (j->t0) { /* produced: how long Kafka took, success or not */
-        uint64_t ns = uv_hrtime() - j->t0;
-        g->lat_buckets[metrics_bucket(ns)]++;
-        g->lat_count++;
-        g->lat_sum += (double)ns / 1e9;
+    while ((j = pp->head) && j->parts_left == 0) {
+        const char *why = j->why ? j->why : j->err ? rd_kafka_err2str(j->err) : NULL;
+        if (!why && pp->failed) /* its parts may be in Kafka: the resend is skipped there */
+            why = "an earlier batch of this client failed";
+        pp->head = j->next;
+        if (!pp->head)
+            pp->tail = NULL;
+        if (j->t0) { /* produced: how long Kafka took, success or not */
+            uint64_t ns = uv_hrtime() - j->t0;
+            g->lat_buckets[metrics_bucket(ns)]++;
+            g->lat_count++;
+            g->lat_sum += (double)ns / 1e9;
+        }
+        if (why) {
+            pp->failed = pp->broken = 1;
+            g->batches_failed++;
+            snprintf(msg, sizeof msg, "Kafka did not acknowledge every part of the batch (%s); "
+                     "resend it: parts already written are skipped by the nodes", why);
+            log_warn("gateway_batch_failed seq=%" PRIu64 " err=\"%s\"", j->seq, why);
+        } else {
+            g->batches_ok++;
+            seq_write(g, cl, j->seq);
+        }
+        j->done(j->ctx, why ? msg : NULL); /* cl stays valid: ingest counts it inflight */
+        free(j);
     }
-    if (why) {
-        g->batches_failed++;
-        snprintf(msg, sizeof msg, "Kafka did not acknowledge every part of the batch (%s); resend "
-                 "it: parts already written are skipped by the nodes", why);
-        log_warn("gateway_batch_failed seq=%" PRIu64 " err=\"%s\"", j->seq, why);
-    } else {
-        g->batches_ok++;
-        seq_write(g, cl, j->seq);
+    if (!pp->head) {
+        free(pp);
+        cl->gw = NULL;
     }
-    gw_job *next = cl->gw_head; /* cl stays valid while a job of it waits (inflight) */
-    j->done(j->ctx, why ? msg : NULL);
-    free(j->msg); /* a queued job failed behind another still holds its copy */
-    free(j);
-    if (!next)
-        return;
-    if (!why) {
-        uint8_t *m = next->msg;
-        next->msg = NULL;
-        job_produce(g, next, m, next->len);
-        free(m);
-        return;
-    }
-    /* Behind a failure: fail the rest too, head first, so ingest blocks the
-     * name at the lowest failed seq and every later one is resent. */
-    next->why = "an earlier batch of this client failed";
-    next->parts_left = 0;
-    job_done(g, next);
+}
+
+/* A part of j failed, or j did before Kafka: nothing more of the name is
+ * produced until its pipeline drains (gateway.h). */
+static void job_fail(gw_job *j, const char *why, rd_kafka_resp_err_t err)
+{
+    gw_pipe *pp = j->cl->gw;
+    pp->broken = 1;
+    if (why && !j->why)
+        j->why = why;
+    if (err && !j->err)
+        j->err = err;
 }
 
 static void job_produce(struct gateway *g, gw_job *j, const uint8_t *msg, size_t len)
 {
+    gw_pipe *pp = j->cl->gw;
     proto_error err = {0};
-    char seq[24], part[32];
+    char seq[24], part[32], prev[24];
     int sn = snprintf(seq, sizeof seq, "%" PRIu64, j->seq);
     uint32_t total = 0, i = 0;
-    if (g->stopping || g->failed) {
-        j->why = "the gateway is stopping";
-        return job_done(g, j);
-    }
+    if (pp->broken)
+        return job_fail(j, "an earlier batch of this client failed", 0);
+    if (g->stopping || g->failed)
+        return job_fail(j, "the gateway is stopping", 0);
     if (split_batch(msg, len, part_of, g, &g->split, &err) != 0) {
-        j->why = "the batch could not be cut per partition";
         log_warn("gateway_split_failed seq=%" PRIu64 " msg=\"%s\"", j->seq, err.msg);
-        return job_done(g, j);
+        return job_fail(j, "the batch could not be cut per partition", 0);
     }
     for (int32_t p = 0; p < g->parts; p++)
         total += g->split.counts[p] != 0;
-    j->parts_left = 1; /* held until every part is enqueued */
     j->t0 = uv_hrtime();
     for (int32_t p = 0; p < g->parts && !j->err; p++) {
         proto_buf *b = &g->split.parts[p];
         if (!g->split.counts[p])
             continue;
         int pn = snprintf(part, sizeof part, "%u/%u", i++, total);
+        int vn = snprintf(prev, sizeof prev, "%" PRIu64, pp->prev[p]);
         rd_kafka_resp_err_t e = rd_kafka_producev(
             g->prod, RD_KAFKA_V_RKT(g->rkt), RD_KAFKA_V_PARTITION(p),
             RD_KAFKA_V_VALUE(b->data, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER("client", j->cl->name, (ssize_t)j->cl->len),
             RD_KAFKA_V_HEADER("seq", seq, (ssize_t)sn),
             RD_KAFKA_V_HEADER("part", part, (ssize_t)pn),
+            RD_KAFKA_V_HEADER("prev", prev, (ssize_t)vn), /* "0": the pipeline's first here */
             RD_KAFKA_V_OPAQUE(j), RD_KAFKA_V_END);
         if (e) {
-            j->err = e;
             g->parts_failed++;
+            job_fail(j, NULL, e);
         } else {
+            pp->prev[p] = j->seq;
             j->parts_left++;
             g->records++;
             g->bytes += b->len;
         }
     }
-    if (--j->parts_left == 0)
-        job_done(g, j);
 }
 
 void gateway_submit(server *srv, client_rec *cl, uint64_t seq, const uint8_t *msg, size_t len,
                     gateway_done_fn done, void *ctx)
 {
     struct gateway *g = srv->gateway;
+    gw_pipe *pp = cl->gw;
     gw_job *j = calloc(1, sizeof *j);
-    if (!j) {
+    assert(g->parts > 0); /* ingest answers NOT_READY until the topics are known */
+    if (!pp && (pp = calloc(1, sizeof *pp + (size_t)g->parts * sizeof pp->prev[0])))
+        cl->gw = pp;
+    if (!j || !pp) {
+        free(j);
+        /* The name's earlier batches, if any, are answered first: fail this
+         * one after them would need the memory we lack; nothing of it is
+         * in Kafka, and the pipeline stops producing. */
+        if (pp)
+            pp->broken = 1;
         done(ctx, "out of memory");
         return;
     }
     j->cl = cl;
     j->seq = seq;
-    j->len = len;
     j->done = done;
     j->ctx = ctx;
-    if (cl->gw_head) { /* one batch per client in Kafka at a time (gateway.h) */
-        if (!(j->msg = malloc(len))) {
-            free(j);
-            done(ctx, "out of memory");
-            return;
-        }
-        memcpy(j->msg, msg, len);
-        ((gw_job *)cl->gw_tail)->next = j;
-        cl->gw_tail = j;
-        return;
-    }
-    cl->gw_head = cl->gw_tail = j;
+    if (pp->tail)
+        pp->tail->next = j;
+    else
+        pp->head = j;
+    pp->tail = j;
+    j->parts_left = 1; /* held while its parts are produced */
     job_produce(g, j, msg, len);
+    j->parts_left--;
+    pipe_drain(g, cl);
 }
 
 /* ---- librdkafka -> loop ------------------------------------------------- */
@@ -318,11 +336,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
     if (m->err) {
         g->parts_failed++;
-        if (!j->err)
-            j->err = m->err;
+        job_fail(j, NULL, m->err);
     }
     if (--j->parts_left == 0)
-        job_done(g, j);
+        pipe_drain(g, j->cl);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)

@@ -7,20 +7,37 @@
  * same function the nodes check records with), and each part is produced
  * with the idempotent producer (acks=all) as one record: no key, an
  * explicit partition, value = a T message of that part's trades, headers
- * "client", "seq" (the batch's, decimal) and "part" ("i/n"). The nodes
- * de-duplicate per (client, partition) on (client, seq): the parts of one
- * batch land in distinct partitions, so each (client, seq, partition) is
- * one record. The batch is done when every part's delivery report is in:
+ * "client", "seq" (the batch's, decimal), "part" ("i/n") and "prev"
+ * (below). The nodes de-duplicate per (client, partition) on (client,
+ * seq): the parts of one batch land in distinct partitions, so each
+ * (client, seq, partition) is one record. The batch is done when every part's delivery report is in:
  * success only if all succeeded.
  *
- * One batch per client name is in Kafka at a time; the others wait in its
- * queue. So a failed batch is never followed, in any partition, by a
- * delivered later batch of the same name — which the nodes' "at or below
- * the highest seq seen" rule would otherwise turn into a loss of the
- * failed batch's resend. When a batch fails, every batch queued behind it
- * fails too (like a journal write error: ingest then blocks the name at the
- * lowest failed seq, PROTOCOL.md §5).
- *
+ * Pipelining, and why a resend never loses a part. A name's batches go to
+ * Kafka as they come (many in flight), and are answered in seq order, each
+ * once its own parts and every earlier batch are done (gw_pipe). The nodes
+ * skip a part at or below the highest seq they hold for (client,
+ * partition), so a later part must never be held where an earlier one of
+ * the same name is missing — and Kafka can leave such a gap: the
+ * idempotent producer keeps a partition's records in order without
+ * duplicates, but a message that times out (message.timeout.ms) is
+ * dropped while later ones may still be written. Three rules close it:
+ *   1. every part carries header "prev": the seq of the part of the same
+ *      name produced before it to the same partition, 0 for the first one of
+ *      a pipeline; a node refuses (skips, counted as
+ *      skipped_out_of_chain) a part whose prev is above what it holds;
+ *   2. once any part of a name fails, every batch of the name not yet
+ *      answered fails too, even if its own parts are in Kafka, and nothing
+ *      more of the name is produced until its pipeline drains — so every
+ *      refused part belongs to a batch the client is told to resend;
+ *   3. a pipeline (and its prev[]) exists only while a batch of the name
+ *      is unanswered; by the time a new one starts, ingest holds the name
+ *      at its lowest failed seq (PROTOCOL.md §5), so the first parts it
+ *      produces are the resends, lowest first, and nothing above a missing
+ *      part can be produced without a prev naming it.
+ * So in each partition the parts a node applies are, per name, in seq
+ * order with none missing below the highest: a resend is skipped exactly
+ * when its part is held.
  * Resume without local disk: once every part of batch N of client C is
  * acknowledged, the record (key C, value N in decimal) is produced to the
  * seq topic (--gateway-seq-topic, compacted; default "<topic>.seqs"). At

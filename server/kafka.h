@@ -19,9 +19,11 @@
  * A record carrying headers "client" (a name) and "seq" (decimal) — what
  * the gateway writes — is also de-duplicated: "gw:<client>:<p>" holds the
  * highest seq applied from that client in partition p, and a record at or
- * below it is skipped and counted. Names with the prefixes "kafka:" and
- * "gw:" are reserved (clients_reserved): a TCP HELLO cannot take them and
- * the table never forgets them.
+ * below it is skipped and counted; so is one whose "prev" (the gateway's
+ * previous part of that client in p, gateway.h) is above it: its
+ * predecessor is missing, and the client resends both. Names with the
+ * prefixes "kafka:" and "gw:" are reserved (clients_reserved): a TCP HELLO
+ * cannot take them and the table never forgets them.
  *
  * A record: key = symbol; value = one msgpack trade (map or array form, as
  * in a T batch) or a whole T message (its seq is ignored). Every trade's

@@ -27,6 +27,7 @@ typedef struct kpart {
     int64_t snap_next;       /* the next offset the snapshot being taken holds */
     uint64_t records, bytes, trades; /* applied since start */
     uint64_t bad, dups;      /* bad records; skipped duplicates (gateway seq) */
+    uint64_t unchained;      /* gateway records skipped: the part before them is missing */
     uint64_t gap_offsets;    /* offsets passed over without a record (kafka_offset_gap) */
     uint64_t rate_mark;      /* records at the last rate tick */
     double rate;             /* records/s over the last tick */

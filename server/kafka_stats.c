@@ -43,7 +43,7 @@ void kafka_stats_json(const server *srv, emit *e)
     e->array(e, k ? (uint32_t)k->nparts : 0);
     for (size_t i = 0; k && i < k->nparts; i++) {
         const kpart *p = &k->parts[i];
-        e->map(e, 12);
+        e->map(e, 13);
         kv_u64(e, "partition", (uint64_t)p->id);
         kv_u64(e, "next_offset", p->cl->durable_seq);
         e->key(e, "high_watermark");
@@ -56,6 +56,7 @@ void kafka_stats_json(const server *srv, emit *e)
         kv_u64(e, "trades", p->trades);
         kv_u64(e, "bad_records", p->bad);
         kv_u64(e, "skipped_duplicates", p->dups);
+        kv_u64(e, "skipped_out_of_chain", p->unchained);
         kv_u64(e, "gap_offsets", p->gap_offsets);
         e->key(e, "paused");
         e->boolean(e, p->state != KPART_RUNNING);
@@ -104,6 +105,9 @@ int kafka_stats_prom(const server *srv, proto_buf *out)
     PER_PART("bad_records_total", "counter", "Records refused by the decoder.", "%" PRIu64, p->bad);
     PER_PART("skipped_duplicates_total", "counter",
              "Records skipped as resends (gateway client and seq headers).", "%" PRIu64, p->dups);
+    PER_PART("skipped_out_of_chain_total", "counter",
+             "Gateway records skipped because the part before them is missing (resent by the "
+             "client).", "%" PRIu64, p->unchained);
     PER_PART("gap_offsets_total", "counter",
              "Offsets passed over without a record (retention, compaction, markers).", "%" PRIu64,
              p->gap_offsets);

@@ -193,32 +193,51 @@ static void advance(struct kafka *k, kpart *p, const rd_kafka_message_t *m)
     k->bytes += m->len;
 }
 
-/* The gateway's headers (kafka.h): "client" and "seq" (decimal). 1 with
- * *rec and *seq set, 0 without them, -1 (err set) when malformed. */
+/* A header's value as a decimal number (0 refused unless zero_ok): 0, or
+ * -1 when it is not one. */
+static int header_u64(const void *v, size_t n, int zero_ok, uint64_t *out)
+{
+    char digits[24], *end;
+    if (!v || n == 0 || n >= sizeof digits)
+        return -1;
+    memcpy(digits, v, n);
+    digits[n] = '\0';
+    errno = 0;
+    unsigned long long x = strtoull(digits, &end, 10);
+    if (*end || errno || (x == 0 && !zero_ok) || digits[0] < '0' || digits[0] > '9')
+        return -1;
+    *out = x;
+    return 0;
+}
+
+/* The gateway's headers (kafka.h): "client" and "seq" (decimal), and
+ * "prev" (decimal, optional; 0 = none, as when absent). 1 with *rec, *seq and *prev
+ * set, 0 without client and seq, -1 (err set) when malformed. */
 static int dedupe_of(struct kafka *k, const kpart *p, rd_kafka_message_t *m, client_rec **rec,
-                     uint64_t *seq, proto_error *err)
+                     uint64_t *seq, uint64_t *prev, proto_error *err)
 {
     rd_kafka_headers_t *h = NULL;
-    const void *cv, *sv;
-    size_t cn, sn;
-    char name[CLIENTS_NAME_MAX + 1], digits[24];
+    const void *cv, *sv, *pv;
+    size_t cn, sn, pn;
+    char name[CLIENTS_NAME_MAX + 1];
+    uint64_t v;
+    *prev = 0;
     if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
     int has_c = rd_kafka_header_get_last(h, "client", &cv, &cn) == RD_KAFKA_RESP_ERR_NO_ERROR;
     int has_s = rd_kafka_header_get_last(h, "seq", &sv, &sn) == RD_KAFKA_RESP_ERR_NO_ERROR;
     if (!has_c && !has_s)
         return 0;
-    if (!has_c || !has_s || !cv || !sv || sn == 0 || sn >= sizeof digits)
+    if (!has_c || !has_s || !cv)
         return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1,
                                "headers 'client' and 'seq' must come together, seq in decimal");
-    memcpy(digits, sv, sn);
-    digits[sn] = '\0';
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(digits, &end, 10);
-    if (*end || errno || v == 0 || digits[0] < '0' || digits[0] > '9')
+    if (header_u64(sv, sn, 0, &v) != 0)
         return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "header 'seq' is not a positive "
                                "decimal number");
+    if (rd_kafka_header_get_last(h, "prev", &pv, &pn) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        (header_u64(pv, pn, 1, prev) != 0 || *prev >= v))
+        return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "header 'prev' is not a decimal "
+                               "number below 'seq'");
     size_t len = kafka_dedupe_name(name, sizeof name, cv, cn, p->id);
     if (!len || memchr(cv, '\0', cn))
         return proto_error_set(err, PROTO_E_BAD_MESSAGE, -1, "header 'client' is not a client "
@@ -289,8 +308,9 @@ static int decode(struct kafka *k, const rd_kafka_message_t *m, proto_error *err
 }
 
 /* code: the log's name for the refusal; NULL = the decoder's code. */
+/* gw, seq: the record's gateway client and seq, or NULL. */
 static void bad_record(struct kafka *k, kpart *p, rd_kafka_message_t *m, const proto_error *err,
-                       const char *code)
+                       const char *code, client_rec *gw, uint64_t seq)
 {
     char esc[LOG_ESC_MAX(sizeof err->msg)];
     int stop = k->srv->cfg.kafka_on_error == KAFKA_ON_ERROR_STOP;
@@ -301,6 +321,10 @@ static void bad_record(struct kafka *k, kpart *p, rd_kafka_message_t *m, const p
              log_esc(esc, sizeof esc, err->msg, strlen(err->msg)), stop ? "stop_partition" : "skip");
     if (!stop) {
         advance(k, p, m);
+        /* Passed over like an applied one: the next part of its pipeline
+         * names it as prev, and would otherwise be refused (apply). */
+        if (gw && seq > gw->durable_seq)
+            gw->durable_seq = gw->accepted_seq = seq;
         return;
     }
     part_pause(k, p, KPART_STOPPED);
@@ -323,30 +347,48 @@ static void apply(struct kafka *k, kpart *p, rd_kafka_message_t *m)
     server *srv = k->srv;
     proto_error err = {0};
     client_rec *gw = NULL;
-    uint64_t gseq = 0;
+    uint64_t gseq = 0, gprev = 0;
     if (p->state == KPART_STORE_FULL || p->state == KPART_STOPPED ||
         m->offset < (int64_t)p->cl->durable_seq)
         return; /* paused (refetched on resume), or applied already */
-    int d = dedupe_of(k, p, m, &gw, &gseq, &err);
+    int d = dedupe_of(k, p, m, &gw, &gseq, &gprev, &err);
     if (d < 0 && err.code == PROTO_E_TOO_MANY_CLIENTS) /* capacity: wait, never skip */
         return store_full(k, p, m, "max_clients");
     if (d < 0)
-        return bad_record(k, p, m, &err, NULL);
+        return bad_record(k, p, m, &err, NULL, NULL, 0);
     if (d > 0 && gseq <= gw->durable_seq) { /* a resend the node holds */
         p->dups++;
         srv->metrics.duplicate_batches_total++;
         advance(k, p, m);
         return;
     }
+    if (d > 0 && gprev > gw->durable_seq) {
+        /* The part the gateway produced here before this one (seq gprev) is
+         * not here: Kafka lost it (a timed-out message leaves a gap even
+         * with the idempotent producer). The gateway failed that batch and
+         * every later one of the name (gateway.h), so the client resends
+         * them all, in order: applying this one now would make the resend
+         * of gprev look like a duplicate. (gprev below what is held: the
+         * name's resends came through another gateway meanwhile, which
+         * resent gprev's batch first; nothing is missing.) */
+        uint64_t n = ++p->unchained;
+        if ((n & (n - 1)) == 0) /* the 1st, 2nd, 4th, ...: a pipeline's worth of lines */
+            log_warn("kafka_out_of_chain topic=%s partition=%d offset=%" PRId64 " seq=%" PRIu64
+                     " prev=%" PRIu64 " have=%" PRIu64 " skipped=%" PRIu64
+                     " action=skip (the client resends it)", srv->cfg.kafka_topic, (int)p->id,
+                     m->offset, gseq, gprev, gw->durable_seq, p->unchained);
+        advance(k, p, m);
+        return;
+    }
     if (decode(k, m, &err) != 0) {
         if (err.code == PROTO_E_SYMBOL_LIMIT) /* capacity, not the record's fault */
             return store_full(k, p, m, "symbol_limit");
-        return bad_record(k, p, m, &err, NULL);
+        return bad_record(k, p, m, &err, NULL, gw, gseq);
     }
     route r = {k, m, &err, NULL};
     if (store_batch_symbols(srv->store, &k->batch, route_symbol, &r) != 0) {
         store_batch_reset(&k->batch); /* staged only: no symbol was created */
-        return bad_record(k, p, m, &err, r.code);
+        return bad_record(k, p, m, &err, r.code, gw, gseq);
     }
     int rc = store_batch_reserve(srv->store, &k->batch);
     if (rc != STORE_OK) {

@@ -159,19 +159,25 @@ def test_bad_trade_same_err_nothing_produced():
             assert st == 400 and body["error"] == "BAD_SUB" and "gateway" in body["message"], body
 
 
-def stream(gw, name, first, last, acked, sent, size, batch, window=8):
+def stream(gw, name, first, last, acked, sent, size, batch, window=8, hold_at=None, held=None):
     """Pipeline batches first..last (window in flight) until all are
-    acknowledged or the connection dies; acked/sent get the seqs."""
+    acknowledged or the connection dies; acked/sent get the seqs. With
+    hold_at: once that many are acknowledged, set `held` and send no more
+    (the gateway is killed meanwhile: the batches still in flight are the
+    point), then wait for the connection to die."""
     try:
         c = gw.connect(name)
         seq, pending = first, []
         while pending or seq <= last:
-            while len(pending) < window and seq <= last:
+            holding = hold_at is not None and len(acked) >= hold_at
+            if holding:
+                held.set()
+            while len(pending) < window and seq <= last and not holding:
                 c.send_batch(seq, batch(seq))
                 sent.append(seq)
                 pending.append(seq)
                 seq += 1
-            r = c.recv()
+            r = c.recv()  # EOFError once the gateway is gone
             assert r == ["ACK", pending[0], size], r
             acked.append(pending.pop(0))
         c.close()
@@ -191,18 +197,19 @@ def test_sigkill_gateway_resume():
         with gateway(mc) as gw, node(mc, "0/2") as even, node(mc, "1/2") as odd:
             first = 1
             for rnd, idle in enumerate((False, True, False)):
-                acked, sent = [], []
+                acked, sent, held = [], [], threading.Event()
                 upto = first + 19 if idle else batches
                 t = threading.Thread(target=stream, args=(gw, "feed", first, upto, acked, sent,
-                                                          size, batch))
+                                                          size, batch),
+                                     kwargs={} if idle else {"hold_at": 15, "held": held})
                 t.start()
                 if idle:  # every seq record delivered before the kill
                     t.join(120)
                     assert acked and acked[-1] == upto, acked[-3:]
                     wait_for(lambda: gstats(gw)["seq_records_written"] ==
                              gstats(gw)["batches_acked"], 30, "seq records")
-                else:
-                    wait_for(lambda: len(acked) >= 15 or not t.is_alive(), 60, "acks")
+                else:  # killed with up to 7 batches in flight, never after the last
+                    assert held.wait(60), acked[-3:]
                 gw.kill()
                 t.join(60)
                 assert not t.is_alive()

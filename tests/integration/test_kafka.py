@@ -8,7 +8,8 @@ tests/kafka/produce.c (kproduce) and by kcat, the independent producer.
 - SIGKILL mid-stream, several times, some right as a checkpoint starts:
   after restart every record of the partitions is held exactly once;
 - a resent record (same client and seq headers) is skipped and counted,
-  across a restart too;
+  across a restart too; a record whose predecessor in the gateway's chain
+  (header prev) is missing is skipped until the client's resends come;
 - brokers down and leaders moved: consumption goes on, lag returns to 0;
 - bad records are counted and logged, then skipped, or stop only their
   partition; so are records whose symbols are not their key, or not in
@@ -392,6 +393,54 @@ def test_resent_record_skipped():
             c = s.connect()
             ids = sorted(t["id"] for sym in gw for t in symbol_view(c, sym)[1])
             assert ids == list(range(1, 13)), ids
+
+
+def test_out_of_chain_part_skipped_until_resent():
+    """The gateway's "prev" header (server/gateway.h): a part whose
+    predecessor in its (client, partition) chain is missing (Kafka dropped
+    a timed-out message; the gateway failed that batch and every later one)
+    is skipped and counted, not applied, so the client's resends — lowest
+    first, a new chain — are applied in order and none is mistaken for a
+    duplicate. A malformed prev is a bad record."""
+    sym = sym_in(0, 1, "CH")
+
+    def rec(seq, prev, i=None):
+        i = seq if i is None else i
+        t = {"sym": sym, "ts": TS0 + i, "px": "1.25", "qty": i, "id": i}
+        return frame(sym, packb(t), partition=0,
+                     headers=[("client", "gw-b"), ("seq", seq), ("prev", prev)])
+    with MockCluster(partitions=1) as mc:
+        s = node(mc, "0/1")
+        with s:
+            # 1, 2 applied; 3 lost by Kafka; 4 (prev 3) and 5 (prev 4) skipped
+            produce(mc, [rec(1, 0), rec(2, 1), rec(4, 3), rec(5, 4)])
+            wait_consumed([s], 4)
+            part = kstats(s)["partitions"][0]
+            assert part["skipped_out_of_chain"] == 2, part
+            assert s.http_json("/stats")[1]["trades"] == 2
+            # the resends, a new pipeline: 3 (prev 0), 4 (prev 3), 5 (prev 4);
+            # then a resent 2 (a duplicate) and a prev below what is held
+            # (resends through another gateway meanwhile): applied
+            produce(mc, [rec(3, 0), rec(4, 3), rec(5, 4), rec(2, 0), rec(6, 1)])
+            wait_consumed([s], 9)
+            part = kstats(s)["partitions"][0]
+            assert part["skipped_out_of_chain"] == 2 and part["skipped_duplicates"] == 1, part
+            # prev not below seq, or not a number: bad records, skipped
+            produce(mc, [rec(20, 20), rec(21, "x")])
+            wait_consumed([s], 11)
+            assert kstats(s)["partitions"][0]["bad_records"] == 2
+            # a bad trade with good headers is passed over as a link of its
+            # chain: 8 (prev 7) applies
+            bad = frame(sym, packb({"sym": sym, "ts": TS0, "qty": 1}), partition=0,
+                        headers=[("client", "gw-b"), ("seq", 7), ("prev", 6)])
+            produce(mc, [bad, rec(8, 7)])
+            wait_consumed([s], 13)
+            part = kstats(s)["partitions"][0]
+            assert part["bad_records"] == 3 and part["skipped_out_of_chain"] == 2, part
+            c = s.connect()
+            ids = [t["id"] for t in symbol_view(c, sym)[1]]
+            assert ids == [1, 2, 3, 4, 5, 6, 8], ids
+            assert "skipped_out_of_chain_total" in s.http_get("/metrics")[2].decode()
 
 
 def test_broker_down_and_leader_move():
