@@ -4,7 +4,7 @@
 #   1. a single TCP-fed slotd (--no-journal) ingests N W1 trades from
 #      slotload (closed loop): the node's rate, and its CPU seconds;
 #   2. the gateway takes the same N trades (closed loop, C connections =
-#      client names, each with one batch in Kafka at a time): its rate, and
+#      client names, their batches pipelined): its rate, and
 #      its own CPU seconds (utime+stime from /proc), so trades per gateway
 #      core-second; the ratio to 1. is the target (>= 50%);
 #   3. open loop at half the gateway's peak for D: p99 ack through it

@@ -13,7 +13,10 @@ process); two Kafka-fed nodes own the even and the odd partitions.
   the gateway was idle), the client resends the rest, every trade is held
   exactly once;
 - a gateway that lost the seq records (another seq topic) sends resent
-  batches again: the nodes skip them (per client and partition).
+  batches again: the nodes skip them (per client and partition);
+- a client's batches are pipelined: one whose parts are all in Kafka is
+  answered ERR behind an earlier one that failed, and the resends of both
+  leave every trade held once.
 """
 import json
 import os
@@ -295,6 +298,47 @@ def test_kafka_failure_err_then_resend():
             wait_for(lambda: trades_stored([even, odd]) >= len(trades), 60, "every trade")
             check_exactly_once(even, odd, trades)
             assert gw.stop() == 0  # nothing of the failed batches leaked (ASan)
+
+
+def test_later_batch_fails_behind_a_failed_one():
+    """Pipelining (server/gateway.h, rule 2): batch 1 has a trade in a
+    partition without a leader, batch 2 none; both are in flight at once.
+    Batch 2's parts are all in Kafka, yet it is answered ERR behind batch
+    1's time-out, in order; the resends of both leave every trade held
+    exactly once (batch 2's parts skipped as duplicates, batch 1's stalled
+    part applied)."""
+    trades = workload(400, seed=31)
+    dead = PARTS - 1
+    one = trades[:200]
+    two = [t for t in trades[200:] if partition_of(t["sym"], PARTS) != dead]
+    assert any(partition_of(t["sym"], PARTS) == dead for t in one)
+    want = one + two
+    with cluster() as mc:
+        with gateway(mc, ["--kafka-conf", "message.timeout.ms=1500"]) as gw, \
+                node(mc, "0/2") as even, node(mc, "1/2") as odd:
+            wait_for(lambda: gw.http_get("/readyz")[0] == 200, 30, "gateway ready")
+            mc.command("leader %s %d -1" % (mc.topic, dead))
+            c = gw.connect("feed")
+            c.send_batch(1, one)
+            c.send_batch(2, two)
+            r1, r2 = c.recv(), c.recv()
+            assert r1[:3] == ["ERR", 1, "JOURNAL"], r1
+            assert r2[:3] == ["ERR", 2, "JOURNAL"] and "earlier batch" in r2[3], r2
+            parts_two = len({partition_of(t["sym"], PARTS) for t in two})
+            # batch 1's parts but the dead one, and all of batch 2's, are in Kafka
+            wait_for(lambda: offsets([even, odd]) == PARTS - 1 + parts_two, 60, "the parts")
+            mc.command("leader %s %d 1" % (mc.topic, dead))
+            for seq, b in ((1, one), (2, two)):  # retryable: resend until acknowledged
+                for _ in range(30):
+                    c.send_batch(seq, b)
+                    r = c.recv()
+                    if r[:3] != ["ERR", seq, "JOURNAL"]:
+                        break
+                assert r == ["ACK", seq, len(b)], r
+            c.close()
+            wait_for(lambda: trades_stored([even, odd]) == len(want), 60, "every trade")
+            check_exactly_once(even, odd, want)
+            assert skipped([even, odd]) >= PARTS - 1 + parts_two  # more if a resend was retried
 
 
 def top_key(by):
