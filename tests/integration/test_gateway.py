@@ -528,7 +528,7 @@ def test_behind_nodes():
                     lag = [ln for ln in m.splitlines()
                            if ln.startswith('slotd_gateway_node_lag_records{node="%s"}' % names[eb])]
                     assert len(lag) == 1 and int(lag[0].split()[-1]) > 5, lag
-                    assert 'slotd_gateway_node_lag_records{node="%s"} 0' % names[ea] in m
+                    assert 'slotd_gateway_node_lag_records{node="%s"} 0\n' % names[ea] in m
                     assert gw.http_json("/readyz")[0] == 200  # behind is not down
                     cg, ca = gw.connect("q"), ea.connect("q")
                     for sym in even:  # to ea: a query to the stopped eb would not come back
