@@ -585,7 +585,8 @@ def test_nodes_with_credentials():
     queries, top and /stats work. With a wrong secret every node is down with
     the reason (UNAUTHORIZED) in /readyz, in NOT_READY answers and in top's
     down_nodes; the gateway logs it once while the node refuses it again
-    and again (ever less often)."""
+    and again (ever less often). Nodes with --token and the token as the
+    credential: queries work."""
     from collections import Counter
     trades = workload(2000, seed=28)
     counts = Counter(t["sym"] for t in trades)
@@ -643,6 +644,27 @@ def test_nodes_with_credentials():
                 gw.__exit__(*sys.exc_info())
                 raise
             gw.__exit__(None, None, None)
+        # nodes with --token: a credential without ':' is the token; the
+        # gateway keeps its own name per connection
+        tok = os.path.join(d, "tok")
+        with open(tok, "w") as f:
+            f.write("tok-Zr8p\n")
+        even = node(mc, "0/2", extra=["--token", "tok-Zr8p"])
+        odd = node(mc, "1/2", extra=["--token", "tok-Zr8p"])
+        with even, odd:
+            where = ["--gateway-node", "0/2@127.0.0.1:%d" % even.tcp_port,
+                     "--gateway-node", "1/2@127.0.0.1:%d" % odd.tcp_port,
+                     "--gateway-node-token-file", tok]
+            with gateway(mc, where) as gw:
+                wait_for(lambda: cluster_stats(gw)["sum"].get("trades") == len(trades), 60,
+                         "the token nodes hold every trade")
+                c = gw.connect("q")
+                for sym in list(counts)[:5]:
+                    r = c.query(1, {"op": "symbol", "sym": sym})
+                    assert r[0] == "R" and r[2]["count"] == counts[sym], r
+                c.close()
+                assert "auth_failed" not in even.logs() + odd.logs()
+                assert gw.stop() == 0
 
 if __name__ == "__main__":
     r = Results()
