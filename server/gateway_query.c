@@ -118,14 +118,14 @@ static gq_node *pick(struct gq *q, int32_t p, const gq_node *not)
 }
 
 /* " (I/N@HOST:PORT: why)" of the first node owning p that is down with a
- * reason, or "". */
+ * reason, or "". Cut to fit an error message (proto_error, 200 bytes). */
 static void down_reason(const struct gq *q, int32_t p, char *buf, size_t cap)
 {
     buf[0] = '\0';
     for (size_t k = 0; k < q->n; k++) {
         const gq_node *nd = &q->nodes[k];
         if ((uint32_t)p % nd->n == nd->i && nd->state != GQ_UP && nd->why[0]) {
-            snprintf(buf, cap, " (%s: %s)", nd->name, nd->why);
+            snprintf(buf, cap, " (%.64s: %.128s)", nd->name, nd->why);
             return;
         }
     }
