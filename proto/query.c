@@ -38,6 +38,7 @@ static const struct {
     [QUERY_TOP] = {"top", P_TOP | P_BY, 0},
     [QUERY_SCHEMA] = {"schema", 0, 0},
     [QUERY_DELETE] = {"delete", P_FROM | P_TO, 1},
+    [QUERY_OFFSETS] = {"offsets", 0, 0},
 };
 #define NOPS (sizeof ops / sizeof ops[0])
 
@@ -303,7 +304,8 @@ static int decode_op(const msgpack_object_map *m, query_op *op, proto_error *err
         if (v->type != MSGPACK_OBJECT_STR)
             return fail(err, PROTO_E_BAD_QUERY, "'op' must be a string");
         return fail(err, PROTO_E_BAD_QUERY,
-                    "unknown op '%.*s': one of stats, symbol, trades, bars, top, schema, delete",
+                    "unknown op '%.*s': one of stats, symbol, trades, bars, top, schema, delete, "
+                    "offsets",
                     (int)(v->via.str.size > SHOWN ? SHOWN : v->via.str.size), v->via.str.ptr);
     }
     return fail(err, PROTO_E_BAD_QUERY, "the query map has no 'op'");
@@ -843,6 +845,15 @@ int query_run(const store *s, const query_req *q, emit *e, proto_error *err)
         return run_top(s, q, e, err);
     case QUERY_SCHEMA:
         run_schema(e);
+        return 0;
+    case QUERY_OFFSETS: /* a store has no Kafka offsets: a Kafka node answers it itself */
+        e->map(e, 2);
+        e->key(e, "topic");
+        e->nil(e);
+        e->key(e, "partitions");
+        e->array(e, 0);
+        e->end(e);
+        e->end(e);
         return 0;
     case QUERY_DELETE:
         break; /* a write: server/delete.c journals it, then applies it */

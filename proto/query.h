@@ -24,6 +24,7 @@ typedef enum query_op {
     QUERY_TOP,       /* top N symbols by count | volume | notional */
     QUERY_SCHEMA,    /* record kinds and their slots */
     QUERY_DELETE,    /* delete a symbol's trades in [from, to): a write, see below */
+    QUERY_OFFSETS,   /* a Kafka node's next offset per owned partition (the server answers) */
 } query_op;
 
 typedef struct query_req {

@@ -303,6 +303,13 @@ static int ent_cmp(const void *pa, const void *pb)
 
 void relay_top_emit(relay_top *t, const int32_t *missing, size_t nmissing, emit *e)
 {
+    relay_top_emit_open(t, missing, nmissing, 0, e);
+    e->end(e);
+}
+
+void relay_top_emit_open(relay_top *t, const int32_t *missing, size_t nmissing, uint32_t extra,
+                         emit *e)
+{
     if (t->nents)
         qsort(t->ents, t->nents, sizeof *t->ents, ent_cmp);
     /* Keep the first (largest) of each symbol, up to n. */
@@ -315,7 +322,7 @@ void relay_top_emit(relay_top *t, const int32_t *missing, size_t nmissing, emit 
         if (!dup)
             t->ents[kept++] = t->ents[i];
     }
-    e->map(e, nmissing ? 4 : 2);
+    e->map(e, (nmissing ? 4 : 2) + extra);
     e->key(e, "by");
     emit_cstr(e, by_names[t->by <= STORE_BY_NOTIONAL ? t->by : 0]);
     e->key(e, "symbols");
@@ -332,5 +339,73 @@ void relay_top_emit(relay_top *t, const int32_t *missing, size_t nmissing, emit 
             e->i64(e, missing[i]);
         e->end(e);
     }
-    e->end(e);
+}
+
+/* Bytes of the msgpack integer whose first byte is b, or 0 if it is none. */
+static size_t int_size(uint8_t b)
+{
+    if (b <= 0x7f || b >= 0xe0)
+        return 1;
+    switch (b) {
+    case 0xcc: case 0xd0: return 2;
+    case 0xcd: case 0xd1: return 3;
+    case 0xce: case 0xd2: return 5;
+    case 0xcf: case 0xd3: return 9;
+    default: return 0;
+    }
+}
+
+int relay_add_behind(const uint8_t *reply, size_t len, const int32_t *parts,
+                     const int64_t *records, size_t n, proto_buf *out)
+{
+    /* ["R", qid, result]: fixarray 3, fixstr "R", an integer, the map */
+    if (len < 5 || reply[0] != 0x93 || reply[1] != 0xa1 || reply[2] != 'R')
+        return -1;
+    size_t pos = 3 + int_size(reply[3]);
+    if (pos == 3 || pos >= len)
+        return -1;
+    uint32_t nkeys;
+    size_t hl;
+    uint8_t b = reply[pos];
+    if ((b & 0xf0) == 0x80) {
+        nkeys = b & 0x0f, hl = 1;
+    } else if (b == 0xde && pos + 3 <= len) {
+        nkeys = (uint32_t)reply[pos + 1] << 8 | reply[pos + 2], hl = 3;
+    } else if (b == 0xdf && pos + 5 <= len) {
+        nkeys = (uint32_t)reply[pos + 1] << 24 | (uint32_t)reply[pos + 2] << 16 |
+                (uint32_t)reply[pos + 3] << 8 | reply[pos + 4], hl = 5;
+    } else {
+        return -1;
+    }
+    if (nkeys == UINT32_MAX)
+        return -1;
+    nkeys++;
+    uint8_t head[5];
+    size_t headlen;
+    if (nkeys <= 15) {
+        head[0] = (uint8_t)(0x80 | nkeys), headlen = 1;
+    } else if (nkeys <= 0xffff) {
+        head[0] = 0xde, head[1] = (uint8_t)(nkeys >> 8), head[2] = (uint8_t)nkeys, headlen = 3;
+    } else {
+        head[0] = 0xdf, head[1] = (uint8_t)(nkeys >> 24), head[2] = (uint8_t)(nkeys >> 16);
+        head[3] = (uint8_t)(nkeys >> 8), head[4] = (uint8_t)nkeys, headlen = 5;
+    }
+    /* The result is the message's last element: its entries run to the end. */
+    if (proto_buf_append(out, reply, pos) != 0 || proto_buf_append(out, head, headlen) != 0 ||
+        proto_buf_append(out, reply + pos + hl, len - pos - hl) != 0)
+        return -1;
+    emit e;
+    emit_msgpack_init(&e, out);
+    e.key(&e, "behind");
+    e.array(&e, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        e.map(&e, 2);
+        e.key(&e, "partition");
+        e.i64(&e, parts[i]);
+        e.key(&e, "records");
+        e.i64(&e, records[i]);
+        e.end(&e);
+    }
+    e.end(&e);
+    return e.err ? -1 : 0;
 }

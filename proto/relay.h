@@ -47,6 +47,19 @@ int relay_top_add(relay_top *t, const uint8_t *reply, size_t len, proto_error *e
  * (ascending). */
 void relay_top_emit(relay_top *t, const int32_t *missing, size_t nmissing, emit *e);
 
+/* The same, with extra more entries left open in the map: the caller
+ * emits extra key/value pairs, then e->end (the gateway's "behind" and
+ * "down_nodes", gateway_cluster.c). */
+void relay_top_emit_open(relay_top *t, const int32_t *missing, size_t nmissing, uint32_t extra,
+                         emit *e);
+
+/* A per-symbol R reply ["R", qid, {...}] with one more entry in its
+ * result map: "behind": [{"partition": parts[i], "records": records[i]}]
+ * (n of them), the rest byte for byte, appended to out. 0, or -1 (not an R
+ * with a map result, or out of memory: out may hold a part). */
+int relay_add_behind(const uint8_t *reply, size_t len, const int32_t *parts,
+                     const int64_t *records, size_t n, proto_buf *out);
+
 /* Re-emit one msgpack value (a whole message's element) through e. */
 struct msgpack_object;
 void relay_object(const struct msgpack_object *o, emit *e);

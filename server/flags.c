@@ -253,8 +253,9 @@ static int set_token(ctx *c, const flag_def *f, const char *v)
         return say(c, rc == TOKEN_ENOMEM ? FLAGS_ENOMEM : FLAGS_EVALUE, "--%s: %s%s%s", f->name,
                    server_strerror(rc), rc == TOKEN_EFILE ? ": " : "",
                    rc == TOKEN_EFILE ? strerror(errno) : "");
-    free((char *)c->cfg->token);
-    c->cfg->token = tok;
+    char **slot = (char **)((char *)c->cfg + f->off); /* --token's, or the gateway's for nodes */
+    free(*slot);
+    *slot = tok;
     return FLAGS_OK;
 }
 
@@ -543,7 +544,9 @@ void flags_free(server_config *cfg)
     free((char *)cfg->gateway_seq_topic);
     free((char *)cfg->gateway_nodes);
     free((char *)cfg->gateway_nodes_file);
+    free((char *)cfg->gateway_node_token);
     cfg->gateway_seq_topic = cfg->gateway_nodes = cfg->gateway_nodes_file = NULL;
+    cfg->gateway_node_token = NULL;
     free((char *)cfg->tls_cert);
     free((char *)cfg->tls_key);
     free((char *)cfg->tls_client_ca);

@@ -178,6 +178,14 @@ typedef enum flag_type {
     X("gateway-nodes-file", FLAG_STRING, "FILE", NULL, 0, 0, 0, FLAG_AT(gateway_nodes_file),       \
       "--gateway: more nodes, one I/N@HOST:PORT a line ('#'\n"                                       \
       "comments); HOST may be a DNS name (resolved at each connect)")                              \
+    X("gateway-node-token-file", FLAG_TOKEN_FILE, "FILE", NULL, 0, 0, 0,                            \
+      FLAG_AT(gateway_node_token),                                                                  \
+      "--gateway: the credential for the nodes' HELLO: their\n"                                     \
+      "--token, or NAME:SECRET of their --auth-file (HELLO as\nNAME); read like --token-file")       \
+    X("gateway-behind-records", FLAG_U64, "N", "1000", 0, UINT64_MAX, 0,                             \
+      FLAG_AT(gateway_behind_records),                                                              \
+      "--gateway: a node more than N records behind a\n"                                            \
+      "partition's end is behind: queries prefer a replica\nthat is not, answers say so")            \
     X("sub-stall-timeout", FLAG_DUR_NS, "DURATION", "10s", FLAG_NS_MS, INT64_MAX, FLAG_ZERO_OK,      \
       FLAG_AT(sub_stall_ns), "drop a subscriber whose pushes have not drained\n"                    \
       "for this long (it is not reading); 0 = never")                                               \

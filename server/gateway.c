@@ -74,6 +74,7 @@ struct gateway {
     uv_timer_t tick;
     uv_work_t meta;
     int handles, stopping, failed;
+    int marks_busy; /* a gateway_watermarks look-up is running */
     int32_t parts, seq_parts; /* partition counts; -1 until known */
     /* The metadata worker's (meta_work): its counts are copied to parts and
      * seq_parts by meta_done on the loop thread; its last error is read by
@@ -613,6 +614,57 @@ void gateway_free(server *srv)
     pthread_mutex_destroy(&g->meta_lock);
     free(g);
     srv->gateway = NULL;
+}
+
+/* ---- high watermarks, for the nodes' lag (gateway_query.c) ------------------ */
+
+typedef struct gw_marks {
+    uv_work_t w;
+    struct gateway *g;
+    gateway_marks_fn done;
+    int32_t n;
+    int64_t hw[];
+} gw_marks;
+
+/* Worker thread: one ListOffsets round trip per partition (the producer
+ * has no consumer's cached watermarks; librdkafka's calls are thread-safe). */
+static void marks_work(uv_work_t *w)
+{
+    gw_marks *m = w->data;
+    for (int32_t p = 0; p < m->n; p++) {
+        int64_t lo, hi;
+        m->hw[p] = m->g->srv->stopping ||
+                           rd_kafka_query_watermark_offsets(m->g->prod, m->g->srv->cfg.kafka_topic,
+                                                            p, &lo, &hi, 1000) != 0
+                       ? -1 : hi;
+    }
+}
+
+static void marks_done(uv_work_t *w, int status)
+{
+    gw_marks *m = w->data;
+    m->g->marks_busy = 0;
+    if (status == 0 && !m->g->stopping)
+        m->done(m->g->srv, m->hw, m->n);
+    free(m);
+}
+
+int gateway_watermarks(server *srv, gateway_marks_fn done)
+{
+    struct gateway *g = srv->gateway;
+    if (!g || g->parts <= 0 || g->stopping || g->marks_busy)
+        return -1;
+    gw_marks *m = calloc(1, sizeof *m + (size_t)g->parts * sizeof(int64_t));
+    if (!m)
+        return -1;
+    *m = (gw_marks){.g = g, .done = done, .n = g->parts};
+    m->w.data = m;
+    if (uv_queue_work(srv->loop, &m->w, marks_work, marks_done) != 0) {
+        free(m);
+        return -1;
+    }
+    g->marks_busy = 1;
+    return 0;
 }
 
 int32_t gateway_partition(const server *srv, const char *sym, size_t len)

@@ -96,17 +96,27 @@ void gateway_produce_stats(const server *srv, const uint64_t **buckets, double *
  * -1 before the count is known. */
 int32_t gateway_partition(const server *srv, const char *sym, size_t len);
 
+/* The high watermark of every partition of the trades topic (-1: the
+ * look-up failed), from the gateway's own producer handle. */
+typedef void (*gateway_marks_fn)(server *srv, const int64_t *hw, int32_t n);
+/* Look them up on a uv worker thread; done runs on the loop thread unless
+ * the gateway stops first. 0, or -1 (not ready, stopping, or one look-up
+ * is running already: done will not run). */
+int gateway_watermarks(server *srv, gateway_marks_fn done);
+
 /* ---- gateway_query.c: per-symbol queries to the nodes ----
  *
  * --gateway-node I/N@HOST:PORT (repeatable) and the lines of
  * --gateway-nodes-file (read at start) name a node and what it owns
  * (every partition p with p mod N = I, as its --kafka-node). A symbol,
  * trades or bars query goes byte for byte to a ready node owning the
- * symbol's partition (the one with the fewest queries waiting); the node's
- * reply comes back as is. A node whose connection fails hands its waiting
- * queries to another ready node of their partition, else they are answered
- * NOT_READY; it is reconnected every 500 ms. top, stats and deletes are not
- * routed (BAD_QUERY). */
+ * symbol's partition (one not behind, gateway_lag.c; then the one with the
+ * fewest queries waiting); the node's reply comes back as is, or with
+ * "behind" added when every owner is behind. A node whose connection fails
+ * hands its waiting queries to another ready node of their partition, else
+ * they are answered NOT_READY (with why the owners are down); it is
+ * reconnected every 500 ms, or ever later after its HELLO was refused.
+ * Deletes are not routed (BAD_QUERY). */
 #define GATEWAY_HOST_MAX 256 /* a DNS name (253) or an IP address, + NUL */
 typedef void (*gateway_reply_fn)(void *ctx, const uint8_t *reply, size_t len,
                                  const proto_error *err);
@@ -115,6 +125,18 @@ typedef void (*gateway_reply_fn)(void *ctx, const uint8_t *reply, size_t len,
 int gateway_node_parse(const char *s, size_t len, uint32_t *i, uint32_t *n, char *host,
                        size_t hcap, int *port);
 int gateway_query_start(server *srv);
+/* --gateway-node-token-file's credential (docs/cluster.md, "Nodes that need
+ * credentials"): NAME:SECRET (a line of the nodes' --auth-file: HELLO as
+ * NAME with token SECRET), or else the nodes' --token (no ':' in it: HELLO
+ * as "gateway-q-<pid>-<k>" with it). 0 with name[cap] set ("" for a token)
+ * and *secret pointing into cred; -1 when NAME or SECRET is empty or NAME
+ * is longer than GATEWAY_CRED_NAME_MAX. */
+#define GATEWAY_CRED_NAME_MAX 64 /* PROTO_NAME_MAX */
+int gateway_node_cred(const char *cred, char *name, size_t cap, const char **secret);
+/* The HELLO the gateway sends node k: credential cred (NULL: none) as
+ * above. 0, or -1 (out of memory, or a credential gateway_node_cred
+ * refuses). */
+int gateway_node_hello(proto_buf *out, const char *cred, int pid, int k);
 struct query_req;
 /* Forward msg (the framed Q) for req's symbol: 0 and done runs exactly once
  * later (or now), or -1 with err set and done never runs. */
@@ -128,21 +150,38 @@ int32_t gateway_partitions(const server *srv);
 
 /* ---- fan-out (gateway_query.c): one query to several nodes ----
  * all = 0: one ready node per group of partitions (the first ready owner of
- * each partition not yet covered; a node that fails hands its query to
- * another owner of the partition it stands for); all = 1: every
- * --gateway-node, down ones included (their reply NULL). done runs once,
- * with every node's reply and the partitions no node answered an R for. */
+ * each partition not yet covered, least behind first; a node that fails
+ * hands its query to another owner of the partition it stands for); all =
+ * 1: every --gateway-node, down ones included (their reply NULL). A node
+ * that has not answered within 3 s counts as not answering. done runs once,
+ * with every node's reply, the partitions no node answered an R for, the
+ * ones behind and the down nodes of the missing ones. */
 typedef struct gateway_fan_reply {
     char node[GATEWAY_HOST_MAX + 32]; /* "I/N@HOST:PORT" */
+    int64_t lag;           /* records behind, max over its partitions; -1 unknown */
     const uint8_t *reply;  /* the node's reply (R or ERR), or NULL: err says why */
     size_t len;
     char err[208];
 } gateway_fan_reply;
+/* A partition answered from a node behind its end in Kafka by more than
+ * --gateway-behind-records (gateway_lag.c). */
+typedef struct gateway_behind {
+    int32_t partition;
+    int64_t records;       /* the high watermark minus the node's next offset */
+    char node[GATEWAY_HOST_MAX + 32];
+} gateway_behind;
 typedef struct gateway_fan_result {
     const gateway_fan_reply *replies;
     size_t n;
     const int32_t *missing; /* ascending */
     size_t nmissing;
+    /* all = 0: the partitions whose answer came from a node that is behind;
+     * all = 1: every (node, partition) that is behind */
+    const gateway_behind *behind;
+    size_t nbehind;
+    /* the nodes owning a missing partition that are down, and why (err) */
+    const gateway_fan_reply *down;
+    size_t ndown;
     int32_t nparts;
     int oom;                /* out of memory: nothing else is set */
 } gateway_fan_result;

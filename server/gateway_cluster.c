@@ -13,6 +13,24 @@
 #include "gateway.h"
 #include "relay.h"
 
+/* "behind": [{"partition", "records", "node"}, ...] */
+static void behind_json(const gateway_fan_result *res, emit *e)
+{
+    e->key(e, "behind");
+    e->array(e, (uint32_t)res->nbehind);
+    for (size_t i = 0; i < res->nbehind; i++) {
+        e->map(e, 3);
+        e->key(e, "partition");
+        e->i64(e, res->behind[i].partition);
+        e->key(e, "records");
+        e->i64(e, res->behind[i].records);
+        e->key(e, "node");
+        emit_cstr(e, res->behind[i].node);
+        e->end(e);
+    }
+    e->end(e);
+}
+
 /* A query answered from several nodes (top, stats), and who waits for it. */
 typedef struct top_req {
     store_by by;
@@ -49,7 +67,25 @@ static void top_merged(void *ctx, const gateway_fan_result *res)
         emit_cstr(&e, "R");
         e.u64(&e, t->qid);
     }
-    relay_top_emit(m, res->missing, res->nmissing, &e);
+    /* beside "partial": which partitions came from a node that is behind,
+     * and why the nodes of the missing ones are down */
+    relay_top_emit_open(m, res->missing, res->nmissing, (res->nbehind > 0) + (res->ndown > 0), &e);
+    if (res->nbehind)
+        behind_json(res, &e);
+    if (res->ndown) {
+        e.key(&e, "down_nodes");
+        e.array(&e, (uint32_t)res->ndown);
+        for (size_t i = 0; i < res->ndown; i++) {
+            e.map(&e, 2);
+            e.key(&e, "node");
+            emit_cstr(&e, res->down[i].node);
+            e.key(&e, "error");
+            emit_cstr(&e, res->down[i].err);
+            e.end(&e);
+        }
+        e.end(&e);
+    }
+    e.end(&e);
     if (!t->json)
         e.end(&e);
     if (e.err) {
@@ -139,7 +175,7 @@ static void sums_add(sums *s, const msgpack_object *m)
 void gateway_cluster_json(const gateway_fan_result *res, emit *e)
 {
     sums s = {0};
-    e->map(e, 5);
+    e->map(e, 6);
     e->key(e, "partial");
     e->boolean(e, res->nmissing != 0);
     e->key(e, "missing_partitions");
@@ -147,6 +183,7 @@ void gateway_cluster_json(const gateway_fan_result *res, emit *e)
     for (size_t i = 0; i < res->nmissing; i++)
         e->i64(e, res->missing[i]);
     e->end(e);
+    behind_json(res, e);
     e->key(e, "partitions");
     e->i64(e, res->nparts);
     e->key(e, "nodes");
@@ -156,11 +193,13 @@ void gateway_cluster_json(const gateway_fan_result *res, emit *e)
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
         const msgpack_object *m = stats_map(&u, r);
-        e->map(e, 3);
+        e->map(e, 4);
         e->key(e, "node");
         emit_cstr(e, r->node);
         e->key(e, "up");
         e->boolean(e, m != NULL);
+        e->key(e, "lag_records"); /* the most it is behind a partition's end; nil: unknown */
+        r->lag < 0 ? e->nil(e) : e->i64(e, r->lag);
         if (m) {
             e->key(e, "stats");
             relay_object(m, e);
@@ -209,6 +248,16 @@ int gateway_cluster_prom(const gateway_fan_result *res, proto_buf *out)
                                 res->replies[k].node, m != NULL) < 0;
         msgpack_unpacked_destroy(&u);
     }
+    err |= proto_buf_printf(out, "# HELP slotd_gateway_node_lag_records Records the node is "
+                            "behind its partitions' end in Kafka (the most over them; -1 = not "
+                            "known).\n# TYPE slotd_gateway_node_lag_records gauge\n") < 0;
+    for (size_t k = 0; k < res->n; k++)
+        err |= proto_buf_printf(out, "slotd_gateway_node_lag_records{node=\"%s\"} %" PRId64 "\n",
+                                res->replies[k].node, res->replies[k].lag) < 0;
+    err |= proto_buf_printf(out, "# HELP slotd_gateway_partitions_behind (node, partition) pairs "
+                            "more than --gateway-behind-records behind.\n# TYPE "
+                            "slotd_gateway_partitions_behind gauge\n"
+                            "slotd_gateway_partitions_behind %zu\n", res->nbehind) < 0;
     /* Per node, then the sum: slotd_gateway_node_<figure>{node=...}. */
     for (size_t k = 0; k < res->n; k++) {
         msgpack_unpacked u;

@@ -3,11 +3,16 @@
  *
  *   nodes: --gateway-node I/N@HOST:PORT (repeatable): the node owns every
  *          partition p with p mod N = I, as its --kafka-node I/N says
- *   each node: one TCP connection, HELLO as "gateway-q-<pid>-<k>", then
- *          Q messages forwarded byte for byte; its replies come back in
- *          order (PROTOCOL.md §8), so a FIFO matches them to the queries
+ *   each node: one TCP connection, HELLO as "gateway-q-<pid>-<k>" (or as
+ *          the credential's NAME, gateway_node_cred), then Q messages
+ *          forwarded byte for byte; its replies come back in order
+ *          (PROTOCOL.md §8), so a FIFO matches them to the queries
+ *   which node: up, then not behind (gateway_lag.c), then fewest waiting
  *   a connection that fails: its queries go to another ready node of the
- *          partition, or are answered NOT_READY; reconnect every 500 ms
+ *          partition, or are answered NOT_READY; reconnect every 500 ms; a
+ *          HELLO refused (UNAUTHORIZED, ...) is logged once and retried
+ *          ever later (1 s, 2 s, ... 30 s): a wrong credential is not
+ *          hammered against the node
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,49 +20,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gateway.h"
+#include "gateway_internal.h"
 #include "log.h"
 #include "query.h"
 #include "relay.h"
 
 #define GQ_RETRY_MS 500
-
-enum { GQ_DOWN, GQ_RESOLVING, GQ_CONNECTING, GQ_HELLO, GQ_UP, GQ_CLOSING };
-
-typedef struct gq_pending {
-    struct gq_pending *next;
-    int32_t part;
-    uint8_t *msg;
-    size_t len;
-    gateway_reply_fn done;
-    void *ctx;
-} gq_pending;
-
-typedef struct gq_node {
-    struct gq *q;
-    int k;
-    uint32_t i, n;
-    char host[GATEWAY_HOST_MAX];
-    int port;
-    int state;
-    int unresolved;   /* the last look-up failed (logged once) */
-    uv_getaddrinfo_t gai;
-    uv_tcp_t tcp;
-    uv_connect_t creq;
-    uint8_t *rbuf;
-    size_t rlen, rcap;
-    proto_framer fr;
-    gq_pending *head, *tail;
-} gq_node;
-
-struct gq {
-    server *srv;
-    char *list; /* the node lines (node_list) */
-    gq_node *nodes;
-    size_t n;
-    uv_timer_t retry;
-    int stopping;
-};
+#define GQ_REFUSED_MAX_MS 30000 /* the longest wait after HELLO refusals */
+/* A fan-out's question a node has not answered in this long is answered
+ * for it (NOT_READY), so a node that is stuck (SIGSTOP, swapping) leaves
+ * /stats and top partial rather than hung. */
+#define GQ_FAN_TIMEOUT_MS 3000
 
 typedef struct gq_write {
     uv_write_t req;
@@ -119,11 +92,15 @@ static int send_bytes(gq_node *nd, const void *p, size_t len)
     return rc;
 }
 
-/* The ready node of partition p with the fewest queries waiting, or NULL. */
+/* The ready node of partition p that is least behind (gateway_lag_rank,
+ * then fewer records), then has the fewest queries waiting; or NULL. */
 static gq_node *pick(struct gq *q, int32_t p, const gq_node *not)
 {
     gq_node *best = NULL;
     size_t best_n = 0;
+    int best_rank = 0;
+    int64_t best_lag = 0;
+    uint64_t thr = q->srv->cfg.gateway_behind_records;
     for (size_t k = 0; k < q->n; k++) {
         gq_node *nd = &q->nodes[k];
         if (nd == not || nd->state != GQ_UP || (uint32_t)p % nd->n != nd->i)
@@ -131,20 +108,42 @@ static gq_node *pick(struct gq *q, int32_t p, const gq_node *not)
         size_t waiting = 0;
         for (gq_pending *x = nd->head; x; x = x->next)
             waiting++;
-        if (!best || waiting < best_n)
-            best = nd, best_n = waiting;
+        int rank = gateway_lag_rank(nd, p, thr);
+        int64_t lag = rank == 2 ? gateway_lag(nd, p) : 0;
+        if (!best || rank < best_rank || (rank == best_rank && lag < best_lag) ||
+            (rank == best_rank && lag == best_lag && waiting < best_n))
+            best = nd, best_n = waiting, best_rank = rank, best_lag = lag;
     }
     return best;
 }
 
-static void no_node(gq_pending *x)
+/* " (I/N@HOST:PORT: why)" of the first node owning p that is down with a
+ * reason, or "". Cut to fit an error message (proto_error, 200 bytes). */
+static void down_reason(const struct gq *q, int32_t p, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (size_t k = 0; k < q->n; k++) {
+        const gq_node *nd = &q->nodes[k];
+        if ((uint32_t)p % nd->n == nd->i && nd->state != GQ_UP && nd->why[0]) {
+            snprintf(buf, cap, " (%.64s: %.128s)", nd->name, nd->why);
+            return;
+        }
+    }
+}
+
+/* x has no node to go to (nd: the one it was meant for, or NULL). */
+static void no_node(struct gq *q, gq_pending *x, const gq_node *nd)
 {
     proto_error err;
-    if (x->part < 0) /* sent to one node (a fan-out to all): no other will do */
-        proto_error_set(&err, PROTO_E_NOT_READY, -1, "the node does not answer");
-    else
+    char why[200];
+    if (x->part < 0) { /* sent to one node (a fan-out to all): no other will do */
+        proto_error_set(&err, PROTO_E_NOT_READY, -1, "the node does not answer%s%s",
+                        nd && nd->why[0] ? ": " : "", nd ? nd->why : "");
+    } else {
+        down_reason(q, x->part, why, sizeof why);
         proto_error_set(&err, PROTO_E_NOT_READY, -1, "no node owning partition %d answers "
-                        "(--gateway-node); retry", (int)x->part);
+                        "(--gateway-node)%s; retry", (int)x->part, why);
+    }
     x->done(x->ctx, NULL, 0, &err);
     free(x->msg);
     free(x);
@@ -155,6 +154,8 @@ static int enqueue(gq_node *nd, gq_pending *x)
 {
     if (send_bytes(nd, x->msg, x->len) != 0)
         return -1;
+    if (x->by)
+        *x->by = nd->k;
     x->next = NULL;
     if (nd->tail)
         nd->tail->next = x;
@@ -173,7 +174,21 @@ static void route(struct gq *q, gq_pending *x, gq_node *not)
             return;
         node_fail(nd, "write failed");
     }
-    no_node(x);
+    no_node(q, x, NULL);
+}
+
+int gq_send_to(gq_node *nd, gq_pending *x)
+{
+    if (nd->state != GQ_UP) {
+        no_node(nd->q, x, nd);
+        return -1;
+    }
+    if (enqueue(nd, x) != 0) {
+        no_node(nd->q, x, nd);
+        node_fail(nd, "write failed");
+        return -1;
+    }
+    return 0;
 }
 
 static void on_node_closed(uv_handle_t *h)
@@ -188,8 +203,10 @@ static void node_fail(gq_node *nd, const char *why)
     if (nd->state == GQ_DOWN || nd->state == GQ_CLOSING)
         return;
     if (nd->state == GQ_UP || nd->head)
-        log_warn("gateway_node_down node=%u/%u@%s:%d err=\"%s\"", nd->i, nd->n, nd->host, nd->port,
-                 why);
+        log_warn("gateway_node_down node=%s err=\"%s\"", nd->name, why);
+    if (why != nd->why)
+        snprintf(nd->why, sizeof nd->why, "%s", why);
+    gateway_lag_forget(nd);
     nd->state = GQ_CLOSING;
     uv_close((uv_handle_t *)&nd->tcp, on_node_closed);
     free(nd->rbuf);
@@ -199,12 +216,37 @@ static void node_fail(gq_node *nd, const char *why)
     nd->head = nd->tail = NULL;
     while (x) { /* its queries: another replica, or NOT_READY */
         gq_pending *next = x->next;
-        if (q->stopping)
-            no_node(x);
+        if (x->answered)
+            free(x->msg), free(x);
+        else if (q->stopping)
+            no_node(q, x, nd);
         else
             route(q, x, nd);
         x = next;
     }
+}
+
+/* The node refused the HELLO: logged when the reason is new (not at
+ * each retry), and the next try waits twice as long as the last. */
+static void hello_refused(gq_node *nd, const uint8_t *m, size_t len)
+{
+    proto_error e = {0};
+    char why[sizeof nd->why];
+    if (relay_status(m, len, &e) == 0)
+        snprintf(why, sizeof why, "HELLO refused: %s: %s", proto_code_name(e.code), e.msg);
+    else
+        snprintf(why, sizeof why, "HELLO refused: not a WELCOME");
+    unsigned shift = nd->refused < 6 ? nd->refused : 6;
+    uint64_t wait = (uint64_t)GQ_RETRY_MS << (shift + 1);
+    wait = wait < GQ_REFUSED_MAX_MS ? wait : GQ_REFUSED_MAX_MS;
+    if (strcmp(why, nd->why) != 0)
+        log_warn("gateway_node_refused node=%s err=\"%s\" (retried ever less often, up to "
+                 "every %d s; logged again when this changes)", nd->name, why,
+                 GQ_REFUSED_MAX_MS / 1000);
+    nd->refused++;
+    nd->retry_at = uv_now(nd->q->srv->loop) + wait;
+    snprintf(nd->why, sizeof nd->why, "%s", why);
+    node_fail(nd, nd->why);
 }
 
 static void node_message(gq_node *nd, const uint8_t *m, size_t len)
@@ -212,11 +254,13 @@ static void node_message(gq_node *nd, const uint8_t *m, size_t len)
     static const uint8_t welcome[] = {0xa7, 'W', 'E', 'L', 'C', 'O', 'M', 'E'};
     if (nd->state == GQ_HELLO) {
         if (len < 1 + sizeof welcome || memcmp(m + 1, welcome, sizeof welcome) != 0) {
-            node_fail(nd, "HELLO refused");
+            hello_refused(nd, m, len);
             return;
         }
         nd->state = GQ_UP;
-        log_info("gateway_node_up node=%u/%u@%s:%d", nd->i, nd->n, nd->host, nd->port);
+        nd->refused = 0;
+        nd->why[0] = '\0';
+        log_info("gateway_node_up node=%s", nd->name);
         return;
     }
     gq_pending *x = nd->head;
@@ -227,7 +271,17 @@ static void node_message(gq_node *nd, const uint8_t *m, size_t len)
     nd->head = x->next;
     if (!nd->head)
         nd->tail = NULL;
-    x->done(x->ctx, m, len, NULL);
+    if (x->answered) { /* too late: its deadline answered it */
+        free(x->msg);
+        free(x);
+        return;
+    }
+    uint8_t *noted = NULL;
+    size_t nlen = 0;
+    if (x->annotate) /* answered by a node that is behind: say so */
+        gateway_lag_note(nd, x->part, m, len, &noted, &nlen);
+    x->done(x->ctx, noted ? noted : m, noted ? nlen : len, NULL);
+    free(noted);
     free(x->msg);
     free(x);
 }
@@ -283,31 +337,23 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void on_connect(uv_connect_t *req, int status)
 {
     gq_node *nd = req->data;
-    char hello[128];
+    proto_buf hello = {0};
     if (nd->state != GQ_CONNECTING)
         return;
     if (status < 0) {
+        snprintf(nd->why, sizeof nd->why, "connect: %s", uv_strerror(status));
         nd->state = GQ_CLOSING;
         uv_close((uv_handle_t *)&nd->tcp, on_node_closed);
         return;
     }
-    /* ["HELLO", {"client": "gateway-q-<pid>-<k>"}] */
-    char name[48];
-    int nl = snprintf(name, sizeof name, "gateway-q-%d-%d", (int)getpid(), nd->k);
-    size_t len = 0;
-    static const uint8_t head[] = {0x92, 0xa5, 'H', 'E', 'L', 'L', 'O', 0x81,
-                                   0xa6, 'c', 'l', 'i', 'e', 'n', 't'};
-    memcpy(hello, head, sizeof head);
-    len = sizeof head;
-    hello[len++] = (char)(0xa0 | nl);
-    memcpy(hello + len, name, (size_t)nl);
-    len += (size_t)nl;
     proto_framer_reset(&nd->fr);
     nd->state = GQ_HELLO;
     uv_tcp_nodelay(&nd->tcp, 1);
-    if (send_bytes(nd, hello, len) != 0 ||
+    if (gateway_node_hello(&hello, nd->q->srv->cfg.gateway_node_token, (int)getpid(), nd->k) != 0 ||
+        send_bytes(nd, hello.data, hello.len) != 0 ||
         uv_read_start((uv_stream_t *)&nd->tcp, on_alloc, on_read) != 0)
         node_fail(nd, "cannot start the session");
+    proto_buf_free(&hello);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -315,6 +361,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     gq_node *nd = req->data;
     nd->state = GQ_DOWN;
     if (nd->q->stopping || status < 0 || !res) {
+        if (status < 0)
+            snprintf(nd->why, sizeof nd->why, "resolve: %s", uv_strerror(status));
         if (status < 0 && !nd->unresolved)
             log_warn("gateway_node_unresolved node=%s:%d err=\"%s\"", nd->host, nd->port,
                      uv_strerror(status));
@@ -355,9 +403,21 @@ static void node_connect(gq_node *nd)
 static void on_retry(uv_timer_t *t)
 {
     struct gq *q = t->data;
-    for (size_t k = 0; k < q->n; k++)
-        if (q->nodes[k].state == GQ_DOWN)
+    uint64_t now = uv_now(q->srv->loop);
+    for (size_t k = 0; k < q->n; k++) {
+        if (q->nodes[k].state == GQ_DOWN && now >= q->nodes[k].retry_at)
             node_connect(&q->nodes[k]);
+        for (gq_pending *x = q->nodes[k].head; x; x = x->next)
+            if (x->deadline && now >= x->deadline && !x->answered) {
+                proto_error err;
+                proto_error_set(&err, PROTO_E_NOT_READY, -1, "the node did not answer within "
+                                "%d ms", GQ_FAN_TIMEOUT_MS);
+                x->answered = 1;
+                x->by = NULL; /* its fan-out may be gone once done ran */
+                x->done(x->ctx, NULL, 0, &err);
+            }
+    }
+    gateway_lag_refresh(q);
 }
 
 /* --gateway-node's lines, then --gateway-nodes-file's ('#' comments and
@@ -430,6 +490,7 @@ int gateway_query_start(server *srv)
         nd->k = (int)k;
         if (gateway_node_parse(p, l, &nd->i, &nd->n, nd->host, sizeof nd->host, &nd->port) != 0)
             return UV_EINVAL; /* node_list checked it */
+        snprintf(nd->name, sizeof nd->name, "%u/%u@%s:%d", nd->i, nd->n, nd->host, nd->port);
         p += l + (p[l] == '\n');
     }
     /* The first connects once the loop runs: nothing is in flight if the
@@ -455,6 +516,7 @@ int gateway_query_forward(server *srv, const query_req *req, const uint8_t *msg,
     memcpy(x->msg, msg, len);
     x->len = len;
     x->part = p;
+    x->annotate = 1;
     x->done = done;
     x->ctx = ctx;
     route(q, x, NULL);
@@ -468,19 +530,67 @@ typedef struct gq_sub {
     gq_fan *f;
     gateway_fan_reply r;
     uint32_t i, n; /* what the node asked owns */
+    int by;        /* the k of the node it went to last (a failover moves it), -1 none */
 } gq_sub;
 
 struct gq_fan {
     server *srv;
     gateway_fan_fn done;
     void *ctx;
+    int all;     /* every node asked (stats), not one per group of partitions (top) */
     size_t left; /* subs not answered yet, +1 while they are being sent */
     size_t nsubs;
     gq_sub subs[];
 };
 
+/* The (node, partition) pairs behind by more than the threshold: of every
+ * node asked (stats: a node too stuck to answer is behind all the same),
+ * or of those whose R is in the answer (top). */
+static gateway_behind *fan_behind(struct gq *q, const gq_fan *f, int32_t np, size_t *nb)
+{
+    gateway_behind *b = calloc(f->nsubs * (size_t)(np > 0 ? np : 0) + 1, sizeof *b);
+    *nb = 0;
+    for (size_t k = 0; k < f->nsubs && b; k++) {
+        const gq_sub *s = &f->subs[k];
+        proto_error e;
+        if (s->by < 0 || (!f->all && (!s->r.reply || relay_status(s->r.reply, s->r.len, &e) != 1)))
+            continue;
+        const gq_node *nd = &q->nodes[s->by];
+        for (int32_t p = 0; p < np; p++) {
+            int64_t lag = (uint32_t)p % nd->n == nd->i ? gateway_lag(nd, p) : -1;
+            if (lag >= 0 && (uint64_t)lag > q->srv->cfg.gateway_behind_records) {
+                b[*nb] = (gateway_behind){.partition = p, .records = lag};
+                snprintf(b[(*nb)++].node, sizeof b->node, "%s", nd->name);
+            }
+        }
+    }
+    return b;
+}
+
+/* The nodes owning one of the missing partitions that are not up, and why. */
+static gateway_fan_reply *fan_down(struct gq *q, const int32_t *missing, size_t nmissing,
+                                   size_t *nd_out)
+{
+    gateway_fan_reply *d = calloc(q->n + 1, sizeof *d);
+    *nd_out = 0;
+    for (size_t k = 0; k < q->n && d; k++) {
+        const gq_node *nd = &q->nodes[k];
+        int owns = 0;
+        for (size_t m = 0; m < nmissing && !owns; m++)
+            owns = (uint32_t)missing[m] % nd->n == nd->i;
+        if (!owns || nd->state == GQ_UP)
+            continue;
+        gateway_fan_reply *r = &d[(*nd_out)++];
+        r->lag = -1;
+        snprintf(r->node, sizeof r->node, "%s", nd->name);
+        snprintf(r->err, sizeof r->err, "%.200s", nd->why[0] ? nd->why : "not connected yet");
+    }
+    return d;
+}
+
 static void fan_finish(gq_fan *f)
 {
+    struct gq *q = f->srv->gateway_q;
     int32_t np = gateway_partitions(f->srv);
     gateway_fan_result res = {0};
     gateway_fan_reply *rs = calloc(f->nsubs + 1, sizeof *rs);
@@ -488,8 +598,13 @@ static void fan_finish(gq_fan *f)
     res.replies = rs;
     res.nparts = np;
     res.missing = missing;
-    for (size_t k = 0; k < f->nsubs && rs; k++)
-        rs[res.n++] = f->subs[k].r;
+    for (size_t k = 0; k < f->nsubs && rs; k++) {
+        gq_sub *s = &f->subs[k];
+        if (s->by >= 0) /* the node that answered, which a failover may have changed */
+            snprintf(s->r.node, sizeof s->r.node, "%s", q->nodes[s->by].name);
+        s->r.lag = s->by >= 0 ? gateway_lag_max(&q->nodes[s->by]) : -1;
+        rs[res.n++] = s->r;
+    }
     /* A partition is answered for when some node owning it gave an R. */
     for (int32_t p = 0; p < np && missing; p++) {
         int ok = 0;
@@ -502,9 +617,15 @@ static void fan_finish(gq_fan *f)
         if (!ok)
             missing[res.nmissing++] = p;
     }
-    if (!rs || (np > 0 && !missing))
+    gateway_behind *behind = fan_behind(q, f, np, &res.nbehind);
+    gateway_fan_reply *down = missing ? fan_down(q, missing, res.nmissing, &res.ndown) : NULL;
+    res.behind = behind;
+    res.down = down;
+    if (!rs || (np > 0 && !missing) || !behind || !down)
         res.n = 0, res.oom = 1;
     f->done(f->ctx, &res);
+    free(behind);
+    free(down);
     for (size_t k = 0; k < f->nsubs; k++)
         free((void *)f->subs[k].r.reply);
     free(rs);
@@ -536,7 +657,8 @@ static void fan_send(struct gq *q, gq_node *nd, gq_sub *s, int32_t part, const u
     gq_pending *x = calloc(1, sizeof *x);
     s->i = nd->i;
     s->n = nd->n;
-    snprintf(s->r.node, sizeof s->r.node, "%u/%u@%s:%d", nd->i, nd->n, nd->host, nd->port);
+    s->by = -1;
+    snprintf(s->r.node, sizeof s->r.node, "%s", nd->name);
     if (!x || !(x->msg = malloc(len))) {
         free(x);
         proto_error_set(&err, PROTO_E_TOO_LARGE, -1, "out of memory");
@@ -546,16 +668,14 @@ static void fan_send(struct gq *q, gq_node *nd, gq_sub *s, int32_t part, const u
     memcpy(x->msg, msg, len);
     x->len = len;
     x->part = part;
+    x->by = &s->by;
+    x->deadline = uv_now(q->srv->loop) + GQ_FAN_TIMEOUT_MS;
     x->done = fan_sub_done;
     x->ctx = s;
-    if (part >= 0) {
+    if (part >= 0)
         route(q, x, NULL);
-    } else if (nd->state != GQ_UP) {
-        no_node(x);
-    } else if (enqueue(nd, x) != 0) {
-        no_node(x);
-        node_fail(nd, "write failed");
-    }
+    else
+        gq_send_to(nd, x);
 }
 
 int gateway_fan(server *srv, int all, const uint8_t *msg, size_t len, gateway_fan_fn done,
@@ -573,6 +693,7 @@ int gateway_fan(server *srv, int all, const uint8_t *msg, size_t len, gateway_fa
         return proto_error_set(err, PROTO_E_TOO_LARGE, -1, "out of memory");
     }
     f->srv = srv;
+    f->all = all;
     f->done = done;
     f->ctx = ctx;
     f->left = 1;
@@ -610,7 +731,10 @@ int gateway_nodes_ready(const server *srv, char *why, size_t cap)
         return 1;
     for (int32_t p = 0; p < np; p++)
         if (!pick((struct gq *)q, p, NULL)) {
-            snprintf(why, cap, "no node owning partition %d answers (--gateway-node)", (int)p);
+            char reason[200];
+            down_reason(q, p, reason, sizeof reason);
+            snprintf(why, cap, "no node owning partition %d answers (--gateway-node)%s", (int)p,
+                     reason);
             return 0;
         }
     return 1;
@@ -637,6 +761,7 @@ void gateway_query_free(server *srv)
         return;
     for (size_t k = 0; k < q->n; k++)
         free(q->nodes[k].rbuf);
+    gateway_lag_free(q);
     free(q->nodes);
     free(q->list);
     free(q);

@@ -29,6 +29,7 @@
 #include "emit.h"
 #include "gateway.h"
 #include "ingest_internal.h"
+#include "kafka.h"
 #include "query.h"
 #include "subproto.h"
 #include "subscribe.h"
@@ -572,6 +573,9 @@ static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
         else if (q.op == QUERY_DELETE) /* say so rather than delete from an empty store */
             set_err(&err, PROTO_E_BAD_QUERY, "this is a gateway (--gateway): deletes are not "
                     "routed to the nodes; ask a node");
+        else if (q.op == QUERY_OFFSETS)
+            set_err(&err, PROTO_E_BAD_QUERY, "this is a gateway (--gateway): it owns no "
+                    "partitions; ask a node (the gateway's /stats lists how far behind each is)");
         else
             rc = gateway_query_forward(srv, &q, msg, len, query_forwarded, o, &err);
         if (rc == 0)
@@ -590,7 +594,9 @@ static void dispatch_query(conn *c, const uint8_t *msg, size_t len)
     e.array(&e, 3);
     emit_cstr(&e, "R");
     e.u64(&e, qid);
-    if (query_run(srv->store, &q, &e, &err) != 0) {
+    if (q.op == QUERY_OFFSETS && srv->kafka) /* the store knows no offsets: the source does */
+        kafka_offsets_emit(srv, &e);
+    else if (query_run(srv->store, &q, &e, &err) != 0) {
         op_error(srv, o, qid, &err);
         return;
     }

@@ -111,5 +111,10 @@ struct proto_buf;
 /* The "kafka" section of /stats (a map), and the slotd_kafka_* metrics. */
 void kafka_stats_json(const server *srv, struct emit *e);
 int kafka_stats_prom(const server *srv, struct proto_buf *out);
+/* The answer to the TCP query {"op": "offsets"} (a gateway asks it to see
+ * how far behind the node is, docs/cluster.md): {"topic", "partitions":
+ * [{"partition", "next_offset"}, ...]}; topic nil and no partitions on a
+ * slotd without --source kafka, or before the partitions are assigned. */
+void kafka_offsets_emit(const server *srv, struct emit *e);
 
 #endif

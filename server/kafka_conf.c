@@ -176,13 +176,22 @@ int kafka_config_check(const server_config *cfg, char *msg, size_t cap)
                            (int)(l > 80 ? 80 : l), p);
             p += l + (p[l] == '\n');
         }
+        char name[GATEWAY_CRED_NAME_MAX + 1];
+        const char *secret;
+        if (cfg->gateway_node_token &&
+            gateway_node_cred(cfg->gateway_node_token, name, sizeof name, &secret) != 0)
+            return say(msg, cap, "--gateway-node-token-file: NAME:SECRET needs a NAME of 1-%d "
+                       "bytes and a SECRET (the file is not quoted: it holds a secret)",
+                       GATEWAY_CRED_NAME_MAX);
         return conf_lines_check(cfg->kafka_conf, msg, cap);
     }
-    if (cfg->gateway_seq_topic || cfg->gateway_nodes || cfg->gateway_nodes_file)
+    if (cfg->gateway_seq_topic || cfg->gateway_nodes || cfg->gateway_nodes_file ||
+        cfg->gateway_node_token)
         return say(msg, cap, "%s needs --gateway",
                    cfg->gateway_seq_topic ? "--gateway-seq-topic"
                    : cfg->gateway_nodes   ? "--gateway-node"
-                                          : "--gateway-nodes-file");
+                   : cfg->gateway_nodes_file ? "--gateway-nodes-file"
+                                             : "--gateway-node-token-file");
     if (cfg->source != SERVER_SOURCE_KAFKA) {
         if (given)
             return say(msg, cap, "%s needs --source kafka or --gateway", given);

@@ -68,6 +68,24 @@ void kafka_stats_json(const server *srv, emit *e)
     e->end(e);
 }
 
+void kafka_offsets_emit(const server *srv, emit *e)
+{
+    const struct kafka *k = srv->kafka;
+    e->map(e, 2);
+    e->key(e, "topic");
+    k ? emit_cstr(e, srv->cfg.kafka_topic) : e->nil(e);
+    e->key(e, "partitions");
+    e->array(e, k ? (uint32_t)k->nparts : 0);
+    for (size_t i = 0; k && i < k->nparts; i++) {
+        e->map(e, 2);
+        kv_u64(e, "partition", (uint64_t)k->parts[i].id);
+        kv_u64(e, "next_offset", k->parts[i].cl->durable_seq);
+        e->end(e);
+    }
+    e->end(e);
+    e->end(e);
+}
+
 /* One labelled gauge or counter per partition. */
 #define PER_PART(name, type, help, fmt, expr)                                                      \
     do {                                                                                           \

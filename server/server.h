@@ -63,6 +63,8 @@ typedef struct server_config {
     const char *gateway_seq_topic;   /* compacted topic of acknowledged seqs; NULL = <topic>.seqs */
     const char *gateway_nodes;       /* "I/N@IP:PORT\n" per --gateway-node: where queries go */
     const char *gateway_nodes_file;  /* --gateway-nodes-file: more of them, read at start */
+    const char *gateway_node_token;  /* --gateway-node-token-file: TOKEN or NAME:SECRET for HELLO */
+    uint64_t gateway_behind_records; /* a node further behind a partition's end is "behind" */
     uint64_t sub_stall_ns;           /* --sub-stall-timeout (subscribe_tcp.c) */
 } server_config;
 

@@ -21,12 +21,14 @@ process); two Kafka-fed nodes own the even and the odd partitions.
 import json
 import os
 import sys
+import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Results, Slotd, send_batches, wait_for  # noqa: E402
-from test_kafka import (MockCluster, TS0, all_trades_exactly_once, kstats, node,  # noqa: E402
-                        partition_of, symbol_view, workload)
+from test_kafka import (MockCluster, TS0, all_trades_exactly_once, frame, kstats,  # noqa: E402
+                        node, partition_of, produce, symbol_view, workload)
+from test_auth import line  # noqa: E402
 
 PARTS = 4
 
@@ -443,7 +445,11 @@ def test_queries_routed_with_failover():
                 r = cg.query(6, {"op": "top", "top": 1000})
                 want = top_canon(ct.query(6, {"op": "top", "top": 1000})[2], "count")
                 want["symbols"] = [x for x in want["symbols"] if x["symbol"] in odds]
+                down = r[2].pop("down_nodes")  # the nodes of the missing partitions, and why
                 assert r[2] == dict(want, partial=True, missing_partitions=[0, 2]), r
+                assert sorted(d["node"] for d in down) == sorted(
+                    "0/2@127.0.0.1:%d" % s.tcp_port for s in (ea, eb)), down
+                assert all(d["error"] for d in down), down
                 st, body = http_body(gw, "/symbols?top=3")
                 assert st == 200 and body["partial"] is True, body
                 st, body = http_body(gw, "/stats")
@@ -511,6 +517,206 @@ def test_not_ready_until_seq_topic_read():
         gw.__exit__(None, None, None)
 
 
+def cluster_stats(gw):
+    status, body = gw.http_json("/stats")
+    assert status == 200, body
+    return body["cluster"]
+
+
+def behind_of(gw):
+    """{node: {partition: records}} of the gateway's /stats."""
+    out = {}
+    for b in cluster_stats(gw)["behind"]:
+        out.setdefault(b["node"], {})[b["partition"]] = b["records"]
+    return out
+
+
+def test_behind_nodes():
+    """A replica that is behind (SIGSTOPped while records arrive) is listed
+    in the gateway's /stats and /metrics, per-symbol queries and top go to
+    the other replica (a query sent to the stopped one would hang), /readyz
+    stays ready; resumed, it catches up and is no longer listed. A group
+    whose only node is behind (a partition stopped at a bad record) still
+    answers, from that node, and says so: "behind" in the per-symbol answer
+    (TCP and HTTP) and in top."""
+    trades = workload(4000, seed=27)
+    syms = sorted({t["sym"] for t in trades})
+    even = [x for x in syms if partition_of(x, PARTS) % 2 == 0]
+    p1 = [x for x in syms if partition_of(x, PARTS) == 1]
+    p3 = [x for x in syms if partition_of(x, PARTS) == 3]
+    assert even and p1 and p3
+    with cluster() as mc:
+        ea, eb = node(mc, "0/2"), node(mc, "0/2")
+        odd = node(mc, "1/2", extra=["--kafka-on-error", "stop"])
+        with ea, eb, odd:
+            names = {s: "%s@127.0.0.1:%d" % (o, s.tcp_port)
+                     for s, o in ((ea, "0/2"), (eb, "0/2"), (odd, "1/2"))}
+            where = ["--gateway-behind-records", "5"]
+            for s in (ea, eb, odd):
+                where += ["--gateway-node", names[s]]
+            with gateway(mc, where) as gw:
+                send_batches(gw, "feed", 1, 10, batch_of(trades, 100))
+
+                def lags():
+                    return {x["node"]: x["lag_records"] for x in cluster_stats(gw)["nodes"]}
+                wait_for(lambda: set(lags().values()) == {0}, 60, "every node caught up")
+                assert behind_of(gw) == {}
+                # one even replica stops while records arrive
+                eb.pause()
+                try:
+                    send_batches(gw, "feed", 11, 20, batch_of(trades, 100))
+                    def eb_behind():
+                        b = behind_of(gw)
+                        return set(b) == {names[eb]} and set(b[names[eb]]) == {0, 2} and \
+                            all(r > 5 for r in b[names[eb]].values())
+                    wait_for(eb_behind, 90, "eb listed as behind")
+                    cl = cluster_stats(gw)
+                    x = [n for n in cl["nodes"] if n["node"] == names[eb]][0]
+                    assert x["lag_records"] > 5 and not x["up"], x  # too stuck to answer stats
+                    assert "did not answer" in x["error"], x
+                    _, _, m = gw.http_get("/metrics")
+                    m = m.decode()
+                    lag = [ln for ln in m.splitlines()
+                           if ln.startswith('slotd_gateway_node_lag_records{node="%s"}' % names[eb])]
+                    assert len(lag) == 1 and int(lag[0].split()[-1]) > 5, lag
+                    assert 'slotd_gateway_node_lag_records{node="%s"} 0\n' % names[ea] in m
+                    assert gw.http_json("/readyz")[0] == 200  # behind is not down
+                    cg, ca = gw.connect("q"), ea.connect("q")
+                    for sym in even:  # to ea: a query to the stopped eb would not come back
+                        r = cg.query(1, {"op": "symbol", "sym": sym})
+                        assert r == ca.query(1, {"op": "symbol", "sym": sym}), r
+                        assert "behind" not in r[2], r
+                    r = cg.query(2, {"op": "top", "top": 1000})
+                    assert "behind" not in r[2] and "partial" not in r[2], r
+                    assert len(r[2]["symbols"]) == len(syms), r
+                    ca.close()
+                finally:
+                    eb.resume()
+                wait_for(lambda: behind_of(gw) == {} and lags()[names[eb]] == 0, 60,
+                         "eb caught up and no longer listed")
+                # the odd group's only node stops partition 1 at a bad record
+                produce(mc, [frame(p1[0], b"\xc1", partition=1)])
+                send_batches(gw, "feed", 31, 10, batch_of(trades, 100))
+
+                def p1_behind():
+                    b = behind_of(gw)
+                    return set(b) == {names[odd]} and set(b[names[odd]]) == {1} and \
+                        b[names[odd]][1] > 5
+                wait_for(p1_behind, 60, "partition 1 behind")
+                n = behind_of(gw)[names[odd]][1]
+                co = odd.connect("q")
+                for sym in p1:  # answered from the node that is behind, and said
+                    r = cg.query(3, {"op": "symbol", "sym": sym})
+                    want = co.query(3, {"op": "symbol", "sym": sym})
+                    if want[0] == "R":
+                        assert r == ["R", 3, dict(want[2], behind=[
+                            {"partition": 1, "records": r[2]["behind"][0]["records"]}])], r
+                        assert r[2]["behind"][0]["records"] >= n, r
+                    else:  # its trades only came after the bad record
+                        assert r == want, (r, want)
+                for sym in p3:
+                    r = cg.query(4, {"op": "symbol", "sym": sym})
+                    assert r == co.query(4, {"op": "symbol", "sym": sym}) and "behind" not in r[2]
+                st, body = gw.http_json("/symbols/%s" % p1[0])
+                assert st == 200 and body["behind"][0]["partition"] == 1, body
+                r = cg.query(5, {"op": "top", "top": 1000})
+                assert r[0] == "R" and "partial" not in r[2], r
+                assert [(b["partition"], b["node"]) for b in r[2]["behind"]] == \
+                    [(1, names[odd])], r
+                st, body = gw.http_json("/symbols?top=3")
+                assert st == 200 and body["behind"][0]["partition"] == 1, body
+                co.close()
+                cg.close()
+                assert gw.stop() == 0
+
+
+def test_nodes_with_credentials():
+    """Nodes with --auth-file, where the gateway's line has the query perm
+    only: with --gateway-node-token-file NAME:SECRET the gateway's per-symbol
+    queries, top and /stats work. With a wrong secret every node is down with
+    the reason (UNAUTHORIZED) in /readyz, in NOT_READY answers and in top's
+    down_nodes; the gateway logs it once while the node refuses it again
+    and again (ever less often). Nodes with --token and the token as the
+    credential: queries work."""
+    from collections import Counter
+    trades = workload(2000, seed=28)
+    counts = Counter(t["sym"] for t in trades)
+    with cluster() as mc:
+        d = tempfile.mkdtemp(prefix="slotd-gwq-")
+        auth = os.path.join(d, "auth")
+        with open(auth, "w") as f:
+            f.write(line("gw-a", "gw-s3cret-Q7", "query"))
+        cred, wrong = os.path.join(d, "cred"), os.path.join(d, "wrong")
+        with open(cred, "w") as f:
+            f.write("gw-a:gw-s3cret-Q7\n")
+        with open(wrong, "w") as f:
+            f.write("gw-a:not-the-secret\n")
+        even = node(mc, "0/2", extra=["--auth-file", auth])
+        odd = node(mc, "1/2", extra=["--auth-file", auth])
+        with even, odd:
+            where = ["--gateway-node", "0/2@127.0.0.1:%d" % even.tcp_port,
+                     "--gateway-node", "1/2@127.0.0.1:%d" % odd.tcp_port]
+            with gateway(mc, where + ["--gateway-node-token-file", cred]) as gw:
+                send_batches(gw, "feed", 1, 20, batch_of(trades, 100))
+                wait_for(lambda: cluster_stats(gw)["sum"].get("trades") == len(trades), 60,
+                         "the nodes hold every trade")
+                assert gw.http_json("/readyz")[0] == 200
+                c = gw.connect("q")
+                for sym in counts:
+                    r = c.query(1, {"op": "symbol", "sym": sym})
+                    assert r[0] == "R" and r[2]["count"] == counts[sym], r
+                r = c.query(2, {"op": "top", "top": 1000})
+                assert {x["symbol"]: x["count"] for x in r[2]["symbols"]} == dict(counts), r
+                assert "partial" not in r[2], r
+                c.close()
+                assert "gw-s3cret" not in gw.logs()
+            gw = gateway(mc, where + ["--gateway-node-token-file", wrong])
+            gw.start(wait_ready=False)  # never ready: no node answers it
+            try:
+                wait_for(lambda: "ready gateway" in gw.logs(), 60, "the seq topic read")
+                # the nodes refuse it at least three times (1 s, then 2 s later)
+                wait_for(lambda: even.logs().count("auth_failed") >= 3, 60, "refusals")
+                assert gw.logs().count("gateway_node_refused") == 2, gw.logs()  # once per node
+                assert "UNAUTHORIZED" in gw.logs() and "not-the-secret" not in gw.logs()
+                st, body = gw.http_json("/readyz")
+                assert st == 503 and "UNAUTHORIZED" in body["reason"], body
+                c = gw.connect("q")
+                r = c.query(3, {"op": "symbol", "sym": trades[0]["sym"]})
+                assert r[:3] == ["ERR", 3, "NOT_READY"] and "UNAUTHORIZED" in r[3], r
+                r = c.query(4, {"op": "top", "top": 5})
+                assert r[2]["partial"] is True and r[2]["missing_partitions"] == [0, 1, 2, 3], r
+                assert len(r[2]["down_nodes"]) == 2, r
+                assert all("UNAUTHORIZED" in x["error"] for x in r[2]["down_nodes"]), r
+                cl = cluster_stats(gw)
+                assert all(not x["up"] and "UNAUTHORIZED" in x["error"] for x in cl["nodes"]), cl
+                c.close()
+                assert gw.stop() == 0
+            except BaseException:
+                gw.__exit__(*sys.exc_info())
+                raise
+            gw.__exit__(None, None, None)
+        # nodes with --token: a credential without ':' is the token; the
+        # gateway keeps its own name per connection
+        tok = os.path.join(d, "tok")
+        with open(tok, "w") as f:
+            f.write("tok-Zr8p\n")
+        even = node(mc, "0/2", extra=["--token", "tok-Zr8p"])
+        odd = node(mc, "1/2", extra=["--token", "tok-Zr8p"])
+        with even, odd:
+            where = ["--gateway-node", "0/2@127.0.0.1:%d" % even.tcp_port,
+                     "--gateway-node", "1/2@127.0.0.1:%d" % odd.tcp_port,
+                     "--gateway-node-token-file", tok]
+            with gateway(mc, where) as gw:
+                wait_for(lambda: cluster_stats(gw)["sum"].get("trades") == len(trades), 60,
+                         "the token nodes hold every trade")
+                c = gw.connect("q")
+                for sym in list(counts)[:5]:
+                    r = c.query(1, {"op": "symbol", "sym": sym})
+                    assert r[0] == "R" and r[2]["count"] == counts[sym], r
+                c.close()
+                assert "auth_failed" not in even.logs() + odd.logs()
+                assert gw.stop() == 0
+
 if __name__ == "__main__":
     r = Results()
     r.run(test_acked_trades_stored_once)
@@ -521,4 +727,6 @@ if __name__ == "__main__":
     r.run(test_queries_routed_with_failover)
     r.run(test_not_ready_until_seq_topic_read)
     r.run(test_bad_nodes_file_refused)
+    r.run(test_behind_nodes)
+    r.run(test_nodes_with_credentials)
     r.finish()

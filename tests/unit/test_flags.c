@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,6 +357,27 @@ static void test_cross_checks(void **st)
     char *bad_seq[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
                        "--gateway-seq-topic", "a b"};
     conflict(8, bad_seq, "--gateway-seq-topic: 'a b' is not 1-100 of [a-zA-Z0-9._-]");
+    /* --gateway-node-token-file: read like --token-file, into its own field */
+    char nf[] = "/tmp/test_flags_ntokXXXXXX";
+    fd = mkstemp(nf);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "gw-a:s3c:r\n", 11), 11);
+    close(fd);
+    char *ntok[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",
+                    "--gateway-node-token-file", nf};
+    assert_int_equal(parse(&c, 8, ntok), FLAGS_OK);
+    assert_string_equal(c.gateway_node_token, "gw-a:s3c:r");
+    assert_null(c.token);
+    assert_int_equal(c.gateway_behind_records, 1000);
+    flags_free(&c);
+    conflict(3, (char *[]){"slotd", "--gateway-node-token-file", nf},
+             "--gateway-node-token-file needs --gateway");
+    fd = open(nf, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, ":secret", 7), 7); /* no NAME: refused, the file not quoted */
+    close(fd);
+    conflict(8, ntok, "--gateway-node-token-file: NAME:SECRET needs a NAME of 1-64 bytes and a "
+                      "SECRET (the file is not quoted: it holds a secret)");
+    unlink(nf);
     char *node_alone[] = {"slotd", "--gateway-node", "0/2@127.0.0.1:7400"};
     conflict(3, node_alone, "--gateway-node needs --gateway");
     char *bad_node[] = {"slotd", "--gateway", "--kafka-brokers", "b", "--kafka-topic", "t",

@@ -4,7 +4,9 @@
  * one store's answer (ties in symbol order), in JSON and msgpack; a
  * per-symbol reply re-emitted as JSON is the body the node gives over
  * HTTP, sums beyond 1e-8 and past int64 included; query_pack reads back
- * as the request; ERR replies give their code. */
+ * as the request; ERR replies give their code; "behind" added to a
+ * per-symbol reply keeps every other byte (fixmap, map16 and map32 results,
+ * any qid encoding) and is refused for an ERR or a malformed reply. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pk.h"
 #include "query.h"
 #include "relay.h"
 
@@ -290,6 +293,95 @@ static void test_err_and_pack(void **state)
     proto_buf_free(&b);
 }
 
+/* ["R", qid, {k0: 0, k1: 1, ...}] with nkeys entries, packed by msgpack-c. */
+static void r_reply(pk *k, uint64_t qid, uint32_t nkeys)
+{
+    pk_head(k, "R", qid, nkeys);
+    for (uint32_t i = 0; i < nkeys; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%u", i);
+        pk_str(k, key);
+        msgpack_pack_uint32(&k->p, i);
+    }
+}
+
+static void test_add_behind(void **state)
+{
+    (void)state;
+    /* fixmap (3), the fixmap limit (15 -> 16: map16), map16, and the map32
+     * boundary (65535 -> 65536); qids as fixint, uint8, uint32, uint64 */
+    const uint32_t sizes[] = {3, 15, 300, 65535};
+    const uint64_t qids[] = {7, 200, 70000, (uint64_t)1 << 40};
+    for (size_t c = 0; c < 4; c++) {
+        pk k;
+        proto_buf out = {0};
+        const int32_t parts[] = {2, 6};
+        const int64_t recs[] = {1234, (int64_t)1 << 40};
+        r_reply(&k, qids[c], sizes[c]);
+        assert_int_equal(relay_add_behind((uint8_t *)k.sb.data, k.sb.size, parts, recs, 2, &out), 0);
+        msgpack_unpacked u;
+        size_t off = 0;
+        msgpack_unpacked_init(&u);
+        assert_int_equal(msgpack_unpack_next(&u, out.data, out.len, &off), MSGPACK_UNPACK_SUCCESS);
+        assert_int_equal(off, out.len);
+        const msgpack_object *a = u.data.via.array.ptr;
+        assert_int_equal(u.data.via.array.size, 3);
+        assert_int_equal(a[1].via.u64, qids[c]);
+        const msgpack_object_map *m = &a[2].via.map;
+        assert_int_equal(m->size, sizes[c] + 1);
+        for (uint32_t i = 0; i < sizes[c]; i++)
+            assert_int_equal(m->ptr[i].val.via.u64, i); /* the node's entries, in order */
+        const msgpack_object_kv *b = &m->ptr[sizes[c]];
+        assert_int_equal(b->key.via.str.size, 6);
+        assert_memory_equal(b->key.via.str.ptr, "behind", 6);
+        assert_int_equal(b->val.via.array.size, 2);
+        for (uint32_t i = 0; i < 2; i++) {
+            const msgpack_object_map *e = &b->val.via.array.ptr[i].via.map;
+            assert_int_equal(e->size, 2);
+            assert_memory_equal(e->ptr[0].key.via.str.ptr, "partition", 9);
+            assert_int_equal(e->ptr[0].val.via.i64, parts[i]);
+            assert_memory_equal(e->ptr[1].key.via.str.ptr, "records", 7);
+            assert_int_equal(e->ptr[1].val.via.i64, recs[i]);
+        }
+        /* the node's bytes up to the map header, and its entries after it */
+        assert_memory_equal(out.data, k.sb.data, 3);
+        if (c == 0) { /* re-emitted as JSON (the HTTP body) it says so too */
+            proto_buf js = {0};
+            emit e;
+            emit_json_init(&e, &js);
+            assert_int_equal(relay_result((uint8_t *)out.data, out.len, &e), 0);
+            assert_int_equal(e.err, 0);
+            assert_non_null(strstr(js.data, "\"behind\":[{\"partition\":2,\"records\":1234},"));
+            proto_buf_free(&js);
+        }
+        msgpack_unpacked_destroy(&u);
+        proto_buf_free(&out);
+        msgpack_sbuffer_destroy(&k.sb);
+    }
+    /* not an R with a map result: refused, the caller passes the reply on */
+    pk k;
+    proto_buf out = {0};
+    int32_t p = 0;
+    int64_t r = 9;
+    pk_init(&k);
+    msgpack_pack_array(&k.p, 5);
+    pk_str(&k, "ERR");
+    msgpack_pack_uint8(&k.p, 1);
+    pk_str(&k, "NOT_FOUND");
+    pk_str(&k, "no such symbol");
+    msgpack_pack_nil(&k.p);
+    assert_int_equal(relay_add_behind((uint8_t *)k.sb.data, k.sb.size, &p, &r, 1, &out), -1);
+    msgpack_sbuffer_destroy(&k.sb);
+    r_reply(&k, 1, 2);
+    assert_int_equal(relay_add_behind((uint8_t *)k.sb.data, 4, &p, &r, 1, &out), -1); /* cut */
+    k.sb.data[4] = (char)0x92; /* an array where the map was */
+    assert_int_equal(relay_add_behind((uint8_t *)k.sb.data, k.sb.size, &p, &r, 1, &out), -1);
+    k.sb.data[3] = (char)0xc1; /* no integer: the qid */
+    assert_int_equal(relay_add_behind((uint8_t *)k.sb.data, k.sb.size, &p, &r, 1, &out), -1);
+    proto_buf_free(&out);
+    msgpack_sbuffer_destroy(&k.sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_top_ties_by_name),
         cmocka_unit_test(test_result_as_json),
         cmocka_unit_test(test_err_and_pack),
+        cmocka_unit_test(test_add_behind),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,11 +23,7 @@ static int decode(pk *k, subproto_req *r, proto_error *err)
 /* ["SUB", id, {"syms": ..., <then the caller's extra pairs>}] header. */
 static void sub_head(pk *k, uint64_t id, uint32_t pairs)
 {
-    pk_init(k);
-    msgpack_pack_array(&k->p, 3);
-    pk_str(k, "SUB");
-    msgpack_pack_uint64(&k->p, id);
-    msgpack_pack_map(&k->p, pairs);
+    pk_head(k, "SUB", id, pairs);
 }
 
 static void test_star_now(void **state)
