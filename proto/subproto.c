@@ -2,6 +2,7 @@
  * SUB is read once per subscription: msgpack-c's object tree suffices. */
 #include "subproto.h"
 
+#include <assert.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -456,8 +457,12 @@ int subproto_pack_s(proto_buf *out, uint64_t id, const char *sym, size_t len, co
         for (int i = 0; i < k->nfields; i++) {
             kind_type ty = (kind_type)k->fields[i].type;
             if (ty == KIND_FIX) {
-                char buf[FIXP_STRLEN];
-                p = put_str(p, buf, fixp_format(v[i], buf));
+                /* Formatted in place after a fixstr header (the text is at
+                 * most 21 bytes, room reserved above): no copy. */
+                size_t tl = fixp_format(v[i], (char *)p + 1);
+                assert(tl < 32 && "a fixstr");
+                *p = (unsigned char)(0xa0 | tl);
+                p += 1 + tl;
             } else if (ty == KIND_SIDE || ty == KIND_RIGHT) {
                 const char *name = kind_enum_name(ty, v[i]);
                 p = put_str(p, name, strlen(name));
