@@ -210,6 +210,10 @@ static const char digit_pairs[201] = "000102030405060708091011121314151617181920
                                      "50515253545556575859606162636465666768697071727374"
                                      "75767778798081828384858687888990919293949596979899";
 
+/* 10^0 .. 10^10: the widths of the whole units (at most 11 digits). */
+static const uint64_t pow10_u[11] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                     100000000, 1000000000, 10000000000};
+
 static void put_pair(char *p, uint32_t v) { memcpy(p, digit_pairs + 2 * v, 2); }
 
 size_t fixp_format(int64_t v, char *buf)
@@ -221,22 +225,23 @@ size_t fixp_format(int64_t v, char *buf)
     char *p = buf;
     if (v < 0)
         *p++ = '-';
-    /* Whole units: at most 11 digits (92,233,720,368), written backwards
-     * two at a time into tmp, then copied. */
-    char tmp[12], *e = tmp + sizeof tmp, *s = e;
+    /* Whole units: at most 11 digits (92,233,720,368). Their width is
+     * found first so they are written backwards in place, two at a time (a
+     * copy through a scratch buffer was a memcpy call per value). */
+    size_t w = 1;
+    while (w < 11 && units >= pow10_u[w])
+        w++;
+    char *q = p + w;
     while (units >= 100) {
-        s -= 2;
-        put_pair(s, (uint32_t)(units % 100));
+        q -= 2;
+        put_pair(q, (uint32_t)(units % 100));
         units /= 100;
     }
-    if (units >= 10) {
-        s -= 2;
-        put_pair(s, (uint32_t)units);
-    } else {
-        *--s = (char)('0' + units);
-    }
-    memcpy(p, s, (size_t)(e - s));
-    p += e - s;
+    if (units >= 10)
+        put_pair(q - 2, (uint32_t)units);
+    else
+        q[-1] = (char)('0' + units);
+    p += w;
     if (frac) {
         /* All eight decimals, then the trailing zeros dropped (shortest
          * text). buf has room: FIXP_STRLEN is well past 21 + 1 bytes. */
@@ -244,12 +249,13 @@ size_t fixp_format(int64_t v, char *buf)
         *p++ = '.';
         put_pair(p, hi / 100);
         put_pair(p + 2, hi % 100);
-        put_pair(p + 4, lo / 100);
-        put_pair(p + 6, lo % 100);
-        int digits = lo ? FIXP_DECIMALS : FIXP_DECIMALS / 2; /* frac != 0: some digit is not '0' */
-        while (p[digits - 1] == '0')
-            digits--;
-        p += digits;
+        if (lo) { /* prices on a cent or coarser tick have no last four */
+            put_pair(p + 4, lo / 100);
+            put_pair(p + 6, lo % 100);
+        }
+        /* Decimals kept: up to the last non-zero digit (frac != 0). */
+        p += lo ? (lo % 100 ? (lo % 10 ? 8 : 7) : (lo % 1000 ? 6 : 5))
+                : (hi % 100 ? (hi % 10 ? 4 : 3) : (hi % 1000 ? 2 : 1));
     }
     *p = '\0';
     return (size_t)(p - buf);
