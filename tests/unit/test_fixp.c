@@ -590,7 +590,7 @@ static void test_format_matches_reference(void **st)
         expect_ref(edge[i]);
     /* Every power of ten (every units width, every decimal position), its
      * neighbours, and both signs. */
-    for (int64_t p = 1, k = 0; k <= 18; k++, p *= 10)
+    for (int64_t p = 1, k = 0; k <= 18; k++, p = k <= 18 ? p * 10 : p) /* 10^18: the last */
         for (int64_t d = -1; d <= 1; d++) {
             expect_ref(p + d);
             expect_ref(-(p + d));
