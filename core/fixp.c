@@ -200,36 +200,65 @@ int fixp_from_double_exact(double d, int64_t *out)
 
 /* ---- output ------------------------------------------------------------- */
 
+/* "00" "01" .. "99": two digits per lookup, so a value is written with a
+ * few multiplies (the compiler's for division by a constant) and table
+ * loads instead of a divide per digit. This is the push hot path: every
+ * px and qty pushed to a subscriber goes through here (issue #17), where
+ * the digit-at-a-time version was ~150 instructions a call. */
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                     "25262728293031323334353637383940414243444546474849"
+                                     "50515253545556575859606162636465666768697071727374"
+                                     "75767778798081828384858687888990919293949596979899";
+
+/* 10^0 .. 10^10: the widths of the whole units (at most 11 digits). */
+static const uint64_t pow10_u[11] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                     100000000, 1000000000, 10000000000};
+
+static void put_pair(char *p, uint32_t v) { memcpy(p, digit_pairs + 2 * v, 2); }
+
 size_t fixp_format(int64_t v, char *buf)
 {
     /* Magnitude in unsigned arithmetic so INT64_MIN needs no special case. */
     uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    uint64_t units = mag / FIXP_SCALE, frac = mag % FIXP_SCALE;
-    char tmp[24];
-    size_t n = 0, len = 0;
+    uint64_t units = mag / FIXP_SCALE;
+    uint32_t frac = (uint32_t)(mag - units * FIXP_SCALE);
+    char *p = buf;
     if (v < 0)
-        buf[len++] = '-';
-    do {
-        tmp[n++] = (char)('0' + units % 10);
-        units /= 10;
-    } while (units);
-    while (n)
-        buf[len++] = tmp[--n];
-    if (frac) {
-        int digits = FIXP_DECIMALS;
-        while (frac % 10 == 0) { /* shortest: drop trailing zeros */
-            frac /= 10;
-            digits--;
-        }
-        buf[len++] = '.';
-        for (int i = digits - 1; i >= 0; i--) {
-            buf[len + (size_t)i] = (char)('0' + frac % 10);
-            frac /= 10;
-        }
-        len += (size_t)digits;
+        *p++ = '-';
+    /* Whole units: at most 11 digits (92,233,720,368). Their width is
+     * found first so they are written backwards in place, two at a time (a
+     * copy through a scratch buffer was a memcpy call per value). */
+    size_t w = 1;
+    while (w < 11 && units >= pow10_u[w])
+        w++;
+    char *q = p + w;
+    while (units >= 100) {
+        q -= 2;
+        put_pair(q, (uint32_t)(units % 100));
+        units /= 100;
     }
-    buf[len] = '\0';
-    return len;
+    if (units >= 10)
+        put_pair(q - 2, (uint32_t)units);
+    else
+        q[-1] = (char)('0' + units);
+    p += w;
+    if (frac) {
+        /* All eight decimals, then the trailing zeros dropped (shortest
+         * text). buf has room: FIXP_STRLEN is well past 21 + 1 bytes. */
+        uint32_t hi = frac / 10000, lo = frac % 10000;
+        *p++ = '.';
+        put_pair(p, hi / 100);
+        put_pair(p + 2, hi % 100);
+        if (lo) { /* prices on a cent or coarser tick have no last four */
+            put_pair(p + 4, lo / 100);
+            put_pair(p + 6, lo % 100);
+        }
+        /* Decimals kept: up to the last non-zero digit (frac != 0). */
+        p += lo ? (lo % 100 ? (lo % 10 ? 8 : 7) : (lo % 1000 ? 6 : 5))
+                : (hi % 100 ? (hi % 10 ? 4 : 3) : (hi % 1000 ? 2 : 1));
+    }
+    *p = '\0';
+    return (size_t)(p - buf);
 }
 
 double fixp_to_double(int64_t v)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fixp.h"
+#include "internal.h" /* the C client's slotd__fixed_text: the reference */
 
 #define MAXU 92233720368LL /* INT64_MAX / FIXP_SCALE */
 
@@ -537,6 +538,55 @@ static void test_format_roundtrip(void **st)
     }
 }
 
+/* The reference fixp_format must match byte for byte: the C client's
+ * formatter (proto/client), the digit-at-a-time code (a divide per digit)
+ * fixp_format had before it went to a digit-pair table. One agreement
+ * checks both: what the server pushes is the text the client sends. */
+static void expect_ref(int64_t v)
+{
+    char got[FIXP_STRLEN], want[FIXP_STRLEN];
+    memset(got, 'x', sizeof got);
+    size_t n = fixp_format(v, got), m = slotd__fixed_text(want, v);
+    want[m] = '\0';
+    if (n != m || strcmp(got, want) != 0)
+        fail_msg("%lld: \"%s\" (%zu), want \"%s\" (%zu)", (long long)v, got, n, want, m);
+}
+
+static void test_format_matches_reference(void **st)
+{
+    (void)st;
+    static const int64_t edge[] = {0, 1, -1, 9, 10, 99, 100, FIXP_SCALE - 1, FIXP_SCALE,
+                                   FIXP_SCALE + 1, INT64_MAX, INT64_MIN, INT64_MIN + 1,
+                                   INT64_MAX - 1, MAXU * FIXP_SCALE, -MAXU * FIXP_SCALE};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+        expect_ref(edge[i]);
+    /* Every power of ten (every units width, every decimal position), its
+     * neighbours, and both signs. */
+    for (int64_t p = 1, k = 0; k <= 18; k++, p = k <= 18 ? p * 10 : p) /* 10^18: the last */
+        for (int64_t d = -1; d <= 1; d++) {
+            expect_ref(p + d);
+            expect_ref(-(p + d));
+        }
+    /* Every count of decimals (0..8) over units of every width. */
+    for (int i = 0; i < 200000; i++) {
+        int dec = (int)(rnd() % (FIXP_DECIMALS + 1)), width = (int)(rnd() % 12);
+        int64_t units = (int64_t)(rnd() % (uint64_t)pow(10, width));
+        if (units > MAXU - 1)
+            units = MAXU - 1;
+        int64_t step = (int64_t)pow(10, FIXP_DECIMALS - dec);
+        int64_t frac = (int64_t)(rnd() % (uint64_t)(FIXP_SCALE / step)) * step;
+        int64_t v = units * FIXP_SCALE + frac;
+        expect_ref(rnd() & 1 ? -v : v);
+    }
+    /* Raw 64-bit values: the whole range, either sign. */
+    for (int i = 0; i < 200000; i++) {
+        int64_t v = (int64_t)(rnd() >> (rnd() % 64));
+        expect_ref(rnd() & 1 && v != INT64_MIN ? -v : v);
+    }
+    for (int i = 0; i < 100000; i++)
+        expect_ref((int64_t)rnd());
+}
+
 static void test_to_double(void **st)
 {
     (void)st;
@@ -576,6 +626,7 @@ int main(void)
         cmocka_unit_test(test_double_random_large),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_roundtrip),
+        cmocka_unit_test(test_format_matches_reference),
         cmocka_unit_test(test_to_double),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
