@@ -117,9 +117,10 @@ static int twice(const symvec *a, proto_error *err)
     subproto_sym *v = a->n ? malloc(a->n * sizeof *v) : NULL;
     if (a->n && !v)
         return proto_error_set(err, PROTO_E_BAD_QUERY, -1, "cursor: out of memory");
-    if (a->n)
+    if (a->n) {
         memcpy(v, a->v, a->n * sizeof *v);
-    qsort(v, a->n, sizeof *v, subproto_sym_cmp);
+        qsort(v, a->n, sizeof *v, subproto_sym_cmp);
+    }
     for (uint32_t k = 1; k < a->n && rc == 0; k++)
         if (subproto_sym_cmp(&v[k - 1], &v[k]) == 0)
             rc = proto_error_set(err, PROTO_E_BAD_QUERY, -1, "cursor: '%s' is named twice",
@@ -159,7 +160,8 @@ int ssecur_parse(ssecur *c, const char *text, size_t n, subproto_sym **map, uint
         goto fail;
     if (c->base[0] && load_base(c->dir, c->base, &base, err) < 0)
         goto fail;
-    qsort(base.v, base.n, sizeof *base.v, subproto_sym_cmp);
+    if (base.n)
+        qsort(base.v, base.n, sizeof *base.v, subproto_sym_cmp);
     if (twice(&moved, err) < 0) /* moved keeps its order: the id goes on as it was */
         goto fail;
     uint32_t nbase = base.n; /* the moved ones replace their base entries */
@@ -172,7 +174,8 @@ int ssecur_parse(ssecur *c, const char *text, size_t n, subproto_sym **map, uint
             goto fail;
         c->moved_bytes += entry_bound(moved.v[k].len);
     }
-    qsort(base.v, base.n, sizeof *base.v, subproto_sym_cmp);
+    if (base.n) /* qsort wants a pointer even for nothing */
+        qsort(base.v, base.n, sizeof *base.v, subproto_sym_cmp);
     free(c->moved.v);
     c->moved = moved;
     *map = base.v;
