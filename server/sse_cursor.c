@@ -20,8 +20,19 @@
 #define MAGIC "slotd-sse-base 1 "
 #define BASE_FILE_MAX (64u << 20) /* 2M symbols' worth: anything larger is not ours */
 
-/* An entry's text at most: each byte percent-encoded, ':', 20 digits, ','. */
-static size_t entry_bound(size_t len) { return len * 3 + 22; }
+/* The bytes of ",sym:pos" in an id (subproto_cursor_append's encoding). */
+static size_t entry_len(const char *sym, size_t len, uint64_t pos)
+{
+    size_t n = 2 + len; /* ',' and ':' */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)sym[i];
+        n += ch < 0x21 || ch == '%' || ch == ',' || ch == ':' ? 2 : 0;
+    }
+    do
+        n++;
+    while (pos /= 10);
+    return n;
+}
 
 static void base_path(char *out, size_t cap, const char *dir, const char *tok, const char *ext)
 {
@@ -172,7 +183,7 @@ int ssecur_parse(ssecur *c, const char *text, size_t n, subproto_sym **map, uint
             b->pos = moved.v[k].pos;
         else if (push(&base, &moved.v[k], err) < 0)
             goto fail;
-        c->moved_bytes += entry_bound(moved.v[k].len);
+        c->moved_bytes += entry_len(moved.v[k].name, moved.v[k].len, moved.v[k].pos);
     }
     if (base.n) /* qsort wants a pointer even for nothing */
         qsort(base.v, base.n, sizeof *base.v, subproto_sym_cmp);
@@ -266,12 +277,17 @@ int ssecur_moved(ssecur *c, const sub *s, const char *sym, size_t len, uint64_t 
                  proto_error *err)
 {
     subproto_sym f;
+    size_t add = entry_len(sym, len, pos);
     for (uint32_t i = 0; i < c->moved.n; i++)
         if (c->moved.v[i].len == len && memcmp(c->moved.v[i].name, sym, len) == 0) {
+            size_t was = entry_len(sym, len, c->moved.v[i].pos); /* more digits, maybe */
+            if (c->moved_bytes - was + add > SSECUR_DELTA_MAX)
+                return ssecur_rebase(c, s, err);
+            c->moved_bytes = c->moved_bytes - was + add;
             c->moved.v[i].pos = pos;
             return 0;
         }
-    if (c->moved_bytes + entry_bound(len) > SSECUR_DELTA_MAX)
+    if (c->moved_bytes + add > SSECUR_DELTA_MAX)
         return ssecur_rebase(c, s, err); /* s's positions include this move */
     memcpy(f.name, sym, len);
     f.name[len] = 0;
@@ -279,7 +295,7 @@ int ssecur_moved(ssecur *c, const sub *s, const char *sym, size_t len, uint64_t 
     f.pos = pos;
     if (push(&c->moved, &f, err) < 0)
         return -1;
-    c->moved_bytes += entry_bound(len);
+    c->moved_bytes += add;
     return 0;
 }
 

@@ -17,7 +17,10 @@
  * goes on from the base its id names. When the moved entries would pass
  * SSECUR_DELTA_MAX bytes, the subscription writes its whole cursor as a
  * new base and its ids start over from it ("rebase"): a base costs one
- * file write (~20 bytes a symbol) per ~100 distinct symbols moved.
+ * file write (~12 bytes a symbol) per ~300 distinct symbols moved (W1's
+ * names; ~10 bytes an entry). SSECUR_KEEP bases of ~300 events each are
+ * far more of the stream than socket buffers hold, so an id a client
+ * received still names a kept base.
  *
  * A base file is "slotd-sse-base 1 LEN CRC32C\n" then LEN bytes of
  * "sym:pos,..." (subproto.h's entries), written to a temporary name and
@@ -35,8 +38,8 @@
 
 #include "subscribe.h"
 
-#define SSECUR_DELTA_MAX 3072       /* bytes of moved entries in an id, at most */
-#define SSECUR_KEEP 16              /* bases a subscription keeps of its own */
+#define SSECUR_DELTA_MAX 3072       /* bytes of ",sym:pos" entries in an id, at most */
+#define SSECUR_KEEP 32              /* bases a subscription keeps of its own */
 #define SSECUR_TTL_S (24 * 3600)    /* a base unused this long is removed */
 #define SSECUR_TOKEN 16             /* hex digits naming a base */
 
@@ -49,7 +52,7 @@ typedef struct ssecur {
     const char *dir;                     /* the data directory */
     char base[SSECUR_TOKEN + 1];         /* "": every position 0 */
     ssecur_syms moved;                   /* since the base, in the id's order */
-    size_t moved_bytes;                  /* a bound on their text */
+    size_t moved_bytes;                  /* their text's length */
     char own[SSECUR_KEEP][SSECUR_TOKEN + 1]; /* bases written here, a ring */
     uint32_t nown;
 } ssecur;

@@ -7,7 +7,7 @@
 - syms=*: every symbol, including one created after subscribing; resume
   by Last-Event-ID (a base file plus what moved since, sse_cursor.h) after
   a disconnect and after a slotd restart gets every trade exactly once,
-  across rebases (300 symbols: more than one id can place).
+  across rebases (1,000 symbols: more than one id can place).
 - Bad requests: 400 with a code and a message; without credentials 401.
 """
 import json
@@ -186,8 +186,8 @@ def test_star_sees_every_symbol_and_new_ones():
 
 
 def test_star_resume_after_disconnect_and_restart():
-    nsym = 300  # ~100 moved symbols fill an id: several rebases
-    per = max(4, int(12 * SCALE))
+    nsym = 1000  # ~340 moved symbols fill an id: several rebases
+    per = max(2, int(6 * SCALE))
     syms = ["S%03d" % k for k in range(nsym)]
     pre = [[y, T0, "1", "1", "S", 10 ** 9] for y in syms[:nsym // 2]]
     rounds = [[[syms[(i * 7 + r) % nsym], T0 + i, "%d.5" % (i % 9), "1", "B", r * 10 ** 6 + i]
