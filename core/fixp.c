@@ -200,21 +200,37 @@ int fixp_from_double_exact(double d, int64_t *out)
 
 /* ---- output ------------------------------------------------------------- */
 
+size_t fixp_format_u64(uint64_t v, char *buf)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
+size_t fixp_format_i64(int64_t v, char *buf)
+{
+    if (v >= 0)
+        return fixp_format_u64((uint64_t)v, buf);
+    buf[0] = '-';
+    return 1 + fixp_format_u64(0 - (uint64_t)v, buf + 1); /* INT64_MIN too */
+}
+
 size_t fixp_format(int64_t v, char *buf)
 {
     /* Magnitude in unsigned arithmetic so INT64_MIN needs no special case. */
     uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
     uint64_t units = mag / FIXP_SCALE, frac = mag % FIXP_SCALE;
-    char tmp[24];
-    size_t n = 0, len = 0;
+    size_t len = 0;
     if (v < 0)
         buf[len++] = '-';
-    do {
-        tmp[n++] = (char)('0' + units % 10);
-        units /= 10;
-    } while (units);
-    while (n)
-        buf[len++] = tmp[--n];
+    len += fixp_format_u64(units, buf + len);
     if (frac) {
         int digits = FIXP_DECIMALS;
         while (frac % 10 == 0) { /* shortest: drop trailing zeros */
