@@ -216,6 +216,28 @@ static const uint64_t pow10_u[11] = {1, 10, 100, 1000, 10000, 100000, 1000000, 1
 
 static void put_pair(char *p, uint32_t v) { memcpy(p, digit_pairs + 2 * v, 2); }
 
+size_t fixp_format_u64(uint64_t v, char *buf)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
+size_t fixp_format_i64(int64_t v, char *buf)
+{
+    if (v >= 0)
+        return fixp_format_u64((uint64_t)v, buf);
+    buf[0] = '-';
+    return 1 + fixp_format_u64(0 - (uint64_t)v, buf + 1); /* INT64_MIN too */
+}
+
 size_t fixp_format(int64_t v, char *buf)
 {
     /* Magnitude in unsigned arithmetic so INT64_MIN needs no special case. */

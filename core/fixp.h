@@ -70,6 +70,11 @@ static inline int fixp_from_double(double d, int64_t *out)
 /* Shortest exact decimal text: "187.25", "0.00000001", "42". Returns length;
  * buf must hold FIXP_STRLEN bytes. Negative values (differences) are allowed. */
 size_t fixp_format(int64_t v, char *buf);
+/* A plain integer as decimal text into buf (21 bytes at most with the
+ * NUL): the same digits as printf's %llu / %lld, without its cost (the
+ * exports' and pushes' ts and id columns). Returns the length. */
+size_t fixp_format_u64(uint64_t v, char *buf);
+size_t fixp_format_i64(int64_t v, char *buf);
 double fixp_to_double(int64_t v);
 
 #endif

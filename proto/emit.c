@@ -413,13 +413,13 @@ static void js_text(emit *e, const char *s, int n)
 static void js_i64(emit *e, int64_t v)
 {
     char b[24];
-    js_text(e, b, snprintf(b, sizeof b, "%lld", (long long)v));
+    js_text(e, b, (int)fixp_format_i64(v, b));
 }
 
 static void js_u64(emit *e, uint64_t v)
 {
     char b[24];
-    js_text(e, b, snprintf(b, sizeof b, "%llu", (unsigned long long)v));
+    js_text(e, b, (int)fixp_format_u64(v, b));
 }
 
 /* Shortest %g text that reads back as the same double (what Python's repr

@@ -182,7 +182,7 @@ static void csv_row(fill_ctx *f, const kind *k, const void *slot)
             p += fixp_format(v[i], p);
             break;
         case KIND_U64:
-            p += sprintf(p, "%llu", (unsigned long long)(uint64_t)v[i]);
+            p += fixp_format_u64((uint64_t)v[i], p);
             break;
         case KIND_SIDE:
         case KIND_RIGHT:
@@ -190,7 +190,7 @@ static void csv_row(fill_ctx *f, const kind *k, const void *slot)
             break;
         case KIND_TS:
         default:
-            p += sprintf(p, "%lld", (long long)v[i]);
+            p += fixp_format_i64(v[i], p);
             break;
         }
     }

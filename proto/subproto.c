@@ -40,6 +40,13 @@ static int get_sym(const msgpack_object *o, subproto_sym *out, const char *what,
     return 0;
 }
 
+int subproto_sym_cmp(const void *a, const void *b)
+{
+    const subproto_sym *x = a, *y = b;
+    int c = memcmp(x->name, y->name, x->len < y->len ? x->len : y->len);
+    return c ? c : (int)x->len - (int)y->len;
+}
+
 static int dup_of(const subproto_sym *v, uint32_t n, const subproto_sym *s)
 {
     for (uint32_t i = 0; i < n; i++)
@@ -160,6 +167,8 @@ int subproto_decode_sub(const uint8_t *msg, size_t len, subproto_req *r, proto_e
     memset(r, 0, offsetof(subproto_req, syms));
     r->nfrom = 0;
     r->gaps = 0;
+    r->fromx = NULL;
+    r->nfromx = 0;
     r->from = SUBPROTO_NOW;
     msgpack_unpacked_init(&u);
     const msgpack_object *a =
@@ -217,10 +226,9 @@ static int sym_text(const char *s, size_t n, subproto_sym *out, proto_error *err
     return 0;
 }
 
-int subproto_cursor_parse(subproto_req *r, const char *s, size_t n, proto_error *err)
+int subproto_cursor_each(const char *s, size_t n, subproto_cursor_fn fn, void *ctx,
+                         proto_error *err)
 {
-    r->from = SUBPROTO_MAP;
-    r->nfrom = 0;
     for (size_t i = 0; i < n;) {
         size_t j = i, colon = SIZE_MAX;
         while (j < n && s[j] != ',')
@@ -228,26 +236,41 @@ int subproto_cursor_parse(subproto_req *r, const char *s, size_t n, proto_error 
                 colon = j - 1;
         if (colon == SIZE_MAX || colon + 1 == j)
             return fail(err, PROTO_E_BAD_QUERY, "cursor: expected sym:position[,sym:position...]");
-        if (r->nfrom == SUBPROTO_MAX_SYMS)
-            return fail(err, PROTO_E_BAD_QUERY, "cursor: more than %d symbols", SUBPROTO_MAX_SYMS);
-        subproto_sym *f = &r->fromv[r->nfrom];
-        if (sym_text(s + i, colon - i, f, err) < 0)
+        subproto_sym f;
+        if (sym_text(s + i, colon - i, &f, err) < 0)
             return -1;
         uint64_t pos = 0;
         for (size_t k = colon + 1; k < j; k++) {
             uint64_t d = (uint64_t)(s[k] - '0');
             if (s[k] < '0' || s[k] > '9' || pos > UINT64_MAX / 10 || pos * 10 > UINT64_MAX - d)
                 return fail(err, PROTO_E_BAD_QUERY,
-                            "cursor: the position of '%s' is not a non-negative integer", f->name);
+                            "cursor: the position of '%s' is not a non-negative integer", f.name);
             pos = pos * 10 + d;
         }
-        if (dup_of(r->fromv, r->nfrom, f))
-            return fail(err, PROTO_E_BAD_QUERY, "cursor: '%s' is named twice", f->name);
-        f->pos = pos;
-        r->nfrom++;
+        f.pos = pos;
+        if (fn(ctx, &f, err) < 0)
+            return -1;
         i = j + 1;
     }
     return 0;
+}
+
+static int cursor_add(void *ctx, const subproto_sym *f, proto_error *err)
+{
+    subproto_req *r = ctx;
+    if (r->nfrom == SUBPROTO_MAX_SYMS)
+        return fail(err, PROTO_E_BAD_QUERY, "cursor: more than %d symbols", SUBPROTO_MAX_SYMS);
+    if (dup_of(r->fromv, r->nfrom, f))
+        return fail(err, PROTO_E_BAD_QUERY, "cursor: '%s' is named twice", f->name);
+    r->fromv[r->nfrom++] = *f;
+    return 0;
+}
+
+int subproto_cursor_parse(subproto_req *r, const char *s, size_t n, proto_error *err)
+{
+    r->from = SUBPROTO_MAP;
+    r->nfrom = 0;
+    return subproto_cursor_each(s, n, cursor_add, r, err);
 }
 
 int subproto_set_param(subproto_req *r, const char *name, size_t nlen, const char *val,
@@ -256,11 +279,10 @@ int subproto_set_param(subproto_req *r, const char *name, size_t nlen, const cha
 #define IS(lit) (nlen == sizeof lit - 1 && memcmp(name, lit, nlen) == 0)
 #define VAL(lit) (vlen == sizeof lit - 1 && memcmp(val, lit, vlen) == 0)
     if (IS("syms")) {
-        if (VAL("*"))
-            return fail(err, PROTO_E_BAD_QUERY,
-                        "parameter 'syms': '*' is for TCP SUB only (an event id must carry the "
-                        "whole cursor); list up to %d symbols", SUBPROTO_SSE_MAX_SYMS);
         r->nsyms = 0;
+        r->all = VAL("*");
+        if (r->all)
+            return 0;
         for (size_t i = 0; i <= vlen;) {
             size_t j = i;
             while (j < vlen && val[j] != ',')
@@ -318,7 +340,8 @@ int subproto_cursor_append(proto_buf *out, const char *sym, size_t len, uint64_t
         else
             buf[n++] = (char)c;
     }
-    n += (size_t)snprintf(buf + n, sizeof buf - n, ":%llu", (unsigned long long)pos);
+    buf[n++] = ':';
+    n += fixp_format_u64(pos, buf + n); /* not snprintf: an SSE id has ~300 of these */
     return proto_buf_append(out, buf, n);
 }
 

@@ -44,7 +44,14 @@ typedef struct subproto_req {
     uint32_t nfrom;               /* from == SUBPROTO_MAP */
     subproto_sym fromv[SUBPROTO_MAX_SYMS];
     int gaps;                     /* 1: skip dropped records with a GAP notice */
+    /* from == SUBPROTO_MAP with "*" over SSE: a cursor of any size, sorted
+     * by subproto_sym_cmp, owned by the caller; used in place of fromv */
+    const subproto_sym *fromx;
+    uint32_t nfromx;
 } subproto_req;
+
+/* Order of symbols in a sorted cursor (bytes, then length): qsort/bsearch. */
+int subproto_sym_cmp(const void *a, const void *b);
 
 /* Decode a SUB. 0, or -1 with err: BAD_MESSAGE (not ["SUB", id, map], id
  * not a non-negative integer), BAD_SUB (naming the bad key: syms not a
@@ -58,18 +65,25 @@ int subproto_decode_unsub(const uint8_t *msg, size_t len, uint64_t *id, proto_er
 int subproto_is(const uint8_t *msg, size_t len, const char *type);
 
 /* ---- Server-Sent Events (GET /subscribe) ------------------------------------
- * The cursor as text, an SSE event id: "sym:pos,sym:pos,..." for every
- * listed symbol, each symbol with '%', ',' and ':' and bytes below 0x21
- * percent-encoded. A list of at most SUBPROTO_SSE_MAX_SYMS keeps it short
- * enough for a Last-Event-ID header; "*" is TCP SUB only. */
+ * A list's cursor as text, an SSE event id: "sym:pos,sym:pos,..." for
+ * every listed symbol, each symbol with '%', ',' and ':' and bytes below
+ * 0x21 percent-encoded. A list of at most SUBPROTO_SSE_MAX_SYMS keeps it
+ * short enough for a Last-Event-ID header. "*" has its own cursor form
+ * (server/sse_cursor.h), built from the same "sym:pos" entries. */
 #define SUBPROTO_SSE_MAX_SYMS 32
 #define SUBPROTO_CURSOR_TEXT_MAX 4096
-/* A query parameter: syms (comma-separated), from (now | start | cursor
- * text), gaps (true | false). 0, or -1 with err (BAD_QUERY naming it). */
+/* A query parameter: syms (comma-separated, or "*": r->all), from (now |
+ * start | list cursor text), gaps (true | false). 0, or -1 with err
+ * (BAD_QUERY naming it). */
 int subproto_set_param(subproto_req *r, const char *name, size_t nlen, const char *val,
                        size_t vlen, proto_error *err);
-/* Parse cursor text into r->fromv (from = SUBPROTO_MAP). 0, or -1 with err. */
+/* Parse list cursor text into r->fromv (from = SUBPROTO_MAP). 0, or -1 with err. */
 int subproto_cursor_parse(subproto_req *r, const char *s, size_t n, proto_error *err);
+/* Each "sym:pos" of cursor text s[0..n) to fn (which may refuse it: -1
+ * with err). 0, or -1 with err (BAD_QUERY: the malformed entry). */
+typedef int (*subproto_cursor_fn)(void *ctx, const subproto_sym *f, proto_error *err);
+int subproto_cursor_each(const char *s, size_t n, subproto_cursor_fn fn, void *ctx,
+                         proto_error *err);
 /* Append one "sym:pos" (with a ',' before it unless first). 0 or -1 (memory). */
 int subproto_cursor_append(proto_buf *out, const char *sym, size_t len, uint64_t pos, int first);
 

@@ -231,6 +231,13 @@ static uint64_t start_pos(const subproto_req *r, const store_span *sp)
 {
     if (r->from == SUBPROTO_NOW)
         return sp->end;
+    if (r->from == SUBPROTO_MAP && r->fromx) {
+        subproto_sym key;
+        memcpy(key.name, sp->name, sp->len);
+        key.len = (uint8_t)sp->len;
+        const subproto_sym *f = bsearch(&key, r->fromx, r->nfromx, sizeof key, subproto_sym_cmp);
+        return f ? f->pos : 0;
+    }
     if (r->from == SUBPROTO_MAP) {
         const subproto_sym *f = find(r->fromv, r->nfrom, sp->name, sp->len);
         if (f)
@@ -417,6 +424,26 @@ int sub_cursor_text(const sub *s, proto_buf *out)
             return -1;
     return 0;
 }
+
+int sub_each_pos(const sub *s, subproto_cursor_fn fn, void *ctx, proto_error *err)
+{
+    assert(s->all && "a list's cursor: sub_cursor_text");
+    store_span sp;
+    for (uint32_t id = 0; id < s->nslot; id++) {
+        if (s->pos[id] == 0 || store_symbol_span(s->srv->store, id, &sp) != STORE_OK)
+            continue;
+        subproto_sym f;
+        memcpy(f.name, sp.name, sp.len);
+        f.name[sp.len] = 0;
+        f.len = (uint8_t)sp.len;
+        f.pos = s->pos[id];
+        if (fn(ctx, &f, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void *sub_owner(const sub *s) { return s->owner; }
 
 static void collect(void *ctx, const kind *k, const void *slot)
 {

@@ -57,6 +57,11 @@ void sub_emit_cursor(sub *s, emit *e);
  * its position now (an encoder's call sees the position after its
  * trades). 0 or -1 (memory). */
 int sub_cursor_text(const sub *s, proto_buf *out);
+/* "*": each symbol's position, those past 0 only (a symbol a cursor does
+ * not name starts at 0), to fn; stops at fn's -1 and returns it. */
+int sub_each_pos(const sub *s, subproto_cursor_fn fn, void *ctx, proto_error *err);
+/* The owner given to sub_open (for the encoders' calls). */
+void *sub_owner(const sub *s);
 /* Encode pending trades into out until it holds `want` bytes or nothing is
  * pending. 1: more is pending; 0: nothing is; -1: a position retention
  * passed without gaps (err: CURSOR_GONE), or no memory to encode (err:

@@ -511,6 +511,25 @@ static void test_format(void **st)
     expect_fmt(INT64_MIN + 1, "-92233720368.54775807");
 }
 
+/* Plain integers: the digits printf gives, at the edges too. */
+static void test_format_ints(void **st)
+{
+    (void)st;
+    char buf[FIXP_STRLEN], want[FIXP_STRLEN];
+    const uint64_t u[] = {0, 1, 9, 10, 99, 100, 1767225600000000000ull, UINT64_MAX - 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
+        snprintf(want, sizeof want, "%llu", (unsigned long long)u[i]);
+        assert_int_equal(fixp_format_u64(u[i], buf), strlen(want));
+        assert_string_equal(buf, want);
+    }
+    const int64_t v[] = {0, -1, 1, -10, 42, INT64_MIN, INT64_MIN + 1, INT64_MAX};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        snprintf(want, sizeof want, "%lld", (long long)v[i]);
+        assert_int_equal(fixp_format_i64(v[i], buf), strlen(want));
+        assert_string_equal(buf, want);
+    }
+}
+
 static void test_format_roundtrip(void **st)
 {
     (void)st;
@@ -609,6 +628,7 @@ static void test_to_double(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_format_ints),
         cmocka_unit_test(test_str_valid),
         cmocka_unit_test(test_str_invalid),
         cmocka_unit_test(test_str_precision),

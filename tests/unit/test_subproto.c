@@ -314,8 +314,11 @@ static void test_sse_cursor_text(void **state)
     assert_int_equal(r->from, SUBPROTO_START);
     assert_int_equal(subproto_set_param(r, "gaps", 4, "true", 4, &err), 0);
     assert_true(r->gaps);
-    assert_int_equal(subproto_set_param(r, "syms", 4, "*", 1, &err), -1);
-    assert_non_null(strstr(err.msg, "TCP SUB only"));
+    assert_int_equal(subproto_set_param(r, "syms", 4, "*", 1, &err), 0);
+    assert_true(r->all);
+    assert_int_equal(r->nsyms, 0);
+    assert_int_equal(subproto_set_param(r, "syms", 4, "A", 1, &err), 0);
+    assert_false(r->all);
     assert_int_equal(subproto_set_param(r, "syms", 4, "A,,B", 4, &err), -1);
     assert_non_null(strstr(err.msg, "1-31 bytes"));
     assert_int_equal(subproto_set_param(r, "gaps", 4, "1", 1, &err), -1);
