@@ -89,6 +89,13 @@ int slotd__mp_head(const uint8_t *p, size_t n, slotd__mp *v)
  * the limits. */
 int64_t slotd__mp_skip(const uint8_t *p, size_t n, int depth)
 {
+    /* the forms most of a subscriber's stream is made of, without the
+     * general header: positive fixints (ids, small counts) and fixstrs
+     * (decimals, sides) */
+    if (n > 0 && p[0] <= 0x7f)
+        return 1;
+    if (n > 0 && (p[0] & 0xe0) == 0xa0)
+        return n - 1 < (size_t)(p[0] & 0x1f) ? 0 : 1 + (int64_t)(p[0] & 0x1f);
     slotd__mp v;
     int h = slotd__mp_head(p, n, &v);
     if (h <= 0)

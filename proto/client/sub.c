@@ -123,7 +123,9 @@ static int next_msg(slotd_sub *s, const char **msg, size_t *len, uint64_t deadli
         if (k > 0)
             return 1;
         size_t cap;
-        char *space = slotd__reader_space(&s->rd, 64 << 10, &cap);
+        /* room for a whole push (~300 KB) at once: an incomplete message
+         * is measured again from its start after every read */
+        char *space = slotd__reader_space(&s->rd, 256 << 10, &cap);
         if (!space)
             return slotd__sub_error(&s->err, SLOTD_ENOMEM, NULL, "out of memory for the stream");
         int wait = deadline == UINT64_MAX ? -1

@@ -226,47 +226,95 @@ static int reserve(void **buf, size_t *cap, size_t want)
     return 0;
 }
 
+/* One slot value at p + *off into val (its text copied to *txt). The
+ * message was measured whole (slotd__mp_skip), so a header is complete;
+ * a string's length is still checked against n. The common one-byte
+ * forms are read here, the rest through slotd__mp_head: this loop is the
+ * subscriber's cost per trade. 0, or -1 for anything but an integer or
+ * a string. */
+static int value(const uint8_t *p, size_t n, size_t *off, slotd_value *val, char **txt)
+{
+    uint8_t c = p[*off];
+    uint64_t len;
+    if (c <= 0x7f) { /* positive fixint */
+        *off += 1;
+        val->type = SLOTD_UINT;
+        val->u = c;
+        val->i = c;
+        val->text = NULL;
+        val->len = 0;
+        return 0;
+    }
+    if ((c & 0xe0) == 0xa0) { /* fixstr */
+        len = c & 0x1f;
+        *off += 1;
+    } else {
+        mp v;
+        int h = slotd__mp_head(p + *off, n - *off, &v);
+        if (h <= 0)
+            return -1;
+        if (v.t == SLOTD__MP_UINT || v.t == SLOTD__MP_INT) {
+            *off += (size_t)h;
+            val->type = v.t == SLOTD__MP_UINT ? SLOTD_UINT : SLOTD_INT;
+            val->u = v.t == SLOTD__MP_UINT ? v.u : 0;
+            val->i = v.t == SLOTD__MP_INT || v.u <= INT64_MAX ? (int64_t)v.u : 0;
+            val->text = NULL;
+            val->len = 0;
+            return 0;
+        }
+        if (v.t != SLOTD__MP_STR)
+            return -1;
+        len = v.len;
+        *off += (size_t)h;
+    }
+    if (len > n - *off)
+        return -1;
+    val->type = SLOTD_TEXT;
+    val->u = 0;
+    val->i = 0;
+    memcpy(*txt, p + *off, (size_t)len);
+    (*txt)[len] = '\0';
+    val->text = *txt;
+    val->len = (size_t)len;
+    *txt += len + 1;
+    *off += (size_t)len;
+    return 0;
+}
+
 /* The trades of an S into d->vals / d->text: nslots values each. */
 static int trades(slotd__subdec *d, const uint8_t *p, size_t n, size_t off, uint32_t nt,
                   uint32_t *nslots, slotd_batch_error *e)
 {
+    mp row;
+    if (*nslots == UINT32_MAX) { /* no schema: the first trade says */
+        size_t peek = off;
+        if (enter(p, n, &peek, &row, SLOTD__MP_ARR) != 0)
+            return BAD(e, "S: trade 0 is not an array");
+        *nslots = row.len <= SLOTD__SLOTS_MAX ? (uint32_t)row.len : 0;
+    }
     /* every value takes at least a byte of the message, and its text at
      * most its bytes + a NUL: room for all of it before anything is read */
-    if (reserve((void **)&d->vals, &d->vals_cap, n * sizeof *d->vals) != 0 ||
+    uint64_t nval = (uint64_t)nt * *nslots;
+    if (nval > n)
+        return BAD(e, "S: %u trades of %u slots in %zu bytes", nt, *nslots, n);
+    if (reserve((void **)&d->vals, &d->vals_cap, (size_t)nval * sizeof *d->vals) != 0 ||
         reserve((void **)&d->text, &d->text_cap, 2 * n) != 0)
         return slotd__sub_error(e, SLOTD_ENOMEM, NULL, "out of memory for a push of %zu bytes", n);
     slotd_value *val = d->vals;
     char *txt = d->text;
     for (uint32_t i = 0; i < nt; i++) {
-        mp row, v;
         if (enter(p, n, &off, &row, SLOTD__MP_ARR) != 0)
             return BAD(e, "S: trade %u is not an array", i);
-        if (*nslots == UINT32_MAX)
-            *nslots = (uint32_t)row.len; /* no schema: the first trade says */
         if (row.len != *nslots || row.len == 0)
             return BAD(e, "S: trade %u has %llu slots, the kind %u", i,
                        (unsigned long long)row.len, *nslots);
         for (uint32_t j = 0; j < *nslots; j++, val++) {
-            if (slotd__mp_next(p, n, &off, &v) != 0)
+            if (off >= n)
                 return BAD(e, "S: trade %u is cut short", i);
-            memset(val, 0, sizeof *val);
-            if (v.t == SLOTD__MP_STR) {
-                val->type = SLOTD_TEXT;
-                memcpy(txt, v.s, (size_t)v.len);
-                txt[v.len] = '\0';
-                val->text = txt;
-                val->len = (size_t)v.len;
-                txt += v.len + 1;
-            } else if (v.t == SLOTD__MP_UINT) {
-                val->type = SLOTD_UINT;
-                val->u = v.u;
-                val->i = v.u <= INT64_MAX ? (int64_t)v.u : 0;
-            } else if (v.t == SLOTD__MP_INT) {
-                val->type = SLOTD_INT;
-                val->i = (int64_t)v.u;
-            } else {
-                return BAD(e, "S: trade %u slot %u is not an integer or a string", i, j);
-            }
+            if (value(p, n, &off, val, &txt) != 0)
+                return BAD(e, "S: trade %u slot %u is not an integer or a string (or is cut "
+                              "short)",
+                           i, j);
         }
     }
     return 0;

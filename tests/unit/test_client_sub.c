@@ -312,6 +312,52 @@ static void test_no_names(void **state)
     slotd__subdec_free(&f.d);
 }
 
+/* Every integer and string form a value may take (not only the one-byte
+ * forms the decoder reads inline). */
+static void test_value_forms(void **state)
+{
+    (void)state;
+    fx f;
+    slotd__subdec_init(&f.d, 1);
+    char long_text[41];
+    memset(long_text, 'x', 40);
+    long_text[40] = '\0';
+    pk_init(&f.k);
+    msgpack_pack_array(&f.k.p, 6);
+    pk_str(&f.k, "S");
+    msgpack_pack_uint64(&f.k.p, 1);
+    pk_str(&f.k, "V");
+    pk_str(&f.k, "k");
+    msgpack_pack_uint64(&f.k.p, 1);
+    msgpack_pack_array(&f.k.p, 1);
+    msgpack_pack_array(&f.k.p, 6);
+    msgpack_pack_int64(&f.k.p, -5);                    /* negative fixint */
+    msgpack_pack_int64(&f.k.p, -300);                  /* int16 */
+    msgpack_pack_uint64(&f.k.p, (1ull << 63) + 1);     /* past INT64_MAX */
+    msgpack_pack_uint64(&f.k.p, 200);                  /* uint8 */
+    pk_str(&f.k, long_text);                           /* str8 */
+    msgpack_pack_str_with_body(&f.k.p, "", 0);         /* empty fixstr */
+    assert_int_equal(feed(&f), SLOTD__SUB_EVENT);
+    const slotd_value *v = f.ev.values;
+    assert_int_equal(f.ev.nslots, 6);
+    assert_int_equal(v[0].type, SLOTD_INT);
+    assert_int_equal(v[0].i, -5);
+    assert_int_equal(v[1].type, SLOTD_INT);
+    assert_int_equal(v[1].i, -300);
+    assert_int_equal(v[2].type, SLOTD_UINT);
+    assert_true(v[2].u == (1ull << 63) + 1);
+    assert_int_equal(v[2].i, 0);
+    assert_int_equal(v[3].type, SLOTD_UINT);
+    assert_int_equal(v[3].u, 200);
+    assert_int_equal(v[3].i, 200);
+    assert_int_equal(v[4].type, SLOTD_TEXT);
+    assert_string_equal(v[4].text, long_text);
+    assert_int_equal(v[4].len, 40);
+    assert_int_equal(v[5].type, SLOTD_TEXT);
+    assert_string_equal(v[5].text, "");
+    slotd__subdec_free(&f.d);
+}
+
 typedef struct errcase {
     uint64_t id;
     const char *code;
@@ -402,6 +448,13 @@ static void bad_nil_sym(pk *k)
 
 static void bad_empty_run(pk *k) { s_head(k, "X", 11, 0); }
 
+/* Cut inside its last trade's id (a decoder called without the reader). */
+static void bad_cut(pk *k)
+{
+    pack_s(k, 7, "X", "trade", 13, 3);
+    k->sb.size -= 1;
+}
+
 static void bad_short_s(pk *k)
 {
     pk_init(k);
@@ -456,6 +509,7 @@ static void test_malformed(void **state)
         {bad_trade_not_array, "trade 0 is not an array"},
         {bad_nil_sym, "S not shaped"},
         {bad_empty_run, "S not shaped"},
+        {bad_cut, "S: trade 2 is cut short"},
         {bad_short_s, "S not shaped"},
         {bad_not_array, "not shaped [type, id"},
         {bad_unknown_message, "unexpected message 'HELLO'"},
@@ -630,6 +684,7 @@ int main(void)
         cmocka_unit_test(test_errors),            cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_truncated_and_huge), cmocka_unit_test(test_schema_malformed),
         cmocka_unit_test(test_cursor_text),       cmocka_unit_test(test_cursor_many),
+        cmocka_unit_test(test_value_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
