@@ -134,6 +134,10 @@ run_once() {
     exec 9<&- 9>&-
     kill -TERM "$sub_pid"; wait "$sub_pid" || true
   fi
+  # slotd's CPU seconds (user + system) in this run: what subscribers cost
+  # slotd itself, however the shared cores were divided
+  awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "bench.sh: slotd cpu %.2f s\n", ($12 + $13) / t }' \
+    "/proc/$slotd_pid/stat" >&2
   stop_slotd
   cleanup
   return "$rc"
