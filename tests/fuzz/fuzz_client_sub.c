@@ -7,7 +7,9 @@
  * leak (ASan/UBSan); a refused message leaves the cursor as it was; an
  * event is consistent (counts, value types, texts NUL-terminated at their
  * length, the cursor at the event's `next`); the cursor's text parses
- * back to the same cursor. */
+ * back to the same cursor. The same bytes as cursor text (what
+ * slotd_sub_opts.from takes from a file): refused with a message, or a
+ * cursor whose own text parses back to it. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,10 +81,30 @@ static void check_event(const slotd__subdec *d, const slotd_sub_event *ev)
     }
 }
 
+static void as_text(const uint8_t *data, size_t size)
+{
+    char *t = malloc(size + 1);
+    if (!t)
+        abort();
+    memcpy(t, data, size);
+    t[size] = '\0';
+    slotd__cursor c = {0};
+    char err[128];
+    err[0] = '\0';
+    int rc = slotd__cursor_parse(&c, t, err, sizeof err);
+    if (rc == 0)
+        round_trip(&c);
+    else if (rc != SLOTD_EINVAL || !strstr(err, "cursor text, byte "))
+        abort();
+    slotd__cursor_free(&c);
+    free(t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
+    as_text(data + 1, size - 1);
     slotd__subdec d;
     slotd__subdec_init(&d, 1);
     if (data[0] & 1) { /* names known, as after the schema */
