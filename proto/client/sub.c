@@ -36,11 +36,26 @@ static uint64_t deadline_of(int ms)
     return ms < 0 ? UINT64_MAX : slotd__now_ms() + (uint64_t)ms;
 }
 
+/* A packer's buffer that remembers running out of memory: msgpack-c's
+ * packer goes on after a failed write, so the message would be cut. */
+typedef struct req_buf {
+    slotd__buf b;
+    int oom;
+} req_buf;
+
+static int req_write(void *data, const char *p, size_t n)
+{
+    req_buf *r = data;
+    if (slotd__buf_write(&r->b, p, n) != 0)
+        r->oom = 1;
+    return r->oom ? -1 : 0;
+}
+
 /* HELLO, [Q schema], SUB: the bytes of the open sequence. */
-static int build_open(const slotd_sub_opts *o, const slotd__cursor *from, slotd__buf *b)
+static int build_open(const slotd_sub_opts *o, const slotd__cursor *from, req_buf *b)
 {
     msgpack_packer pk;
-    msgpack_packer_init(&pk, b, slotd__buf_write);
+    msgpack_packer_init(&pk, b, req_write);
     slotd__pack_hello(&pk, o->client, o->token);
     if (o->names) {
         msgpack_pack_array(&pk, 3);
@@ -82,9 +97,7 @@ static int build_open(const slotd_sub_opts *o, const slotd__cursor *from, slotd_
         msgpack_pack_str_with_body(&pk, "gaps", 4);
         msgpack_pack_true(&pk);
     }
-    /* slotd__buf_write reports running out of memory as -1; the packer
-     * does not stop, so check what it made */
-    return b->data ? 0 : SLOTD_ENOMEM;
+    return b->oom ? SLOTD_ENOMEM : 0;
 }
 
 static int check_opts(const slotd_sub_opts *o, slotd__cursor *from, slotd_batch_error *e)
@@ -199,7 +212,7 @@ int slotd_sub_open(const slotd_sub_opts *o, slotd_sub **out, slotd_batch_error *
     memset(err, 0, sizeof *err);
     *out = NULL;
     slotd__cursor from = {0};
-    slotd__buf req = {0};
+    req_buf req = {{0}, 0};
     int rc = check_opts(o, &from, err);
     if (rc != 0)
         goto cleanup;
@@ -221,7 +234,7 @@ int slotd_sub_open(const slotd_sub_opts *o, slotd_sub **out, slotd_batch_error *
                            o->tls_server_name};
     rc = slotd__conn_open(&s->c, &co, deadline, &s->err);
     if (rc == 0)
-        rc = slotd__conn_write(&s->c, req.data, req.len, deadline, &s->err);
+        rc = slotd__conn_write(&s->c, req.b.data, req.b.len, deadline, &s->err);
     if (rc == 0)
         rc = read_open(s, o->names, deadline);
     if (rc != 0) {
@@ -234,7 +247,7 @@ int slotd_sub_open(const slotd_sub_opts *o, slotd_sub **out, slotd_batch_error *
     *out = s;
 cleanup:
     slotd__cursor_free(&from);
-    free(req.data);
+    free(req.b.data);
     return rc;
 }
 
