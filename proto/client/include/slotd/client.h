@@ -329,7 +329,8 @@ SLOTD_API uint64_t slotd_sub_position(const slotd_sub *sub, const char *sym);
  * (pushes already on the way are read and dropped, the cursor does not
  * move). 0, or the code that ended the subscription first. */
 SLOTD_API int slotd_sub_unsub(slotd_sub *sub, int timeout_ms);
-/* slotd_sub_unsub if still open, then closes the connection and frees. */
+/* slotd_sub_unsub if still open, then closes the connection and frees
+ * (always; NULL is fine). Returns what slotd_sub_unsub returned. */
 SLOTD_API int slotd_sub_close(slotd_sub *sub, int timeout_ms);
 
 /* For a poll() loop: the socket (POLLIN). */
