@@ -154,7 +154,8 @@ int slotd__cursor_parse(slotd__cursor *c, const char *text, char *err, size_t er
             if (*p == '%') {
                 int h = unhex(p[1]), l = h < 0 ? -1 : unhex(p[2]);
                 if (l < 0)
-                    return perr(err, errlen, (size_t)(p - text), "'%' not followed by 2 hex digits");
+                    return perr(err, errlen, (size_t)(p - text),
+                                "'%' not followed by 2 hex digits");
                 ch = h << 4 | l;
                 p += 2;
             }

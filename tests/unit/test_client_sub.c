@@ -392,7 +392,10 @@ static void bad_wrong_id(pk *k) { pack_s(k, 8, "X", "trade", 11, 1); }
 static void bad_unknown_kind(pk *k) { pack_s(k, 7, "X", "future", 11, 1); }
 static void bad_next_behind(pk *k) { pack_s(k, 7, "X", "trade", 11, 3); }
 static void bad_gap_backwards(pk *k) { pack_gap(k, 7, "X", 30, 20); }
-static void bad_long_sym(pk *k) { pack_s(k, 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456", "trade", 1, 1); }
+static void bad_long_sym(pk *k)
+{
+    pack_s(k, 7, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456", "trade", 1, 1); /* 33 bytes */
+}
 static void good_empty_subok(pk *k) { pack_subok(k, 7, NULL, 0); }
 
 static void s_head(pk *k, const char *sym, uint64_t next, uint32_t n)
