@@ -15,7 +15,7 @@
 # --build-dir DIR (default build-bench), --no-build (use DIR as it is),
 # --keep (keep the data dir and logs), --slotd-arg ARG (repeatable: an
 # extra flag for slotd), --sub star|N (subscribers reading all along:
-# load/subreader.py; load/subbench.sh compares).
+# load/subread, C; load/subbench.sh compares).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,9 +45,9 @@ if [ "$build" = 1 ]; then
   # Release at -O2: the project's warning flags are errors, and gcc's -O3
   # raises false maybe-uninitialized positives in code it inlines harder.
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O2 -g -DNDEBUG" >/dev/null
-  cmake --build "$BUILD" -j2 --target slotd slotload >/dev/null
+  cmake --build "$BUILD" -j2 --target slotd slotload subread >/dev/null
 fi
-SLOTD=$BUILD/server/slotd SLOTLOAD=$BUILD/load/slotload
+SLOTD=$BUILD/server/slotd SLOTLOAD=$BUILD/load/slotload SUBREAD=$BUILD/load/subread
 
 slotd_pid="" workdir=""
 cleanup() {
@@ -112,10 +112,10 @@ run_once() {
        "journal $([ "$journal" = 1 ] && echo "on ($workdir/data)" || echo off)" >&2
   local out="$workdir/report.txt" rc=0 mode=() sub_pid=""
   if [ -n "$sub" ]; then
-    "${PYTHON:-/usr/bin/python3}" load/subreader.py --port "$tcp_port" --spec "$sub" >"$workdir/sub.out" &
+    "$SUBREAD" --port "$tcp_port" --spec "$sub" >"$workdir/sub.out" &
     sub_pid=$!
     until grep -q ready "$workdir/sub.out" 2>/dev/null; do
-      kill -0 "$sub_pid" 2>/dev/null || { echo "bench.sh: subreader failed" >&2; return 1; }
+      kill -0 "$sub_pid" 2>/dev/null || { echo "bench.sh: subread failed" >&2; return 1; }
       sleep 0.1
     done
   fi
@@ -134,6 +134,10 @@ run_once() {
     exec 9<&- 9>&-
     kill -TERM "$sub_pid"; wait "$sub_pid" || true
   fi
+  # slotd's CPU seconds (user + system) in this run: what subscribers cost
+  # slotd itself, however the shared cores were divided
+  awk -v t="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "bench.sh: slotd cpu %.2f s\n", ($12 + $13) / t }' \
+    "/proc/$slotd_pid/stat" >&2
   stop_slotd
   cleanup
   return "$rc"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cgsub.sh — instructions slotd spends with subscribers attached, which do
 # not drift with this machine's noise (load/subbench.sh's trades/s do):
-# slotd under callgrind (journal on), load/subreader.py subscribed as SPEC
+# slotd under callgrind (journal on), load/subread (C) subscribed as SPEC
 # (none, star: one "*", N: N subscribers of one symbol each), N W1 trades
 # in array form from slotload, then wait until every subscriber has been
 # pushed everything (slotd_subscriber_lag_trades 0), SIGTERM.
@@ -19,6 +19,7 @@ keep=""
 [ $# -ge 3 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$1 n=$2 spec=$3 slotload=${4:-$here/../build-bench/load/slotload}
+subread=$(dirname "$slotload")/subread
 d=$(mktemp -d)
 pid="" sub_pid=""
 cleanup() {
@@ -39,10 +40,10 @@ done
 read -r tcp http <"$d/ports"
 for _ in $(seq 300); do curl -sf "127.0.0.1:$http/readyz" >/dev/null && break; sleep 0.2; done
 if [ "$spec" != none ]; then
-  "${PYTHON:-/usr/bin/python3}" "$here/subreader.py" --port "$tcp" --spec "$spec" >"$d/sub.out" 2>&1 &
+  "$subread" --port "$tcp" --spec "$spec" >"$d/sub.out" 2>&1 &
   sub_pid=$!
   until grep -q ready "$d/sub.out" 2>/dev/null; do
-    kill -0 "$sub_pid" 2>/dev/null || { echo "cgsub.sh: subreader failed" >&2; exit 1; }
+    kill -0 "$sub_pid" 2>/dev/null || { echo "cgsub.sh: subread failed" >&2; exit 1; }
     sleep 0.2
   done
 fi

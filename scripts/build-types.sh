@@ -3,7 +3,7 @@
 # build it: no tests, no load tools, so neither cmocka nor jansson needed),
 # and `cmake --install` puts slotd, slotload, slotctl, the unit file and the C client
 # (libslotd-client, slotd/client.h, slotd-client.pc) into a prefix; the
-# client's example then builds against that prefix and runs against slotd.
+# client's examples then build against that prefix and run against slotd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
@@ -31,12 +31,14 @@ done
 "$out/prefix/bin/slotd" --version
 echo "cmake --install: ok"
 
-# The C client's example, built against the INSTALLED library through its
+# The C client's examples, built against the INSTALLED library through its
 # pkg-config file, run against a slotd from the same prefix.
 export PKG_CONFIG_PATH="$out/prefix/$libdir/pkgconfig"
-# shellcheck disable=SC2046
-cc -std=gnu11 -Wall -Wextra -Werror proto/client/examples/first_trades.c \
-  $(pkg-config --cflags --libs slotd-client) -Wl,-rpath,"$out/prefix/$libdir" -o "$out/first_trades"
+for ex in first_trades follow_trades; do
+  # shellcheck disable=SC2046
+  cc -std=gnu11 -Wall -Wextra -Werror "proto/client/examples/$ex.c" \
+    $(pkg-config --cflags --libs slotd-client) -Wl,-rpath,"$out/prefix/$libdir" -o "$out/$ex"
+done
 mkdir -p "$out/data"
 "$out/prefix/bin/slotd" --listen 127.0.0.1:0 --http off --data-dir "$out/data" \
   --port-file "$out/ports" >"$out/slotd.log" 2>&1 &
@@ -45,6 +47,13 @@ trap 'kill "$slotd_pid" 2>/dev/null || true; rm -rf "$out"' EXIT
 for _ in $(seq 200); do grep -q . "$out/ports" 2>/dev/null && break; sleep 0.05; done
 "$out/first_trades" "$(cut -d' ' -f1 "$out/ports")" ||
   { echo "first_trades failed; slotd log:" >&2; cat "$out/slotd.log" >&2; exit 1; }
+# follow_trades reads back the 3 trades (from the start), then resumes from
+# its cursor file with nothing more to read
+"$out/follow_trades" "$(cut -d' ' -f1 "$out/ports")" "$out/follow.cursor" 500 >"$out/follow.out" &&
+  [ "$(wc -l <"$out/follow.out")" = 3 ] &&
+  "$out/follow_trades" "$(cut -d' ' -f1 "$out/ports")" "$out/follow.cursor" 200 >"$out/follow.out" &&
+  [ ! -s "$out/follow.out" ] ||
+  { echo "follow_trades failed; slotd log:" >&2; cat "$out/slotd.log" >&2; exit 1; }
 kill "$slotd_pid"
 wait "$slotd_pid" || true
 echo "client example against the installed library: ok"

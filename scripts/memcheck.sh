@@ -17,7 +17,7 @@ root=$PWD
 dir=$root/build-memcheck
 logs=$dir/memcheck
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DSLOTD_SANITIZE=OFF >/dev/null
-cmake --build "$dir" -j2 --target slotd client_drive
+cmake --build "$dir" -j2 --target slotd client_drive sub_drive
 rm -rf "$logs"
 mkdir -p "$logs"
 
@@ -38,16 +38,19 @@ EOF
 chmod +x "$wrapper"
 export SLOTD_BIN=$wrapper
 # The C client (tests/client/client_drive.c on libslotd-client), likewise:
-# test_client_c.py runs it through SLOTD_CLIENT_DRIVE.
-cwrapper=$dir/client_drive-memcheck
-cat >"$cwrapper" <<EOF
+# test_client_c.py runs it through SLOTD_CLIENT_DRIVE, test_client_c_sub.py
+# its subscriber (sub_drive.c) through SLOTD_SUB_DRIVE.
+for drv in client_drive sub_drive; do
+  cat >"$dir/$drv-memcheck" <<EOF
 #!/bin/sh
 exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full \\
   --errors-for-leak-kinds=definite --track-fds=no --fair-sched=yes --quiet \\
-  --log-file="$logs/client.%p.log" "$dir/tests/client_drive" "\$@"
+  --log-file="$logs/client.%p.log" "$dir/tests/$drv" "\$@"
 EOF
-chmod +x "$cwrapper"
-export SLOTD_CLIENT_DRIVE=$cwrapper SLOTD_BUILD_DIR=$dir
+  chmod +x "$dir/$drv-memcheck"
+done
+export SLOTD_CLIENT_DRIVE=$dir/client_drive-memcheck SLOTD_SUB_DRIVE=$dir/sub_drive-memcheck
+export SLOTD_BUILD_DIR=$dir
 export SLOTD_TEST_SCALE=${SLOTD_TEST_SCALE:-0.1}
 
 failed=()

@@ -176,3 +176,16 @@ char *slotd__enc_trade_fixed(char *p, const char *sym, size_t symlen, int64_t ts
     p = enc_side(p, side);
     return slotd__enc_uint(p, id);
 }
+
+void slotd__pack_hello(msgpack_packer *pk, const char *client, const char *token)
+{
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_str_with_body(pk, "HELLO", 5);
+    msgpack_pack_map(pk, token ? 2 : 1);
+    msgpack_pack_str_with_body(pk, "client", 6);
+    msgpack_pack_str_with_body(pk, client, strlen(client));
+    if (token) {
+        msgpack_pack_str_with_body(pk, "token", 5);
+        msgpack_pack_str_with_body(pk, token, strlen(token));
+    }
+}

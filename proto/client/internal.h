@@ -6,6 +6,7 @@
 #ifndef SLOTD_CLIENT_INTERNAL_H
 #define SLOTD_CLIENT_INTERNAL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -44,6 +45,8 @@ char *slotd__enc_uint(char *p, uint64_t v);
 char *slotd__enc_int(char *p, int64_t v);
 char *slotd__enc_double(char *p, double d);
 char *slotd__enc_str(char *p, const char *s, size_t n);
+/* ["HELLO", {"client": client[, "token": token]}] (PROTOCOL.md 2). */
+void slotd__pack_hello(msgpack_packer *pk, const char *client, const char *token);
 /* A fixed-point count of 1e-8 as an exact decimal ("-37.63"): the length
  * written at p (at most 22 bytes). */
 size_t slotd__fixed_text(char *p, int64_t v);
@@ -52,6 +55,26 @@ size_t slotd__fixed_text(char *p, int64_t v);
 char *slotd__array_hdr_before(char *end, uint32_t n);
 
 /* ---- reply.c ------------------------------------------------------------- */
+
+/* msgpack read in place (reply.c): every declared length is checked
+ * against the bytes present and SLOTD__REPLY_MAX, nothing is allocated. */
+enum { SLOTD__MP_NIL = 1, SLOTD__MP_BOOL, SLOTD__MP_UINT, SLOTD__MP_INT, SLOTD__MP_STR,
+       SLOTD__MP_RAW, SLOTD__MP_ARR, SLOTD__MP_MAP };
+typedef struct slotd__mp {
+    int t;
+    uint64_t u;          /* SLOTD__MP_UINT (also a non-negative signed int); MP_INT: as int64 */
+    uint64_t len;        /* STR, RAW: payload bytes; ARR, MAP: elements */
+    const uint8_t *s;    /* STR: the bytes (set by slotd__mp_next) */
+} slotd__mp;
+/* The header at p: its size, 0 if incomplete, -1 if invalid. */
+int slotd__mp_head(const uint8_t *p, size_t n, slotd__mp *v);
+/* Bytes of the whole value at p: 0 if incomplete, -1 if invalid or past the limits. */
+int64_t slotd__mp_skip(const uint8_t *p, size_t n, int depth);
+/* The value at p + *off (containers skipped whole, their header in *v);
+ * *off moves past it. -1 past the end or invalid. */
+int slotd__mp_next(const uint8_t *p, size_t n, size_t *off, slotd__mp *v);
+int slotd__mp_is(const slotd__mp *v, const char *s); /* a str equal to s */
+void slotd__mp_copy(char *dst, size_t cap, const slotd__mp *v); /* a str, NUL-terminated, cut */
 
 enum { SLOTD__R_ACK = 1, SLOTD__R_ERR, SLOTD__R_WELCOME, SLOTD__R_OTHER };
 
@@ -71,6 +94,11 @@ typedef struct slotd__reply {
 /* One whole reply message of n bytes: 0, or SLOTD_EPROTOCOL for anything
  * not shaped as PROTOCOL.md says (r->message then says what). */
 int slotd__reply_parse(const char *msg, size_t n, slotd__reply *r);
+
+/* e set to code, the server's wire_code (NULL: none), seq 0, index -1 and
+ * the formatted message: the one way every error of the library is made. */
+void slotd__verror(slotd_batch_error *e, int code, const char *wire_code, const char *fmt,
+                   va_list ap);
 
 /* What the sender does with an ERR code (docs/clients.md table). */
 enum {
@@ -102,6 +130,9 @@ void slotd__reader_commit(slotd__reader *r, size_t n);
 /* 1 with the next reply in *out, 0 when more bytes are needed, or
  * SLOTD_EPROTOCOL (invalid stream, limits exceeded, a malformed reply). */
 int slotd__reader_next(slotd__reader *r, slotd__reply *out);
+/* The next whole message, raw: 1 (*msg valid until the next reader call),
+ * 0 when more bytes are needed, SLOTD_EPROTOCOL (invalid stream). */
+int slotd__reader_msg(slotd__reader *r, const char **msg, size_t *len);
 
 /* ---- spool.c ------------------------------------------------------------- */
 
@@ -132,6 +163,97 @@ int slotd__spool_ack(slotd__spool *sp, uint64_t seq);
 /* Rewrites the file as header + STATE (call only when all is acknowledged). */
 int slotd__spool_compact(slotd__spool *sp);
 void slotd__spool_close(slotd__spool *sp);
+
+/* ---- subscriptions: sub_cursor.c, sub_decode.c, sub_io.c, sub.c ---------- */
+
+/* The cursor: symbol -> position, an open-addressing hash (a "*"
+ * subscription covers every symbol of the store). */
+#define SLOTD__SYM_MAX 31
+typedef struct slotd__cpos {
+    char sym[SLOTD__SYM_MAX + 1]; /* NUL-terminated; "" = a free slot */
+    uint8_t len;
+    uint64_t pos;
+} slotd__cpos;
+typedef struct slotd__cursor {
+    slotd__cpos *e;
+    size_t n, cap;                /* cap: 0 or a power of two */
+} slotd__cursor;
+int slotd__cursor_set(slotd__cursor *c, const char *sym, size_t len, uint64_t pos); /* 0, ENOMEM */
+/* The position of sym; *found 0 (and 0 returned) if absent. */
+uint64_t slotd__cursor_get(const slotd__cursor *c, const char *sym, size_t len, int *found);
+void slotd__cursor_clear(slotd__cursor *c);
+void slotd__cursor_free(slotd__cursor *c);
+/* As slotd_sub_cursor documents. */
+int64_t slotd__cursor_text(const slotd__cursor *c, char *buf, size_t cap);
+/* Text back into c (cleared first): 0, SLOTD_EINVAL (err says where), SLOTD_ENOMEM. */
+int slotd__cursor_parse(slotd__cursor *c, const char *text, char *err, size_t errlen);
+
+/* The decoder of what a subscription's connection receives (sub_decode.c):
+ * the schema's slot names, SUBOK, S, GAP, UNSUBOK and ERR, with the cursor.
+ * Pure: bytes in, events out (tests/unit/test_client_sub.c). */
+#define SLOTD__KINDS_MAX 8
+#define SLOTD__SLOTS_MAX 16
+typedef struct slotd__kindnames {
+    char name[32];
+    uint32_t nslots;
+    char slot[SLOTD__SLOTS_MAX][32];
+    const char *ptr[SLOTD__SLOTS_MAX]; /* slot[i], as slotd_sub_event.slot_names */
+} slotd__kindnames;
+
+typedef struct slotd__subdec {
+    uint64_t id;                 /* the subscription's id */
+    int named;                   /* the schema was read: kinds[] are known */
+    int dropping;                /* after UNSUB: S and GAP are read, not handed out */
+    uint32_t nkinds;
+    slotd__kindnames kinds[SLOTD__KINDS_MAX];
+    slotd__cursor cur;
+    slotd_value *vals;           /* the last event's values */
+    size_t vals_cap;
+    char *text;                  /* their text, NUL-terminated */
+    size_t text_cap;
+    char sym[SLOTD__SYM_MAX + 1], kind[32];
+    uint64_t trades;
+} slotd__subdec;
+
+enum { SLOTD__SUB_EVENT = 1, SLOTD__SUB_SUBOK, SLOTD__SUB_UNSUBOK, SLOTD__SUB_DROPPED };
+void slotd__subdec_init(slotd__subdec *d, uint64_t id);
+void slotd__subdec_free(slotd__subdec *d);
+/* The R reply to {"op": "schema"} (query id qid): 0, or an error code with e filled. */
+int slotd__subdec_schema(slotd__subdec *d, uint64_t qid, const char *msg, size_t n,
+                         slotd_batch_error *e);
+/* One message: SLOTD__SUB_EVENT (*ev filled, the cursor moved), _SUBOK
+ * (the cursor set from it), _UNSUBOK, _DROPPED; or a negative code with e
+ * filled (ERR for the subscription, a session ERR, a malformed message). */
+int slotd__subdec_msg(slotd__subdec *d, const char *msg, size_t n, slotd_sub_event *ev,
+                      slotd_batch_error *e);
+/* e filled with code and a formatted message (wire code, seq 0, index -1). */
+int slotd__sub_error(slotd_batch_error *e, int code, const char *wire_code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A blocking connection with a deadline, plain or TLS (sub_io.c). */
+typedef struct slotd__conn {
+    int fd;
+    struct tls_ctx *ctx;
+    struct tls_conn *tls;
+    slotd__buf tx;               /* ciphertext the socket has not taken */
+} slotd__conn;
+typedef struct slotd__conn_opts {
+    const char *host;
+    int port;
+    int tls;
+    const char *ca, *cert, *key, *server_name;
+} slotd__conn_opts;
+/* Connects (and completes the TLS handshake) by deadline (ms, slotd__now_ms).
+ * 0, or SLOTD_EDISCONNECTED / SLOTD_ETLS / SLOTD_ENOMEM with e filled. */
+int slotd__conn_open(slotd__conn *c, const slotd__conn_opts *o, uint64_t deadline,
+                     slotd_batch_error *e);
+/* All n bytes by deadline: 0 or a code with e filled. */
+int slotd__conn_write(slotd__conn *c, const void *p, size_t n, uint64_t deadline,
+                      slotd_batch_error *e);
+/* Bytes received within wait_ms (-1: no limit): > 0, 0 (none in time), or
+ * a negative code with e filled (SLOTD_EDISCONNECTED when closed). */
+int64_t slotd__conn_read(slotd__conn *c, char *buf, size_t cap, int wait_ms, slotd_batch_error *e);
+void slotd__conn_close(slotd__conn *c);
 
 /* ---- the sender ---------------------------------------------------------- */
 

@@ -50,16 +50,12 @@ void slotd__set_error(slotd_sender *s, int code, const char *wire_code, uint64_t
                       const char *fmt, ...)
 {
     slotd_batch_error *e = &s->last;
-    memset(e, 0, sizeof *e);
-    e->code = code;
-    e->seq = seq;
-    e->index = index;
-    if (wire_code)
-        snprintf(e->wire_code, sizeof e->wire_code, "%s", wire_code);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    slotd__verror(e, code, wire_code, fmt, ap);
     va_end(ap);
+    e->seq = seq;
+    e->index = index;
     if (code == SLOTD_EBATCH)
         slotd__error_field(e->message, e->field, sizeof e->field);
 }

@@ -33,15 +33,7 @@ static void build_hello(slotd_sender *s)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->hello, slotd__buf_write);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_str_with_body(&pk, "HELLO", 5);
-    msgpack_pack_map(&pk, s->token ? 2 : 1);
-    msgpack_pack_str_with_body(&pk, "client", 6);
-    msgpack_pack_str_with_body(&pk, s->client, strlen(s->client));
-    if (s->token) {
-        msgpack_pack_str_with_body(&pk, "token", 5);
-        msgpack_pack_str_with_body(&pk, s->token, strlen(s->token));
-    }
+    slotd__pack_hello(&pk, s->client, s->token);
 }
 
 void slotd__io_init(slotd_sender *s)

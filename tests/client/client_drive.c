@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "drive_common.h"
 #include "slotd/client.h"
 
 #define TS0 1767225600000000000LL
@@ -21,21 +22,6 @@
 typedef struct drive {
     uint64_t acked_trades_cb, acked_batches_cb;
 } drive;
-
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
 
 static void print_err(const slotd_batch_error *e)
 {
@@ -110,24 +96,10 @@ int main(int argc, char **argv)
             o.tls = 1, used = 0;
         else if (!v)
             goto usage;
-        else if (!strcmp(a, "--host"))
-            o.host = v;
-        else if (!strcmp(a, "--port"))
-            o.port = atoi(v);
-        else if (!strcmp(a, "--client"))
-            o.client = v;
-        else if (!strcmp(a, "--token"))
-            o.token = v;
+        else if (DRIVE_CONN_OPT(o, a, v))
+            used = 1; /* a connection flag: taken */
         else if (!strcmp(a, "--spool"))
             o.spool = v;
-        else if (!strcmp(a, "--tls-ca"))
-            o.tls_ca = v;
-        else if (!strcmp(a, "--tls-cert"))
-            o.tls_cert = v;
-        else if (!strcmp(a, "--tls-key"))
-            o.tls_key = v;
-        else if (!strcmp(a, "--tls-server-name"))
-            o.tls_server_name = v;
         else if (!strcmp(a, "--n"))
             n = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--syms"))

@@ -3,7 +3,7 @@
 # after the other, one job each.
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
 #   targets: every tests/fuzz/fuzz_*.c (fuzz_frame fuzz_decode fuzz_fixp
-#   fuzz_time fuzz_http fuzz_client_reply fuzz_cpage)
+#   fuzz_time fuzz_http fuzz_client_reply fuzz_client_sub fuzz_cpage)
 # Needs clang with libFuzzer (Debian: apt-get install -y clang libclang-rt-14-dev).
 # Builds into build-fuzz/ (override with FUZZ_BUILD); findings land there as
 # crash-*/leak-*/timeout-* files and the run exits non-zero. The corpus that

@@ -60,7 +60,12 @@ extern "C" {
     X(SLOTD_ESTATE, -5011, "call out of order (no open record, or one still open)")            \
     X(SLOTD_ECLOSED, -5012, "the sender stopped after a fatal error")                          \
     X(SLOTD_ETLS, -5013, "TLS failed: the server's certificate is not trusted, ours was "        \
-                         "refused, or the port does not speak TLS")
+                         "refused, or the port does not speak TLS")                              \
+    X(SLOTD_ESUB, -5014, "the server refused or ended the subscription (BAD_SUB, ...)")          \
+    X(SLOTD_ECURSOR_GONE, -5015, "retention dropped trades the subscription had not read "       \
+                                 "(CURSOR_GONE)")                                                \
+    X(SLOTD_EDISCONNECTED, -5016, "the connection was lost or timed out: re-open the "           \
+                                  "subscription from its saved cursor")
 
 #define SLOTD__ERR_ENUM(name, value, text) name = value,
 enum slotd_error { SLOTD_ERRORS(SLOTD__ERR_ENUM) };
@@ -199,6 +204,141 @@ typedef struct slotd_sender_stats {
     uint64_t inflight;                    /* sent, awaiting a reply */
 } slotd_sender_stats;
 SLOTD_API void slotd_sender_stats_get(const slotd_sender *s, slotd_sender_stats *out);
+
+/* ---- Subscriptions (PROTOCOL.md §11) --------------------------------------
+ * A subscriber receives trades as they become durable, one push (a run of
+ * up to 10,000 trades of one symbol) per slotd_sub_next, and keeps the
+ * subscription's cursor: for every symbol the position after the last
+ * trade handed out. The cursor travels as text (slotd_sub_cursor), so a
+ * program saves it with what it processed and, after a lost connection,
+ * a server restart or its own restart, opens again with `from` = that
+ * text: it continues exactly after the last trade it was given, nothing
+ * lost or repeated. Reconnecting is the caller's choice (SLOTD_EDISCONNECTED
+ * says the connection is gone); the library never reconnects by itself.
+ *
+ *   slotd_sub_opts o;
+ *   slotd_sub_opts_init(&o);
+ *   o.port = 7400; o.client = "reader-1"; o.from = saved_or_NULL;
+ *   slotd_sub *sub;
+ *   slotd_batch_error err;
+ *   if (slotd_sub_open(&o, &sub, &err) == 0) {
+ *       slotd_sub_event ev;
+ *       while (slotd_sub_next(sub, &ev, 1000) >= 0) {
+ *           for (uint32_t i = 0; i < ev.ntrades; i++)
+ *               handle(ev.sym, slotd_sub_slot(&ev, i, "px")->text);
+ *           slotd_sub_cursor(sub, buf, sizeof buf);   // save with the work
+ *       }
+ *       slotd_sub_close(sub, 5000);
+ *   }
+ *
+ * Threads: one thread at a time per subscription. Blocking: the calls wait
+ * (up to their timeout) inside; slotd_sub_fd can be polled to serve many
+ * subscriptions from one loop (then slotd_sub_next(sub, &ev, 0) until it
+ * returns 0). */
+typedef struct slotd_sub slotd_sub;
+
+typedef struct slotd_sub_opts {
+    const char *host;          /* "127.0.0.1" */
+    int port;                  /* 7400 */
+    const char *client;        /* the client name (required): 1-64 bytes */
+    const char *token;         /* NULL: none (--auth-file: perms subscribe, and query if names) */
+    const char *const *syms;   /* nsyms symbols (1-31 bytes each), or NULL: "*" (every symbol) */
+    size_t nsyms;
+    /* NULL or "now": trades stored from now on; "start": everything still
+     * stored, then live; anything else is cursor text from slotd_sub_cursor
+     * (with a symbol list: naming only listed symbols). */
+    const char *from;
+    int gaps;                  /* 0: CURSOR_GONE ends the subscription; 1: a GAP event instead */
+    /* 1: ask the server's schema first (a `Q` op "schema", which needs the
+     * query perm under --auth-file) so every event carries slot names. 0:
+     * values only, in the kind's slot order (GET /schema). Default 1. */
+    int names;
+    int timeout_ms;            /* connect, TLS, HELLO and SUBOK, and close: 10000 */
+    int tls;                   /* TLS options as slotd_sender_opts' */
+    const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
+} slotd_sub_opts;
+
+SLOTD_API void slotd_sub_opts_init(slotd_sub_opts *o);
+
+/* Connects, says HELLO, subscribes and waits for SUBOK. 0, or SLOTD_EINVAL
+ * (bad options or cursor text), SLOTD_ENOMEM, SLOTD_ETLS, SLOTD_ESUB (the
+ * server's BAD_SUB: err->wire_code and message say which key),
+ * SLOTD_ECURSOR_GONE, SLOTD_EUNAUTHORIZED, SLOTD_EFENCED, SLOTD_EPROTOCOL,
+ * SLOTD_EDISCONNECTED (cannot connect, closed, or timeout_ms passed). err
+ * (may be NULL) is filled as slotd_sender_last_error would be. */
+SLOTD_API int slotd_sub_open(const slotd_sub_opts *o, slotd_sub **out, slotd_batch_error *err);
+
+/* A value of a pushed trade. Fixed-point slots (px, qty, strike) and
+ * side/right come as SLOTD_TEXT ("187.25", "B", "" for side unknown);
+ * ts, id, expiry as SLOTD_UINT (i64 holds them too if <= INT64_MAX). */
+enum { SLOTD_TEXT = 1, SLOTD_UINT, SLOTD_INT };
+typedef struct slotd_value {
+    int type;
+    uint64_t u;                /* SLOTD_UINT */
+    int64_t i;                 /* SLOTD_INT, and SLOTD_UINT values up to INT64_MAX */
+    const char *text;          /* SLOTD_TEXT: NUL-terminated; else NULL */
+    size_t len;                /* SLOTD_TEXT: bytes before the NUL */
+} slotd_value;
+
+enum { SLOTD_SUB_TRADES = 1, SLOTD_SUB_GAP };
+/* One push. Every pointer stays valid until the next call on the
+ * subscription. */
+typedef struct slotd_sub_event {
+    int type;                  /* SLOTD_SUB_TRADES or SLOTD_SUB_GAP */
+    const char *sym;           /* NUL-terminated */
+    const char *kind;          /* TRADES: "trade", "option_trade", ... */
+    uint32_t ntrades, nslots;  /* TRADES */
+    const char *const *slot_names; /* nslots names (names = 1), else NULL */
+    const slotd_value *values; /* trade i's slot j: values[i * nslots + j] */
+    /* TRADES: exact = 1 when the run has no holes (no deletes): trade i is
+     * at position first + i. next: the symbol's position after the run
+     * (the cursor's new value). GAP: trades first .. next-1 were dropped by
+     * retention unread (gaps = 1); the cursor moves to next. */
+    int exact;
+    uint64_t first, next;
+} slotd_sub_event;
+
+/* Waits up to timeout_ms (-1: forever, 0: only what has arrived) for the
+ * next push. 1: *ev holds it and the cursor already covers it. 0: none in
+ * time. Negative: the subscription is over (every later call returns the
+ * same code): SLOTD_ECURSOR_GONE (retention passed the cursor: the message
+ * names the symbol and the first position still stored), SLOTD_ESUB
+ * (another ERR for it; wire code in slotd_sub_last_error), SLOTD_EFENCED,
+ * SLOTD_EUNAUTHORIZED, SLOTD_EPROTOCOL (a push the library cannot read:
+ * the message says what), SLOTD_ETLS, SLOTD_EDISCONNECTED (the server
+ * closed, e.g. a restart, or dropped a stalled reader), SLOTD_ECLOSED
+ * (after slotd_sub_unsub). */
+SLOTD_API int slotd_sub_next(slotd_sub *sub, slotd_sub_event *ev, int timeout_ms);
+
+/* The value of slot `name` of trade i of a TRADES event, NULL if the event
+ * has no such slot (or no names). */
+SLOTD_API const slotd_value *slotd_sub_slot(const slotd_sub_event *ev, uint32_t i,
+                                            const char *name);
+
+/* The cursor as text ("sym:pos,sym:pos", '%', ',', ':' and bytes below
+ * 0x21 in symbols percent-encoded; "" when empty, meaning every symbol
+ * from position 0), as slotd_sub_opts.from takes it. Writes at most cap
+ * bytes with a NUL (like snprintf) and returns the length of the whole
+ * text; negative on error. The server takes cursors of up to 1,024
+ * symbols. */
+SLOTD_API int64_t slotd_sub_cursor(const slotd_sub *sub, char *buf, size_t cap);
+/* The position of sym in the cursor; 0 if absent (where it would start). */
+SLOTD_API uint64_t slotd_sub_position(const slotd_sub *sub, const char *sym);
+
+/* UNSUB and wait up to timeout_ms for UNSUBOK, handing out nothing more
+ * (pushes already on the way are read and dropped, the cursor does not
+ * move). 0, or the code that ended the subscription first. */
+SLOTD_API int slotd_sub_unsub(slotd_sub *sub, int timeout_ms);
+/* slotd_sub_unsub if still open, then closes the connection and frees
+ * (always; NULL is fine). Returns what slotd_sub_unsub returned. */
+SLOTD_API int slotd_sub_close(slotd_sub *sub, int timeout_ms);
+
+/* For a poll() loop: the socket (POLLIN). */
+SLOTD_API int slotd_sub_fd(const slotd_sub *sub);
+/* What ended the subscription (code 0 while it runs). */
+SLOTD_API const slotd_batch_error *slotd_sub_last_error(const slotd_sub *sub);
+/* Trades and pushes handed out since open. */
+SLOTD_API uint64_t slotd_sub_trades(const slotd_sub *sub);
 
 #ifdef __cplusplus
 }
