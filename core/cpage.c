@@ -263,33 +263,60 @@ static inline __attribute__((always_inline)) void cpage__push(unsigned char **ou
 #define CPAGE__UNROLL
 #endif
 
+/* A field's q placed at its offset in a record of up to 64 bits, from
+ * its value x: (x - base) >> rs, times mul. The offset x - base is a
+ * multiple of 2^tz, so ((x - base) >> tz) * inv << off, all mod 2^64, is
+ * (x - base) * (inv << (off - tz)) when off >= tz: one multiply, no shift
+ * (rs 0); else ((x - base) >> (tz - off)) * inv. No bit of the q is lost:
+ * off + width <= 64. */
+typedef struct cpage__place {
+    uint64_t base, mul;
+    unsigned rs;
+} cpage__place;
+
 /* Records of at most 64 bits (pl->rbits), each built in a register from its
  * fields' q's and pushed as one value. The q's are computed here, not in a
- * pass of their own: one load per value and nothing stored back. NF is
- * constant for the base trade kind, so the field loop unrolls and the
- * per-field constants stay in registers. */
-static inline __attribute__((always_inline)) void cpage__records(const cpage_plan *pl,
-                                                                 const cpage__cols col,
-                                                                 unsigned char **out,
-                                                                 uint64_t *acc, unsigned *nacc,
-                                                                 const uint64_t dead, unsigned nf)
+ * pass of their own: one load per value and nothing stored back. NF and
+ * SHIFT (some field's rs is not 0) are constants at each call, so the field
+ * loop unrolls and the per-field constants stay in registers. */
+static inline __attribute__((always_inline)) void
+cpage__records(const cpage_plan *pl, const cpage__cols col, const cpage__place *pf,
+               unsigned char **out, uint64_t *acc, unsigned *nacc, const uint64_t dead,
+               unsigned nf, int shift)
+{
+    const uint64_t qdead = cpage__ones(pl->width[0]); /* field 0 is at offset 0 */
+    for (uint32_t i = 0; i < pl->n; i++) {
+        const uint64_t x = col[0][i];
+        uint64_t r = x == dead ? qdead : ((x - pf[0].base) >> (shift ? pf[0].rs : 0)) * pf[0].mul;
+        CPAGE__UNROLL
+        for (unsigned f = 1; f < nf; f++)
+            r |= ((col[f][i] - pf[f].base) >> (shift ? pf[f].rs : 0)) * pf[f].mul;
+        cpage__push(out, acc, nacc, r, pl->rbits);
+    }
+}
+
+/* cpage__records for records of 64 to 128 bits: built in two words. */
+static inline __attribute__((always_inline)) void
+cpage__records2(const cpage_plan *pl, const cpage__cols col, unsigned char **out, uint64_t *acc,
+                unsigned *nacc, const uint64_t dead, unsigned nf)
 {
     uint64_t base[KIND_MAX_FIELDS], inv[KIND_MAX_FIELDS];
     unsigned tz[KIND_MAX_FIELDS], off[KIND_MAX_FIELDS], o = 0;
     for (unsigned f = 0; f < nf; f++) {
         const cpage__div d = cpage__div_make(pl->step[f]);
         base[f] = pl->base[f], inv[f] = d.inv, tz[f] = d.tz;
-        off[f] = o & 63; /* 64 only after the last bit: a field of width 0, q 0 */
+        off[f] = o & 127; /* 128 only after the last bit: a field of width 0, q 0 */
         o += pl->width[f];
     }
     const uint64_t qdead = cpage__ones(pl->width[0]);
     for (uint32_t i = 0; i < pl->n; i++) {
         const uint64_t x = col[0][i];
-        uint64_t r = x == dead ? qdead : ((x - base[0]) >> tz[0]) * inv[0];
+        unsigned __int128 r = x == dead ? qdead : ((x - base[0]) >> tz[0]) * inv[0];
         CPAGE__UNROLL
         for (unsigned f = 1; f < nf; f++)
-            r |= (((col[f][i] - base[f]) >> tz[f]) * inv[f]) << off[f];
-        cpage__push(out, acc, nacc, r, pl->rbits);
+            r |= (unsigned __int128)(((col[f][i] - base[f]) >> tz[f]) * inv[f]) << off[f];
+        cpage__push(out, acc, nacc, (uint64_t)r, 64);
+        cpage__push(out, acc, nacc, (uint64_t)(r >> 64), pl->rbits - 64u);
     }
 }
 
@@ -315,16 +342,33 @@ static void cpage__encode(const cpage_plan *pl, const kind *k, cpage__cols col, 
             p += 8;
         }
     /* The records, as one little endian bit stream (cpage__push): a record
-     * of up to 64 bits built in a register and pushed whole (cpage__records);
-     * a wider one field by field, each column turned into its q's first. */
+     * built in registers and pushed whole (cpage__records) when it is the
+     * base trade kind's of up to 128 bits or any kind's of up to 64; else
+     * field by field, each column turned into its q's first. */
     const uint64_t dead = cpage__ones(k->fields[0].bits);
     unsigned char *out = b + pl->hdr;
     uint64_t acc = 0;
     unsigned nacc = 0; /* bits in acc, < 64 */
-    if (nf == TRADE_NFIELDS && pl->rbits <= 64) {
-        cpage__records(pl, col, &out, &acc, &nacc, dead, TRADE_NFIELDS);
-    } else if (pl->rbits <= 64) {
-        cpage__records(pl, col, &out, &acc, &nacc, dead, nf);
+    if (pl->rbits <= 64) {
+        cpage__place pf[KIND_MAX_FIELDS];
+        unsigned o = 0, shift = 0;
+        for (unsigned f = 0; f < nf; f++) {
+            const cpage__div d = cpage__div_make(pl->step[f]);
+            const unsigned off = o & 63; /* 64 only after the last bit: width 0, q 0 */
+            pf[f].base = pl->base[f];
+            pf[f].rs = d.tz > off ? d.tz - off : 0;
+            pf[f].mul = d.tz > off ? d.inv : d.inv << (off - d.tz);
+            shift |= pf[f].rs;
+            o += pl->width[f];
+        }
+        if (nf == TRADE_NFIELDS && !shift)
+            cpage__records(pl, col, pf, &out, &acc, &nacc, dead, TRADE_NFIELDS, 0);
+        else if (nf == TRADE_NFIELDS)
+            cpage__records(pl, col, pf, &out, &acc, &nacc, dead, TRADE_NFIELDS, 1);
+        else
+            cpage__records(pl, col, pf, &out, &acc, &nacc, dead, nf, 1);
+    } else if (nf == TRADE_NFIELDS && pl->rbits <= 128) {
+        cpage__records2(pl, col, &out, &acc, &nacc, dead, TRADE_NFIELDS);
     } else {
         for (unsigned f = 0; f < nf; f++) {
             const cpage__div d = cpage__div_make(pl->step[f]);

@@ -75,9 +75,10 @@ static void reference_body(const cpage_plan *pl, const kind *k, const unsigned c
     }
 }
 
-/* Pages encoded, by the encoder's path (cpage.c: records of up to 64 bits
- * built whole, for the trade kind or any; wider ones field by field). */
-static unsigned paths[3];
+/* Pages encoded, by the encoder's path (cpage.c, cpage__encode): records
+ * built whole, trade's of up to 64 or 128 bits or any kind's of up to 64;
+ * else field by field. */
+static unsigned paths[4];
 
 /* Encode n records, check, decode them every way; 0 when the page does not
  * compress. The body is returned for further use (cpage_kill). */
@@ -96,7 +97,11 @@ static int roundtrip(const kind *k, const unsigned char *slots, uint32_t n, unsi
     unsigned char ref[8192];
     reference_body(&pl, k, slots, ref);
     assert_memory_equal(body, ref, (size_t)bytes);
-    paths[pl.rbits > 64 ? 2 : k == &kind_trade ? 0 : 1]++;
+    const int trade_kind = k == &kind_trade;
+    paths[trade_kind && pl.rbits <= 64    ? 0
+          : trade_kind && pl.rbits <= 128 ? 1
+          : pl.rbits <= 64                ? 2
+                                          : 3]++;
     /* cpage_compact (the store's call) plans and writes the same */
     cpage_plan pc;
     unsigned char one_call[8192];
@@ -325,40 +330,43 @@ static void test_w1_widths(void **st)
     assert_true(pl.bytes < MAXN * 32 / 3);
 }
 
-/* The encoder's three paths each write the reference bytes (roundtrip
+/* The encoder's four paths each write the reference bytes (roundtrip
  * compares every page with reference_body): W1 trade pages (records of up
- * to 64 bits), option trades on narrow values (up to 64 bits, any kind),
- * and pages whose records are wider than 64 bits; tombstones in each. */
+ * to 64 bits; some with ts in whole ms, whose q is shifted rather than
+ * only multiplied into place), trade pages with wide ids (up to 128), option trades on
+ * narrow values (up to 64 bits, any kind), and option trades with wide
+ * ids (field by field); tombstones in each. */
 static void test_encode_matches_reference(void **st)
 {
     (void)st;
     unsigned char slots[MAXN * 64], body[8192];
     memset(paths, 0, sizeof paths);
-    for (int round = 0; round < 600; round++) {
-        const kind *k = round % 3 == 0 ? &kind_trade : &kind_option_trade;
+    for (int round = 0; round < 800; round++) {
+        const int shape = round % 4;
+        const kind *k = shape < 2 ? &kind_trade : &kind_option_trade;
         const uint32_t n = 16 + (uint32_t)below(MAXN - 15); /* enough to pay for the header */
         for (uint32_t i = 0; i < n; i++) {
             int64_t v[OPTION_TRADE_NFIELDS] = {
-                TS0 + (int64_t)i * (round % 3 == 2 ? 1 : 977) + (int64_t)below(3),
+                TS0 + (int64_t)i * (shape == 2 ? 1 : 977) + (int64_t)below(3),
                 100 * E8 + (int64_t)below(5) * 1000000,
-                (int64_t)(1 + below(round % 3 == 2 ? 4 : 50000)) * E8,
+                (int64_t)(1 + below(shape == 2 ? 4 : 50000)) * E8,
                 (int64_t)below(3),
-                (int64_t)(7 + i),
+                (int64_t)(1000000 + i * 5 + below(5)),
                 95 * E8,
                 TS0,
                 1 + (int64_t)below(2)};
-            if (round % 3 != 2) /* wide ids: the records pass 64 bits */
+            if (shape == 1 || shape == 3) /* wide ids: the records pass 64 bits */
                 v[4] = (int64_t)(rnd() >> 1);
-            if (round % 3 == 0)
-                v[4] = (int64_t)(1000000 + i * 5 + below(5)); /* W1 */
+            if (shape == 0 && round % 8 == 4) /* whole ms: ts's step has a power of two */
+                v[0] = TS0 + (int64_t)(i + below(3)) * 1000000;
             pack(k, slots + (size_t)i * k->size, v);
         }
         if (below(3) == 0)
             ((trade *)(slots + below(n) * k->size))->ts = UINT64_MAX;
         assert_true(roundtrip(k, slots, n, 0, body));
     }
-    for (int p = 0; p < 3; p++)
-        assert_true(paths[p] >= 100);
+    for (int p = 0; p < 4; p++)
+        assert_true(paths[p] >= 150);
 }
 
 static void test_damage_refused(void **st)
