@@ -8,7 +8,7 @@
  * When a chained partition's tail fills, commit chains a new tail
  * (store__grow) and the old one is sealed: only a delete writes to it
  * again. store__grow then calls store__compact_part, which compacts the
- * pages between the partition's frontier (store_block.cfront) and the
+ * pages between the partition's frontier (store_block.cfront[].page) and the
  * tail — in steady state exactly the page just sealed — so the work rides
  * on the commit that sealed it: at most one page encode per page of
  * records committed (~63 trades), and commit's cost per trade stays flat
@@ -136,14 +136,16 @@ void store__compact_part(store *s, uint32_t id)
     const kind *k = kind_by_id(p->kind);
     slab_page **front = store__cfront(s, id);
     slab_page *prev = *front, *cur = prev ? prev->next : p->head;
-    uint64_t *cbase = store__cbase(s, id), base = *store__first(s, id); /* base: cur's slot 0 */
-    if (prev && *cbase == STORE__CBASE_UNKNOWN) /* after a restore: found once */
+    uint64_t *cbase = store__cbase(s, id), base; /* base: cur's slot 0 */
+    if (!prev) {
+        base = *store__first(s, id);
+    } else if (*cbase == STORE__CBASE_UNKNOWN) { /* after a restore: found once */
+        base = *store__first(s, id) + prev->count;
         for (const slab_page *pg = p->head; pg != prev; pg = pg->next)
             base += pg->count;
-    else if (prev)
-        base = *cbase;
-    if (prev)
-        base += prev->count;
+    } else {
+        base = *cbase + prev->count;
+    }
     store_drop_state *d = &s->drop;
     while (cur && cur != p->tail) {
         slab_page *n = store__compact_page(s, k, cur);

@@ -119,18 +119,21 @@ typedef struct store_block {
      * restore so that readers at the tail (subscriptions) find it, and the
      * tail page (at end - tail->count), without walking the chain. */
     uint64_t end[STORE__BLOCK];
-    /* Compaction's frontier (store_compact.c): the last page of partition
-     * i that compaction has dealt with (compacted, or left wide); the pages
-     * after it up to the tail are sealed and wide. NULL: none yet, start
-     * at the head. */
-    slab_page *cfront[STORE__BLOCK];
-    /* cbase[i]: the absolute index of cfront[i]'s slot 0, or
-     * STORE__CBASE_UNKNOWN (restore sets the frontier without it; the next
-     * compaction pass finds it). The chain from the frontier to the tail is
-     * a few pages, and the pages before it never move but for drops from
-     * the head, so a scan from a cursor at or past cbase starts there
-     * instead of walking from the head (store_scan). */
-    uint64_t cbase[STORE__BLOCK];
+    /* Compaction's frontier (store_compact.c), one entry per partition:
+     * page, the last page of partition i that compaction has dealt with
+     * (compacted, or left wide); the pages after it up to the tail are
+     * sealed and wide. NULL: none yet, start at the head. base, the
+     * absolute index of that page's slot 0, or STORE__CBASE_UNKNOWN
+     * (restore sets the frontier without it; the next compaction pass
+     * finds it). The chain from the frontier to the tail is a few pages,
+     * and the pages before it never move but for drops from the head, so a
+     * scan from a cursor at or past base starts there instead of walking
+     * from the head (store_scan). The two share a line: every page sealed
+     * reads both. */
+    struct {
+        slab_page *page;
+        uint64_t base;
+    } cfront[STORE__BLOCK];
 } store_block;
 
 /* A symbol table entry. The key's first word and the partition's kind
@@ -236,12 +239,12 @@ static inline uint64_t *store__end(const store *s, uint32_t id)
 #define STORE__CBASE_UNKNOWN UINT64_MAX
 static inline uint64_t *store__cbase(const store *s, uint32_t id)
 {
-    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cbase[id & (STORE__BLOCK - 1)];
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cfront[id & (STORE__BLOCK - 1)].base;
 }
 
 static inline slab_page **store__cfront(const store *s, uint32_t id)
 {
-    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cfront[id & (STORE__BLOCK - 1)];
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cfront[id & (STORE__BLOCK - 1)].page;
 }
 
 static inline const store_key *store__key_at(const store *s, uint32_t id)
