@@ -92,8 +92,9 @@ void store__page_free(store *s, slab_page *pg);
 /* Compact partition id's sealed pages past its frontier (no-op when the
  * store is plain). Bounded by the pages sealed since the last call: one per
  * chained page in steady state. Never fails: a page that does not
- * compress, or finds no memory, stays wide. */
-void store__compact_part(store *s, uint32_t id);
+ * compress, or finds no memory, stays wide. `sealed`: the page the caller
+ * has just sealed (the tail's predecessor), or NULL. */
+void store__compact_part(store *s, uint32_t id, slab_page *sealed);
 /* Could `bytes` be carved now without breaking a reservation? (store_ingest.c,
  * "memory cap"; compaction's allocation rule) */
 int store__can_carve(const store *s, uint64_t bytes);
@@ -122,17 +123,19 @@ typedef struct store_block {
     /* Compaction's frontier (store_compact.c), one entry per partition:
      * page, the last page of partition i that compaction has dealt with
      * (compacted, or left wide); the pages after it up to the tail are
-     * sealed and wide. NULL: none yet, start at the head. base, the
-     * absolute index of that page's slot 0, or STORE__CBASE_UNKNOWN
-     * (restore sets the frontier without it; the next compaction pass
-     * finds it). The chain from the frontier to the tail is a few pages,
-     * and the pages before it never move but for drops from the head, so a
-     * scan from a cursor at or past base starts there instead of walking
-     * from the head (store_scan). The two share a line: every page sealed
-     * reads both. */
+     * sealed and wide. NULL: none yet, start at the head. end, the
+     * absolute index one past that page's last slot (its slot 0's is
+     * end - page->count), or STORE__CEND_UNKNOWN (restore sets the
+     * frontier without it; the next compaction pass finds it). The chain
+     * from the frontier to the tail is a few pages, and the pages before
+     * it never move but for drops from the head, so a scan from a cursor
+     * at or past the frontier starts there instead of walking from the
+     * head (store_scan). Both words share a line, and compaction needs
+     * nothing else from the frontier page in steady state (its header is a
+     * cold line: store_compact.c). */
     struct {
         slab_page *page;
-        uint64_t base;
+        uint64_t end;
     } cfront[STORE__BLOCK];
 } store_block;
 
@@ -236,10 +239,10 @@ static inline uint64_t *store__end(const store *s, uint32_t id)
     return &s->blocks[id >> STORE__BLOCK_SHIFT]->end[id & (STORE__BLOCK - 1)];
 }
 
-#define STORE__CBASE_UNKNOWN UINT64_MAX
-static inline uint64_t *store__cbase(const store *s, uint32_t id)
+#define STORE__CEND_UNKNOWN UINT64_MAX
+static inline uint64_t *store__cend(const store *s, uint32_t id)
 {
-    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cfront[id & (STORE__BLOCK - 1)].base;
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cfront[id & (STORE__BLOCK - 1)].end;
 }
 
 static inline slab_page **store__cfront(const store *s, uint32_t id)
