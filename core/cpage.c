@@ -81,6 +81,7 @@ static inline uint64_t cpage__slot(const unsigned char *rec, unsigned word, unsi
 typedef struct cpage__div {
     uint64_t inv;   /* inverse of the odd part, mod 2^64 */
     uint64_t limit; /* UINT64_MAX / odd part: the largest exact quotient */
+    uint64_t low;   /* the bits below the step's lowest set bit */
     unsigned tz;    /* power of two in the step */
 } cpage__div;
 
@@ -88,6 +89,7 @@ static cpage__div cpage__div_make(uint64_t step)
 {
     cpage__div d;
     d.tz = (unsigned)__builtin_ctzll(step);
+    d.low = cpage__ones(d.tz);
     uint64_t o = step >> d.tz, x = o; /* x*o == 1 mod 2^3; each round doubles */
     for (int i = 0; i < 5; i++)
         x *= 2 - o * x;
@@ -99,7 +101,7 @@ static cpage__div cpage__div_make(uint64_t step)
 /* Is v a multiple of the step? Then *q = v / step. */
 static inline int cpage__div_exact(const cpage__div *d, uint64_t v, uint64_t *q)
 {
-    if (v & cpage__ones(d->tz))
+    if (v & d->low)
         return 0;
     uint64_t t = (v >> d->tz) * d->inv;
     *q = t;
@@ -196,17 +198,19 @@ static int cpage__plan(cpage_plan *pl, const kind *k, const cpage__cols col, con
         if (lo > hi) /* field 0 of a page of tombstones only */
             lo = hi = 0;
         const uint64_t base = lo ^ flip;
-        uint64_t g = 0;
-        cpage__div d = {0, 0, 0};
-        for (uint32_t i = 0; i < n && g != 1; i++) {
-            uint64_t x = c[i], q;
-            if ((f == 0 && x == dead) || x == base)
-                continue;
-            uint64_t off = x - base; /* mod 2^64: right for signed slots too */
-            if (g && cpage__div_exact(&d, off, &q))
-                continue;
-            g = cpage__gcd(g, off);
-            d = cpage__div_make(g);
+        /* The step divides hi - lo (the largest value's offset): start from
+         * it, and take the gcd with each offset it does not divide. */
+        uint64_t g = hi - lo, q;
+        if (g > 1) {
+            cpage__div d = cpage__div_make(g);
+            for (uint32_t i = 0; i < n; i++) {
+                const uint64_t x = c[i], off = x - base; /* mod 2^64: right for signed slots too */
+                if (cpage__div_exact(&d, off, &q) || (f == 0 && x == dead))
+                    continue;
+                if ((g = cpage__gcd(g, off)) == 1)
+                    break;
+                d = cpage__div_make(g);
+            }
         }
         const uint64_t step = g ? g : 1, qmax = (hi - lo) / step;
         unsigned w = cpage__bits_for(qmax);
@@ -235,7 +239,88 @@ static int cpage__plan(cpage_plan *pl, const kind *k, const cpage__cols col, con
     return (int)bytes;
 }
 
-/* Write the body; col's values become their q's. */
+/* Append the low w bits of q (w <= 64, q < 2^w) to the bit stream at *out:
+ * acc holds the *nacc (< 64) bits not yet past a whole word. No branch on
+ * the data: the word is stored every time (a later store of the same word
+ * is a superset) and *out moves on only once it is full, so the stores run
+ * at most 8 bytes past the stream's last byte (CPAGE_PAD). */
+static inline __attribute__((always_inline)) void cpage__push(unsigned char **out, uint64_t *acc,
+                                                              unsigned *nacc, uint64_t q,
+                                                              unsigned w)
+{
+    const unsigned n = *nacc, t = n + w;
+    const uint64_t lo = *acc | q << n, hi = q >> 1 >> (63 - n); /* q's bits past the word */
+    cpage__store(*out, lo);
+    const int full = t >= 64;
+    *out += full ? 8 : 0;
+    *acc = full ? hi : lo;
+    *nacc = t & 63;
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define CPAGE__UNROLL _Pragma("GCC unroll 16") /* clang unrolls these on its own */
+#else
+#define CPAGE__UNROLL
+#endif
+
+/* A field's q placed at its offset in a record of up to 64 bits, from
+ * its value x: (x - base) >> rs, times mul. The offset x - base is a
+ * multiple of 2^tz, so ((x - base) >> tz) * inv << off, all mod 2^64, is
+ * (x - base) * (inv << (off - tz)) when off >= tz: one multiply, no shift
+ * (rs 0); else ((x - base) >> (tz - off)) * inv. No bit of the q is lost:
+ * off + width <= 64. */
+typedef struct cpage__place {
+    uint64_t base, mul;
+    unsigned rs;
+} cpage__place;
+
+/* Records of at most 64 bits (pl->rbits), each built in a register from its
+ * fields' q's and pushed as one value. The q's are computed here, not in a
+ * pass of their own: one load per value and nothing stored back. NF and
+ * SHIFT (some field's rs is not 0) are constants at each call, so the field
+ * loop unrolls and the per-field constants stay in registers. */
+static inline __attribute__((always_inline)) void
+cpage__records(const cpage_plan *pl, const cpage__cols col, const cpage__place *pf,
+               unsigned char **out, uint64_t *acc, unsigned *nacc, const uint64_t dead,
+               unsigned nf, int shift)
+{
+    const uint64_t qdead = cpage__ones(pl->width[0]); /* field 0 is at offset 0 */
+    for (uint32_t i = 0; i < pl->n; i++) {
+        const uint64_t x = col[0][i];
+        uint64_t r = x == dead ? qdead : ((x - pf[0].base) >> (shift ? pf[0].rs : 0)) * pf[0].mul;
+        CPAGE__UNROLL
+        for (unsigned f = 1; f < nf; f++)
+            r |= ((col[f][i] - pf[f].base) >> (shift ? pf[f].rs : 0)) * pf[f].mul;
+        cpage__push(out, acc, nacc, r, pl->rbits);
+    }
+}
+
+/* cpage__records for records of 64 to 128 bits: built in two words. */
+static inline __attribute__((always_inline)) void
+cpage__records2(const cpage_plan *pl, const cpage__cols col, unsigned char **out, uint64_t *acc,
+                unsigned *nacc, const uint64_t dead, unsigned nf)
+{
+    uint64_t base[KIND_MAX_FIELDS], inv[KIND_MAX_FIELDS];
+    unsigned tz[KIND_MAX_FIELDS], off[KIND_MAX_FIELDS], o = 0;
+    for (unsigned f = 0; f < nf; f++) {
+        const cpage__div d = cpage__div_make(pl->step[f]);
+        base[f] = pl->base[f], inv[f] = d.inv, tz[f] = d.tz;
+        off[f] = o & 127; /* 128 only after the last bit: a field of width 0, q 0 */
+        o += pl->width[f];
+    }
+    const uint64_t qdead = cpage__ones(pl->width[0]);
+    for (uint32_t i = 0; i < pl->n; i++) {
+        const uint64_t x = col[0][i];
+        unsigned __int128 r = x == dead ? qdead : ((x - base[0]) >> tz[0]) * inv[0];
+        CPAGE__UNROLL
+        for (unsigned f = 1; f < nf; f++)
+            r |= (unsigned __int128)(((col[f][i] - base[f]) >> tz[f]) * inv[f]) << off[f];
+        cpage__push(out, acc, nacc, (uint64_t)r, 64);
+        cpage__push(out, acc, nacc, (uint64_t)(r >> 64), pl->rbits - 64u);
+    }
+}
+
+/* Write the body (col may be overwritten: its values become q's). */
 static void cpage__encode(const cpage_plan *pl, const kind *k, cpage__cols col, void *body)
 {
     unsigned char *b = body;
@@ -256,38 +341,48 @@ static void cpage__encode(const cpage_plan *pl, const kind *k, cpage__cols col, 
             cpage__store(p, pl->step[f]);
             p += 8;
         }
-    /* Each column turned into its q's in place ... */
+    /* The records, as one little endian bit stream (cpage__push): a record
+     * built in registers and pushed whole (cpage__records) when it is the
+     * base trade kind's of up to 128 bits or any kind's of up to 64; else
+     * field by field, each column turned into its q's first. */
     const uint64_t dead = cpage__ones(k->fields[0].bits);
-    for (unsigned f = 0; f < nf; f++) {
-        const cpage__div d = cpage__div_make(pl->step[f]);
-        const uint64_t base = pl->base[f], qmask = cpage__ones(pl->width[f]);
-        uint64_t *c = col[f];
-        for (uint32_t i = 0; i < pl->n; i++)
-            c[i] = f == 0 && c[i] == dead ? qmask : ((c[i] - base) >> d.tz) * d.inv;
-    }
-    /* ... then written record by record, field by field, as one little
-     * endian bit stream in whole 64-bit words: the last word ends within
-     * CPAGE_PAD of the records' last byte. */
     unsigned char *out = b + pl->hdr;
     uint64_t acc = 0;
     unsigned nacc = 0; /* bits in acc, < 64 */
-    for (uint32_t i = 0; i < pl->n; i++)
+    if (pl->rbits <= 64) {
+        cpage__place pf[KIND_MAX_FIELDS];
+        unsigned o = 0, shift = 0;
         for (unsigned f = 0; f < nf; f++) {
-            const uint64_t q = col[f][i];
-            const unsigned w = pl->width[f];
-            acc |= q << nacc;
-            if (nacc + w < 64) {
-                nacc += w;
-                continue;
-            }
-            cpage__store(out, acc);
-            out += 8;
-            acc = nacc ? q >> (64 - nacc) : 0;
-            nacc = nacc + w - 64;
+            const cpage__div d = cpage__div_make(pl->step[f]);
+            const unsigned off = o & 63; /* 64 only after the last bit: width 0, q 0 */
+            pf[f].base = pl->base[f];
+            pf[f].rs = d.tz > off ? d.tz - off : 0;
+            pf[f].mul = d.tz > off ? d.inv : d.inv << (off - d.tz);
+            shift |= pf[f].rs;
+            o += pl->width[f];
         }
-    if (nacc)
-        cpage__store(out, acc);
-    assert(out + (nacc ? 8 : 0) <= b + pl->bytes);
+        if (nf == TRADE_NFIELDS && !shift)
+            cpage__records(pl, col, pf, &out, &acc, &nacc, dead, TRADE_NFIELDS, 0);
+        else if (nf == TRADE_NFIELDS)
+            cpage__records(pl, col, pf, &out, &acc, &nacc, dead, TRADE_NFIELDS, 1);
+        else
+            cpage__records(pl, col, pf, &out, &acc, &nacc, dead, nf, 1);
+    } else if (nf == TRADE_NFIELDS && pl->rbits <= 128) {
+        cpage__records2(pl, col, &out, &acc, &nacc, dead, TRADE_NFIELDS);
+    } else {
+        for (unsigned f = 0; f < nf; f++) {
+            const cpage__div d = cpage__div_make(pl->step[f]);
+            const uint64_t base = pl->base[f], qmask = cpage__ones(pl->width[f]);
+            uint64_t *c = col[f];
+            for (uint32_t i = 0; i < pl->n; i++)
+                c[i] = f == 0 && c[i] == dead ? qmask : ((c[i] - base) >> d.tz) * d.inv;
+        }
+        for (uint32_t i = 0; i < pl->n; i++)
+            for (unsigned f = 0; f < nf; f++)
+                cpage__push(&out, &acc, &nacc, col[f][i], pl->width[f]);
+    }
+    cpage__store(out, acc); /* the bits since the last full word, if any */
+    assert(out + 8 <= b + pl->bytes);
 }
 
 /* Read the n slots into col and plan them: cpage_plan_page's contract. */

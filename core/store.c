@@ -201,7 +201,7 @@ int store__create(store *s, const store_key *key, uint32_t h, uint32_t pos, uint
     *store__first(s, *id) = 0;
     *store__end(s, *id) = 0;
     *store__cfront(s, *id) = NULL;
-    *store__cbase(s, *id) = STORE__CBASE_UNKNOWN;
+    *store__cend(s, *id) = STORE__CEND_UNKNOWN;
     s->blocks[*id >> STORE__BLOCK_SHIFT]->keys[*id & (STORE__BLOCK - 1)] = *key;
     s->table[pos] = (store_tabent){key->w[0], h,
                                    (*id + 1) | (kid == kind_trade.id ? 0 : STORE__REF_OTHER)};
@@ -480,10 +480,10 @@ int store__restore_cfill(store *s, uint32_t id, size_t bytes, uint32_t n)
     t->count = 0;
     store__restore_account(s, p, t, buf, n, bytes);
     *store__cfront(s, id) = t;
-    *store__cbase(s, id) = STORE__CBASE_UNKNOWN; /* store__compact_part finds it */
+    *store__cend(s, id) = STORE__CEND_UNKNOWN; /* store__compact_part finds it */
     return STORE_OK;
 }
 
 void store__restore_seal(store *s, uint32_t id) { store__part(s, id)->room = 0; }
 
-void store__restore_done(store *s, uint32_t id) { store__compact_part(s, id); }
+void store__restore_done(store *s, uint32_t id) { store__compact_part(s, id, NULL); }

@@ -8,7 +8,7 @@
  * When a chained partition's tail fills, commit chains a new tail
  * (store__grow) and the old one is sealed: only a delete writes to it
  * again. store__grow then calls store__compact_part, which compacts the
- * pages between the partition's frontier (store_block.cfront) and the
+ * pages between the partition's frontier (store_block.cfront[].page) and the
  * tail — in steady state exactly the page just sealed — so the work rides
  * on the commit that sealed it: at most one page encode per page of
  * records committed (~63 trades), and commit's cost per trade stays flat
@@ -51,6 +51,7 @@
  * pages are moved to the compact page). Cursors are absolute indexes and
  * counts do not change, so they are untouched.
  */
+#include <assert.h>
 #include <string.h>
 
 #include "cpage.h"
@@ -128,43 +129,70 @@ static slab_page *store__compact_page(store *s, const kind *k, const slab_page *
     return n;
 }
 
-void store__compact_part(store *s, uint32_t id)
+/* Compact page cur, prev's successor (prev NULL: the head), in place:
+ * returns the page now there (cur itself when it stays wide). */
+static slab_page *store__compact_at(store *s, uint32_t id, const kind *k, part *p,
+                                    slab_page *prev, slab_page *cur)
+{
+    slab_page *n = store__compact_page(s, k, cur);
+    if (!n)
+        return cur;
+    n->next = cur->next;
+    if (prev)
+        prev->next = n;
+    else
+        p->head = n;
+    store_drop_state *d = &s->drop;
+    if (d->active && d->pid == id) { /* a retention fold holds pages of this chain */
+        d->keep = d->keep == cur ? n : d->keep;
+        d->pg = d->pg == cur ? n : d->pg;
+    }
+    slab_free(s->slab, cur);
+    return n;
+}
+
+void store__compact_part(store *s, uint32_t id, slab_page *sealed)
 {
     if (!s->compact)
         return;
     part *p = store__part(s, id);
     const kind *k = kind_by_id(p->kind);
-    slab_page **front = store__cfront(s, id);
-    slab_page *prev = *front, *cur = prev ? prev->next : p->head;
-    uint64_t *cbase = store__cbase(s, id), base = *store__first(s, id); /* base: cur's slot 0 */
-    if (prev && *cbase == STORE__CBASE_UNKNOWN) /* after a restore: found once */
+    slab_page **front = store__cfront(s, id), *prev = *front, *cur;
+    uint64_t *cend = store__cend(s, id), base; /* base: cur's slot 0 */
+    if (prev && sealed && *cend != STORE__CEND_UNKNOWN && sealed->next == p->tail &&
+        *cend == *store__end(s, id) - p->tail->count - sealed->count) {
+        /* Steady state: the frontier ends where the page just sealed
+         * starts, so that page is the frontier's successor (pages between
+         * the frontier and the tail are full: none is empty). Known
+         * without reading the frontier page, whose header is a cold line
+         * by now (perf, W1-10k: the loads of prev->next and prev->count
+         * were 1.7% of slotd's samples). prev->next is only written. */
+        assert(prev->next == sealed);
+        cur = store__compact_at(s, id, k, p, prev, sealed);
+        *front = cur;
+        *cend += cur->count;
+        return;
+    }
+    if (!prev) {
+        base = *store__first(s, id);
+        cur = p->head;
+    } else if (*cend == STORE__CEND_UNKNOWN) { /* after a restore: found once */
+        base = *store__first(s, id);
         for (const slab_page *pg = p->head; pg != prev; pg = pg->next)
             base += pg->count;
-    else if (prev)
-        base = *cbase;
-    if (prev)
         base += prev->count;
-    store_drop_state *d = &s->drop;
+        cur = prev->next;
+    } else {
+        base = *cend;
+        cur = prev->next;
+    }
     while (cur && cur != p->tail) {
-        slab_page *n = store__compact_page(s, k, cur);
-        if (n) {
-            n->next = cur->next;
-            if (prev)
-                prev->next = n;
-            else
-                p->head = n;
-            if (d->active && d->pid == id) { /* a retention fold holds pages of this chain */
-                d->keep = d->keep == cur ? n : d->keep;
-                d->pg = d->pg == cur ? n : d->pg;
-            }
-            slab_free(s->slab, cur);
-            cur = n;
-        }
+        cur = store__compact_at(s, id, k, p, prev, cur);
         prev = cur;
         base += cur->count;
         cur = cur->next;
     }
     if (prev)
-        *cbase = base - prev->count;
+        *cend = base;
     *front = prev;
 }

@@ -293,7 +293,7 @@ static void store__grow(store *s, uint32_t id, part *p, const store_ladder *l)
         t->next = n;
         p->npages++;
         store__set_tail(p, l, n);
-        store__compact_part(s, id);
+        store__compact_part(s, id, t);
         return;
     }
     store__set_tail(p, l, n);

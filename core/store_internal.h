@@ -92,8 +92,9 @@ void store__page_free(store *s, slab_page *pg);
 /* Compact partition id's sealed pages past its frontier (no-op when the
  * store is plain). Bounded by the pages sealed since the last call: one per
  * chained page in steady state. Never fails: a page that does not
- * compress, or finds no memory, stays wide. */
-void store__compact_part(store *s, uint32_t id);
+ * compress, or finds no memory, stays wide. `sealed`: the page the caller
+ * has just sealed (the tail's predecessor), or NULL. */
+void store__compact_part(store *s, uint32_t id, slab_page *sealed);
 /* Could `bytes` be carved now without breaking a reservation? (store_ingest.c,
  * "memory cap"; compaction's allocation rule) */
 int store__can_carve(const store *s, uint64_t bytes);
@@ -119,18 +120,23 @@ typedef struct store_block {
      * restore so that readers at the tail (subscriptions) find it, and the
      * tail page (at end - tail->count), without walking the chain. */
     uint64_t end[STORE__BLOCK];
-    /* Compaction's frontier (store_compact.c): the last page of partition
-     * i that compaction has dealt with (compacted, or left wide); the pages
-     * after it up to the tail are sealed and wide. NULL: none yet, start
-     * at the head. */
-    slab_page *cfront[STORE__BLOCK];
-    /* cbase[i]: the absolute index of cfront[i]'s slot 0, or
-     * STORE__CBASE_UNKNOWN (restore sets the frontier without it; the next
-     * compaction pass finds it). The chain from the frontier to the tail is
-     * a few pages, and the pages before it never move but for drops from
-     * the head, so a scan from a cursor at or past cbase starts there
-     * instead of walking from the head (store_scan). */
-    uint64_t cbase[STORE__BLOCK];
+    /* Compaction's frontier (store_compact.c), one entry per partition:
+     * page, the last page of partition i that compaction has dealt with
+     * (compacted, or left wide); the pages after it up to the tail are
+     * sealed and wide. NULL: none yet, start at the head. end, the
+     * absolute index one past that page's last slot (its slot 0's is
+     * end - page->count), or STORE__CEND_UNKNOWN (restore sets the
+     * frontier without it; the next compaction pass finds it). The chain
+     * from the frontier to the tail is a few pages, and the pages before
+     * it never move but for drops from the head, so a scan from a cursor
+     * at or past the frontier starts there instead of walking from the
+     * head (store_scan). Both words share a line, and compaction needs
+     * nothing else from the frontier page in steady state (its header is a
+     * cold line: store_compact.c). */
+    struct {
+        slab_page *page;
+        uint64_t end;
+    } cfront[STORE__BLOCK];
 } store_block;
 
 /* A symbol table entry. The key's first word and the partition's kind
@@ -233,15 +239,15 @@ static inline uint64_t *store__end(const store *s, uint32_t id)
     return &s->blocks[id >> STORE__BLOCK_SHIFT]->end[id & (STORE__BLOCK - 1)];
 }
 
-#define STORE__CBASE_UNKNOWN UINT64_MAX
-static inline uint64_t *store__cbase(const store *s, uint32_t id)
+#define STORE__CEND_UNKNOWN UINT64_MAX
+static inline uint64_t *store__cend(const store *s, uint32_t id)
 {
-    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cbase[id & (STORE__BLOCK - 1)];
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cfront[id & (STORE__BLOCK - 1)].end;
 }
 
 static inline slab_page **store__cfront(const store *s, uint32_t id)
 {
-    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cfront[id & (STORE__BLOCK - 1)];
+    return &s->blocks[id >> STORE__BLOCK_SHIFT]->cfront[id & (STORE__BLOCK - 1)].page;
 }
 
 static inline const store_key *store__key_at(const store *s, uint32_t id)

@@ -58,8 +58,9 @@ int store_symbol_span(const store *s, uint32_t id, store_span *out)
     n = out->first;
     for (const slab_page *pg = p->head; pg && front; n += pg->count, pg = pg->next)
         if (pg == front)
-            assert((*store__cbase(s, id) == STORE__CBASE_UNKNOWN || *store__cbase(s, id) == n) &&
-                   "store_internal.h: cbase = the frontier's absolute index");
+            assert((*store__cend(s, id) == STORE__CEND_UNKNOWN ||
+                    *store__cend(s, id) == n + pg->count) &&
+                   "store_internal.h: cend = one past the frontier's last absolute index");
 #endif
     out->len = key[0];
     memcpy(out->name, key + 1, key[0]);
@@ -81,13 +82,13 @@ static const slab_page *scan_start(const store *s, uint32_t id, const part *p, u
                                    const store_mark *m, uint64_t *base)
 {
     const slab_page *front = *store__cfront(s, id);
-    uint64_t fbase = *store__cbase(s, id), end = *store__end(s, id), first = *store__first(s, id);
+    uint64_t fend = *store__cend(s, id), end = *store__end(s, id), first = *store__first(s, id);
     if (p->tail && cursor >= end - p->tail->count) { /* a reader at the tail */
         *base = end - p->tail->count;
         return p->tail;
     }
-    if (front && fbase != STORE__CBASE_UNKNOWN && cursor >= fbase) {
-        *base = fbase; /* past the frontier: a few pages from the tail */
+    if (front && fend != STORE__CEND_UNKNOWN && cursor >= fend - front->count) {
+        *base = fend - front->count; /* past the frontier: a few pages from the tail */
         return front;
     }
     if (m && m->pg && m->first == first && cursor >= m->base) {

@@ -51,7 +51,7 @@ static uint64_t store__cut_head(store *s, uint32_t id, slab_page *keep, const st
         pages++;
         if (pg == *front) { /* the pages kept all lie past it: none dealt with yet */
             *front = NULL;
-            *store__cbase(s, id) = STORE__CBASE_UNKNOWN;
+            *store__cend(s, id) = STORE__CEND_UNKNOWN;
         }
         store__page_free(s, pg);
     }

@@ -105,7 +105,12 @@ stop_slotd() {
   fi
 }
 
+# Clock ticks of CPU (utime + stime) in a /proc stat file; slotd's comm has no spaces.
+cpu_ticks() { awk '{ print $14 + $15 }' "$1" 2>/dev/null || echo 0; }
+
 # One run: prints slotload's report and leaves its trades/s in $last_rate.
+# With BENCH_CPU_FILE set, appends "trades/s cpu_ticks loop_ticks" to it: the
+# CPU slotd (all threads; its loop thread alone) spent during the load.
 run_once() {
   start_slotd
   echo "bench.sh: slotd pid $slotd_pid on 127.0.0.1:$tcp_port (http $http_port)," \
@@ -120,12 +125,18 @@ run_once() {
     done
   fi
   [ "$json" = 1 ] && mode=(--json --no-progress)
+  local cpu0 loop0
+  cpu0=$(cpu_ticks "/proc/$slotd_pid/stat") loop0=$(cpu_ticks "/proc/$slotd_pid/task/$slotd_pid/stat")
   "$SLOTLOAD" --port "$tcp_port" --http-port "$http_port" --workload "$workload" \
     --trades "$trades" --form "$form" "${mode[@]}" "${load_extra[@]}" | tee "$out" || rc=$?
   if [ "$json" = 1 ]; then
     last_rate=$(awk -F'[:,]' '/^  "trades_per_s":/ {printf "%d", $2}' "$out")
   else
     last_rate=$(awk '/^  trades\/s /{gsub(",", "", $2); print $2}' "$out")
+  fi
+  if [ -n "${BENCH_CPU_FILE:-}" ]; then
+    echo "${last_rate:-0} $(( $(cpu_ticks "/proc/$slotd_pid/stat") - cpu0 ))" \
+         "$(( $(cpu_ticks "/proc/$slotd_pid/task/$slotd_pid/stat") - loop0 ))" >>"$BENCH_CPU_FILE"
   fi
   if [ -n "$sub_pid" ]; then
     exec 9<>"/dev/tcp/127.0.0.1/$http_port"

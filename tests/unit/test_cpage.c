@@ -3,7 +3,9 @@
  * jumps across the full range, out-of-order and duplicate ts, zero qty,
  * max ids, negative prices, option trades, tombstones, byte-aligned
  * widths), a delete on a compact page equals one on the wide page, a page
- * that does not compress says so, and a damaged body is refused. */
+ * that does not compress says so, a damaged body is refused, and every
+ * body written is byte for byte the one the format defines (a reference
+ * encoder here). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +32,54 @@ static uint64_t rnd(void)
 }
 static uint64_t below(uint64_t n) { return n ? (uint64_t)(((unsigned __int128)rnd() * n) >> 64) : 0; }
 
+/* The body the format (cpage.h) says a plan makes, built the slow way:
+ * header fields written one by one, each q by division, put bit by bit.
+ * Pins the bytes: a snapshot's compact bodies and those written now are
+ * the same for the same page. */
+static void reference_body(const cpage_plan *pl, const kind *k, const unsigned char *slots,
+                           unsigned char *ref)
+{
+    const unsigned nf = pl->nfields;
+    memset(ref, 0, pl->bytes);
+    ref[0] = CPAGE_MAGIC;
+    ref[1] = (unsigned char)nf;
+    memcpy(ref + 2, &pl->rbits, 2);
+    memcpy(ref + 4, &pl->stepmask, 2);
+    memcpy(ref + 6, &pl->hdr, 2);
+    size_t at = 8;
+    for (unsigned f = 0; f < nf; f++)
+        ref[at + f] = pl->width[f];
+    at += (nf + 7) / 8 * 8;
+    for (unsigned f = 0; f < nf; f++, at += 8)
+        memcpy(ref + at, &pl->base[f], 8);
+    for (unsigned f = 0; f < nf; f++)
+        if (pl->stepmask & (1u << f)) {
+            memcpy(ref + at, &pl->step[f], 8);
+            at += 8;
+        }
+    assert_int_equal(at, pl->hdr);
+    const uint64_t dead = k->fields[0].bits == 64 ? UINT64_MAX : (1ULL << k->fields[0].bits) - 1;
+    for (uint32_t i = 0; i < pl->n; i++) {
+        int64_t v[OPTION_TRADE_NFIELDS];
+        k->unpack(slots + (size_t)i * k->size, v);
+        uint64_t bit = (uint64_t)i * pl->rbits;
+        for (unsigned f = 0; f < nf; f++) {
+            const uint64_t x = (uint64_t)v[f];
+            uint64_t q = (x - pl->base[f]) / pl->step[f];
+            if (f == 0 && x == dead)
+                q = pl->width[0] == 64 ? UINT64_MAX : (1ULL << pl->width[0]) - 1;
+            for (unsigned b = 0; b < pl->width[f]; b++, bit++)
+                if ((q >> b) & 1)
+                    ref[pl->hdr + bit / 8] |= (unsigned char)(1u << (bit % 8));
+        }
+    }
+}
+
+/* Pages encoded, by the encoder's path (cpage.c, cpage__encode): records
+ * built whole, trade's of up to 64 or 128 bits or any kind's of up to 64;
+ * else field by field. */
+static unsigned paths[4];
+
 /* Encode n records, check, decode them every way; 0 when the page does not
  * compress. The body is returned for further use (cpage_kill). */
 static int roundtrip(const kind *k, const unsigned char *slots, uint32_t n, unsigned flags,
@@ -44,6 +94,23 @@ static int roundtrip(const kind *k, const unsigned char *slots, uint32_t n, unsi
     memset(body, 0xAB, 8192);
     cpage_encode(&pl, k, slots, body);
     assert_int_equal(body[bytes], 0xAB); /* nothing written past the plan */
+    unsigned char ref[8192];
+    reference_body(&pl, k, slots, ref);
+    assert_memory_equal(body, ref, (size_t)bytes);
+    const int trade_kind = k == &kind_trade;
+    paths[trade_kind && pl.rbits <= 64    ? 0
+          : trade_kind && pl.rbits <= 128 ? 1
+          : pl.rbits <= 64                ? 2
+                                          : 3]++;
+    /* cpage_compact (the store's call) plans and writes the same */
+    cpage_plan pc;
+    unsigned char one_call[8192];
+    if (!flags) {
+        assert_int_equal(cpage_compact(&pc, k, slots, n, one_call, (size_t)bytes), bytes);
+        assert_memory_equal(one_call, body, (size_t)bytes);
+        assert_int_equal(cpage_compact(&pc, k, slots, n, one_call, (size_t)bytes - 1),
+                         CPAGE_ENOGAIN);
+    }
     assert_int_equal(cpage_bytes(body, n), (size_t)bytes);
     assert_int_equal(cpage_check(k, body, (size_t)bytes, n), CPAGE_OK);
     cpage_view v;
@@ -263,6 +330,45 @@ static void test_w1_widths(void **st)
     assert_true(pl.bytes < MAXN * 32 / 3);
 }
 
+/* The encoder's four paths each write the reference bytes (roundtrip
+ * compares every page with reference_body): W1 trade pages (records of up
+ * to 64 bits; some with ts in whole ms, whose q is shifted rather than
+ * only multiplied into place), trade pages with wide ids (up to 128), option trades on
+ * narrow values (up to 64 bits, any kind), and option trades with wide
+ * ids (field by field); tombstones in each. */
+static void test_encode_matches_reference(void **st)
+{
+    (void)st;
+    unsigned char slots[MAXN * 64], body[8192];
+    memset(paths, 0, sizeof paths);
+    for (int round = 0; round < 800; round++) {
+        const int shape = round % 4;
+        const kind *k = shape < 2 ? &kind_trade : &kind_option_trade;
+        const uint32_t n = 16 + (uint32_t)below(MAXN - 15); /* enough to pay for the header */
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t v[OPTION_TRADE_NFIELDS] = {
+                TS0 + (int64_t)i * (shape == 2 ? 1 : 977) + (int64_t)below(3),
+                100 * E8 + (int64_t)below(5) * 1000000,
+                (int64_t)(1 + below(shape == 2 ? 4 : 50000)) * E8,
+                (int64_t)below(3),
+                (int64_t)(1000000 + i * 5 + below(5)),
+                95 * E8,
+                TS0,
+                1 + (int64_t)below(2)};
+            if (shape == 1 || shape == 3) /* wide ids: the records pass 64 bits */
+                v[4] = (int64_t)(rnd() >> 1);
+            if (shape == 0 && round % 8 == 4) /* whole ms: ts's step has a power of two */
+                v[0] = TS0 + (int64_t)(i + below(3)) * 1000000;
+            pack(k, slots + (size_t)i * k->size, v);
+        }
+        if (below(3) == 0)
+            ((trade *)(slots + below(n) * k->size))->ts = UINT64_MAX;
+        assert_true(roundtrip(k, slots, n, 0, body));
+    }
+    for (int p = 0; p < 4; p++)
+        assert_true(paths[p] >= 150);
+}
+
 static void test_damage_refused(void **st)
 {
     (void)st;
@@ -314,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_tombstones),
         cmocka_unit_test(test_does_not_compress),
         cmocka_unit_test(test_w1_widths),
+        cmocka_unit_test(test_encode_matches_reference),
         cmocka_unit_test(test_damage_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
