@@ -9,7 +9,8 @@
  *          (PROTOCOL.md §8), so a FIFO matches them to the queries
  *   which node: up, then not behind (gateway_lag.c), then fewest waiting
  *   a connection that fails: its queries go to another ready node of the
- *          partition, or are answered NOT_READY; reconnect every 500 ms; a
+ *          partition, or are answered NOT_READY; so is a query the node
+ *          has not answered in 3 s (GQ_FAN_TIMEOUT_MS); reconnect every 500 ms; a
  *          HELLO refused (UNAUTHORIZED, ...) is logged once and retried
  *          ever later (1 s, 2 s, ... 30 s): a wrong credential is not
  *          hammered against the node
@@ -27,9 +28,10 @@
 
 #define GQ_RETRY_MS 500
 #define GQ_REFUSED_MAX_MS 30000 /* the longest wait after HELLO refusals */
-/* A fan-out's question a node has not answered in this long is answered
- * for it (NOT_READY), so a node that is stuck (SIGSTOP, swapping) leaves
- * /stats and top partial rather than hung. */
+/* A question a node has not answered in this long is answered for it
+ * (NOT_READY, retryable), so a node that is stuck (SIGSTOP, swapping)
+ * leaves /stats and top partial, and a per-symbol query refused, rather
+ * than hung while its connection stays open. */
 #define GQ_FAN_TIMEOUT_MS 3000
 
 typedef struct gq_write {
@@ -517,6 +519,7 @@ int gateway_query_forward(server *srv, const query_req *req, const uint8_t *msg,
     x->len = len;
     x->part = p;
     x->annotate = 1;
+    x->deadline = uv_now(q->srv->loop) + GQ_FAN_TIMEOUT_MS;
     x->done = done;
     x->ctx = ctx;
     route(q, x, NULL);

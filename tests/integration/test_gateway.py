@@ -630,6 +630,40 @@ def test_behind_nodes():
                 assert gw.stop() == 0
 
 
+def test_stuck_only_replica_query_refused_not_hung():
+    """A partition's only node is stuck (SIGSTOP: its connection stays
+    open, it answers nothing): a per-symbol query for it is answered
+    NOT_READY within the gateway's 3 s limit (it hung before), the other
+    partitions' symbols are answered meanwhile, and once the node runs
+    again its symbols are answered as before."""
+    from collections import Counter
+    trades = workload(2000, seed=29)
+    counts = Counter(t["sym"] for t in trades)
+    with cluster() as mc:
+        with node(mc, "0/2") as even, node(mc, "1/2") as odd:
+            where = ["--gateway-node", "0/2@127.0.0.1:%d" % even.tcp_port,
+                     "--gateway-node", "1/2@127.0.0.1:%d" % odd.tcp_port]
+            with gateway(mc, where) as gw:
+                send_batches(gw, "feed", 1, 20, batch_of(trades, 100))
+                wait_for(lambda: trades_stored([even, odd]) == len(trades), 60, "every trade")
+                wait_for(lambda: gw.http_get("/readyz")[0] == 200, 30, "gateway ready")
+                odd_sym = next(x for x in counts if partition_of(x, PARTS) % 2 == 1)
+                even_sym = next(x for x in counts if partition_of(x, PARTS) % 2 == 0)
+                c = gw.connect("q")
+                odd.pause()
+                try:
+                    c.sock.settimeout(30)  # the gateway answers in ~3 s, not never
+                    r = c.query(1, {"op": "symbol", "sym": odd_sym})
+                    assert r[:3] == ["ERR", 1, "NOT_READY"] and "did not answer" in r[3], r
+                    r = c.query(2, {"op": "symbol", "sym": even_sym})
+                    assert r[0] == "R" and r[2]["count"] == counts[even_sym], r
+                finally:
+                    odd.resume()
+                r = c.query(3, {"op": "symbol", "sym": odd_sym})
+                assert r[0] == "R" and r[2]["count"] == counts[odd_sym], r
+                c.close()
+
+
 def test_nodes_with_credentials():
     """Nodes with --auth-file, where the gateway's line has the query perm
     only: with --gateway-node-token-file NAME:SECRET the gateway's per-symbol
