@@ -210,24 +210,44 @@ static const char digit_pairs[201] = "000102030405060708091011121314151617181920
                                      "50515253545556575859606162636465666768697071727374"
                                      "75767778798081828384858687888990919293949596979899";
 
-/* 10^0 .. 10^10: the widths of the whole units (at most 11 digits). */
-static const uint64_t pow10_u[11] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
-                                     100000000, 1000000000, 10000000000};
+/* 10^0 .. 10^19: a value's width in digits, so it is written backwards in
+ * place (a copy through a scratch buffer was a memcpy call per value). */
+static const uint64_t pow10_u[20] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
+    10000000000, 100000000000, 1000000000000, 10000000000000, 100000000000000,
+    1000000000000000, 10000000000000000, 100000000000000000, 1000000000000000000u,
+    10000000000000000000u};
 
 static void put_pair(char *p, uint32_t v) { memcpy(p, digit_pairs + 2 * v, 2); }
 
+static size_t dec_width(uint64_t v)
+{
+    size_t w = 1;
+    while (w < 20 && v >= pow10_u[w])
+        w++;
+    return w;
+}
+
+/* v's dec_width(v) digits, ending just before `end`, two at a time. */
+static void put_digits(char *end, uint64_t v)
+{
+    while (v >= 100) {
+        end -= 2;
+        put_pair(end, (uint32_t)(v % 100));
+        v /= 100;
+    }
+    if (v >= 10)
+        put_pair(end - 2, (uint32_t)v);
+    else
+        end[-1] = (char)('0' + v);
+}
+
 size_t fixp_format_u64(uint64_t v, char *buf)
 {
-    char tmp[24];
-    size_t n = 0, len = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        buf[len++] = tmp[--n];
-    buf[len] = '\0';
-    return len;
+    size_t w = dec_width(v);
+    put_digits(buf + w, v);
+    buf[w] = '\0';
+    return w;
 }
 
 size_t fixp_format_i64(int64_t v, char *buf)
@@ -247,22 +267,9 @@ size_t fixp_format(int64_t v, char *buf)
     char *p = buf;
     if (v < 0)
         *p++ = '-';
-    /* Whole units: at most 11 digits (92,233,720,368). Their width is
-     * found first so they are written backwards in place, two at a time (a
-     * copy through a scratch buffer was a memcpy call per value). */
-    size_t w = 1;
-    while (w < 11 && units >= pow10_u[w])
-        w++;
-    char *q = p + w;
-    while (units >= 100) {
-        q -= 2;
-        put_pair(q, (uint32_t)(units % 100));
-        units /= 100;
-    }
-    if (units >= 10)
-        put_pair(q - 2, (uint32_t)units);
-    else
-        q[-1] = (char)('0' + units);
+    /* Whole units: at most 11 digits (92,233,720,368). */
+    size_t w = dec_width(units);
+    put_digits(p + w, units);
     p += w;
     if (frac) {
         /* All eight decimals, then the trailing zeros dropped (shortest

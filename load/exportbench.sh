@@ -27,25 +27,13 @@ if [ ! -x "$BUILD/server/slotd" ] || [ ! -x "$BUILD/load/slotload" ] || [ ! -x "
 fi
 SLOTD=$BUILD/server/slotd SLOTLOAD=$BUILD/load/slotload SLOTCTL=$BUILD/load/slotctl
 
-work=$(mktemp -d /tmp/slotd-exportbench.XXXXXX) slotd_pid=""
-cleanup() {
-  if [ -n "$slotd_pid" ] && kill -0 "$slotd_pid" 2>/dev/null; then
-    kill -TERM "$slotd_pid" 2>/dev/null || true
-    wait "$slotd_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. load/benchlib.sh   # (cwd: the repository root)
+bench_work exportbench
 
 "$SLOTD" --listen 127.0.0.1:0 --http 127.0.0.1:0 --data-dir "$work/data" \
   --port-file "$work/ports" --log-level warn 2>"$work/slotd.log" &
 slotd_pid=$!
-for _ in $(seq 300); do
-  [ -s "$work/ports" ] && break
-  kill -0 "$slotd_pid" 2>/dev/null || { cat "$work/slotd.log" >&2; exit 1; }
-  sleep 0.05
-done
+bench_wait_ports
 read -r tcp http _ <"$work/ports"
 "$SLOTLOAD" --port "$tcp" --http-port 0 --trades "$trades" --no-progress >/dev/null
 n=$(curl -s "http://127.0.0.1:$http/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["trades"])')

@@ -31,16 +31,8 @@ if [ ! -x "$BUILD/server/slotd" ] || [ ! -x "$BUILD/load/slotload" ]; then
 fi
 SLOTD=$BUILD/server/slotd SLOTLOAD=$BUILD/load/slotload
 
-work=$(mktemp -d /tmp/slotd-tlsbench.XXXXXX) slotd_pid=""
-cleanup() {
-  if [ -n "$slotd_pid" ] && kill -0 "$slotd_pid" 2>/dev/null; then
-    kill -TERM "$slotd_pid" 2>/dev/null || true
-    wait "$slotd_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. load/benchlib.sh   # (cwd: the repository root)
+bench_work tlsbench
 
 ossl() { openssl "$@" >/dev/null 2>&1; }
 ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/ca.key" \
@@ -55,11 +47,7 @@ ossl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" \
   --tls-key "$work/server.key" --data-dir "$work/data" --port-file "$work/ports" \
   --log-level warn 2>"$work/slotd.log" &
 slotd_pid=$!
-for _ in $(seq 300); do
-  [ -s "$work/ports" ] && break
-  kill -0 "$slotd_pid" 2>/dev/null || { cat "$work/slotd.log" >&2; exit 1; }
-  sleep 0.1
-done
+bench_wait_ports
 read -r tcp_port http_port tls_port _ <"$work/ports"
 
 # trades/s of one slotload run (its JSON report).
