@@ -219,35 +219,62 @@ void conn_pump(conn *c)
     conn_update_reading(c);
 }
 
-/* Grow rbuf toward one more read's worth if the budgets allow: the room
- * left after rlen (0: none, wait). */
-size_t rbuf_room(conn *c)
+/* The room one read should find. At least READ_CHUNK; for a connection
+ * sending large messages, room for READ_AHEAD_MSGS of them (up to
+ * READ_AHEAD_MAX), because a message split across two reads is walked
+ * twice (framed as its first part arrives, then decoded) while a whole one
+ * is decoded in one pass: with 57 KB batches and 64 KiB reads nearly every
+ * message was split (docs/performance.md, lever 7). */
+static size_t rbuf_want(const conn *c)
+{
+    if (!c->hello)
+        return HELLO_BUF;
+    size_t w = c->last_len < READ_AHEAD_MAX / READ_AHEAD_MSGS ? c->last_len * READ_AHEAD_MSGS
+                                                              : READ_AHEAD_MAX;
+    return w > READ_CHUNK ? w : READ_CHUNK;
+}
+
+/* Grow rbuf to at least `room` bytes after rlen (capped at `limit`) if the
+ * read buffers' total stays within `budget`, or as the one overdraft. */
+static void rbuf_grow(conn *c, size_t room, size_t limit, uint64_t budget, int may_overdraft)
 {
     struct ingest *ing = c->ing;
-    size_t chunk = c->hello ? READ_CHUNK : HELLO_BUF;
-    size_t limit = c->hello ? c->ing->srv->cfg.limits.max_msg + READ_CHUNK : HELLO_BUF;
-    if (c->rcap - c->rlen < chunk && c->rcap < limit) {
-        size_t cap = c->rcap ? c->rcap * 2 : (c->hello ? RBUF_BASE : HELLO_BUF);
-        while (cap - c->rlen < chunk)
-            cap *= 2;
-        if (cap > limit)
-            cap = limit;
-        uint8_t *p = NULL;
-        size_t more = rbuf_over(cap) - rbuf_over(c->rcap);
-        int fits = more == 0 || ing->rbuf_bytes + more <= ing->srv->cfg.max_buffered;
-        /* Past the budget one connection at a time may still grow to finish
-         * its message, so connections holding parts of messages can never
-         * all wait for each other. */
-        if (!fits && !ing->overdraft)
-            ing->overdraft = c;
-        if (fits || ing->overdraft == c)
-            p = realloc(c->rbuf, cap);
-        if (p) {
-            ing->rbuf_bytes += rbuf_over(cap) - rbuf_over(c->rcap);
-            c->rbuf = p;
-            c->rcap = cap;
-        }
-    }
+    size_t cap = c->rcap ? c->rcap * 2 : (c->hello ? RBUF_BASE : HELLO_BUF);
+    while (cap - c->rlen < room)
+        cap *= 2;
+    if (cap > limit)
+        cap = limit;
+    size_t more = rbuf_over(cap) - rbuf_over(c->rcap);
+    int fits = more == 0 || ing->rbuf_bytes + more <= budget;
+    /* Past the budget one connection at a time may still grow to finish
+     * its message, so connections holding parts of messages can never all
+     * wait for each other. */
+    if (!fits && may_overdraft && !ing->overdraft)
+        ing->overdraft = c;
+    if (!fits && !(may_overdraft && ing->overdraft == c))
+        return;
+    uint8_t *p = realloc(c->rbuf, cap);
+    if (!p)
+        return;
+    ing->rbuf_bytes += rbuf_over(cap) - rbuf_over(c->rcap);
+    c->rbuf = p;
+    c->rcap = cap;
+}
+
+/* Make room for one more read if the budgets allow: the room left after
+ * rlen (0: none, wait). Read-ahead (rbuf_want) takes only the first half
+ * of --max-buffered; past it, a connection grows only by what one read
+ * needs (READ_CHUNK), from the whole budget or the overdraft, so
+ * read-ahead never crowds out a message that must be finished. */
+size_t rbuf_room(conn *c)
+{
+    const uint64_t budget = c->ing->srv->cfg.max_buffered;
+    size_t need = c->hello ? READ_CHUNK : HELLO_BUF, want = rbuf_want(c);
+    size_t limit = c->hello ? c->ing->srv->cfg.limits.max_msg + want : HELLO_BUF;
+    if (c->rcap - c->rlen < want && c->rcap < limit)
+        rbuf_grow(c, want, limit, budget / 2, 0);
+    if (c->rcap - c->rlen < need && c->rcap < limit)
+        rbuf_grow(c, need, limit, budget, 1);
     return c->rcap - c->rlen;
 }
 
@@ -367,8 +394,10 @@ void conn_input(conn *c)
         c->msg_start = 0;
     else if (pos || !c->msg_start)
         c->msg_start = c->last_active;
-    /* A large buffer kept for one huge message is given back once it is done. */
-    if (c->rlen == 0 && c->rcap > 4 * READ_CHUNK) {
+    /* A large buffer kept for one huge message is given back once it is
+     * done; one sized for read-ahead is kept (freeing it at every pause
+     * would fault its pages in again). */
+    if (c->rlen == 0 && c->rcap > 4 * rbuf_want(c)) {
         rbuf_free(c);
         rbuf_released(c->ing);
     }

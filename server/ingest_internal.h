@@ -14,7 +14,9 @@
 #include "proto.h"
 #include "tls.h"
 
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK (64 * 1024)     /* room every read finds at least */
+#define READ_AHEAD_MSGS 8           /* ... and, for large messages, room for this many */
+#define READ_AHEAD_MAX (1u << 20)   /* ... up to this much */
 #define OPS_HIGH 4096               /* in-flight requests per connection */
 #define OPS_LOW 1024
 #define OUT_HIGH (4u << 20)         /* unsent reply bytes per connection */

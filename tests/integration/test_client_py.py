@@ -426,13 +426,21 @@ def test_nonblocking_with_selector():
             sel.select(timeout if t is None else min(t, timeout))
             snd.process()
 
+        # slotd paused until the first WouldBlock: nothing is acknowledged,
+        # so max_buffered must push back however fast slotd reads once it
+        # runs (it used to depend on slotd being slower than this loop).
+        s.pause()
         while i < n:
             try:
                 snd.trade("NB", TS0 + i, "4.5", 3, "B", i)
                 i += 1
             except slotd.WouldBlock:
+                if would_block == 0:
+                    s.resume()
                 would_block += 1
                 pump(1.0)
+        if would_block == 0:
+            s.resume()
         while snd.pending or snd.stats["open_records"]:
             pump(1.0)             # the open batch seals by linger in process()
         assert would_block > 0, "max_buffered never pushed back"

@@ -367,6 +367,31 @@ def test_buffered_bound():
         assert not errors, errors
 
 
+def test_read_ahead_bounded():
+    """Clients streaming large batches get reads of several messages (fewer messages
+    split across two reads), but that read-ahead only ever takes the first half of
+    --max-buffered: the rest stays for messages that must be finished."""
+    per, batches, conns = 2500, 6, 4
+    with Slotd(["--max-buffered", "2M"]) as s:
+        cs = [s.connect("ra-%d" % k) for k in range(conns)]
+        for k, c in enumerate(cs):     # all sent before any ACK is read
+            for q in range(1, batches + 1):
+                c.send_batch(q, [trade("RA%d" % k, q * per + i) for i in range(per)])
+        size = len(msgpack.packb(["T", 1, [trade("RA0", i) for i in range(per)]]))
+        assert size > 48 << 10, size
+        for c in cs:
+            for q in range(1, batches + 1):
+                assert c.recv() == ["ACK", q, per]
+        held = s.http_json("/stats")[1]["sessions"]["read_buffer_bytes"]
+        print("  %d connections streaming %d KiB batches: read buffers %d KiB over base"
+              % (conns, size >> 10, held >> 10))
+        # Read-ahead happened, within half the budget; past it a connection
+        # refused read-ahead may still grow by one read (64 KiB) to 256 KiB.
+        assert 0 < held <= 1 * MiB + conns * 128 * 1024, held
+        for k, c in enumerate(cs):
+            assert held_count(c, "RA%d" % k) == per * batches
+
+
 def raise_nofile(want):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     n = want if hard == resource.RLIM_INFINITY else min(want, hard)
@@ -496,6 +521,7 @@ def main():
     res.run(test_journal_error_pipelined)
     res.run(test_hello_memory_bound)
     res.run(test_buffered_bound)
+    res.run(test_read_ahead_bounded)
     res.run(test_silent_sockets_do_not_lock_out)
     res.run(test_client_names_bounded)
     res.run(test_lingering_close)
