@@ -17,7 +17,11 @@
  * the check ran) only when the writer is idle. While the writer is busy
  * writing or syncing, every append lands in the same `cur`, so the next
  * write() and fsync cover all of them — batches grow exactly as much as the
- * disk is slow, and no timer adds latency when it is fast.
+ * disk is slow, and no timer adds latency when it is fast. Within a long
+ * iteration (a closed-loop client's whole window can arrive in one) `cur`
+ * is also handed over once it holds JOURNAL__EARLY bytes and the writer is
+ * free, so the writer works while the loop decodes the rest instead of
+ * after it.
  *
  * Barriers. journal_rotate_barrier seals the group being filled with the
  * barrier as its last callback; sealed groups go to the writer ahead of
@@ -145,13 +149,21 @@ static void journal__on_async(uv_async_t *h)
         journal__update_ref(j);
 }
 
-/* End of a loop iteration (check) or start of the next one (prepare):
- * hand the group to the writer if it is idle; otherwise keep filling it. */
+/* Hand the next group to the writer if it is idle; otherwise keep filling
+ * it. A group the writer has finished but the loop has not collected yet
+ * is collected here (its callbacks still run from journal__on_async), and
+ * if it failed, cur fails with it rather than being written. */
 static void journal__tick(journal *j)
 {
     JOURNAL__ASSERT_LOOP(j);
-    if (j->closing || j->inflight)
+    if (j->closing)
         return;
+    if (j->inflight) {
+        journal__collect(j);
+        journal__fail_current(j);
+        if (j->inflight)
+            return;
+    }
     if (j->sealed) { /* one group in flight still: barrier groups take turns */
         journal__push(j, journal__fifo_pop(&j->sealed, &j->sealed_tail));
         return;
@@ -249,6 +261,8 @@ int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, co
     g->len = need;
     g->cbs[g->ncb++] = (journal__cb){.fn = done, .ctx = ctx};
     j->pending += JOURNAL__HDR + body;
+    if (g->len >= JOURNAL__EARLY)
+        journal__tick(j);
     journal__update_ref(j);
     return 0;
 }
