@@ -36,7 +36,7 @@
 #define JOURNAL__MAX_BODY (JOURNAL__MIN_BODY + 255u + JOURNAL_MAX_MSG)
 _Static_assert(JOURNAL__MAX_BODY <= UINT32_MAX, "a record length must fit its u32 header");
 #define JOURNAL__SPARE_MAX (8u << 20) /* don't keep a burst-sized buffer around */
-#define JOURNAL__EARLY (256u << 10)   /* hand a group over mid-iteration at this size */
+#define JOURNAL__EARLY (16u << 10)    /* hand a group over mid-iteration at this size */
 
 typedef struct journal__cb {
     journal_done_fn fn;

@@ -360,12 +360,14 @@ static void test_group_commit(void **state)
     journal_stats js;
 
     assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
-    /* 300 appends in one loop iteration: one write and one fsync. */
+    /* 300 appends in one loop iteration (~165 KiB): the writer takes the
+     * first JOURNAL__EARLY bytes at once, the rest groups behind its write
+     * and fsync: a few writes, an fsync each, far fewer than appends. */
     feed(&e->loop, j, 0, 300, 300, &log, slots);
     journal_get_stats(j, &js);
     assert_int_equal(js.records, 300);
-    assert_int_equal(js.groups, 1);
-    assert_int_equal(js.fsyncs, 1);
+    assert_true(js.groups >= 1 && js.groups <= 30);
+    assert_int_equal(js.fsyncs, js.groups);
     /* One per iteration while the writer is busy syncing: still grouped. */
     memset(&log, 0, sizeof(log));
     feed(&e->loop, j, 300, 700, 1, &log, slots);
@@ -396,7 +398,7 @@ static void test_early_handover(void **state)
 
     for (size_t i = 0; i < 2000; i++)
         bytes += rec_size(i);
-    assert_true(bytes > (512u << 10)); /* twice JOURNAL__EARLY (journal_internal.h) */
+    assert_true(bytes > (32u << 10)); /* twice JOURNAL__EARLY (journal_internal.h) */
     assert_int_equal(journal_open(&j, &e->loop, &c, NULL, NULL, NULL), 0);
     feed(&e->loop, j, 0, 2000, 2000, &log, slots); /* all in one iteration */
     journal_get_stats(j, &js);
