@@ -9,16 +9,18 @@
 # Redis. Prints per shape the median ratio over the rounds with min..max,
 # and the minimum over shapes: the figure issue #13 asks for.
 #
-#   load/matrix.sh [--rounds 3] [--trades 2M] [--build-dir build-bench]
+#   load/matrix.sh [--rounds 3] [--trades 10M] [--build-dir build-bench]
+# (10M, load/bench.sh's size: at 2M a run lasts ~0.3 s and its fixed start-up
+# of ~0.1 s weighs; docs/performance.md, round 3. 3 rounds take ~6 minutes.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=3 trades=2M build=build-bench
+rounds=3 trades=10M build=build-bench
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
     --trades) trades=$2; shift 2 ;;
     --build-dir) build=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "matrix.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
