@@ -115,9 +115,10 @@ static void journal__run_callbacks(journal *j)
 /* A failed group also fails the group still being filled: its records were
  * appended before the loop learned of the failure, and a client must never
  * see seq N fail while a later seq N+k it sent meanwhile is kept — its
- * resend of N would then look like a duplicate. Appends made after this
- * point start a fresh group and are tried again. */
-static void journal__fail_current(journal *j)
+ * resend of N would then look like a duplicate. Appends made after the
+ * failed group's callbacks ran start a fresh group and are tried again.
+ * Returns the failure (0: none waiting in ready). */
+static int journal__fail_current(journal *j)
 {
     int status = 0;
     journal__group *g;
@@ -126,7 +127,7 @@ static void journal__fail_current(journal *j)
         if (g->status)
             status = g->status;
     if (!status)
-        return;
+        return 0;
     /* Sealed barrier groups were appended before cur: they go first. */
     while ((g = journal__fifo_pop(&j->sealed, &j->sealed_tail)) || ((g = j->cur) && g->ncb)) {
         if (g == j->cur)
@@ -135,6 +136,7 @@ static void journal__fail_current(journal *j)
         j->pending -= g->len;
         journal__fifo_push(&j->ready, &j->ready_tail, g);
     }
+    return status;
 }
 
 static void journal__on_async(uv_async_t *h)
@@ -151,19 +153,19 @@ static void journal__on_async(uv_async_t *h)
 
 /* Hand the next group to the writer if it is idle; otherwise keep filling
  * it. A group the writer has finished but the loop has not collected yet
- * is collected here (its callbacks still run from journal__on_async), and
- * if it failed, cur fails with it rather than being written. */
+ * is collected here; its callbacks still run from journal__on_async. Until
+ * a failed group's callbacks have run, nothing is handed over and cur
+ * fails with it: the appends in it were made by callers that had not yet
+ * been told of the failure (journal__fail_current). */
 static void journal__tick(journal *j)
 {
     JOURNAL__ASSERT_LOOP(j);
     if (j->closing)
         return;
-    if (j->inflight) {
+    if (j->inflight)
         journal__collect(j);
-        journal__fail_current(j);
-        if (j->inflight)
-            return;
-    }
+    if (journal__fail_current(j) || j->inflight)
+        return;
     if (j->sealed) { /* one group in flight still: barrier groups take turns */
         journal__push(j, journal__fifo_pop(&j->sealed, &j->sealed_tail));
         return;

@@ -883,6 +883,58 @@ static void test_disk_full(void **state)
     }
 }
 
+/* Groups handed over early fail in order: once one fails, every record
+ * appended before its callbacks ran fails too, even one that would fit —
+ * a later record kept after an earlier one failed would make the earlier
+ * one's resend look like a duplicate. Records appended in one iteration
+ * under a file size limit a later, smaller group would fit under. */
+static void early_fail_child(const char *dir)
+{
+    static done_log log;
+    static done_slot slots[4096];
+    uv_loop_t loop;
+    journal *j;
+    journal_config c = cfg_for(dir, JOURNAL_FSYNC_NEVER);
+    struct rlimit rl;
+    char seg[256];
+
+    signal(SIGXFSZ, SIG_IGN);
+    CHILD_CHECK(uv_loop_init(&loop) == 0);
+    CHILD_CHECK(journal_open(&j, &loop, &c, NULL, NULL, NULL) == 0);
+    CHILD_CHECK(getrlimit(RLIMIT_FSIZE, &rl) == 0);
+    rl.rlim_cur = 40 << 10;
+    CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+    feed(&loop, j, 0, 2000, 2000, &log, slots); /* one iteration */
+    CHILD_CHECK(log.n == 2000);
+    size_t ok = 0;
+    off_t kept = 0;
+    while (ok < 2000 && log.status[ok] == 0)
+        kept += (off_t)rec_size(log.order[ok++]);
+    CHILD_CHECK(ok > 0 && ok < 2000); /* the first group fit, a later one did not */
+    for (size_t i = 0; i < 2000; i++)
+        CHILD_CHECK(log.order[i] == i && (i < ok ? log.status[i] == 0 : log.status[i] == -EFBIG));
+    seg_path(seg, sizeof(seg), dir, 1);
+    struct stat sb;
+    CHILD_CHECK(stat(seg, &sb) == 0 && sb.st_size == kept);
+    _exit(0);
+}
+
+static void test_early_handover_fails_in_order(void **state)
+{
+    env *e = *state;
+    char dir[256];
+    int status;
+    snprintf(dir, sizeof(dir), "%s/early", e->dir);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        early_fail_child(dir);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- fsync policies -------------------------------------------------- */
 
 typedef struct paced {
@@ -1629,6 +1681,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_early_handover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_early_handover_fails_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_every_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_before_empty_segment, setup, teardown),
