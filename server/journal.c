@@ -260,10 +260,13 @@ int journal_append(journal *j, const char *client, size_t clen, uint64_t seq, co
     journal__put64(p + 10 + clen, seq);
     if (len)
         memcpy(p + 18 + clen, msg, len);
+    /* Each JOURNAL__EARLY bytes appended, offer the group to the writer:
+     * once per step, not per append, since a busy writer costs a lock. */
+    int step = need / JOURNAL__EARLY != g->len / JOURNAL__EARLY;
     g->len = need;
     g->cbs[g->ncb++] = (journal__cb){.fn = done, .ctx = ctx};
     j->pending += JOURNAL__HDR + body;
-    if (g->len >= JOURNAL__EARLY)
+    if (step)
         journal__tick(j);
     journal__update_ref(j);
     return 0;

@@ -738,6 +738,21 @@ static void test_open_without_fn_reads_tail(void **state)
         }                                                                                   \
     } while (0)
 
+/* Runs `call` (a child function: it ends in _exit) in a forked process,
+ * which must exit 0 (not be killed, e.g. by SIGXFSZ). */
+#define RUN_CHILD(call)                                                                     \
+    do {                                                                                    \
+        int st_;                                                                            \
+        fflush(NULL);                                                                       \
+        pid_t pid_ = fork();                                                                \
+        assert_true(pid_ >= 0);                                                             \
+        if (pid_ == 0)                                                                      \
+            call;                                                                           \
+        assert_int_equal(waitpid(pid_, &st_, 0), pid_);                                     \
+        assert_true(WIFEXITED(st_));                                                        \
+        assert_int_equal(WEXITSTATUS(st_), 0);                                              \
+    } while (0)
+
 typedef struct status_box {
     int n, last;
 } status_box;
@@ -870,16 +885,8 @@ static void test_disk_full(void **state)
 
     for (int ignore = 1; ignore >= 0; ignore--) {
         char dir[256];
-        int status;
         snprintf(dir, sizeof(dir), "%s/%s", e->dir, ignore ? "ign" : "dfl");
-        fflush(NULL);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0)
-            disk_full_child(dir, ignore);
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status)); /* not killed by SIGXFSZ */
-        assert_int_equal(WEXITSTATUS(status), 0);
+        RUN_CHILD(disk_full_child(dir, ignore)); /* not killed by SIGXFSZ */
     }
 }
 
@@ -923,16 +930,8 @@ static void test_early_handover_fails_in_order(void **state)
 {
     env *e = *state;
     char dir[256];
-    int status;
     snprintf(dir, sizeof(dir), "%s/early", e->dir);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        early_fail_child(dir);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    RUN_CHILD(early_fail_child(dir));
 }
 
 /* ---- fsync policies -------------------------------------------------- */
@@ -1397,21 +1396,13 @@ static void test_prealloc(void **state)
     recs r = {0};
     journal_replay_stats st;
     journal *j;
-    int status;
 
     if (!can_prealloc(e->dir)) {
         print_message("fallocate(KEEP_SIZE) unsupported here: prealloc test skipped\n");
         return;
     }
     snprintf(dir, sizeof(dir), "%s/crash", e->dir);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        crash_child(dir);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    RUN_CHILD(crash_child(dir));
 
     /* Replay sees exactly the records; open gives the reservation back;
      * appends go on in a new segment, reserved whole. */
